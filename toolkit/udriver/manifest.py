@@ -1,0 +1,121 @@
+"""The driver manifest: the ID table and ABI a built driver carries.
+
+`udriver build` writes it as `<name>-<version>.dist-info/udriver.json` in the wheel and
+as `/usr/share/udriver/drivers/<driver>.json` in the .deb; repositories and clients
+read it back to check that a package really drives the device it is installed for.
+
+Format (JSON object, UTF-8, keys sorted, format 1):
+
+    format       1
+    package      distribution name, e.g. "udriver-edu"
+    version      distribution version (PEP 440)
+    driver       entry-point name in the `udriver.drivers` group, e.g. "edu"
+    entry_point  "module:Class" of the Driver subclass
+    abi          "MAJOR.MINOR" of the udriver ABI the driver was built against
+    modaliases   canonical modalias patterns (see udriver.modalias), sorted
+
+This module is pure: it parses and validates bytes and never touches files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from .abi import AbiVersion, format_abi, parse_abi
+from .errors import AbiError, ManifestError
+from .modalias import Pattern, normalise_patterns, parse_pattern
+
+__all__ = ["DriverManifest", "MANIFEST_NAME", "ENTRY_POINT_GROUP", "FORMAT"]
+
+MANIFEST_NAME = "udriver.json"
+ENTRY_POINT_GROUP = "udriver.drivers"
+FORMAT = 1
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_EP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class DriverManifest:
+    """What a driver package declares about itself."""
+
+    package: str
+    """Distribution name."""
+    version: str
+    """Distribution version."""
+    driver: str
+    """Entry-point name in the `udriver.drivers` group."""
+    entry_point: str
+    """"module:Class" of the Driver subclass."""
+    abi: AbiVersion
+    """The udriver ABI the driver was built against."""
+    modaliases: tuple[str, ...]
+    """Canonical modalias patterns, sorted."""
+
+    @property
+    def patterns(self) -> list[Pattern]:
+        return [parse_pattern(p) for p in self.modaliases]
+
+    def to_json(self) -> bytes:
+        """Deterministic encoding (sorted keys, fixed separators, trailing newline)."""
+        obj = {
+            "format": FORMAT,
+            "package": self.package,
+            "version": self.version,
+            "driver": self.driver,
+            "entry_point": self.entry_point,
+            "abi": format_abi(self.abi),
+            "modaliases": sorted(self.modaliases),
+        }
+        return (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, source: str = "udriver.json") -> "DriverManifest":
+        """Parse and validate a manifest; collects every problem before raising.
+
+        Raises:
+            ManifestError: not JSON, wrong format, or invalid fields.
+        """
+        try:
+            obj = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError(f"{source}: not valid JSON: {e}") from e
+        if not isinstance(obj, dict):
+            raise ManifestError(f"{source}: expected a JSON object, got {type(obj).__name__}")
+        return cls.from_dict(obj, source)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, object], source: str = "udriver.json") -> "DriverManifest":
+        problems: list[str] = []
+        if obj.get("format") != FORMAT:
+            problems.append(f"`format` must be {FORMAT}, got {obj.get('format')!r}")
+        def text(key: str) -> str:
+            v = obj.get(key)
+            if not isinstance(v, str) or not v:
+                problems.append(f"`{key}` must be a non-empty string, got {v!r}")
+                return ""
+            return v
+        package, version, driver, ep = (text(k) for k in ("package", "version", "driver", "entry_point"))
+        if driver and not _NAME_RE.match(driver):
+            problems.append(f"`driver` must match {_NAME_RE.pattern}, got {driver!r}")
+        if ep and not _EP_RE.match(ep):
+            problems.append(f"`entry_point` must be \"module:Class\", got {ep!r}")
+        abi: AbiVersion = (0, 0)
+        try:
+            abi = parse_abi(str(obj.get("abi", "")))
+        except AbiError as e:
+            problems.append(f"`abi`: {e}")
+        raw = obj.get("modaliases")
+        mods: list[str] = []
+        if not isinstance(raw, list) or not raw:
+            problems.append(f"`modaliases` must be a non-empty list of patterns, got {raw!r}")
+        else:
+            try:
+                mods = normalise_patterns(raw)
+            except ManifestError as e:
+                problems.append(f"`modaliases`: {e}")
+        if problems:
+            raise ManifestError(f"{source}: " + "; ".join(problems))
+        return cls(package, version, driver, ep, abi, tuple(sorted(mods)))
