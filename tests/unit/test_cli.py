@@ -1,0 +1,65 @@
+"""The top-level CLI handler: exact text and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from udriver import __version__, cli
+from udriver.errors import DeviceError
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["--version"])
+    assert ei.value.code == 0
+    assert capsys.readouterr().out == f"udriver {__version__}\n"
+
+
+def _fake_command(monkeypatch: pytest.MonkeyPatch, behaviour: object) -> None:
+    def fake_parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog="udriver")
+        p.add_argument("-v", "--verbose", action="count", default=0)
+        p.set_defaults(_main=behaviour)
+        return p
+    monkeypatch.setattr(cli, "build_parser", fake_parser)
+
+
+def test_udriver_error_is_one_line_with_hint(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def boom(args: argparse.Namespace) -> int:
+        e = DeviceError("no PCI device at '0000:00:1f.7'")
+        e.hint = "run `udriver devices` to list devices"
+        raise e
+    _fake_command(monkeypatch, boom)
+    assert cli.main([]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("error: no PCI device at '0000:00:1f.7'\n"
+                   "hint: run `udriver devices` to list devices\n")
+
+
+def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+    _fake_command(monkeypatch, interrupted)
+    assert cli.main([]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_unexpected_error_keeps_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(args: argparse.Namespace) -> int:
+        raise ZeroDivisionError("bug")
+    _fake_command(monkeypatch, bug)
+    with pytest.raises(ZeroDivisionError):
+        cli.main([])
+
+
+def test_env_option_default_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UDRIVER_TEST_URL", "http://127.0.0.1:9/")
+    p = argparse.ArgumentParser()
+    cli.env_option(p, "--url", env="UDRIVER_TEST_URL", help="repository URL")
+    assert p.parse_args([]).url == "http://127.0.0.1:9/"
+    assert p.parse_args(["--url", "x"]).url == "x"
+    assert "[env: UDRIVER_TEST_URL]" in p.format_help()
