@@ -1,0 +1,19 @@
+"""Errors specific to the repository, all below `udriver.errors.RepositoryError`."""
+
+from __future__ import annotations
+
+from udriver.errors import RepositoryError
+
+__all__ = ["ScopeError", "ConflictError", "AuthError"]
+
+
+class ScopeError(RepositoryError):
+    """A package claims PCI IDs outside the publishing vendor's scope (HTTP 403)."""
+
+
+class ConflictError(RepositoryError):
+    """A package of the same name and version with different bytes exists (HTTP 409)."""
+
+
+class AuthError(RepositoryError):
+    """A vendor name is unknown or revoked."""
