@@ -7,5 +7,15 @@ Subpackages:
     client     repositories, resolution, install, supervision
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]
+
+# The Debian package ships python-tuf 7 and securesystemslib 1.x, which Debian 12 lacks, in a
+# private directory (debian/vendor.txt). Appended, so an interpreter that has them already
+# (a venv, a newer Debian) keeps its own.
+_VENDOR = "/usr/lib/udriver/vendor"
+if _os.path.isdir(_VENDOR) and _VENDOR not in _sys.path:
+    _sys.path.append(_VENDOR)
