@@ -1,0 +1,30 @@
+"""`udriver unbind BDF`: undo `udriver bind`; the kernel's own driver (if any) takes it back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..pci import unbind
+from ._devices import add_sysfs_root_option, sysfs_root
+
+__all__ = ["HELP", "add_arguments", "main"]
+
+HELP = "release a PCI device from vfio-pci and give it back to its kernel driver"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bdf", metavar="BDF", help="PCI address, e.g. 0000:00:03.0")
+    p.add_argument("--json", action="store_true", help="print the device afterwards as JSON")
+    add_sysfs_root_option(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    dev = unbind(args.bdf, sysfs_root=sysfs_root(args))
+    if args.json:
+        print(json.dumps(dev.to_json(), indent=2))
+    elif dev.driver is None:
+        print(f"{dev.bdf}: unbound (no driver)")
+    else:
+        print(f"{dev.bdf}: bound to {dev.driver}")
+    return 0

@@ -1,0 +1,148 @@
+"""IOMMU groups and whether a group can be handed to user space (its "viability").
+
+VFIO's unit of ownership is the IOMMU group, not the device (Documentation/driver-api/
+vfio.rst, "Groups, Devices, and IOMMUs"): a process may open `/dev/vfio/<group>` only
+when the group is *viable*, i.e. no device in it is used by a kernel driver that does
+DMA through the kernel's own IOMMU domain. The kernel's rules:
+
+- an unbound device is fine;
+- a device bound to vfio-pci (or a vfio-pci variant driver such as `mlx5_vfio_pci`) is fine;
+- drivers that never do DMA are allowed: `pci-stub` (drivers/vfio/vfio.c
+  `vfio_driver_allowed`), and since Linux 5.19 every driver with `driver_managed_dma`,
+  which includes `pcieport`;
+- a device whose config header is not type 0, i.e. a PCI bridge, is allowed whatever its
+  driver (vfio.c `vfio_dev_driver_allowed`: "we can include PCI interconnect devices").
+
+`viability_problems` is a pure function over `PciDevice` records and is the only place
+these rules live; `check_viable` does the reading.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import DeviceError
+from ._pciids import PciIds
+from ._sysfs import PciDevice, SysfsLike, _as_sysfs, get_device, normalise_bdf
+
+__all__ = [
+    "iommu_group",
+    "group_devices",
+    "check_viable",
+    "viability_problems",
+    "is_vfio_driver",
+    "DMA_SAFE_DRIVERS",
+    "NO_IOMMU_GROUP_HINT",
+]
+
+_log = logging.getLogger(__name__)
+
+DMA_SAFE_DRIVERS = frozenset({"pci-stub", "pcieport"})
+"""Kernel drivers that may share a group with a user-owned device (see module docstring)."""
+
+NO_IOMMU_GROUP_HINT = (
+    "is the IOMMU enabled? Boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); "
+    "under QEMU add -device intel-iommu"
+)
+
+_VFIO_VARIANT = re.compile(r"^(vfio-pci|[a-z0-9_-]+[-_]vfio[-_]pci)$")
+
+
+def is_vfio_driver(name: str | None) -> bool:
+    """True for vfio-pci and its variant drivers (e.g. `mlx5_vfio_pci`)."""
+    return name is not None and _VFIO_VARIANT.match(name) is not None
+
+
+def viability_problems(target: str, members: Iterable[PciDevice]) -> list[str]:
+    """Why the IOMMU group holding `target` cannot be given to user space; [] if it can.
+
+    Pure: decides over the records it is given. `target` itself is not judged: it is
+    the device about to be (or already) bound to vfio-pci.
+
+    Args:
+        target: canonical BDF of the device the caller wants to use.
+        members: every PCI device of the group (may include `target`).
+    """
+    problems: list[str] = []
+    for dev in sorted(members, key=lambda d: d.bdf):
+        if dev.bdf == target or dev.driver is None:
+            continue
+        if is_vfio_driver(dev.driver) or dev.driver in DMA_SAFE_DRIVERS:
+            continue
+        if dev.is_bridge:
+            # vfio.c: bridges may stay with their driver; isolation below them is the
+            # group's business, and every device below is in the same group anyway.
+            continue
+        problems.append(f"{dev.bdf} ({dev.ids}) is bound to `{dev.driver}`")
+    return problems
+
+
+def iommu_group(bdf: str, sysfs_root: SysfsLike = Path("/")) -> int | None:
+    """The IOMMU group number of a device, None when it has none.
+
+    Raises:
+        DeviceError: malformed or missing BDF.
+    """
+    return get_device(bdf, sysfs_root).iommu_group
+
+
+def group_devices(group: int, sysfs_root: SysfsLike = Path("/")) -> list[str]:
+    """BDFs of the PCI devices in an IOMMU group, sorted.
+
+    Reads `/sys/kernel/iommu_groups/<group>/devices/`, whose entries are named after
+    the devices (Documentation/ABI/testing/sysfs-kernel-iommu_groups).
+
+    Raises:
+        DeviceError: no such group.
+    """
+    fs = _as_sysfs(sysfs_root)
+    d = fs.iommu_group_dir(group) / "devices"
+    try:
+        names = [p.name for p in d.iterdir()]
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise DeviceError(f"No IOMMU group {group}: {d} does not exist") from e
+    out: list[str] = []
+    for name in names:
+        try:
+            out.append(normalise_bdf(name))
+        except DeviceError:
+            _log.debug("IOMMU group %d: ignoring non-PCI member %s", group, name)
+    return sorted(out)
+
+
+def check_viable(bdf: str, sysfs_root: SysfsLike = Path("/"), *,
+                 pci_ids: PciIds | None = None) -> None:
+    """Succeed when the device's IOMMU group may be opened through VFIO.
+
+    Raises:
+        DeviceError: malformed/missing BDF; the device has no IOMMU group (IOMMU off);
+            or another device of the group is bound to a kernel driver that does DMA
+            (the message names each such device and its driver).
+    """
+    fs = _as_sysfs(sysfs_root)
+    dev = get_device(bdf, fs, pci_ids=pci_ids)
+    if dev.iommu_group is None:
+        err = DeviceError(f"PCI device {dev.bdf} has no IOMMU group: {NO_IOMMU_GROUP_HINT}")
+        raise err
+    members: list[PciDevice] = []
+    for member in group_devices(dev.iommu_group, fs):
+        if member == dev.bdf:
+            continue
+        try:
+            members.append(get_device(member, fs, pci_ids=pci_ids))
+        except DeviceError:
+            if fs.device_dir(member).is_dir():
+                raise
+            _log.info("IOMMU group %d: %s vanished while checking", dev.iommu_group, member)
+    problems = viability_problems(dev.bdf, members)
+    if problems:
+        err = DeviceError(
+            f"IOMMU group {dev.iommu_group} of {dev.bdf} is not viable: "
+            + "; ".join(problems)
+            + " (every device in the group must be unbound or bound to vfio-pci or pci-stub)"
+        )
+        err.hint = "bind the other devices too (udriver bind BDF) or unbind them"
+        raise err

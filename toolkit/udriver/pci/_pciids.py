@@ -1,0 +1,243 @@
+"""Human-readable names from the PCI ID database (`pci.ids`, Debian packages pci.ids/hwdata).
+
+The file format (header comment of pci.ids itself):
+
+    vendor  vendor_name
+    \tdevice  device_name
+    \t\tsubvendor subdevice  subsystem_name
+    C class  class_name
+    \tsubclass  subclass_name
+    \t\tprog-if  prog-if_name
+
+Hex IDs are lower case; the name follows two spaces. Lines starting with `#` are comments.
+
+Rules:
+- Nothing is read until the first lookup, and the whole file is never parsed: a lookup
+  finds the one vendor (or class) block with a byte search and parses only that block,
+  which is then cached. A missing database means every name is None, never an error.
+- Unknown IDs give None, so callers can print "Device 0d57" the way lspci does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PciIds", "PciNames", "default_pci_ids", "PCI_IDS_PATHS"]
+
+_log = logging.getLogger(__name__)
+
+PCI_IDS_PATHS: tuple[Path, ...] = (
+    Path("/usr/share/misc/pci.ids"),  # Debian package pci.ids
+    Path("/usr/share/hwdata/pci.ids"),  # Debian package hwdata
+)
+"""Where Debian installs the database; `UDRIVER_PCI_IDS` overrides them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PciNames:
+    """Names of one device; each is None when the database does not know it."""
+
+    vendor: str | None
+    """Vendor name, e.g. "NVIDIA Corporation"."""
+    device: str | None
+    """Device name, e.g. "GH100[H100 SXM5 80GB]"."""
+    subsystem_vendor: str | None
+    """Name of the subsystem vendor."""
+    subsystem: str | None
+    """Name of the (subvendor, subdevice) pair listed under the device."""
+    class_name: str | None
+    """The most specific class name known: subclass if listed, else base class."""
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "vendor": self.vendor,
+            "device": self.device,
+            "subsystem_vendor": self.subsystem_vendor,
+            "subsystem": self.subsystem,
+            "class": self.class_name,
+        }
+
+
+@dataclass(slots=True)
+class _VendorBlock:
+    name: str
+    devices: dict[int, str]
+    subsystems: dict[tuple[int, int, int], str]  # (device, subvendor, subdevice) -> name
+
+
+@dataclass(slots=True)
+class _ClassBlock:
+    name: str
+    subclasses: dict[int, str]
+    prog_ifs: dict[tuple[int, int], str]
+
+
+def _split(line: str) -> tuple[str, str] | None:
+    """"id  name" -> (id, name); None for a malformed line."""
+    key, sep, name = line.partition("  ")
+    if not sep or not key:
+        return None
+    return key.strip(), name.strip()
+
+
+def _hex(text: str) -> int | None:
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+class PciIds:
+    """Lazy, cached lookups in one pci.ids file.
+
+    Thread-safe; a lookup costs one byte search the first time a vendor or class is
+    seen and a dict lookup afterwards.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        """Args:
+            path: the pci.ids file, or None for "no database" (every name is None).
+        """
+        self.path = path
+        self._data: bytes | None = None
+        self._loaded = False
+        self._lock = threading.Lock()
+        self._vendors: dict[int, _VendorBlock | None] = {}
+        self._classes: dict[int, _ClassBlock | None] = {}
+        self._class_start = -1
+
+    def _bytes(self) -> bytes | None:
+        with self._lock:
+            if not self._loaded:
+                self._loaded = True
+                if self.path is not None:
+                    try:
+                        data = self.path.read_bytes()
+                    except OSError as e:
+                        _log.warning("cannot read PCI ID database %s: %s", self.path, e)
+                    else:
+                        # A leading newline lets every block be found as b"\n<key>".
+                        self._data = b"\n" + data
+                        self._class_start = self._data.find(b"\nC ")
+            return self._data
+
+    def _block_lines(self, data: bytes, start: int) -> list[str]:
+        """The indented lines following the header line at `start` (comments dropped)."""
+        out: list[str] = []
+        pos = data.find(b"\n", start + 1)
+        while pos != -1 and pos + 1 < len(data):
+            end = data.find(b"\n", pos + 1)
+            raw = data[pos + 1:end if end != -1 else len(data)]
+            if raw.startswith(b"\t"):
+                out.append(raw.decode("utf-8", "replace").rstrip("\r"))
+            elif raw and not raw.startswith(b"#"):
+                break  # next vendor or class header
+            pos = end
+        return out
+
+    def _vendor(self, vendor: int) -> _VendorBlock | None:
+        if vendor in self._vendors:
+            return self._vendors[vendor]
+        block: _VendorBlock | None = None
+        data = self._bytes()
+        if data is not None:
+            start = data.find(b"\n%04x  " % vendor)
+            if start != -1 and (self._class_start == -1 or start < self._class_start):
+                header = data[start + 1:data.find(b"\n", start + 1)].decode("utf-8", "replace")
+                block = _VendorBlock(header[6:].strip(), {}, {})
+                current: int | None = None
+                for line in self._block_lines(data, start):
+                    if line.startswith("\t\t"):
+                        parsed = _split(line[2:])
+                        ids = parsed[0].split() if parsed else []
+                        if parsed and current is not None and len(ids) == 2:
+                            sv, sd = _hex(ids[0]), _hex(ids[1])
+                            if sv is not None and sd is not None:
+                                block.subsystems[(current, sv, sd)] = parsed[1]
+                    else:
+                        parsed = _split(line[1:])
+                        current = _hex(parsed[0]) if parsed else None
+                        if parsed and current is not None:
+                            block.devices[current] = parsed[1]
+        self._vendors[vendor] = block
+        return block
+
+    def _class(self, base: int) -> _ClassBlock | None:
+        if base in self._classes:
+            return self._classes[base]
+        block: _ClassBlock | None = None
+        data = self._bytes()
+        if data is not None:
+            start = data.find(b"\nC %02x  " % base)
+            if start != -1:
+                header = data[start + 1:data.find(b"\n", start + 1)].decode("utf-8", "replace")
+                block = _ClassBlock(header[6:].strip(), {}, {})
+                sub: int | None = None
+                for line in self._block_lines(data, start):
+                    if line.startswith("\t\t"):
+                        parsed = _split(line[2:])
+                        pi = _hex(parsed[0]) if parsed else None
+                        if parsed and sub is not None and pi is not None:
+                            block.prog_ifs[(sub, pi)] = parsed[1]
+                    else:
+                        parsed = _split(line[1:])
+                        sub = _hex(parsed[0]) if parsed else None
+                        if parsed and sub is not None:
+                            block.subclasses[sub] = parsed[1]
+        self._classes[base] = block
+        return block
+
+    def vendor_name(self, vendor: int) -> str | None:
+        block = self._vendor(vendor)
+        return block.name if block else None
+
+    def device_name(self, vendor: int, device: int) -> str | None:
+        block = self._vendor(vendor)
+        return block.devices.get(device) if block else None
+
+    def subsystem_name(self, vendor: int, device: int, subvendor: int,
+                       subdevice: int) -> str | None:
+        block = self._vendor(vendor)
+        return block.subsystems.get((device, subvendor, subdevice)) if block else None
+
+    def class_name(self, class_code: int) -> str | None:
+        """Most specific name for a 24-bit class code: subclass, else base class."""
+        block = self._class((class_code >> 16) & 0xFF)
+        if block is None:
+            return None
+        return block.subclasses.get((class_code >> 8) & 0xFF, block.name)
+
+    def names(self, vendor: int, device: int, subvendor: int, subdevice: int,
+              class_code: int) -> PciNames | None:
+        """All names for one device, or None when there is no database at all."""
+        if self._bytes() is None:
+            return None
+        return PciNames(
+            vendor=self.vendor_name(vendor),
+            device=self.device_name(vendor, device),
+            subsystem_vendor=self.vendor_name(subvendor) if subvendor else None,
+            subsystem=self.subsystem_name(vendor, device, subvendor, subdevice),
+            class_name=self.class_name(class_code),
+        )
+
+
+_default: PciIds | None = None
+_default_lock = threading.Lock()
+
+
+def default_pci_ids() -> PciIds:
+    """The process-wide database: `$UDRIVER_PCI_IDS`, else the first of PCI_IDS_PATHS."""
+    global _default
+    with _default_lock:
+        env = os.environ.get("UDRIVER_PCI_IDS")
+        if env is not None:
+            path: Path | None = Path(env) if env else None
+            if _default is None or _default.path != path:
+                _default = PciIds(path)
+        elif _default is None:
+            _default = PciIds(next((p for p in PCI_IDS_PATHS if p.is_file()), None))
+        return _default
