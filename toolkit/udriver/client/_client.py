@@ -1,0 +1,359 @@
+"""The client's operations: resolve, install, update, search, show, annotate.
+
+This module joins the pieces and owns the order of operations of an install:
+
+1. resolve each device through its vendor's index and the class index (`resolve`);
+2. group devices by the chosen driver version, so a package is installed once even
+   for several devices;
+3. download the wheel through TUF (length and hashes verified, TUF spec 5.7);
+4. read its embedded `udriver.json` and check it against the index entry and every
+   device (`_verify.check_package`); on any mismatch nothing is installed;
+5. install into the store (`_store.DriverStore`), which switches `current` atomically.
+
+Repositories are consulted in name order; a repository that fails verification fails
+the operation (an attacker must not be able to steer us to another mirror by breaking
+one), except in `annotate()`, which is informational and only logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+from tuf.ngclient.fetcher import FetcherInterface
+
+from ..abi import ABI_VERSION, AbiVersion
+from ..artifacts import read_wheel_manifest
+from ..errors import ConfigError, InstallError, ManifestError, UdriverError
+from ..modalias import Modalias, PatternIndex, parse_modalias, parse_pattern
+from ._config import RepoConfig, list_repos
+from ._fetcher import Progress
+from ._index import CLASS_INDEX, IndexEntry, build_pattern_index
+from ._remote import RemoteRepo
+from ._store import DriverStore, InstalledDriver
+from ._verify import check_package
+from .resolve import Candidate, choose, choose_version
+
+__all__ = ["Client", "InstallResult", "annotate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InstallResult:
+    """What one install did."""
+
+    driver: str
+    """Driver name."""
+    version: str
+    """Version now current."""
+    previous: str | None
+    """Version current before (None if first install)."""
+    repo: str
+    """Repository it came from ("" for a local wheel)."""
+    devices: list[str] = field(default_factory=list)
+    """Devices it was installed for."""
+    changed: bool = True
+    """False when that version was already current."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"driver": self.driver, "version": self.version, "previous": self.previous,
+                "repo": self.repo, "devices": self.devices, "changed": self.changed}
+
+
+class Client:
+    """Client operations over the configured repositories and the local store.
+
+    Args:
+        repos: repositories to use (default: every configured one).
+        offline: use only cached, unexpired metadata (see `_remote`).
+        store: the driver store (default: `<state>/drivers`).
+        fetcher: injected into every repository (tests); default requests.
+        progress: download progress callback.
+        provided: the runtime's ABI.
+    """
+
+    def __init__(self, repos: Sequence[RepoConfig] | None = None, *, offline: bool = False,
+                 store: DriverStore | None = None, fetcher: FetcherInterface | None = None,
+                 progress: Progress | None = None, provided: AbiVersion = ABI_VERSION) -> None:
+        self.repos = list(repos) if repos is not None else list_repos()
+        self.remotes = [RemoteRepo(c, offline=offline, fetcher=fetcher, progress=progress)
+                        for c in self.repos]
+        self.store = store or DriverStore()
+        self.provided = provided
+        self._entries: dict[tuple[str, str], list[IndexEntry]] = {}
+
+    def _require_repos(self) -> None:
+        if not self.remotes:
+            err = ConfigError("no repository is configured")
+            err.hint = "add one with `udriver repo add NAME URL --root ROOT.json`"
+            raise err
+
+    # -- index access ----------------------------------------------------------------
+    def entries(self, vendors: Iterable[int | None], *, tolerant: bool = False
+                ) -> list[IndexEntry]:
+        """Entries of the given vendors' indexes (None: class index), every repository.
+
+        Raises:
+            RepositoryError, DownloadError: unless `tolerant`, when they are logged.
+        """
+        out: list[IndexEntry] = []
+        for remote in self.remotes:
+            for v in sorted(set(vendors), key=lambda x: -1 if x is None else x):
+                key = (remote.name, CLASS_INDEX if v is None else f"{v:04x}")
+                if key not in self._entries:
+                    try:
+                        self._entries[key] = remote.index(v)
+                    except UdriverError as e:
+                        if not tolerant:
+                            raise
+                        log.warning("%s", e)
+                        self._entries[key] = []
+                out.extend(self._entries[key])
+        return out
+
+    def pattern_index(self, devices: Mapping[str, Modalias], *, tolerant: bool = False
+                      ) -> PatternIndex[IndexEntry]:
+        """A PatternIndex over the indexes the devices' vendors (and class) need."""
+        vendors: set[int | None] = {a.vendor for a in devices.values()} | {None}
+        return build_pattern_index(self.entries(vendors, tolerant=tolerant))
+
+    def resolve(self, devices: Mapping[str, Modalias], *, tolerant: bool = False
+                ) -> dict[str, Candidate | None]:
+        """The best driver version for each device (see `resolve`)."""
+        idx = self.pattern_index(devices, tolerant=tolerant)
+        return {bdf: choose(alias, idx, self.provided) for bdf, alias in devices.items()}
+
+    # -- install ---------------------------------------------------------------------
+    def _remote(self, name: str) -> RemoteRepo:
+        for r in self.remotes:
+            if r.name == name:
+                return r
+        raise ConfigError(f"No repository named {name!r} is configured")
+
+    def install_entry(self, entry: IndexEntry, devices: Mapping[str, Modalias] | None = None
+                      ) -> InstallResult:
+        """Download, check (module steps 3-4) and install one index entry (step 5).
+
+        Raises:
+            InstallError: the entry has no wheel.
+            RepositoryError, DownloadError: verification or download failed.
+            PackageError: the package does not match the index or the devices.
+        """
+        target = entry.files.get("wheel")
+        if target is None:
+            raise InstallError(f"{entry.package} {entry.version} has no wheel in repository "
+                               f"{entry.repo!r} (only a .deb; install it with apt)")
+        before = self.store.get(entry.driver)
+        if before is not None and before.current == entry.version:
+            return InstallResult(entry.driver, entry.version, before.previous, entry.repo,
+                                 sorted(devices or {}), changed=False)
+        wheel = self._remote(entry.repo).fetch(target)
+        manifest = read_wheel_manifest(wheel)
+        check_package(manifest, entry, devices)
+        info = self.store.install_wheel(wheel, manifest)
+        return InstallResult(info.driver, entry.version,
+                             before.current if before else None, entry.repo,
+                             sorted(devices or {}))
+
+    def install_for_devices(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
+        """Resolve and install drivers for `devices`; each package is installed once.
+
+        Raises:
+            InstallError: a device has no matching, ABI-compatible driver.
+            RepositoryError, DownloadError, PackageError: as for `install_entry`.
+        """
+        self._require_repos()
+        chosen = self.resolve(devices)
+        missing = sorted(b for b, c in chosen.items() if c is None)
+        if missing:
+            raise InstallError("no compatible driver in any repository for "
+                               + ", ".join(f"{b} ({devices[b]})" for b in missing))
+        groups: dict[IndexEntry, dict[str, Modalias]] = {}
+        for bdf, cand in chosen.items():
+            assert cand is not None
+            groups.setdefault(cand.entry, {})[bdf] = devices[bdf]
+        return [self.install_entry(e, devs) for e, devs in groups.items()]
+
+    def find(self, spec: str, devices: Mapping[str, Modalias]) -> IndexEntry:
+        """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine
+        (the local devices' vendors, the class index, and any index already cached).
+
+        Raises:
+            InstallError: not found, or no ABI-compatible version.
+        """
+        self._require_repos()
+        name, _, version = spec.partition("==")
+        if version:
+            try:
+                Version(version)
+            except InvalidVersion as e:
+                raise InstallError(f"Invalid version in {spec!r} (not PEP 440)") from e
+        vendors = {a.vendor for a in devices.values()} | {None} | self._cached_vendors()
+        entries = self.entries(vendors)
+        best = choose_version(entries, name, version or None, self.provided)
+        if best is None:
+            known = [e for e in entries if name in (e.driver, e.package)]
+            if known:
+                why = (f"version {version} is not published" if version else
+                       f"no version provides ABI compatible with this runtime "
+                       f"({', '.join(sorted({f'{e.version} needs {e.abi[0]}.{e.abi[1]}' for e in known}))})")
+            else:
+                why = "not found in the indexes of this machine's device vendors"
+            err = InstallError(f"cannot install {spec!r}: {why}")
+            err.hint = "use `udriver search VENDOR:DEVICE` to look a device up"
+            raise err
+        return best
+
+    def _cached_vendors(self) -> set[int | None]:
+        out: set[int | None] = set()
+        for r in self.remotes:
+            for n in r.cached_index_names():
+                if n != CLASS_INDEX and len(n) == 4:
+                    try:
+                        out.add(int(n, 16))
+                    except ValueError:
+                        pass
+        return out
+
+    def install_local_wheel(self, wheel: Path, devices: Mapping[str, Modalias] | None = None
+                            ) -> InstallResult:
+        """Install a wheel file given by the administrator (no repository; still checked:
+        RECORD hashes, manifest validity, and the devices if given).
+
+        Raises:
+            PackageError: invalid wheel, or its ID table does not match `devices`.
+        """
+        manifest = read_wheel_manifest(wheel)
+        pseudo = IndexEntry(manifest.package, manifest.driver, manifest.version, manifest.abi,
+                            manifest.modaliases, {"wheel": ""}, "", "")
+        check_package(manifest, pseudo, devices)
+        before = self.store.get(manifest.driver)
+        info = self.store.install_wheel(wheel, manifest)
+        return InstallResult(info.driver, manifest.version, before.current if before else None,
+                             "", sorted(devices or {}),
+                             changed=before is None or before.current != manifest.version)
+
+    def update(self) -> list[InstallResult]:
+        """Install the newest compatible version of every installed driver.
+
+        Raises:
+            RepositoryError, DownloadError, PackageError: as for `install_entry`.
+        """
+        self._require_repos()
+        out = []
+        for inst in self.store.installed():
+            m = inst.manifest()
+            if m is None or inst.current is None:
+                continue
+            vendors: set[int | None] = {p.vendor for p in m.patterns}
+            best = choose_version(self.entries(vendors), inst.driver, None, self.provided)
+            if best is not None and best.parsed_version > Version(inst.current):
+                out.append(self.install_entry(best))
+        return out
+
+    # -- queries ---------------------------------------------------------------------
+    def search(self, query: str, devices: Mapping[str, Modalias] | None = None
+               ) -> list[IndexEntry]:
+        """Drivers for "VVVV", "VVVV:DDDD", a modalias, or a text in the name.
+
+        Raises:
+            RepositoryError, DownloadError: verification or download failed.
+        """
+        self._require_repos()
+        q = query.strip().lower()
+        alias = _query_alias(q)
+        if alias is not None:
+            vendor, device = alias
+            entries = self.entries({vendor, None})
+            hits = []
+            for e in entries:
+                for p in map(parse_pattern, e.modaliases):
+                    if p.vendor in (None, vendor) and (device is None or p.device in (None, device)):
+                        hits.append(e)
+                        break
+        else:
+            vendors = {a.vendor for a in (devices or {}).values()} | {None}
+            entries = self.entries(vendors | self._cached_vendors())
+            hits = [e for e in entries if q in e.driver.lower() or q in e.package.lower()]
+        return sorted(set(hits), key=lambda e: (e.driver, e.parsed_version, e.repo))
+
+    def show(self, spec: str, devices: Mapping[str, Modalias]) -> tuple[list[IndexEntry],
+                                                                      InstalledDriver | None]:
+        """Every published version of a driver, and what is installed of it."""
+        best = self.find(spec.partition("==")[0], devices)
+        versions = [e for e in self.entries({*(parse_pattern(m).vendor for m in best.modaliases)})
+                    if e.driver == best.driver]
+        return sorted(set(versions), key=lambda e: e.parsed_version), self.store.get(best.driver)
+
+
+def _query_alias(q: str) -> tuple[int, int | None] | None:
+    if q.startswith("pci:"):
+        try:
+            a = parse_modalias(q)
+            return a.vendor, a.device
+        except ManifestError:
+            try:
+                p = parse_pattern(q)
+            except ManifestError:
+                return None
+            return (p.vendor, p.device) if p.vendor is not None else None
+    parts = q.split(":")
+    try:
+        if len(parts) == 1 and len(q) == 4:
+            return int(q, 16), None
+        if len(parts) == 2 and all(len(x) == 4 for x in parts):
+            return int(parts[0], 16), int(parts[1], 16)
+    except ValueError:
+        return None
+    return None
+
+
+def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list]]
+                   ) -> InstalledDriver | None:
+    best: tuple[tuple[int, int], InstalledDriver] | None = None
+    for inst, patterns in installed:
+        for p in patterns:
+            if p.matches(alias) and (best is None or p.specificity > best[0]):
+                best = (p.specificity, inst)
+    return best[1] if best else None
+
+
+def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
+             client: Client | None = None) -> dict[str, dict[str, dict[str, str] | None]]:
+    """Installed and available driver per device, for `udriver devices`.
+
+    Uses cached, unexpired metadata unless `refresh`; repositories that fail are logged
+    and skipped (this is informational).
+
+    Returns:
+        {bdf: {"installed": {"driver", "version"} | None,
+               "available": {"driver", "version", "repo"} | None}}
+    """
+    aliases = {b: a if isinstance(a, Modalias) else parse_modalias(a) for b, a in devices.items()}
+    try:
+        client = client or Client(offline=not refresh)
+    except UdriverError as e:
+        log.warning("%s", e)
+        client = Client([], offline=True)
+    installed = []
+    for inst in client.store.installed():
+        m = inst.manifest()
+        if m is not None:
+            installed.append((inst, m.patterns))
+    chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
+    out: dict[str, dict[str, dict[str, str] | None]] = {}
+    for bdf, alias in aliases.items():
+        inst = _installed_for(alias, installed)
+        cand = chosen.get(bdf)
+        out[bdf] = {
+            "installed": ({"driver": inst.driver, "version": inst.current or ""}
+                          if inst else None),
+            "available": ({"driver": cand.entry.driver, "version": cand.entry.version,
+                           "repo": cand.entry.repo} if cand else None),
+        }
+    return out
+

@@ -1,0 +1,126 @@
+"""python-tuf's `FetcherInterface` over a `requests.Session`.
+
+Only `_fetch(url)` is overridden, as python-tuf asks; length limits, hashes and
+signatures stay python-tuf's job. What the session adds for users:
+
+- timeouts (connect, read between chunks): a stalled server raises `SlowRetrievalError`;
+- retries with backoff for connection errors and 429/5xx (urllib3 `Retry`), GET only;
+- proxies and `REQUESTS_CA_BUNDLE` from the environment (`trust_env`), or an explicit
+  CA bundle;
+- an optional progress callback per download (the CLI draws a bar on a terminal).
+
+`OfflineFetcher` refuses every request; it backs `--offline`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from tuf.api import exceptions
+from tuf.ngclient.fetcher import FetcherInterface
+from urllib3.util.retry import Retry
+
+from .. import __version__
+
+__all__ = ["FetchOptions", "RequestsFetcher", "OfflineFetcher", "Progress"]
+
+log = logging.getLogger(__name__)
+
+#: progress(url, bytes_so_far, total_or_None, done)
+Progress = Callable[[str, int, "int | None", bool], None]
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Network settings for one repository."""
+
+    connect_timeout: float = 5.0
+    """Seconds to establish a connection."""
+    read_timeout: float = 30.0
+    """Seconds to wait for the next chunk before giving up."""
+    retries: int = 3
+    """Retries for connection errors and 429/500/502/503/504."""
+    backoff: float = 0.2
+    """urllib3 backoff factor (0.2 s, 0.4 s, 0.8 s...)."""
+    ca_bundle: str | None = None
+    """CA bundle path; None uses the environment / system default."""
+    chunk_size: int = 64 * 1024
+    """Bytes per chunk handed to python-tuf."""
+
+
+class RequestsFetcher(FetcherInterface):
+    """Fetch over HTTP(S) with one pooled `requests.Session`."""
+
+    def __init__(self, options: FetchOptions = FetchOptions(),
+                 progress: Progress | None = None) -> None:
+        self.options = options
+        self.progress = progress
+        self.session = requests.Session()
+        self.session.trust_env = True  # proxies (HTTPS_PROXY, NO_PROXY...) from the environment
+        self.session.headers["User-Agent"] = f"udriver/{__version__}"
+        if options.ca_bundle:
+            self.session.verify = options.ca_bundle
+        retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
+                      status=options.retries, backoff_factor=options.backoff,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
+                      raise_on_status=False, respect_retry_after_header=True)
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        """Start a GET and return the body as chunks.
+
+        Raises:
+            tuf.api.exceptions.DownloadHTTPError: the server answered with a non-200 status.
+            tuf.api.exceptions.SlowRetrievalError: connect or read timeout.
+            tuf.api.exceptions.DownloadError: connection failed after retries.
+        """
+        o = self.options
+        try:
+            resp = self.session.get(url, stream=True, timeout=(o.connect_timeout, o.read_timeout))
+        except requests.exceptions.Timeout as e:
+            raise exceptions.SlowRetrievalError(f"timed out fetching {url}") from e
+        except requests.exceptions.RequestException as e:
+            raise exceptions.DownloadError(f"cannot fetch {url}: {e}") from e
+        if resp.status_code != 200:
+            resp.close()
+            raise exceptions.DownloadHTTPError(f"HTTP {resp.status_code} fetching {url}",
+                                               resp.status_code)
+        return self._chunks(url, resp)
+
+    def _chunks(self, url: str, resp: requests.Response) -> Iterator[bytes]:
+        total_hdr = resp.headers.get("Content-Length")
+        total = int(total_hdr) if total_hdr and total_hdr.isdigit() else None
+        got = 0
+        try:
+            for chunk in resp.iter_content(self.options.chunk_size):
+                got += len(chunk)
+                if self.progress:
+                    self.progress(url, got, total, False)
+                yield chunk
+        except requests.exceptions.RequestException as e:
+            # urllib3 ReadTimeoutError surfaces as ConnectionError here
+            if "timed out" in str(e).lower():
+                raise exceptions.SlowRetrievalError(f"timed out reading {url}") from e
+            raise exceptions.DownloadError(f"connection lost reading {url}: {e}") from e
+        finally:
+            if self.progress:
+                self.progress(url, got, total, True)
+            resp.close()
+
+
+class OfflineFetcher(FetcherInterface):
+    """A fetcher that never touches the network (for `--offline`).
+
+    It answers 404 so that python-tuf's root update (TUF spec 5.3) stops at the newest
+    cached root instead of failing; every other fetch is caught by the offline
+    updater before it gets here.
+    """
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        raise exceptions.DownloadHTTPError(f"offline: not fetching {url}", 404)

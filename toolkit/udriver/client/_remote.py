@@ -1,0 +1,256 @@
+"""A configured repository seen through python-tuf's `ngclient.Updater`.
+
+Every byte that leaves this module was verified by the TUF client workflow (TUF
+specification 1.0, section 5): root rotation (5.3), timestamp (5.4), snapshot (5.5),
+targets and delegations (5.6), then target length and hashes (5.7). This module
+owns the I/O around it and turns python-tuf's exceptions into udriver's closed set:
+
+    ExpiredMetadataError       -> RepositoryError "expired <role> metadata (expired <date>)"
+    BadVersionNumberError      -> RepositoryError "rollback attack: ..."
+    UnsignedMetadataError      -> RepositoryError "bad signature: ..."
+    LengthOrHashMismatchError  -> RepositoryError "... does not match its signed hash ..."
+    DownloadHTTPError/others   -> DownloadError
+
+Offline mode (`--offline`): python-tuf 7 has no offline switch, so `_OfflineUpdater`
+replaces `refresh()` by loading the cached top-level metadata through the same
+`TrustedMetadataSet` (signatures, versions and expiry are checked exactly as online),
+with a fetcher that refuses the network. Cached metadata that has expired is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tuf.api import exceptions as tuf_exc
+from tuf.api.metadata import Root, TargetFile, Targets, Timestamp
+from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient.fetcher import FetcherInterface
+
+from ..errors import DownloadError, RepositoryError, UdriverError
+from ._config import RepoConfig
+from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
+from ._index import IndexEntry, index_name, index_target, parse_index
+
+__all__ = ["RemoteRepo", "tuf_error"]
+
+log = logging.getLogger(__name__)
+_EXPIRED_RE = re.compile(r"(root|timestamp|snapshot|targets|[\w.-]+?)(?:\.json)? is expired")
+
+
+class _OfflineUpdater(Updater):
+    """An Updater whose refresh reads only the metadata cache (see module docstring)."""
+
+    def refresh(self) -> None:
+        # 5.3: newer roots only from root_history/ (the OfflineFetcher answers 404).
+        self._load_root()
+        # 5.4: the cached timestamp must verify AND be unexpired; online, an expired
+        # local timestamp is only used for rollback protection of the new one.
+        try:
+            data = self._load_local_metadata(Timestamp.type)
+        except OSError as e:
+            raise tuf_exc.DownloadError("offline: no cached timestamp metadata; "
+                                        "run once without --offline") from e
+        self._trusted_set.update_timestamp(data)
+        # 5.5 and 5.6: python-tuf uses the local copies when they are valid as final;
+        # if not, it would fetch, and the OfflineFetcher refuses.
+        self._load_snapshot()
+        self._load_targets(Targets.type, Root.type)
+
+
+def _role_expiry(updater: Updater | None, role: str) -> str:
+    if updater is None:
+        return ""
+    try:
+        ts = updater._trusted_set  # noqa: SLF001 - only to name the date in the message
+        md = {"root": lambda: ts.root, "timestamp": lambda: ts.timestamp,
+              "snapshot": lambda: ts.snapshot, "targets": lambda: ts.targets}.get(role)
+        if md is None:
+            return ""
+        return md().expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, AttributeError):
+        return ""
+
+
+def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
+              what: str = "") -> UdriverError:
+    """Translate a python-tuf exception into a udriver error with a clear message."""
+    where = f"repository {repo!r}" + (f", {what}" if what else "")
+    if isinstance(e, tuf_exc.ExpiredMetadataError):
+        m = _EXPIRED_RE.search(str(e))
+        role = m.group(1) if m else "repository"
+        role = role.removeprefix("New ")
+        date = _role_expiry(updater, role)
+        when = f" (expired {date})" if date else ""
+        err: UdriverError = RepositoryError(f"{where}: expired {role} metadata{when}")
+        err.hint = "the repository must re-sign its metadata; if this persists, ask its operator"
+        return err
+    if isinstance(e, tuf_exc.BadVersionNumberError):
+        return RepositoryError(f"{where}: rollback attack: {e} "
+                               f"(the server offered older metadata than this machine trusts)")
+    if isinstance(e, tuf_exc.UnsignedMetadataError):
+        return RepositoryError(f"{where}: bad signature: {e}")
+    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
+        return RepositoryError(f"{where}: downloaded file does not match its signed length/hash "
+                               f"(tampered or corrupt): {e}")
+    if isinstance(e, tuf_exc.DownloadHTTPError):
+        return DownloadError(f"{where}: {e}")
+    if isinstance(e, tuf_exc.SlowRetrievalError):
+        return DownloadError(f"{where}: server too slow: {e}")
+    if isinstance(e, tuf_exc.DownloadError):
+        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        return DownloadError(f"{where}: download failed: {e}{cause}")
+    if isinstance(e, tuf_exc.RepositoryError):
+        return RepositoryError(f"{where}: metadata failed verification: {e}")
+    return RepositoryError(f"{where}: {type(e).__name__}: {e}")
+
+
+class RemoteRepo:
+    """Verified access to one configured repository.
+
+    Args:
+        config: the repository.
+        offline: use only cached, unexpired metadata and cached targets.
+        fetcher: injectable for tests; default `RequestsFetcher`.
+        progress: download progress callback (targets only).
+    """
+
+    def __init__(self, config: RepoConfig, *, offline: bool = False,
+                 fetcher: FetcherInterface | None = None, progress: Progress | None = None,
+                 config_tuf: UpdaterConfig | None = None) -> None:
+        self.config = config
+        self.offline = offline
+        self._fetcher = fetcher
+        self._progress = progress
+        self._tuf_config = config_tuf
+        self._updater: Updater | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self.config.state / "metadata"
+
+    @property
+    def target_dir(self) -> Path:
+        return self.config.state / "targets"
+
+    @contextmanager
+    def _tuf(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except UdriverError:
+            raise
+        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as e:
+            raise tuf_error(e, self.name, self._updater, what) from e
+        except OSError as e:
+            raise RepositoryError(f"repository {self.name!r}, {what}: cannot use the local "
+                                  f"cache {str(self.config.state)!r}: {e}") from e
+
+    def updater(self) -> Updater:
+        """The (refreshed) Updater; created and refreshed on first use.
+
+        Raises:
+            RepositoryError: metadata failed verification (expired, rollback, signature).
+            DownloadError: the repository could not be reached.
+        """
+        if self._updater is not None:
+            return self._updater
+        with self._tuf("loading trusted root"):
+            if not (self.metadata_dir / "root.json").exists():
+                raise RepositoryError(f"repository {self.name!r}: no trusted root in "
+                                      f"{str(self.metadata_dir)!r}; re-add the repository")
+            self.target_dir.mkdir(parents=True, exist_ok=True)
+            if self.offline:
+                cls: type[Updater] = _OfflineUpdater
+                fetcher: FetcherInterface = OfflineFetcher()
+            else:
+                cls = Updater
+                fetcher = self._fetcher or RequestsFetcher(
+                    FetchOptions(ca_bundle=self.config.ca_bundle))
+            # bootstrap=None: the cached root.json, installed by `repo add` and kept
+            # current by python-tuf across root rotations, is the trust anchor.
+            upd = cls(str(self.metadata_dir), self.config.metadata_url,
+                      target_dir=str(self.target_dir), target_base_url=self.config.targets_url,
+                      fetcher=fetcher, config=self._tuf_config, bootstrap=None)
+        with self._tuf("refreshing metadata"):
+            self._updater = upd
+            try:
+                upd.refresh()
+            except BaseException:
+                self._updater = None
+                raise
+        return upd
+
+    def refresh(self) -> None:
+        """Run the TUF client workflow for the top-level roles (spec 5.3-5.6).
+
+        Raises:
+            RepositoryError: metadata failed verification.
+            DownloadError: the repository could not be reached.
+        """
+        self.updater()
+
+    def targetinfo(self, name: str) -> TargetFile | None:
+        """Signed info for target `name`, walking delegations; None if no role lists it.
+
+        Raises:
+            RepositoryError: metadata failed verification.
+            DownloadError: the repository could not be reached.
+        """
+        upd = self.updater()
+        with self._tuf(f"looking up {name}"):
+            return upd.get_targetinfo(name)
+
+    def fetch(self, name: str, info: TargetFile | None = None) -> Path:
+        """Verified local copy of target `name` (from the cache when still current).
+
+        Raises:
+            RepositoryError: not in the repository, or failed verification (tampered).
+            DownloadError: download failed (or not cached in offline mode).
+        """
+        upd = self.updater()
+        info = info or self.targetinfo(name)
+        if info is None:
+            raise RepositoryError(f"repository {self.name!r}: no signed target {name!r}")
+        with self._tuf(f"downloading {name}"):
+            cached = upd.find_cached_target(info)
+            if cached is not None:
+                return Path(cached)
+            if self.offline:
+                raise DownloadError(f"repository {self.name!r}: {name} is not cached "
+                                    f"(offline mode)")
+            if self._progress and hasattr(upd._fetcher, "progress"):  # noqa: SLF001
+                upd._fetcher.progress = self._progress  # noqa: SLF001
+            try:
+                return Path(upd.download_target(info))
+            finally:
+                if hasattr(upd._fetcher, "progress"):  # noqa: SLF001
+                    upd._fetcher.progress = None  # noqa: SLF001
+
+    def index(self, vendor: int | None) -> list[IndexEntry]:
+        """Entries of `index/<vvvv>.json` (or `index/class.json`); [] if there is none.
+
+        Raises:
+            RepositoryError: verification failed or the index is malformed.
+            DownloadError: download failed.
+        """
+        target = index_target(vendor)
+        info = self.targetinfo(target)
+        if info is None:
+            return []
+        path = self.fetch(target, info)
+        return parse_index(path.read_bytes(), index_name(vendor), self.name)
+
+    def cached_index_names(self) -> list[str]:
+        """Indexes present in the target cache (used by text search)."""
+        out = []
+        for p in sorted(self.target_dir.glob("index%2F*.json")):
+            out.append(p.name.removeprefix("index%2F").removesuffix(".json"))
+        return out
+

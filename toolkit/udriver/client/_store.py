@@ -1,0 +1,260 @@
+"""The local driver store: one directory per version, an atomic `current` symlink.
+
+Layout (see `udriver.paths`):
+
+    <state>/drivers/<driver>/.lock           flock(2) held for any change
+    <state>/drivers/<driver>/<version>/      a complete install (pypa/installer)
+    <state>/drivers/<driver>/current  -> <version>
+    <state>/drivers/<driver>/previous -> <version>
+    <state>/drivers/<driver>/.stage-*        an install in progress (or killed)
+
+Order of an install, chosen so that a SIGKILL at any point leaves `current` pointing
+at a complete version:
+
+1. take the driver's lock; delete leftovers (`.stage-*`, `.link-*`, `.trash-*`) of
+   installs that were killed (nobody else can be running: we hold the lock);
+2. validate the wheel's RECORD (every file listed, sizes and sha256 match), then let
+   pypa/installer write it into a fresh `.stage-*` directory on the same filesystem,
+   with every scheme path inside it (installer refuses paths that escape it);
+3. rename the stage to `<version>` (rename(2) is atomic) and fsync the parent;
+4. point `previous` at the old version, then `current` at the new one, each by
+   creating a symlink under a temporary name and renaming it over the old link;
+5. prune versions other than `current` and `previous` (renamed to `.trash-*` first,
+   so a half-deleted tree never looks like a version).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer import install as _installer_install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.sources import WheelFile
+
+from ..artifacts import read_wheel_manifest
+from ..errors import InstallError, PackageError
+from ..manifest import MANIFEST_NAME, DriverManifest
+from ..paths import state_dir
+
+__all__ = ["DriverStore", "InstalledDriver"]
+
+log = logging.getLogger(__name__)
+_VERSION_DIR_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$")
+_LEFTOVER_PREFIXES = (".stage-", ".link-", ".trash-")
+
+
+@dataclass(frozen=True)
+class InstalledDriver:
+    """What the store holds for one driver."""
+
+    driver: str
+    """Driver name."""
+    current: str | None
+    """Version `current` points at."""
+    previous: str | None
+    """Version `previous` points at (what `rollback` returns to)."""
+    versions: list[str] = field(default_factory=list)
+    """Every complete version directory."""
+    path: Path | None = None
+    """`<state>/drivers/<driver>/current` when there is a current version."""
+
+    def manifest(self) -> DriverManifest | None:
+        """The current version's embedded `udriver.json`, or None if unreadable."""
+        if self.path is None:
+            return None
+        for mf in self.path.glob(f"*.dist-info/{MANIFEST_NAME}"):
+            try:
+                return DriverManifest.from_json(mf.read_bytes(), str(mf))
+            except (OSError, PackageError) as e:
+                log.warning("cannot read %s: %s", mf, e)
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DriverStore:
+    """Install, switch, roll back and remove driver versions.
+
+    Args:
+        root: the store directory; default `<state>/drivers`.
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root if root is not None else state_dir() / "drivers"
+
+    # -- reading -------------------------------------------------------------------
+    def _link(self, d: Path, name: str) -> str | None:
+        try:
+            target = os.readlink(d / name)
+        except OSError:
+            return None
+        return target if (d / target).is_dir() and _VERSION_DIR_RE.match(target) else None
+
+    def get(self, driver: str) -> InstalledDriver | None:
+        """The store's view of `driver`, or None if it was never installed."""
+        d = self.root / driver
+        if not d.is_dir():
+            return None
+        versions = sorted(p.name for p in d.iterdir()
+                          if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+        cur = self._link(d, "current")
+        if not versions and cur is None:
+            return None
+        return InstalledDriver(driver, cur, self._link(d, "previous"), versions,
+                               d / "current" if cur else None)
+
+    def installed(self) -> list[InstalledDriver]:
+        """Every driver with at least one version, sorted by name."""
+        if not self.root.is_dir():
+            return []
+        out = [self.get(p.name) for p in sorted(self.root.iterdir()) if p.is_dir()]
+        return [i for i in out if i is not None]
+
+    # -- changing --------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, driver: str) -> Iterator[Path]:
+        d = self.root / driver
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise InstallError(f"cannot create {str(d)!r}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            for p in d.iterdir():  # step 1: leftovers of killed installs
+                if p.name.startswith(_LEFTOVER_PREFIXES):
+                    log.info("removing leftover %s", p)
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+            yield d
+        finally:
+            os.close(fd)
+
+    def _set_link(self, d: Path, name: str, version: str) -> None:
+        tmp = d / f".link-{name}-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(version, tmp)
+        os.replace(tmp, d / name)  # rename(2) over the old link: atomic
+
+    def install_wheel(self, wheel: Path, manifest: DriverManifest | None = None) -> InstalledDriver:
+        """Install `wheel` as a new version and make it current (module steps 1-5).
+
+        Args:
+            wheel: a verified wheel file.
+            manifest: its embedded manifest if already read (and checked) by the caller.
+
+        Raises:
+            PackageError: the wheel is invalid (RECORD mismatch, bad manifest, unsafe paths).
+            InstallError: the store could not be written.
+        """
+        if manifest is None:
+            manifest = read_wheel_manifest(wheel)
+        driver, version = manifest.driver, manifest.version
+        if not _VERSION_DIR_RE.match(version):
+            raise PackageError(f"Unsafe version for a directory name: {version!r}")
+        with self._locked(driver) as d:
+            old = self._link(d, "current")
+            if not (d / version).is_dir():
+                self._stage(wheel, d, version)
+            if old != version:
+                if old is not None:
+                    self._set_link(d, "previous", old)
+                self._set_link(d, "current", version)
+                _fsync_dir(d)
+            self._prune(d)
+        log.info("installed %s %s (previous: %s)", driver, version, old)
+        info = self.get(driver)
+        assert info is not None
+        return info
+
+    def _stage(self, wheel: Path, d: Path, version: str) -> None:
+        stage = Path(tempfile.mkdtemp(prefix=f".stage-{version}-", dir=d))
+        schemes = {"purelib": stage, "platlib": stage, "headers": stage / "include",
+                   "scripts": stage / "bin", "data": stage / "data"}
+        dest = SchemeDictionaryDestination({k: str(v) for k, v in schemes.items()},
+                                           interpreter=sys.executable, script_kind="posix")
+        try:
+            with WheelFile.open(wheel) as src:
+                # installer does not check hashes by itself: RECORD first, contents too.
+                src.validate_record(validate_contents=True)
+                _installer_install(src, dest, {"INSTALLER": b"udriver\n"})
+        except WheelFile.validation_error as e:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise PackageError(f"Invalid wheel (RECORD check failed: {'; '.join(e.issues)}): "
+                               f"{wheel.name!r}") from e
+        except (InstallerError, ValueError, KeyError, OSError) as e:
+            shutil.rmtree(stage, ignore_errors=True)
+            if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+                raise InstallError(f"cannot install {wheel.name!r} into {str(d)!r}: {e}") from e
+            raise PackageError(f"Invalid wheel ({e}): {wheel.name!r}") from e
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        os.rename(stage, d / version)  # step 3: atomic
+        _fsync_dir(d)
+
+    def _prune(self, d: Path) -> None:
+        keep = {self._link(d, "current"), self._link(d, "previous")}
+        for p in d.iterdir():
+            if p.name.startswith(".") or p.is_symlink() or not p.is_dir() or p.name in keep:
+                continue
+            trash = d / f".trash-{p.name}-{os.getpid()}"
+            os.rename(p, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def rollback(self, driver: str) -> tuple[str, str]:
+        """Swap `current` and `previous`; returns (from_version, to_version).
+
+        Raises:
+            InstallError: not installed, or no previous version to return to.
+        """
+        info = self.get(driver)
+        if info is None:
+            raise InstallError(f"driver {driver!r} is not installed")
+        if info.previous is None or info.previous == info.current:
+            raise InstallError(f"driver {driver!r} has no previous version to roll back to "
+                               f"(current: {info.current})")
+        with self._locked(driver) as d:
+            cur, prev = self._link(d, "current"), self._link(d, "previous")
+            assert cur is not None and prev is not None
+            self._set_link(d, "current", prev)
+            self._set_link(d, "previous", cur)
+            _fsync_dir(d)
+        log.info("rolled back %s from %s to %s", driver, cur, prev)
+        return cur, prev
+
+    def remove(self, driver: str) -> list[str]:
+        """Remove every version of `driver`; returns the versions removed.
+
+        Raises:
+            InstallError: not installed.
+        """
+        info = self.get(driver)
+        if info is None:
+            raise InstallError(f"driver {driver!r} is not installed")
+        with self._locked(driver) as d:
+            (d / "current").unlink(missing_ok=True)  # first: nothing looks installed any more
+            (d / "previous").unlink(missing_ok=True)
+            _fsync_dir(d)
+            self._prune(d)
+        shutil.rmtree(self.root / driver, ignore_errors=True)
+        return info.versions
