@@ -1,0 +1,145 @@
+"""Privilege separation: the real drop (needs root), and fd hand-over across exec."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+from udriver.errors import DeviceError
+from udriver.supervise import Credentials, PrivilegeError, drop_privileges, open_vfio, resolve_user
+from udriver.supervise import _privsep
+
+BDF = "0000:01:00.0"
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+
+
+def status_fields(text: str) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+@pytest.fixture
+def fake_vfio(tmp_path: Path) -> tuple[Path, Path]:
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    groups = sysfs / "kernel/iommu_groups/7"
+    groups.mkdir(parents=True)
+    d = sysfs / "bus/pci/devices"
+    d.mkdir(parents=True)
+    (d / BDF).mkdir()
+    (d / BDF / "iommu_group").symlink_to("../../../../kernel/iommu_groups/7")
+    (dev / "vfio").mkdir(parents=True)
+    (dev / "vfio/vfio").write_text("container")
+    (dev / "vfio/7").write_text("group 7")
+    return sysfs, dev
+
+
+def test_resolve_user_defaults_to_udriver_or_nobody() -> None:
+    creds = resolve_user()
+    try:
+        pw = pwd.getpwnam("udriver")
+        assert creds == Credentials(pw.pw_uid, pw.pw_gid, "udriver")
+    except KeyError:
+        assert creds.name == "nobody" and creds.uid == 65534
+
+
+def test_resolve_user_refuses_root() -> None:
+    with pytest.raises(PrivilegeError, match="refusing to run a driver as user 'root'"):
+        resolve_user("root")
+
+
+def test_resolve_user_unknown_name() -> None:
+    with pytest.raises(PrivilegeError, match="driver user 'no-such-user-xyz' does not exist"):
+        resolve_user("no-such-user-xyz")
+
+
+def test_drop_to_root_refused() -> None:
+    with pytest.raises(PrivilegeError, match="refusing to drop privileges to root"):
+        drop_privileges(Credentials(0, 0, "root"))
+
+
+@root_only
+def test_drop_privileges_leaves_no_uid_0_and_no_capabilities() -> None:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            drop_privileges(Credentials(65534, 65534, "nobody"), memlock=64 << 20)
+            import resource
+            out = Path("/proc/self/status").read_text()
+            out += f"Memlock:\t{resource.getrlimit(resource.RLIMIT_MEMLOCK)}\n"
+            try:
+                os.setuid(0)
+                out += "Regained:\tyes\n"
+            except PermissionError:
+                out += "Regained:\tno\n"
+        except BaseException as e:  # report, never fall through into pytest
+            out = f"Error:\t{e!r}\n"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    st = status_fields(text)
+    assert "Error" not in st, st.get("Error")
+    assert st["Uid"].split() == ["65534"] * 4
+    assert st["Gid"].split() == ["65534"] * 4
+    assert st["Groups"].strip() == ""
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert st[cap] == "0000000000000000", cap
+    assert st["NoNewPrivs"] == "1"
+    soft, hard = eval(st["Memlock"])
+    assert soft >= 64 << 20 or soft == hard  # hard limit only rises with CAP_SYS_RESOURCE
+    assert st["Regained"] == "no"
+
+
+def test_open_vfio_opens_container_and_group(fake_vfio: tuple[Path, Path]) -> None:
+    fds = open_vfio(BDF, *fake_vfio)
+    try:
+        assert fds.group_number == 7
+        assert os.read(fds.container, 100) == b"container"
+        assert os.read(fds.group, 100) == b"group 7"
+        assert not os.get_inheritable(fds.group)
+    finally:
+        fds.close()
+
+
+def test_open_vfio_without_iommu_group(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match=f"{BDF}: no IOMMU group"):
+        open_vfio(BDF, tmp_path, tmp_path)
+
+
+def test_open_vfio_group_node_missing(fake_vfio: tuple[Path, Path]) -> None:
+    sysfs, dev = fake_vfio
+    (dev / "vfio/7").unlink()
+    with pytest.raises(DeviceError, match=r"cannot open .*/vfio/7: No such file"):
+        open_vfio(BDF, sysfs, dev)
+
+
+def test_runner_command_passes_fds() -> None:
+    cmd = _privsep.runner_command(BDF, "edu", _privsep.VfioFds(5, 6, 7))
+    assert cmd[3:] == ["run", "--device", BDF, "--container-fd", "5", "--group-fd", "6",
+                       "--driver", "edu"]
+
+
+@root_only
+def test_spawn_driver_child_has_fds_and_no_privileges(
+        fake_vfio: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The exec'd program (here bash) inherits exactly the two fds, unprivileged."""
+    def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds) -> list[str]:
+        return ["/bin/bash", "-c", f"cat /proc/self/status; cat <&{fds.container}; echo; "
+                                 f"cat <&{fds.group}; echo; ls /proc/self/fd"]
+    monkeypatch.setattr(_privsep, "runner_command", fake_cmd)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = _privsep.spawn_driver(BDF, "edu", Credentials(65534, 65534, "nobody"),
+                                     sysfs=fake_vfio[0], dev=fake_vfio[1], stdout=f.fileno())
+        assert proc.wait(10) == 0
+    text = out.read_text()
+    st = status_fields(text)
+    assert st["Uid"].split()[0] == "65534" and st["CapEff"] == "0000000000000000"
+    assert st["CapBnd"] == "0000000000000000"
+    assert "container\ngroup 7\n" in text

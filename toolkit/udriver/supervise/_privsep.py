@@ -1,0 +1,281 @@
+"""Open the device as root, then run the driver as a user with no privileges.
+
+"Can drop root after open call" (the 2004 user-level driver work; DESIGN.md, "Run").
+Order of operations, in the privileged parent:
+
+1. The device is already bound to vfio-pci (`udriver.pci.bind`, done by the caller).
+2. Open the VFIO container `/dev/vfio/vfio` and the device's group `/dev/vfio/<group>`
+   (linux/vfio.h, "VFIO User API": the group number is the `iommu_group` link in sysfs).
+   Attaching the group to the container (`VFIO_GROUP_SET_CONTAINER`) and choosing the
+   IOMMU model (`VFIO_SET_IOMMU`) need no capability, only the open fds, so they are
+   left to the runtime in the child: `native/` stays the only code issuing VFIO ioctls.
+3. In the child, between fork and exec (`drop_privileges`):
+   a. raise RLIMIT_MEMLOCK: type1 accounts pinned DMA pages against it
+      (drivers/vfio/vfio_iommu_type1.c, `vfio_lock_acct`), and raising the hard limit
+      needs CAP_SYS_RESOURCE, so it has to happen before the drop;
+   b. PR_SET_NO_NEW_PRIVS, so that no later execve can gain privileges;
+   c. drop every capability from the bounding set (PR_CAPBSET_DROP, needs CAP_SETPCAP)
+      and clear the ambient set;
+   d. setgroups([]), setresgid, setresuid to the unprivileged user: with all three uids
+      non-zero the kernel clears the permitted and effective sets (capabilities(7),
+      "Effect of user ID changes on capabilities");
+   e. capset() all-zero, which also empties the inheritable set.
+4. exec `udriver run --device BDF --driver NAME --container-fd N --group-fd M`; the
+   two fds are the only ones inherited.
+5. The parent closes its copies, so that when the driver dies the kernel releases the
+   group, its interrupts and its DMA mappings.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import pwd
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DeviceError, UdriverError
+
+__all__ = ["Credentials", "PrivilegeError", "VfioFds", "resolve_user", "open_vfio", "drop_privileges",
+           "runner_command", "spawn_driver", "exec_driver", "DEFAULT_MEMLOCK"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMLOCK = 256 * 1024 * 1024
+"""RLIMIT_MEMLOCK for the driver: enough for edu's 28-bit DMA window."""
+
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_NOBODY = 65534
+
+
+class PrivilegeError(UdriverError):
+    """Dropping privileges failed; the driver must not run."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who the driver runs as."""
+
+    uid: int
+    """User ID; never 0."""
+    gid: int
+    """Primary group ID; never 0."""
+    name: str
+    """User name, for messages."""
+
+
+@dataclass(frozen=True)
+class VfioFds:
+    """The two fds the driver needs, opened as root."""
+
+    container: int
+    """Open `/dev/vfio/vfio`."""
+    group: int
+    """Open `/dev/vfio/<group>`."""
+    group_number: int
+    """The IOMMU group number."""
+
+    def close(self) -> None:
+        for fd in (self.container, self.group):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def resolve_user(name: str | None = None) -> Credentials:
+    """The driver's user: `name`, else system user `udriver`, else `nobody` (65534).
+
+    Raises:
+        PrivilegeError: `name` was given and does not exist, or resolves to root.
+    """
+    candidates = [name] if name else ["udriver", "nobody"]
+    for cand in candidates:
+        try:
+            pw = pwd.getpwnam(cand)
+        except KeyError:
+            continue
+        if pw.pw_uid == 0 or pw.pw_gid == 0:
+            raise PrivilegeError(f"refusing to run a driver as user {cand!r}: "
+                                 f"uid {pw.pw_uid}, gid {pw.pw_gid} is root")
+        return Credentials(pw.pw_uid, pw.pw_gid, cand)
+    if name:
+        raise PrivilegeError(f"driver user {name!r} does not exist",)
+    return Credentials(_NOBODY, _NOBODY, "nobody")
+
+
+def open_vfio(bdf: str, sysfs: Path = Path("/sys"), dev: Path = Path("/dev")) -> VfioFds:
+    """Open the VFIO container and the group of `bdf` (as root).
+
+    Raises:
+        DeviceError: the device has no IOMMU group, or a VFIO node cannot be opened.
+    """
+    link = sysfs / "bus/pci/devices" / bdf / "iommu_group"
+    try:
+        group = int(os.path.basename(os.readlink(link)))
+    except (OSError, ValueError) as e:
+        raise DeviceError(f"{bdf}: no IOMMU group ({link}): {e}; VFIO needs an IOMMU") from e
+    paths = (dev / "vfio/vfio", dev / "vfio" / str(group))
+    fds: list[int] = []
+    try:
+        for p in paths:
+            fds.append(os.open(p, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        for fd in fds:
+            os.close(fd)
+        raise DeviceError(f"{bdf}: cannot open {e.filename}: {e.strerror}; is the device "
+                          f"bound to vfio-pci and the group viable?") from e
+    return VfioFds(fds[0], fds[1], group)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise PrivilegeError(f"{what} failed: {os.strerror(err)} (errno {err})")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 63
+
+
+def _raise_memlock(want: int) -> None:
+    """Set RLIMIT_MEMLOCK to `want`; without CAP_SYS_RESOURCE, as close as the hard limit allows.
+
+    Raises:
+        PrivilegeError: the limit cannot be set at all.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == resource.RLIM_INFINITY or (soft >= want and hard >= want):
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (want, max(want, hard)
+                                                     if hard != resource.RLIM_INFINITY
+                                                     else hard))
+        return
+    except (OSError, ValueError):
+        pass
+    # No CAP_SYS_RESOURCE (e.g. a container): the soft limit can still rise to the hard one.
+    # The DMA mappings then fail later with ENOMEM, which the runtime reports.
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))
+    except (OSError, ValueError) as e:
+        raise PrivilegeError(f"setrlimit(RLIMIT_MEMLOCK, {want}) failed: {e}") from e
+
+
+def drop_privileges(creds: Credentials, memlock: int | None = DEFAULT_MEMLOCK) -> None:
+    """Irreversibly become `creds` with no capabilities (step 3 of the module rules).
+
+    Call it in the child between fork and exec, or just before `os.execv`.
+
+    Raises:
+        PrivilegeError: any step failed, or a capability survived.
+    """
+    if creds.uid == 0 or creds.gid == 0:
+        raise PrivilegeError("refusing to drop privileges to root")
+    libc = _libc()
+    if memlock is not None:
+        _raise_memlock(memlock)
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    for cap in range(_last_cap() + 1):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            # EINVAL: cap unknown to this kernel; EPERM: we are already without CAP_SETPCAP,
+            # in which case the final check below decides.
+            continue
+    # The ambient set may not exist on old kernels (EINVAL): nothing to clear then.
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    try:
+        os.setgroups([])
+        os.setresgid(creds.gid, creds.gid, creds.gid)
+        os.setresuid(creds.uid, creds.uid, creds.uid)
+    except OSError as e:
+        raise PrivilegeError(f"cannot switch to user {creds.name!r} "
+                             f"({creds.uid}:{creds.gid}): {e.strerror}") from e
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(libc.capset(ctypes.byref(hdr), data), "capset(0)")
+    if os.getuid() == 0 or os.geteuid() == 0 or os.getgid() == 0:
+        raise PrivilegeError("still root after setresuid")
+    _check(libc.capget(ctypes.byref(hdr), data), "capget")
+    if any(d.effective or d.permitted or d.inheritable for d in data):
+        raise PrivilegeError("capabilities survived the drop")
+
+
+def runner_command(bdf: str, driver: str | None, fds: VfioFds) -> list[str]:
+    """The `udriver run` command line that takes over the open fds."""
+    cmd = [sys.executable, "-c", "from udriver.cli import run; run()", "run",
+           "--device", bdf, "--container-fd", str(fds.container), "--group-fd", str(fds.group)]
+    if driver:
+        cmd += ["--driver", driver]
+    return cmd
+
+
+def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
+                 memlock: int | None = DEFAULT_MEMLOCK, sysfs: Path = Path("/sys"),
+                 dev: Path = Path("/dev"), stdout: int | None = None) -> subprocess.Popen[bytes]:
+    """Open the device, fork, drop privileges in the child and exec the runner.
+
+    The parent's copies of the fds are closed before returning.
+
+    Raises:
+        DeviceError: the device cannot be opened.
+        PrivilegeError: the child could not drop privileges (it never ran the driver).
+    """
+    fds = open_vfio(bdf, sysfs, dev)
+    try:
+        cmd = runner_command(bdf, driver, fds)
+        log.info("starting driver for %s as %s (uid %d): %s", bdf, creds.name, creds.uid,
+                 " ".join(cmd))
+        try:
+            return subprocess.Popen(cmd, pass_fds=(fds.container, fds.group), close_fds=True,
+                                    preexec_fn=lambda: drop_privileges(creds, memlock),
+                                    stdin=subprocess.DEVNULL, stdout=stdout,
+                                    stderr=subprocess.STDOUT if stdout is not None else None)
+        except subprocess.SubprocessError as e:
+            raise PrivilegeError(f"{bdf}: the driver process could not drop privileges: "
+                                 f"{e}") from e
+    finally:
+        fds.close()
+
+
+def exec_driver(bdf: str, driver: str | None, creds: Credentials,
+                memlock: int | None = DEFAULT_MEMLOCK, sysfs: Path = Path("/sys"),
+                dev: Path = Path("/dev")) -> None:
+    """systemd mode: open the device, drop privileges and exec the runner in place.
+
+    Never returns on success: the service's main process becomes the driver.
+
+    Raises:
+        DeviceError: the device cannot be opened.
+        PrivilegeError: dropping privileges failed.
+    """
+    fds = open_vfio(bdf, sysfs, dev)
+    os.set_inheritable(fds.container, True)
+    os.set_inheritable(fds.group, True)
+    cmd = runner_command(bdf, driver, fds)
+    drop_privileges(creds, memlock)
+    log.info("exec driver for %s as %s: %s", bdf, creds.name, " ".join(cmd))
+    os.execv(cmd[0], cmd)
