@@ -1,0 +1,24 @@
+"""repo-server's HTTP service: the static tree, the upload API, the audit log, a web page.
+
+`serve(repo_path, host="127.0.0.1", port=8080)` runs it until SIGTERM/SIGINT (used by
+`udriver-repo serve`); `create_app(repo_path)` returns the aiohttp application for tests
+and for embedding. The HTTP API and the nginx/object-storage set-up are documented in
+docs/serving.md.
+
+Upload API:
+    PUT /api/v1/packages/<filename>        (POST is the same)
+    Authorization: Bearer <vendor token>
+    body: the wheel or deb, as is (no multipart)
+
+    201 published · 200 the same bytes were already published · 400 malformed or
+    inconsistent package or file name · 401 no or wrong token · 403 IDs outside the
+    vendor's scope · 409 same name and version, different bytes · 413 too large.
+    Every answer is JSON; errors are `{"error": code, "message": text, "status": N}`.
+"""
+
+from __future__ import annotations
+
+from ._app import create_app, serve
+from ._state import ServerConfig
+
+__all__ = ["create_app", "serve", "ServerConfig"]

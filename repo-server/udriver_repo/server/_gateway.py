@@ -1,0 +1,130 @@
+"""The server's only door into the repository core (`udriver_repo.Repository`).
+
+Rules:
+- The core's API is blocking (TUF signing, GnuPG, SQLite), so every call runs in a worker
+  thread, never on the event loop.
+- Each call opens the repository afresh in its worker thread (`Repository.open`): no SQLite
+  connection or in-memory metadata is shared between threads, and every publish derives
+  its next state from what is committed on disk.
+- Publishes are serialised by a process-wide lock here as well as by the core's own file
+  lock (which also keeps the CLI and other processes out), so a lock that is per-process
+  (POSIX record locks are) cannot let two threads of this server in at once.
+- Token checks do not take the publish lock: a 401 never waits behind a publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["RepositoryLike", "RepoGateway", "VendorView"]
+
+_T = TypeVar("_T")
+
+
+class RepositoryLike(Protocol):
+    """The part of `udriver_repo.Repository` the server uses (see the repository contract)."""
+
+    def authenticate(self, token: str) -> Any: ...
+
+    def publish(self, files: list[Path], vendor: str) -> Any: ...
+
+    def list_vendors(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class VendorView:
+    """What the server needs to know about a publisher."""
+
+    name: str
+    """The publisher's name (its delegated role)."""
+    pci_vendors: tuple[int, ...]
+    """PCI vendor IDs it owns."""
+    class_grant: bool
+    """Whether it may publish class-wide drivers."""
+    revoked: bool
+    """Whether its token was revoked."""
+
+    @classmethod
+    def of(cls, v: Any) -> "VendorView":
+        """Adapt a core `Vendor` record (attribute names per the repository contract)."""
+        ids = getattr(v, "pci_vendors", None) or getattr(v, "pci_vendor_ids", None) or ()
+        return cls(
+            name=str(v.name),
+            pci_vendors=tuple(sorted(int(x, 16) if isinstance(x, str) else int(x) for x in ids)),
+            class_grant=bool(getattr(v, "class_grant", False)),
+            revoked=bool(getattr(v, "revoked", False)),
+        )
+
+
+def _default_factory(path: Path) -> RepositoryLike:
+    from udriver_repo import Repository  # the core; imported late so the server loads alone
+
+    repo: RepositoryLike = Repository.open(path)
+    return repo
+
+
+class RepoGateway:
+    """Runs repository calls in worker threads, one fresh `Repository` per call."""
+
+    def __init__(self, repo_path: Path, factory: Callable[[Path], RepositoryLike] | None = None,
+                 workers: int = 4) -> None:
+        self._path = repo_path
+        self._factory = factory or _default_factory
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="udriver-repo")
+        self._publish_lock = threading.Lock()
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _close_repo(self, repo: RepositoryLike) -> None:
+        close = getattr(repo, "close", None)
+        if callable(close):
+            close()
+
+    def _with_repo(self, fn: Callable[[RepositoryLike], _T]) -> _T:
+        repo = self._factory(self._path)
+        try:
+            return fn(repo)
+        finally:
+            self._close_repo(repo)
+
+    async def authenticate(self, token: str) -> VendorView | None:
+        """The vendor a token belongs to, or None.
+
+        Raises:
+            RepositoryError: the repository cannot be opened.
+        """
+        def call(repo: RepositoryLike) -> VendorView | None:
+            v = repo.authenticate(token)
+            return None if v is None else VendorView.of(v)
+        return await self._run(lambda: self._with_repo(call))
+
+    async def vendors(self) -> list[VendorView]:
+        """Every publisher, as the core lists them.
+
+        Raises:
+            RepositoryError: the repository cannot be opened.
+        """
+        return await self._run(
+            lambda: self._with_repo(lambda r: [VendorView.of(v) for v in r.list_vendors()]))
+
+    async def call_locked(self, fn: Callable[[RepositoryLike], _T]) -> _T:
+        """Run `fn(repo)` under the publish lock in a worker thread.
+
+        Raises:
+            Whatever `fn` raises (PackageError, ScopeError, ConflictError, RepositoryError).
+        """
+        def locked() -> _T:
+            with self._publish_lock:
+                return self._with_repo(fn)
+        return await self._run(locked)
+
+    def close(self) -> None:
+        """Wait for running calls to finish, then stop the worker threads."""
+        self._pool.shutdown(wait=True)
