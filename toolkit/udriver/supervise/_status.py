@@ -1,21 +1,16 @@
 """Records the supervisor keeps about a device.
 
-Two files, both written atomically (temporary file + `os.replace`):
-
-- `<state>/status/<bdf>.json` is the device's status record, shared with the client
-  (`udriver status` reads it). The supervisor owns only its `"supervise"` member and keeps
-  every other key as it found it:
-
-      {"supervise": {"state": "running" | "restarting" | "stopped" | "exited" | "failed",
-                     "reason": "gave up after 5 crashes in 60 s (last: exit status 3)",
-                     "driver": "edu", "pid": 1234, "crashes": 5, "updated": 1700000000.0}}
+- `<state>/status/<bdf>.json` is the device's status record, owned by the client
+  (`udriver.client.record_status`, read by `udriver status`). The supervisor merges
+  `state` ("running" | "restarting" | "stopped" | "exited" | "failed"), `reason`, `pid`,
+  `restarts` (crashes inside the current window) and `driver` into it; other fields are
+  kept. A `failed` record blocks automatic restarts (autobind, the systemd unit) until
+  `udriver supervise` is run by hand or the device is re-added.
 
 - `<run>/supervise/<bdf>.json` says that a supervisor is in charge of the device
   (`{"pid": ..., "driver": ..., "mode": "supervise"|"systemd"}`); udev's `remove` rule tests
-  for it and `udriver autobind` on `remove` signals that pid.
-
-A `failed` record blocks automatic restarts (autobind, the systemd unit) until a user
-runs `udriver supervise`/`install` again, which clears it.
+  for it and `udriver autobind` on `remove` signals that pid. Written atomically
+  (temporary file + `os.replace`).
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +27,16 @@ from ..errors import DeviceError
 __all__ = ["status_path", "read_status", "write_supervise_status", "clear_supervise_status",
            "claim_path", "write_claim", "read_claim", "remove_claim", "check_bdf"]
 
-_BDF_CHARS = set("0123456789abcdef:.")
 
 
 def check_bdf(bdf: str) -> str:
-    """Validate a PCI address `DDDD:BB:DD.F` (lower-case hex) and return it.
+    """Validate a PCI address and return it canonical (`DDDD:BB:DD.F`, lower-case).
 
     Raises:
-        DeviceError: not a full PCI address (a path component must never come from it).
+        DeviceError: not a PCI address (a path component must never come from it).
     """
-    parts = bdf.split(":")
-    ok = (len(bdf) == 12 and set(bdf) <= _BDF_CHARS and len(parts) == 3
-          and len(parts[0]) == 4 and len(parts[1]) == 2 and parts[2][2:3] == ".")
-    if not ok:
-        raise DeviceError(f"invalid PCI address {bdf!r}: expected DDDD:BB:DD.F "
-                          f"(lower-case hex), e.g. 0000:01:00.0")
-    return bdf
+    from ..pci import normalise_bdf
+    return normalise_bdf(bdf)
 
 
 def status_path(bdf: str) -> Path:
@@ -93,23 +81,18 @@ def read_status(bdf: str) -> dict[str, Any]:
 
 def write_supervise_status(bdf: str, state: str, reason: str, *, driver: str | None = None,
                            pid: int | None = None, crashes: int = 0) -> None:
-    """Replace the `"supervise"` member of the device's status record."""
-    path = status_path(bdf)
-    obj = _read(path)
-    obj["supervise"] = {"state": state, "reason": reason, "driver": driver, "pid": pid,
-                        "crashes": crashes, "updated": time.time()}
-    _write(path, obj)
+    """Merge the supervisor's view into the device's status record."""
+    from ..client import record_status
+    fields: dict[str, Any] = {"state": state, "reason": reason, "pid": pid, "restarts": crashes}
+    if driver is not None:
+        fields["driver"] = driver
+    record_status(check_bdf(bdf), **fields)
 
 
-def clear_supervise_status(bdf: str, *, remove_file: bool = False) -> None:
-    """Drop the `"supervise"` member (or the whole record, for a removed device)."""
-    path = status_path(bdf)
-    if remove_file:
-        path.unlink(missing_ok=True)
-        return
-    obj = _read(path)
-    if obj.pop("supervise", None) is not None:
-        _write(path, obj)
+def clear_supervise_status(bdf: str) -> None:
+    """Forget the device (it was removed)."""
+    from ..client import clear_status
+    clear_status(check_bdf(bdf))
 
 
 def write_claim(bdf: str, pid: int, driver: str | None, mode: str) -> None:
