@@ -120,9 +120,15 @@ class RemoteRepo:
 
     def __init__(self, config: RepoConfig, *, offline: bool = False,
                  fetcher: FetcherInterface | None = None, progress: Progress | None = None,
-                 config_tuf: UpdaterConfig | None = None) -> None:
+                 config_tuf: UpdaterConfig | None = None, metadata_dir: Path | None = None,
+                 target_dir: Path | None = None, metadata_url: str | None = None,
+                 targets_url: str | None = None) -> None:
         self.config = config
         self.offline = offline
+        self.metadata_dir = metadata_dir or config.state / "metadata"
+        self.target_dir = target_dir or config.state / "targets"
+        self.metadata_url = metadata_url or config.metadata_url
+        self.targets_url = targets_url or config.targets_url
         self._fetcher = fetcher
         self._progress = progress
         self._tuf_config = config_tuf
@@ -131,14 +137,6 @@ class RemoteRepo:
     @property
     def name(self) -> str:
         return self.config.name
-
-    @property
-    def metadata_dir(self) -> Path:
-        return self.config.state / "metadata"
-
-    @property
-    def target_dir(self) -> Path:
-        return self.config.state / "targets"
 
     @contextmanager
     def _tuf(self, what: str) -> Iterator[None]:
@@ -150,7 +148,7 @@ class RemoteRepo:
             raise tuf_error(e, self.name, self._updater, what) from e
         except OSError as e:
             raise RepositoryError(f"repository {self.name!r}, {what}: cannot use the local "
-                                  f"cache {str(self.config.state)!r}: {e}") from e
+                                  f"cache {str(self.metadata_dir.parent)!r}: {e}") from e
 
     def updater(self) -> Updater:
         """The (refreshed) Updater; created and refreshed on first use.
@@ -175,8 +173,8 @@ class RemoteRepo:
                     FetchOptions(ca_bundle=self.config.ca_bundle))
             # bootstrap=None: the cached root.json, installed by `repo add` and kept
             # current by python-tuf across root rotations, is the trust anchor.
-            upd = cls(str(self.metadata_dir), self.config.metadata_url,
-                      target_dir=str(self.target_dir), target_base_url=self.config.targets_url,
+            upd = cls(str(self.metadata_dir), self.metadata_url,
+                      target_dir=str(self.target_dir), target_base_url=self.targets_url,
                       fetcher=fetcher, config=self._tuf_config, bootstrap=None)
         with self._tuf("refreshing metadata"):
             self._updater = upd
@@ -218,8 +216,9 @@ class RemoteRepo:
         info = info or self.targetinfo(name)
         if info is None:
             raise RepositoryError(f"repository {self.name!r}: no signed target {name!r}")
+        local = self._local_path(name)
         with self._tuf(f"downloading {name}"):
-            cached = upd.find_cached_target(info)
+            cached = upd.find_cached_target(info, str(local))
             if cached is not None:
                 return Path(cached)
             if self.offline:
@@ -228,10 +227,19 @@ class RemoteRepo:
             if self._progress and hasattr(upd._fetcher, "progress"):  # noqa: SLF001
                 upd._fetcher.progress = self._progress  # noqa: SLF001
             try:
-                return Path(upd.download_target(info))
+                return Path(upd.download_target(info, str(local)))
             finally:
                 if hasattr(upd._fetcher, "progress"):  # noqa: SLF001
                     upd._fetcher.progress = None  # noqa: SLF001
+
+    def _local_path(self, name: str) -> Path:
+        # Keep the target's own basename (pypa/installer reads a wheel's name and version
+        # from it) under a directory per path component; never trust the name blindly.
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") or "\\" in p or "\0" in p
+                                                   for p in parts):
+            raise RepositoryError(f"repository {self.name!r}: unsafe target name {name!r}")
+        return self.target_dir.joinpath(*parts)
 
     def index(self, vendor: int | None) -> list[IndexEntry]:
         """Entries of `index/<vvvv>.json` (or `index/class.json`); [] if there is none.
@@ -250,7 +258,7 @@ class RemoteRepo:
     def cached_index_names(self) -> list[str]:
         """Indexes present in the target cache (used by text search)."""
         out = []
-        for p in sorted(self.target_dir.glob("index%2F*.json")):
-            out.append(p.name.removeprefix("index%2F").removesuffix(".json"))
+        for p in sorted((self.target_dir / "index").glob("*.json")):
+            out.append(p.stem)
         return out
 
