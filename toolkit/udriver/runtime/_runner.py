@@ -1,0 +1,178 @@
+"""The runner behind `udriver run`: find a driver, check it, probe, serve, remove.
+
+Order of operations (each step refuses before the next one starts):
+1. find the entry point `NAME` in group `udriver.drivers`, looking first in
+   `udriver.paths.driver_search_path()` (installed drivers), then in sys.path;
+2. check the driver's ABI (its dist-info `udriver.json` if present, else the class's
+   `abi`) with `udriver.abi.check_abi` - before the device is even opened;
+3. check that the driver's `ids` match the device's modalias (sysfs);
+4. open the device, attach interrupts to the event loop, `probe()`, `await run()`;
+5. on SIGTERM/SIGINT (or when `run()` returns and `once` is set): `remove()`, close,
+   exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata as md
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..abi import ABI_VERSION, AbiVersion, check_abi, parse_abi
+from ..errors import AbiError, ConfigError, DeviceError, ManifestError
+from ..manifest import ENTRY_POINT_GROUP, MANIFEST_NAME, DriverManifest
+from ..modalias import parse_modalias
+from ..paths import driver_search_path
+from ._device import Device
+from ._driver import Driver
+from ._sysfs import normalise_bdf
+
+__all__ = ["FoundDriver", "find_driver", "driver_abi", "run_driver"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundDriver:
+    """A driver located through its entry point."""
+
+    name: str
+    """Entry-point name."""
+    cls: type[Driver]
+    """The Driver subclass."""
+    manifest: DriverManifest | None
+    """Its dist-info `udriver.json`, when it was built by `udriver build`."""
+    location: str
+    """Where the distribution was found."""
+
+
+def _candidates(name: str) -> list[tuple[md.EntryPoint, md.Distribution, str | None]]:
+    out: list[tuple[md.EntryPoint, md.Distribution, str | None]] = []
+    extra = [str(p) for p in driver_search_path()]
+    for where in [*([d] for d in extra), None]:
+        dists = md.distributions(path=where) if where is not None else md.distributions()
+        for dist in dists:
+            for ep in dist.entry_points:
+                if ep.group == ENTRY_POINT_GROUP and ep.name == name:
+                    out.append((ep, dist, where[0] if where else None))
+    return out
+
+
+def find_driver(name: str) -> FoundDriver:
+    """Locate and import driver `name`.
+
+    Raises:
+        ConfigError: no such driver, or it cannot be imported.
+        ManifestError: its manifest is invalid or the entry point is not a Driver.
+    """
+    found = _candidates(name)
+    if not found:
+        known = sorted({ep.name for d in md.distributions() for ep in d.entry_points
+                        if ep.group == ENTRY_POINT_GROUP})
+        err = ConfigError(f"No driver named {name!r} in entry-point group `{ENTRY_POINT_GROUP}`")
+        err.hint = f"installed drivers: {', '.join(known) or 'none'}"
+        raise err
+    ep, dist, where = found[0]
+    if where is not None and where not in sys.path:
+        sys.path.insert(0, where)
+    manifest = None
+    text = dist.read_text(MANIFEST_NAME)
+    if text is not None:
+        manifest = DriverManifest.from_json(text.encode(), f"{dist.metadata['Name']} {MANIFEST_NAME}")
+    try:
+        cls = ep.load()
+    except Exception as e:  # noqa: BLE001 - any import failure of third-party code
+        raise ConfigError(f"cannot import driver {name!r} ({ep.value}): "
+                          f"{type(e).__name__}: {e}") from e
+    if not (isinstance(cls, type) and issubclass(cls, Driver)):
+        raise ManifestError(f"entry point {name!r} = {ep.value!r} is not a udriver Driver subclass")
+    return FoundDriver(name, cls, manifest, where or "sys.path")
+
+
+def driver_abi(found: FoundDriver) -> AbiVersion:
+    """The ABI the driver was built against: the manifest's, else the class's `abi`.
+
+    Raises:
+        AbiError: the class attribute is not "MAJOR.MINOR".
+    """
+    if found.manifest is not None:
+        return found.manifest.abi
+    return parse_abi(str(getattr(found.cls, "abi", "")))
+
+
+def _check_ids(cls: type[Driver], bdf: str, sysfs: Path) -> None:
+    path = sysfs / "bus" / "pci" / "devices" / bdf / "modalias"
+    try:
+        alias = parse_modalias(path.read_text().strip())
+    except (OSError, ManifestError) as e:
+        _log.warning("cannot read %s (%s); not checking the driver's ids", path, e)
+        return
+    if not cls.supports(alias):
+        raise DeviceError(f"driver {cls.__name__} does not support {bdf} ({alias}): "
+                          f"its `ids` are {[str(p) for p in cls.patterns()]}")
+
+
+async def _serve(driver: Driver, device: Device, once: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    device.interrupts.attach(loop, driver.on_interrupt)
+    driver.probe(device)
+    _log.info("%s probed %s", type(driver).__name__, device.bdf)
+    task = asyncio.ensure_future(driver.run())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        if once:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await task
+            await stopper
+    finally:
+        for t in (task, stopper):
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+        device.interrupts.detach()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    exc = task.exception() if task.done() and not task.cancelled() else None
+    if exc is not None:
+        raise exc
+
+
+def run_driver(bdf: str, name: str, *, options: Mapping[str, str] | None = None,
+               once: bool = False, container_fd: int | None = None,
+               group_fd: int | None = None, sysfs: str | Path = "/sys") -> int:
+    """Run driver `name` on device `bdf` until SIGTERM (or until `run()` ends, if `once`).
+
+    Returns:
+        0 after a clean `remove()`.
+
+    Raises:
+        ConfigError: the driver cannot be found or imported.
+        AbiError: the driver needs an ABI this runtime does not provide.
+        DeviceError: the device is unusable or not supported by the driver.
+        NativeError: a VFIO call failed.
+    """
+    bdf = normalise_bdf(bdf)
+    found = find_driver(name)
+    try:
+        check_abi(driver_abi(found), ABI_VERSION)
+    except AbiError as e:
+        err = AbiError(f"refusing driver {name!r}: {e}")
+        err.hint = e.hint
+        raise err from e
+    _check_ids(found.cls, bdf, Path(sysfs))
+    driver = found.cls(options)
+    with Device(bdf, container_fd=container_fd, group_fd=group_fd, sysfs=sysfs) as device:
+        try:
+            asyncio.run(_serve(driver, device, once))
+        finally:
+            driver.remove()
+            _log.info("%s removed from %s", type(driver).__name__, bdf)
+    return 0

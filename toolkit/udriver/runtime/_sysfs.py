@@ -1,0 +1,67 @@
+"""The sysfs facts `Device.open` checks before it asks VFIO for a device.
+
+They turn what would be a bare errno from the kernel into a message that names the
+device, its driver and the fix. The sysfs root is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..errors import DeviceError
+
+__all__ = ["BDF_RE", "normalise_bdf", "precheck", "group_members"]
+
+BDF_RE = re.compile(r"^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+
+
+def normalise_bdf(bdf: str) -> str:
+    """"00:03.0" or "0000:00:03.0" -> "0000:00:03.0" (lower-case hex).
+
+    Raises:
+        DeviceError: not a PCI address.
+    """
+    if not isinstance(bdf, str) or not BDF_RE.match(bdf):
+        raise DeviceError(f"Invalid PCI address (expected DDDD:BB:DD.F, e.g. 0000:00:03.0): {bdf!r}")
+    bdf = bdf.lower()
+    return bdf if bdf.count(":") == 2 else "0000:" + bdf
+
+
+def _driver(dev: Path) -> str | None:
+    link = dev / "driver"
+    return os.path.basename(os.readlink(link)) if link.is_symlink() else None
+
+
+def group_members(sysfs: Path, group: str) -> list[tuple[str, str | None]]:
+    """(bdf, bound driver or None) for every device in IOMMU group `group`."""
+    devs = sysfs / "kernel" / "iommu_groups" / group / "devices"
+    if not devs.is_dir():
+        return []
+    return [(p.name, _driver(p)) for p in sorted(devs.iterdir())]
+
+
+def precheck(bdf: str, sysfs: Path = Path("/sys")) -> str:
+    """Check that `bdf` exists, is bound to vfio-pci and has an IOMMU group.
+
+    Returns:
+        The IOMMU group number, as a string.
+
+    Raises:
+        DeviceError: the device is missing, not bound to vfio-pci, or has no IOMMU group.
+    """
+    dev = sysfs / "bus" / "pci" / "devices" / bdf
+    if not dev.exists():
+        raise DeviceError(f"No PCI device at {bdf} (no {dev})")
+    driver = _driver(dev)
+    if driver != "vfio-pci":
+        bound = f"bound to `{driver}`" if driver else "not bound to any driver"
+        err = DeviceError(f"PCI device {bdf} is {bound}, not to `vfio-pci`")
+        err.hint = f"run `udriver bind {bdf}` first"
+        raise err
+    link = dev / "iommu_group"
+    if not link.is_symlink():
+        raise DeviceError(f"PCI device {bdf} has no IOMMU group (is the IOMMU enabled? "
+                          "intel_iommu=on / amd_iommu=on)")
+    return os.path.basename(os.readlink(link))
