@@ -226,18 +226,20 @@ class PciIds:
 
 
 _default: PciIds | None = None
+_default_key: str | None = None
 _default_lock = threading.Lock()
 
 
 def default_pci_ids() -> PciIds:
-    """The process-wide database: `$UDRIVER_PCI_IDS`, else the first of PCI_IDS_PATHS."""
-    global _default
+    """The process-wide database: `$UDRIVER_PCI_IDS` (empty: none), else the first of
+    PCI_IDS_PATHS that exists. Re-resolved when the variable changes."""
+    global _default, _default_key
     with _default_lock:
         env = os.environ.get("UDRIVER_PCI_IDS")
-        if env is not None:
-            path: Path | None = Path(env) if env else None
-            if _default is None or _default.path != path:
-                _default = PciIds(path)
-        elif _default is None:
-            _default = PciIds(next((p for p in PCI_IDS_PATHS if p.is_file()), None))
+        if _default is None or env != _default_key:
+            if env is not None:
+                path: Path | None = Path(env) if env else None
+            else:
+                path = next((p for p in PCI_IDS_PATHS if p.is_file()), None)
+            _default, _default_key = PciIds(path), env
         return _default
