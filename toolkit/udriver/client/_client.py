@@ -28,7 +28,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
 from ..errors import ConfigError, InstallError, ManifestError, UdriverError
-from ..modalias import Modalias, PatternIndex, parse_modalias, parse_pattern
+from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pattern
 from ._config import RepoConfig, list_repos
 from ._fetcher import Progress
 from ._index import CLASS_INDEX, IndexEntry, build_pattern_index
@@ -178,6 +178,29 @@ class Client:
             groups.setdefault(cand.entry, {})[bdf] = devices[bdf]
         return [self.install_entry(e, devs) for e, devs in groups.items()]
 
+    def installed_for(self, devices: Mapping[str, Modalias]) -> dict[str, InstalledDriver | None]:
+        """The installed driver (most specific current ID table) claiming each device."""
+        installed = []
+        for inst in self.store.installed():
+            m = inst.manifest()
+            if m is not None:
+                installed.append((inst, m.patterns))
+        return {bdf: _installed_for(alias, installed) for bdf, alias in devices.items()}
+
+    def install_auto(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
+        """Install drivers for every device that no installed driver claims and for
+        which a repository has a compatible driver; others are left alone.
+
+        Raises:
+            RepositoryError, DownloadError, PackageError: as for `install_entry`.
+        """
+        self._require_repos()
+        have = self.installed_for(devices)
+        todo = {b: a for b, a in devices.items() if have[b] is None}
+        chosen = self.resolve(todo)
+        want = {b: todo[b] for b, c in chosen.items() if c is not None}
+        return self.install_for_devices(want) if want else []
+
     def find(self, spec: str, devices: Mapping[str, Modalias]) -> IndexEntry:
         """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine
         (the local devices' vendors, the class index, and any index already cached).
@@ -312,7 +335,7 @@ def _query_alias(q: str) -> tuple[int, int | None] | None:
     return None
 
 
-def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list]]
+def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list[Pattern]]]
                    ) -> InstalledDriver | None:
     best: tuple[tuple[int, int], InstalledDriver] | None = None
     for inst, patterns in installed:
@@ -339,15 +362,11 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
     except UdriverError as e:
         log.warning("%s", e)
         client = Client([], offline=True)
-    installed = []
-    for inst in client.store.installed():
-        m = inst.manifest()
-        if m is not None:
-            installed.append((inst, m.patterns))
+    have = client.installed_for(aliases)
     chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
     out: dict[str, dict[str, dict[str, str] | None]] = {}
     for bdf, alias in aliases.items():
-        inst = _installed_for(alias, installed)
+        inst = have[bdf]
         cand = chosen.get(bdf)
         out[bdf] = {
             "installed": ({"driver": inst.driver, "version": inst.current or ""}
