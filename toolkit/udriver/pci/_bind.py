@@ -197,7 +197,7 @@ def check_bound(bdf: str, driver: str = VFIO_PCI, *,
     dev = get_device(bdf, sysfs_root)
     if dev.driver != driver:
         now = f"bound to `{dev.driver}`" if dev.driver else "not bound to any driver"
-        err = DeviceError(f"PCI device {dev.bdf} is {now}, not `{driver}`")
+        err = DeviceError(f"PCI device {dev.bdf} is {now}; it must be bound to `{driver}`")
         err.hint = f"run `udriver bind {dev.bdf}` first"
         raise err
     return dev
