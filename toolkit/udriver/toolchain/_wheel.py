@@ -1,0 +1,171 @@
+"""Build a driver wheel with pypa/build, then repair and check native code with auditwheel.
+
+Order of operations:
+1. copy the project (without dist/, build/, VCS and caches) into the build directory, so
+   the source tree is never written to and compiler paths are the same every time;
+2. `build.ProjectBuilder(...).build("wheel")` without isolation: the build runs in this
+   interpreter's environment, which has setuptools, cffi and `udriver` itself (a C
+   driver's build script takes `udriver.h` from `udriver.runtime.get_include()`), and
+   needs no network;
+3. with C code: `auditwheel repair` retags the `cp311-abi3-linux_x86_64` wheel as
+   `manylinux_2_X`; if it had to graft a library into the wheel, the driver links a
+   library from outside its wheel and the build FAILS (DESIGN.md: a driver reaches the
+   runtime only through the ABI table, so there is nothing to graft);
+4. the caller embeds the manifest and normalises the zip (`_wheelfile`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..errors import BuildError
+from ._project import Project
+
+__all__ = ["build_wheel", "auditwheel_show", "copy_source"]
+
+log = logging.getLogger(__name__)
+
+_IGNORE = shutil.ignore_patterns("dist", "build", ".git", ".hg", "__pycache__", "*.pyc",
+                                 "*.egg-info", ".venv", "venv", ".pytest_cache", ".mypy_cache",
+                                 ".ruff_cache", "*.so", "wheelhouse")
+_GCC_ERROR_RE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)?\s*(?:fatal )?error:\s*(?P<msg>.*)$",
+                           re.M)
+
+
+def copy_source(project: Project, dest: Path) -> Path:
+    """Copy the project tree to `dest` (which must not exist), leaving out build debris."""
+    shutil.copytree(project.root, dest, ignore=_IGNORE, symlinks=True)
+    return dest
+
+
+class _Runner:
+    """A pyproject_hooks runner that keeps the backend's output for error messages."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self.output = ""
+
+    def __call__(self, cmd: Sequence[str], cwd: str | None = None,
+                 extra_environ: Mapping[str, str] | None = None) -> None:
+        env = dict(self.env)
+        env.update(extra_environ or {})
+        proc = subprocess.run(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace")
+        self.output += proc.stdout
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout)
+
+
+def _compile_error(output: str, src: Path, project: Project) -> BuildError | None:
+    errors = list(_GCC_ERROR_RE.finditer(output))
+    if not errors:
+        return None
+    lines = []
+    for m in errors[:5]:
+        f = m.group("file")
+        for prefix in (str(src) + "/", "./"):
+            f = f.removeprefix(prefix)
+        lines.append(f"{project.root / f}:{m.group('line')}: {m.group('msg')}")
+    err = BuildError("C compile error:\n  " + "\n  ".join(lines))
+    err.hint = "fix the C source at the line shown (run `udriver -v build` for the compiler's full output)"
+    return err
+
+
+def build_wheel(project: Project, work: Path, epoch: int) -> Path:
+    """Build the project's wheel in `work`; return the (repaired) wheel's path.
+
+    Raises:
+        BuildError: missing build dependencies, a compile error, a backend failure, or a
+            native library from outside the wheel.
+    """
+    import build  # pypa/build; the `build` extra
+
+    src = copy_source(project, work / "src")
+    raw = work / "raw"
+    env = dict(os.environ)
+    env["SOURCE_DATE_EPOCH"] = str(epoch)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Reproducible objects: no temp-dir paths in debug info or __FILE__.
+    prefix_map = f"-ffile-prefix-map={src}=."
+    env["CFLAGS"] = (env.get("CFLAGS", "") + " " + prefix_map).strip()
+    runner = _Runner(env)
+    builder = build.ProjectBuilder(src, python_executable=sys.executable, runner=runner)
+    try:
+        missing = builder.check_dependencies("wheel")
+    except build.BuildException as e:
+        raise BuildError(f"{project.pyproject}: cannot read the build requirements: {e}") from e
+    if missing:
+        names = sorted(" -> ".join(chain) for chain in missing)
+        err = BuildError(f"build dependencies missing from this environment: {', '.join(names)}")
+        err.hint = "pip install 'udriver[build]' (udriver builds without isolation, offline)"
+        raise err
+    try:
+        built = Path(builder.build("wheel", raw))
+    except build.BuildBackendException as e:
+        log.debug("backend output:\n%s", runner.output)
+        cerr = _compile_error(runner.output, src, project)
+        if cerr is not None:
+            raise cerr from e
+        tail = "\n".join(runner.output.strip().splitlines()[-15:])
+        raise BuildError(f"building the wheel of {project.root} failed:\n{tail}") from e
+    except build.BuildException as e:
+        raise BuildError(f"building the wheel of {project.root} failed: {e}") from e
+    log.debug("backend output:\n%s", runner.output)
+    if not _has_native(built):
+        return built
+    return _repair(built, work / "repaired", env, project)
+
+
+def _has_native(wheel: Path) -> bool:
+    with zipfile.ZipFile(wheel) as zf:
+        return any(n.endswith(".so") or ".so." in n for n in zf.namelist())
+
+
+def _repair(wheel: Path, outdir: Path, env: Mapping[str, str], project: Project) -> Path:
+    """`auditwheel repair`, refusing any grafted library."""
+    outdir.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditwheel", "repair", "--plat", "auto", "-w", str(outdir),
+         str(wheel)], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, errors="replace")
+    if proc.returncode:
+        raise BuildError(f"auditwheel repair refused {wheel.name}:\n{proc.stdout.strip()}")
+    repaired = sorted(outdir.glob("*.whl"))
+    if len(repaired) != 1:
+        raise BuildError(f"auditwheel repair wrote {len(repaired)} wheels, expected 1")
+    with zipfile.ZipFile(repaired[0]) as zf:
+        grafted = sorted(n for n in zf.namelist() if re.match(r"^[^/]+\.libs/", n))
+    if grafted:
+        libs = ", ".join(Path(n).name for n in grafted)
+        err = BuildError(
+            f"native library linked from outside the wheel: {libs} (auditwheel would graft "
+            f"it into {wheel.name}); a udriver driver may only use libc and reach the runtime "
+            "through the udriver C ABI table")
+        err.hint = (f"remove the library from `libraries=`/`-l` in {project.root / 'setup.py'} "
+                    "or your cffi build script, or compile that code into the extension")
+        raise err
+    return repaired[0]
+
+
+def auditwheel_show(wheel: Path) -> tuple[bool, str]:
+    """Run `auditwheel show`; (ok, the platform tag or the reason it is not ok)."""
+    proc = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace")
+    text = " ".join(proc.stdout.split())
+    if proc.returncode:
+        return False, text or f"auditwheel show exited {proc.returncode}"
+    m = re.search(r'consistent with the following platform tag: "([^"]+)"', text)
+    if m is None:
+        return False, f"auditwheel show gave no platform tag: {text[:300]}"
+    if "external shared libraries" in text and "requires the external shared libraries" in text:
+        return False, f"links shared libraries from outside the wheel: {text[:300]}"
+    return True, m.group(1)
