@@ -116,14 +116,14 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     app.router.add_route("POST", UPLOAD_PATH, handle_upload, expect_handler=expect_upload)
     app.router.add_get("/api/v1/health", _health)
     app.router.add_get("/ui/", handle_ui)
-    app.router.add_get("/ui", lambda r: _redirect("/ui/"))
+    app.router.add_get("/ui", _to_ui_slash)
     app.router.add_get("/{path:.*}", _to_ui)
     app.on_cleanup.append(_cleanup)
     return app
 
 
-async def _redirect(location: str) -> web.StreamResponse:
-    raise web.HTTPMovedPermanently(location)
+async def _to_ui_slash(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently("/ui/")
 
 
 def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,

@@ -28,13 +28,14 @@ import hashlib
 import logging
 import secrets
 import shutil
+import zipfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from udriver.artifacts import read_deb, read_wheel_manifest
+from udriver.artifacts import Limits, read_deb, read_wheel_manifest
 from udriver.errors import ManifestError, PackageError, RepositoryError, UdriverError
 from udriver.manifest import DriverManifest
 
@@ -47,7 +48,12 @@ __all__ = ["handle_upload", "expect_upload", "UPLOAD_PATH"]
 _log = logging.getLogger(__name__)
 
 UPLOAD_PATH = "/api/v1/packages/{filename}"
+# Where the expect handler leaves the authenticated vendor for the main handler.
+_VENDOR: Any = (web.RequestKey("udriver_vendor", VendorView)  # type: ignore[attr-defined]
+                if hasattr(web, "RequestKey") else "udriver_vendor")
 _CHUNK = 256 * 1024
+_BOMB_MEMBER = 32 * 1024 * 1024
+_BOMB_RATIO = 200
 
 
 class _Reject(Exception):
@@ -69,7 +75,7 @@ def _bearer(request: web.BaseRequest) -> str | None:
 
 
 async def _authenticate(request: web.Request, state: ServerState) -> VendorView:
-    cached = request.get("udriver_vendor")
+    cached = request.get(_VENDOR)
     if isinstance(cached, VendorView):
         return cached
     token = _bearer(request)
@@ -78,7 +84,7 @@ async def _authenticate(request: web.Request, state: ServerState) -> VendorView:
     vendor = await state.gateway.authenticate(token)
     if vendor is None or vendor.revoked:
         raise _Reject(401, "unauthorized", "the token is not valid (unknown or revoked)")
-    request["udriver_vendor"] = vendor
+    request[_VENDOR] = vendor
     return vendor
 
 
@@ -144,10 +150,40 @@ async def _receive(request: web.Request, dest: Path, limit: int) -> tuple[int, s
     return size, digest.hexdigest()
 
 
+def _check_zip_bomb(path: Path, filename: str, limits: Limits = Limits()) -> None:
+    """Refuse a wheel whose members declare more unpacked bytes than anyone should inflate.
+
+    `udriver.artifacts` only inflates the few members it needs, so a bomb in another member
+    would pass it and explode later in `pip install` or a mirror's scanner. zipfile never
+    returns more than a member's declared `file_size` (it stops there and checks the CRC),
+    so the declared sizes bound what any Python consumer can be made to inflate.
+
+    Raises:
+        PackageError: the total declared size is over `limits.unpacked_bytes`, or a large
+            member compresses better than deflate's theoretical 1032:1 allows for real data
+            (we use 200:1 above 32 MiB).
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise PackageError(f"{filename}: not a valid wheel (zip) file: {e}") from e
+    total = sum(i.file_size for i in infos)
+    if total > limits.unpacked_bytes:
+        raise PackageError(f"{filename}: zip bomb: members unpack to {total} bytes "
+                           f"(limit {limits.unpacked_bytes})")
+    for i in infos:
+        if i.file_size > _BOMB_MEMBER and i.file_size > _BOMB_RATIO * max(i.compress_size, 1):
+            raise PackageError(f"{filename}: zip bomb: member {i.filename!r} unpacks "
+                               f"{i.file_size} bytes from {i.compress_size} "
+                               f"(ratio over {_BOMB_RATIO}:1)")
+
+
 def _validate_and_publish(repo: RepositoryLike, path: Path, name: UploadName,
                           vendor: str) -> tuple[DriverManifest, Any]:
     manifest: DriverManifest
     if name.kind == "wheel":
+        _check_zip_bomb(path, name.filename)
         manifest = read_wheel_manifest(path)
         check_wheel_name(name.filename, manifest.package, manifest.version)
     else:
@@ -216,7 +252,11 @@ async def handle_upload(request: web.Request) -> web.Response:
             manifest, result = await state.gateway.call_locked(
                 lambda repo: _validate_and_publish(repo, dest, name, vname))
         except UdriverError as e:
-            raise _classify(e) from e
+            r = _classify(e)
+            # Never show server paths: name the file as the client did.
+            r.message = r.message.replace(str(dest), name.filename).replace(
+                str(stage), "staging")
+            raise r from e
     except _Reject as r:
         return _reject_response(state, request, r, vendor, size, sha)
     except UdriverError as e:  # the repository could not be opened to check the token
