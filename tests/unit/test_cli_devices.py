@@ -10,8 +10,8 @@ import pytest
 from udriver import cli
 from udriver.cli import _bind as cli_bind
 from udriver.cli import _unbind as cli_unbind
-from udriver.pci import bind, unbind
 from udriver.pci import _bind as bind_mod
+from udriver.pci import bind, unbind
 from udriver.pci.testing import FakeSysfs
 
 FIXTURES = Path("/work/shared/fixtures/sysfs")
@@ -130,9 +130,9 @@ def test_devices_empty_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 @needs_fixtures
 def test_bind_missing_device(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(capsys, "bind", "0000:00:09.0", "--sysfs-root", str(SMALL)) == (
-        1, "", f"error: No PCI device 0000:00:09.0 in {SMALL}/sys/bus/pci/devices (present: "
-               "0000:00:00.0, 0000:00:01.0, 0000:00:02.0, 0000:00:03.0, 0000:00:04.0, "
-               "0000:00:05.0)\n")
+        1, "", (f"error: No PCI device 0000:00:09.0 in {SMALL}/sys/bus/pci/devices (present: "
+                "0000:00:00.0, 0000:00:01.0, 0000:00:02.0, 0000:00:03.0, 0000:00:04.0, "
+                "0000:00:05.0)\n"))
 
 
 def test_bind_malformed_bdf(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -143,9 +143,9 @@ def test_bind_malformed_bdf(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 @needs_fixtures
 def test_bind_without_iommu_group(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(capsys, "bind", "0000:00:06.0", "--sysfs-root", str(GPU)) == (
-        1, "", "error: Cannot bind PCI device 0000:00:06.0 to `vfio-pci`: it has no IOMMU group: "
-               "is the IOMMU enabled? Boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); "
-               "under QEMU add -device intel-iommu\n")
+        1, "", ("error: Cannot bind PCI device 0000:00:06.0 to `vfio-pci`: it has no IOMMU "
+                "group: is the IOMMU enabled? Boot with intel_iommu=on (Intel) or amd_iommu=on "
+                "(AMD); under QEMU add -device intel-iommu\n"))
 
 
 @pytest.fixture
@@ -189,9 +189,9 @@ def test_bind_warns_about_non_viable_group(capsys: pytest.CaptureFixture[str],
                                            fake: FakeSysfs) -> None:
     assert _run(capsys, "bind", "0000:01:00.0", "--sysfs-root", str(fake.root)) == (
         0, "0000:01:00.0: bound to vfio-pci (IOMMU group 4, /dev/vfio/4)\n",
-        "warning: IOMMU group 4 of 0000:01:00.0 is not viable: 0000:01:00.1 (8086:1521) is "
-        "bound to `igb` (every device in the group must be unbound or bound to vfio-pci or "
-        "pci-stub)\n")
+        ("warning: IOMMU group 4 of 0000:01:00.0 is not viable: 0000:01:00.1 (8086:1521) is "
+         "bound to `igb` (every device in the group must be unbound or bound to vfio-pci or "
+         "pci-stub)\n"))
     # Binding the sibling too makes the group viable: no warning.
     assert _run(capsys, "bind", "0000:01:00.1", "--sysfs-root", str(fake.root)) == (
         0, "0000:01:00.1: bound to vfio-pci (IOMMU group 4, /dev/vfio/4)\n", "")
@@ -225,5 +225,5 @@ def test_bind_probe_failure_with_real_sysfs_writes(capsys: pytest.CaptureFixture
 
 def test_unbind_missing_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert _run(capsys, "unbind", "0000:00:09.0", "--sysfs-root", str(tmp_path)) == (
-        1, "", f"error: No PCI device 0000:00:09.0 in {tmp_path}/sys/bus/pci/devices "
-               "(present: none)\n")
+        1, "", (f"error: No PCI device 0000:00:09.0 in {tmp_path}/sys/bus/pci/devices "
+                "(present: none)\n"))

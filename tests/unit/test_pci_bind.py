@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from udriver.errors import DeviceError
-from udriver.pci import bind, check_bound, get_device, unbind
 from udriver.pci import _bind as bind_mod
+from udriver.pci import bind, check_bound, get_device, unbind
 from udriver.pci.testing import FakeSysfs
 
 EDU = "0000:00:03.0"

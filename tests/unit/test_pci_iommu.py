@@ -9,8 +9,15 @@ import pytest
 
 from udriver.errors import DeviceError
 from udriver.modalias import Modalias
-from udriver.pci import (PciDevice, PciIds, check_viable, group_devices, iommu_group,
-                         is_vfio_driver, viability_problems)
+from udriver.pci import (
+    PciDevice,
+    PciIds,
+    check_viable,
+    group_devices,
+    iommu_group,
+    is_vfio_driver,
+    viability_problems,
+)
 from udriver.pci.testing import FakeSysfs
 
 NO_DB = PciIds(None)

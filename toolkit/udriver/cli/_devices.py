@@ -10,8 +10,15 @@ from pathlib import Path
 from ..cli import env_option
 from ..pci import PciDevice, list_devices
 
-__all__ = ["HELP", "add_arguments", "main", "add_sysfs_root_option", "sysfs_root", "display_name",
-           "format_table"]
+__all__ = [
+    "HELP",
+    "add_arguments",
+    "add_sysfs_root_option",
+    "display_name",
+    "format_table",
+    "main",
+    "sysfs_root",
+]
 
 HELP = "list PCI devices: address, IDs, class, bound driver and name"
 

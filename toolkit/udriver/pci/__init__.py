@@ -18,11 +18,11 @@ from ._pciids import PciIds, PciNames, default_pci_ids
 from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
 
 __all__ = [
+    "VFIO_PCI",
     "PciDevice",
     "PciIds",
     "PciNames",
     "Sysfs",
-    "VFIO_PCI",
     "bind",
     "check_bound",
     "check_viable",

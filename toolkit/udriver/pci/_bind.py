@@ -33,7 +33,7 @@ from ..errors import DeviceError
 from ._iommu import NO_IOMMU_GROUP_HINT, is_vfio_driver
 from ._sysfs import PciDevice, Sysfs, SysfsLike, _as_sysfs, get_device
 
-__all__ = ["bind", "unbind", "check_bound", "VFIO_PCI"]
+__all__ = ["VFIO_PCI", "bind", "check_bound", "unbind"]
 
 _log = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from ._pciids import PciIds
 from ._sysfs import PciDevice, SysfsLike, _as_sysfs, get_device, normalise_bdf
 
 __all__ = [
-    "iommu_group",
-    "group_devices",
-    "check_viable",
-    "viability_problems",
-    "is_vfio_driver",
     "DMA_SAFE_DRIVERS",
     "NO_IOMMU_GROUP_HINT",
+    "check_viable",
+    "group_devices",
+    "iommu_group",
+    "is_vfio_driver",
+    "viability_problems",
 ]
 
 _log = logging.getLogger(__name__)

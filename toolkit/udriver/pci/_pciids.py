@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PciIds", "PciNames", "default_pci_ids", "PCI_IDS_PATHS"]
+__all__ = ["PCI_IDS_PATHS", "PciIds", "PciNames", "default_pci_ids"]
 
 _log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from ..errors import DeviceError, ManifestError
 from ..modalias import Modalias, parse_modalias
 from ._pciids import PciIds, PciNames, default_pci_ids
 
-__all__ = ["Sysfs", "PciDevice", "list_devices", "get_device", "normalise_bdf", "SysfsLike"]
+__all__ = ["PciDevice", "Sysfs", "SysfsLike", "get_device", "list_devices", "normalise_bdf"]
 
 _log = logging.getLogger(__name__)
 
