@@ -133,6 +133,7 @@ class RemoteRepo:
         self._progress = progress
         self._tuf_config = config_tuf
         self._updater: Updater | None = None
+        self._pending: Updater | None = None  # being refreshed (names dates in errors)
 
     @property
     def name(self) -> str:
@@ -145,7 +146,7 @@ class RemoteRepo:
         except UdriverError:
             raise
         except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as e:
-            raise tuf_error(e, self.name, self._updater, what) from e
+            raise tuf_error(e, self.name, self._updater or self._pending, what) from e
         except OSError as e:
             raise RepositoryError(f"repository {self.name!r}, {what}: cannot use the local "
                                   f"cache {str(self.metadata_dir.parent)!r}: {e}") from e
@@ -176,13 +177,10 @@ class RemoteRepo:
             upd = cls(str(self.metadata_dir), self.metadata_url,
                       target_dir=str(self.target_dir), target_base_url=self.targets_url,
                       fetcher=fetcher, config=self._tuf_config, bootstrap=None)
+        self._pending = upd
         with self._tuf("refreshing metadata"):
-            self._updater = upd
-            try:
-                upd.refresh()
-            except BaseException:
-                self._updater = None
-                raise
+            upd.refresh()
+        self._updater, self._pending = upd, None
         return upd
 
     def refresh(self) -> None:
