@@ -1,37 +1,167 @@
-"""The repository: one directory, a static public tree, and the operations on it.
+"""The repository: one directory REPO, its static tree REPO/public, and the operations.
 
-SKELETON: signatures are final; bodies land in the following commits.
+Rules:
+- Every mutation holds `RepoLock` (flock on REPO/lock), so publishers are serialised
+  across threads and processes.
+- What is published is read from the committed TUF state (see `_meta.Transaction`),
+  never from the database, so a crash at any point leaves clients the old or the new
+  state and the next publish derives its versions from what clients can see.
+- Publish order: validate and scope-check (no lock, no writes) -> lock -> plan every
+  change in memory (conflicts raise here, before any write) -> write content-addressed
+  target files -> commit TUF (timestamp rename) -> commit apt (InRelease rename).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
-from udriver.errors import RepositoryError
+from tuf.api.metadata import (Delegations, Metadata, MetaFile, Root, Snapshot, TargetFile,
+                              Targets, Timestamp)
 
-from ._types import PublishResult, Vendor, VerifyReport
+from udriver.errors import PackageError, RepositoryError
+
+from ._apt import AptView, deb_stanza
+from ._errors import AuthError, ConflictError
+from ._fsio import RepoLock, write_atomic, write_new
+from ._gpg import Gpg
+from ._index import decode_index, encode_index, merge_entry
+from ._meta import (BINS, CLASS_ROLE, EXPIRY_DEFAULTS, SERIALIZER, Keyring, Transaction,
+                    bin_of, bin_paths, delegated, expiry_from_config, load_root, make_bin,
+                    read_config, vendor_paths, vendor_role)
+from ._rotation import RotationMixin
+from ._scope import CLASS_INDEX, check_scope, index_names
+from ._state import NAME_RE, State
+from ._types import PublishedDriver, PublishResult, Vendor, VerifyReport
+from ._validate import Artifact, validate
 
 __all__ = ["Repository"]
 
+log = logging.getLogger(__name__)
 
-class Repository:
-    """A udriver repository directory (see repo-contract for the layout)."""
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Repository(RotationMixin):
+    """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()
         self.public = self.path / "public"
+        self.metadata_dir = self.public / "metadata"
+        self.config = read_config(self.path)
+        self.expiry = expiry_from_config(self.config)
+        self.keys = Keyring(self.path / "keys")
+        self.state = State(self.path / "state.db")
+        self.gpg = Gpg(self.path / "gnupg")
+        self.apt = AptView(self.public, self.gpg)
+
+    # ------------------------------------------------------------------ create / open
 
     @classmethod
     def init(cls, path: Path | str, root_threshold: int = 1,
              expiry: dict[str, timedelta] | None = None,
-             root_key_dir: Path | str | None = None) -> "Repository":
+             root_key_dir: Path | str | None = None, root_keys: int | None = None) -> "Repository":
         """Create keys, top-level roles, bins and the apt key in a new directory.
 
+        Args:
+            path: the repository directory (created; must not already be a repository).
+            root_threshold: signatures a new root version needs (TUF spec 4.3 threshold).
+            expiry: per-role lifetimes overriding `EXPIRY_DEFAULTS` (keys: root, targets,
+                bins, class, vendor, snapshot, timestamp).
+            root_key_dir: keep the root private keys here instead of REPO/keys, so root
+                can be kept offline (`sign-root` then signs new root versions).
+            root_keys: how many root keys to create (default: `root_threshold`).
+
         Raises:
-            RepositoryError: `path` already holds a repository or cannot be created.
+            RepositoryError: bad arguments, or `path` is already a repository.
         """
-        raise RepositoryError("not implemented yet")
+        repo = Path(path)
+        n_root = root_keys or root_threshold
+        if root_threshold < 1 or n_root < root_threshold:
+            raise RepositoryError(f"root threshold must be 1..{n_root} (the number of root "
+                                  f"keys), got {root_threshold}")
+        if (repo / "config.json").exists():
+            raise RepositoryError(f"already a repository: {repo}")
+        bad = set(expiry or {}) - set(EXPIRY_DEFAULTS)
+        if bad:
+            raise RepositoryError(f"unknown role(s) in expiry: {sorted(bad)}; "
+                                  f"known: {sorted(EXPIRY_DEFAULTS)}")
+        try:
+            repo.mkdir(parents=True, exist_ok=True)
+            (repo / "keys").mkdir(mode=0o700, exist_ok=True)
+            (repo / "staging").mkdir(exist_ok=True)
+            for d in ("metadata", "targets", "pool", "dists", "keys"):
+                (repo / "public" / d).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RepositoryError(f"cannot create repository at {repo}: {e.strerror}") from e
+        lifetimes = dict(EXPIRY_DEFAULTS, **(expiry or {}))
+        State(repo / "state.db").create()
+        keys = Keyring(repo / "keys")
+        rdir = Path(root_key_dir) if root_key_dir else repo / "keys"
+        root_signers = [Keyring(rdir).generate(f"root-{i}") for i in range(n_root)]
+        online = {r: keys.generate(r) for r in ("targets", "snapshot", "timestamp", "bins",
+                                                 CLASS_ROLE)}
+        now = _now()
+        md_dir = repo / "public" / "metadata"
+        # TUF spec 4.3: root lists the top-level keys and thresholds; consistent snapshots on.
+        root = Metadata(Root(expires=now + lifetimes["root"], consistent_snapshot=True))
+        for s in root_signers:
+            root.signed.add_key(s.public_key, "root")
+        root.signed.roles["root"].threshold = root_threshold
+        for r in ("targets", "snapshot", "timestamp"):
+            root.signed.add_key(online[r].public_key, r)
+        for s in root_signers:
+            root.sign(s, append=True)
+        root_bytes = root.to_bytes(SERIALIZER)
+        write_atomic(md_dir / "1.root.json", root_bytes)
+        write_atomic(repo / "public" / "keys" / "root.json", root_bytes)
+        targets = Metadata(Targets(expires=now + lifetimes["targets"]))
+        bins_key, class_key = online["bins"].public_key, online[CLASS_ROLE].public_key
+        roles = {CLASS_ROLE: delegated(CLASS_ROLE, class_key.keyid,
+                                       ["drivers/class/*", f"index/{CLASS_INDEX}.json"])}
+        roles.update({b: delegated(b, bins_key.keyid, bin_paths(b)) for b in BINS})
+        targets.signed.delegations = Delegations(
+            keys={bins_key.keyid: bins_key, class_key.keyid: class_key}, roles=roles)
+        snapshot = Metadata(Snapshot(expires=now + lifetimes["snapshot"]))
+        snapshot.signed.meta = {"targets.json": MetaFile(1)}
+        for role, md, signer in ([("targets", targets, online["targets"]),
+                                  (CLASS_ROLE, Metadata(Targets(expires=now + lifetimes["class"])),
+                                   online[CLASS_ROLE])]
+                                 + [(b, make_bin(), online["bins"]) for b in BINS]):
+            if role.startswith("bin-"):
+                md.signed.expires = now + lifetimes["bins"]
+            md.sign(signer)
+            write_atomic(md_dir / f"1.{role}.json", md.to_bytes(SERIALIZER))
+            snapshot.signed.meta[f"{role}.json"] = MetaFile(1)
+        snapshot.sign(online["snapshot"])
+        snap_bytes = snapshot.to_bytes(SERIALIZER)
+        write_atomic(md_dir / "1.snapshot.json", snap_bytes)
+        ts = Metadata(Timestamp(expires=now + lifetimes["timestamp"],
+                                snapshot_meta=MetaFile.from_data(1, snap_bytes, ["sha256"])))
+        ts.sign(online["timestamp"])
+        config = {"format": 1, "root_threshold": root_threshold,
+                  "root_key_dir": str(rdir.resolve()) if root_key_dir else None,
+                  "expiry_seconds": {k: int(v.total_seconds()) for k, v in lifetimes.items()}}
+        write_atomic(repo / "config.json", json.dumps(config, indent=2).encode() + b"\n", 0o600)
+        write_atomic(md_dir / "timestamp.json", ts.to_bytes(SERIALIZER))
+        gpg = Gpg(repo / "gnupg")
+        gpg.create()
+        write_atomic(repo / "public" / "keys" / "apt.asc", gpg.export(armor=True))
+        write_atomic(repo / "public" / "keys" / "apt.gpg", gpg.export(armor=False))
+        self = cls(repo)
+        self.apt.commit({})
+        self.state.audit("admin", "init", f"root threshold {root_threshold}/{n_root}")
+        log.info("initialised repository %s", repo)
+        return self
 
     @classmethod
     def open(cls, path: Path | str) -> "Repository":
@@ -40,55 +170,259 @@ class Repository:
         Raises:
             RepositoryError: `path` is not a repository.
         """
-        raise RepositoryError("not implemented yet")
+        return cls(Path(path))
 
-    def add_vendor(self, name: str, pci_vendors: list[int], class_grant: bool = False) -> str:
+    def close(self) -> None:
+        """Nothing to release (connections are per call); present for the server."""
+
+    def stop_agent(self) -> None:
+        """Stop the gpg-agent serving REPO/gnupg (tests, shutdown)."""
+        self.gpg.stop_agent()
+
+    # ------------------------------------------------------------------ vendors
+
+    def add_vendor(self, name: str, pci_vendors: Sequence[int], class_grant: bool = False) -> str:
         """Create a publisher and its delegated role; return its upload token (shown once).
 
         Raises:
-            RepositoryError: bad name, name taken, or a PCI vendor ID already owned.
+            RepositoryError: bad name or IDs, name taken, or a PCI vendor ID already owned.
         """
-        raise RepositoryError("not implemented yet")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise RepositoryError(f"invalid vendor name {name!r}: use lower-case letters, "
+                                  "digits and `-` (at most 63), starting with a letter or digit")
+        ids = sorted(set(pci_vendors))
+        bad = [v for v in ids if not isinstance(v, int) or not 0 <= v < 0xFFFF]
+        if bad:
+            raise RepositoryError(f"invalid PCI vendor ID(s) {bad!r}: must be 0000..fffe")
+        if not ids and not class_grant:
+            raise RepositoryError("a vendor needs at least one `--pci-vendor` or a class grant")
+        with RepoLock(self.path):
+            token = self.state.add_vendor(name, ids, class_grant)
+            try:
+                txn = Transaction(self.metadata_dir, self.keys, self.expiry)
+                vendor = self.state.vendor(name)
+                assert vendor is not None
+                self._ensure_vendor_role(txn, vendor)
+                txn.commit()
+            except BaseException:
+                self.state.delete_vendor(name)
+                raise
+        self.state.audit("admin", "vendor-add",
+                         f"{name} pci={','.join(f'{v:04x}' for v in ids)} class={class_grant}")
+        return token
+
+    def _ensure_vendor_role(self, txn: Transaction, vendor: Vendor) -> None:
+        """Make the vendor's role and its delegations exist with its current key (idempotent)."""
+        role = vendor_role(vendor.name)
+        key = (self.keys.get(role) if self.keys.have(role) else self.keys.generate(role)).public_key
+        if not txn.has(role):
+            txn.new_role(role)
+        by_bin: dict[str, list[str]] = {}
+        for v in vendor.pci_vendors:
+            by_bin.setdefault(bin_of(f"{v:04x}"), []).append(f"{v:04x}")
+        for b, vids in sorted(by_bin.items()):
+            md = txn.load(b)
+            dele = md.signed.delegations
+            assert dele is not None and dele.roles is not None
+            want = delegated(role, key.keyid, vendor_paths(vids))
+            if dele.roles.get(role) == want and key.keyid in dele.keys:
+                continue
+            old = dele.roles.get(role)
+            dele.roles[role] = want
+            dele.keys[key.keyid] = key
+            if old:
+                self._drop_unused_keys(md)
+            txn.stage(b, md)
+
+    @staticmethod
+    def _drop_unused_keys(md: Metadata[Targets]) -> None:
+        dele = md.signed.delegations
+        assert dele is not None and dele.roles is not None
+        used = {k for r in dele.roles.values() for k in r.keyids}
+        for k in list(dele.keys):
+            if k not in used:
+                del dele.keys[k]
 
     def list_vendors(self) -> list[Vendor]:
         """Every publisher, revoked ones included, sorted by name."""
-        raise RepositoryError("not implemented yet")
+        return self.state.vendors()
 
     def revoke_vendor(self, name: str) -> None:
-        """Revoke a publisher's tokens; its published drivers stay.
+        """Revoke a publisher and its tokens; its published drivers stay.
 
         Raises:
             RepositoryError: unknown vendor.
         """
-        raise RepositoryError("not implemented yet")
+        self.state.revoke(name)
+        self.state.audit("admin", "vendor-revoke", name)
 
     def authenticate(self, token: str) -> Vendor | None:
         """The active vendor owning `token`, or None. Hashed, constant-time compare."""
-        raise RepositoryError("not implemented yet")
+        name = self.state.authenticate(token)
+        return self.state.vendor(name) if name else None
 
-    def publish(self, files: list[Path], vendor: str) -> PublishResult:
+    def audit(self, actor: str, action: str, detail: str) -> None:
+        """Append to the audit log (the server logs its HTTP-side events here too)."""
+        self.state.audit(actor, action, detail)
+
+    def audit_log(self, limit: int = 100) -> list[tuple[int, str, str, str, str]]:
+        """Newest audit entries first: (id, time, actor, action, detail)."""
+        return self.state.audit_log(limit)
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, files: Sequence[Path | str], vendor: str) -> PublishResult:
         """Validate, scope-check, and atomically publish wheels and/or debs.
 
         Raises:
-            PackageError: an invalid artifact.
+            PackageError: an invalid artifact, or inconsistent wheel and deb.
             ScopeError: IDs outside the vendor's scope.
             ConflictError: same name and version already published with other bytes.
-            RepositoryError: unknown/revoked vendor or a repository failure.
+            AuthError: unknown or revoked vendor.
+            RepositoryError: a repository failure.
         """
-        raise RepositoryError("not implemented yet")
+        v = self.state.vendor(vendor)
+        if v is None:
+            raise AuthError(f"no such vendor: {vendor!r}")
+        if v.revoked:
+            raise AuthError(f"vendor {vendor!r} is revoked")
+        if not files:
+            raise PackageError("nothing to publish: no files given")
+        arts = [validate(Path(f)) for f in files]
+        groups: dict[tuple[str, str], list[Artifact]] = {}
+        for a in arts:
+            groups.setdefault((a.manifest.package, a.manifest.version), []).append(a)
+        for (pkg, ver), group in groups.items():
+            kinds = [a.kind for a in group]
+            if len(set(kinds)) != len(kinds):
+                raise PackageError(f"{pkg} {ver}: more than one {kinds[0]} in one publish")
+            if len({a.manifest for a in group}) != 1:
+                raise PackageError(f"{pkg} {ver}: the wheel and the deb carry different ID "
+                                   "tables or entry points; rebuild both with `udriver build`")
+            check_scope(v, group[0].manifest.patterns,
+                        what=", ".join(a.path.name for a in group))
+        with RepoLock(self.path):
+            result = self._publish_locked(v, groups)
+        self.state.audit(vendor, "publish-unchanged" if result.unchanged else "publish",
+                         " ".join(a.path.name for a in arts))
+        return result
 
-    def refresh(self) -> None:
-        """Re-sign snapshot and timestamp (and any role close to expiry)."""
-        raise RepositoryError("not implemented yet")
+    def _publish_locked(self, v: Vendor, groups: dict[tuple[str, str], list[Artifact]]
+                        ) -> PublishResult:
+        txn = Transaction(self.metadata_dir, self.keys, self.expiry)
+        self._ensure_vendor_role(txn, v)
+        vrole = vendor_role(v.name)
+        writes: dict[Path, bytes] = {}
+        out: list[PublishedDriver] = []
+        for (pkg, ver), group in sorted(groups.items()):
+            m = group[0].manifest
+            idx = index_names(m.modaliases)
+            dirname = CLASS_INDEX if CLASS_INDEX in idx else idx[0]
+            files_role = CLASS_ROLE if dirname == CLASS_INDEX else vrole
+            files: dict[str, str] = {}
+            for a in sorted(group, key=lambda a: a.kind):
+                target = f"drivers/{dirname}/{a.path.name}"
+                tf = TargetFile.from_data(target, a.data, ["sha256"])
+                md = txn.load(files_role)
+                old = md.signed.targets.get(target)
+                if old is not None and (old.length, old.hashes) != (tf.length, tf.hashes):
+                    raise ConflictError(f"{a.path.name} is already published with different "
+                                        f"bytes (sha256 {old.hashes.get('sha256')}); publish "
+                                        "a new version instead")
+                if old is None:
+                    md.signed.targets[target] = tf
+                    txn.stage(files_role, md)
+                    writes[self._target_path(target, tf)] = a.data
+                files[a.kind] = target
+            entry: dict[str, Any] = {"package": m.package, "driver": m.driver,
+                                     "version": m.version, "abi": f"{m.abi[0]}.{m.abi[1]}",
+                                     "modaliases": list(m.modaliases), "files": files}
+            for ix in idx:
+                role = CLASS_ROLE if ix == CLASS_INDEX else vrole
+                md = txn.load(role)
+                path = f"index/{ix}.json"
+                current = self._read_index(md, path, ix)
+                for e in current:
+                    if (e["package"], e["version"]) == (pkg, ver):
+                        for kind, target in files.items():
+                            if e["files"].get(kind, target) != target:
+                                raise ConflictError(
+                                    f"{pkg} {ver} already has a {kind} "
+                                    f"({e['files'][kind]}); publish a new version instead")
+                merged, changed = merge_entry(current, entry)
+                if changed:
+                    data = encode_index(ix, merged)
+                    tf = TargetFile.from_data(path, data, ["sha256"])
+                    md.signed.targets[path] = tf
+                    txn.stage(role, md)
+                    writes[self._target_path(path, tf)] = data
+            out.append(PublishedDriver(m.package, m.driver, m.version,
+                                       f"{m.abi[0]}.{m.abi[1]}", m.modaliases, files,
+                                       tuple(f"index/{ix}.json" for ix in idx)))
+        ts_version = 0
+        tuf_changed = bool(txn.staged)
+        if tuf_changed:
+            for p, data in writes.items():
+                write_new(p, data)
+            ts_version = txn.commit()
+        apt_changed = self._publish_apt([a for g in groups.values() for a in g if a.kind == "deb"])
+        return PublishResult(v.name, tuple(out), unchanged=not tuf_changed and not apt_changed, timestamp_version=ts_version)
 
-    def rotate_key(self, role: str) -> None:
-        """Replace the key of `role` (root, targets, snapshot, timestamp, bins, or a vendor).
+    def _publish_apt(self, debs: list[Artifact]) -> bool:
+        """Add debs to the apt view unless it already has them; True when it changed."""
+        if not debs:
+            return False
+        stanzas = self.apt.committed_stanzas()
+        changed = False
+        for a in debs:
+            assert a.control is not None
+            pool = self.apt.pool_path(a.control["Package"], a.path.name)
+            stanza = deb_stanza(a.control, pool, a.data)
+            if stanzas.get(pool) != stanza:
+                self.apt.add_pool_file(pool, a.data)
+                stanzas[pool] = stanza
+                changed = True
+        if changed:
+            self.apt.commit(stanzas)
+        return changed
 
-        Raises:
-            RepositoryError: unknown role, or the root keys needed are offline.
-        """
-        raise RepositoryError("not implemented yet")
+    def _target_path(self, target: str, tf: TargetFile) -> Path:
+        """Consistent-snapshot file name of a target (TUF spec 5.7.3: <hash>.<name>)."""
+        d, _, base = target.rpartition("/")
+        return self.public / "targets" / d / f"{tf.hashes['sha256']}.{base}"
+
+    def _read_index(self, md: Metadata[Targets], path: str, name: str) -> list[dict[str, Any]]:
+        tf = md.signed.targets.get(path)
+        if tf is None:
+            return []
+        p = self._target_path(path, tf)
+        try:
+            data = p.read_bytes()
+            tf.verify_length_and_hashes(data)
+        except Exception as e:  # noqa: BLE001 - OSError or LengthOrHashMismatchError
+            raise RepositoryError(f"committed index {path} is missing or corrupt ({p}): {e}") from e
+        return decode_index(data, name)
+
+    def index(self, name: str) -> list[dict[str, Any]]:
+        """The committed entries of `index/<name>.json` ("1234" or "class"); [] if none."""
+        txn = Transaction(self.metadata_dir, self.keys, self.expiry)
+        if name == CLASS_INDEX:
+            role = CLASS_ROLE
+        else:
+            owner = self.state.owner_of([int(name, 16)]).get(int(name, 16))
+            if owner is None or not txn.has(vendor_role(owner)):
+                return []
+            role = vendor_role(owner)
+        return self._read_index(txn.load(role), f"index/{name}.json", name)
+
+    # ------------------------------------------------------------------ verify
 
     def verify(self, url: str | None = None) -> VerifyReport:
-        """Run a fresh python-tuf client (and an apt checker) against the tree."""
-        raise RepositoryError("not implemented yet")
+        """Run a fresh python-tuf client (and an apt checker) against the tree.
+
+        With `url`, fetch over HTTP(S) from a server serving the tree; otherwise read
+        REPO/public directly. Trust starts from this repository's 1.root.json.
+        """
+        from ._verify import verify_tree
+        root = (self.metadata_dir / "1.root.json").read_bytes()
+        return verify_tree(root, public=None if url else self.public, url=url)

@@ -1,0 +1,126 @@
+"""Crash-safe file operations and the publisher lock.
+
+Rules:
+- A file in the public tree is written to a temporary name in the same directory,
+  fsync'ed, renamed over its final name, and the directory is fsync'ed (rename(2) is
+  atomic within one filesystem; the fsyncs make the order durable).
+- Every write is a numbered *step*. With `UDRIVER_REPO_CRASH_AFTER=k` in the environment
+  the process SIGKILLs itself right after step k, so tests can stop a publish at every
+  point without racing a timer. `UDRIVER_REPO_STEP_LOG=FILE` appends one line per step.
+- `RepoLock` is an exclusive flock(2) on `REPO/lock`; flock locks belong to the open
+  file description, so it serialises threads of one process as well as processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from udriver.errors import RepositoryError
+
+__all__ = ["step", "write_atomic", "write_new", "fsync_dir", "RepoLock", "CRASH_ENV", "STEP_LOG_ENV"]
+
+CRASH_ENV = "UDRIVER_REPO_CRASH_AFTER"
+STEP_LOG_ENV = "UDRIVER_REPO_STEP_LOG"
+
+_counter = 0
+_counter_lock = threading.Lock()
+
+
+def step(what: str) -> None:
+    """Count one filesystem step; die here if the crash hook says so (tests only)."""
+    global _counter
+    with _counter_lock:
+        _counter += 1
+        n = _counter
+    log = os.environ.get(STEP_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{n} {what}\n")
+    crash = os.environ.get(CRASH_ENV)
+    if crash and n >= int(crash):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename or create in it is durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` atomically (temp file, fsync, rename, fsync dir).
+
+    Raises:
+        RepositoryError: the write failed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        step(f"write {path.name}")
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        step(f"rename {path.name}")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RepositoryError(f"cannot write {path}: {e.strerror}") from e
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Write a content-addressed file unless it already exists with that content.
+
+    Returns True when the file was written. Existing content is trusted only if the
+    size matches; a torn file from a crash is replaced.
+    """
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data)
+    return True
+
+
+class RepoLock:
+    """Exclusive lock on the repository (flock on `REPO/lock`)."""
+
+    def __init__(self, repo: Path) -> None:
+        self._path = repo / "lock"
+        self._fd = -1
+
+    def __enter__(self) -> "RepoLock":
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise RepositoryError(f"cannot open lock {self._path}: {e.strerror}") from e
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                break
+            except OSError as e:  # pragma: no cover - EINTR on a signal
+                if e.errno != errno.EINTR:
+                    os.close(self._fd)
+                    raise RepositoryError(f"cannot lock {self._path}: {e.strerror}") from e
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = -1

@@ -1,0 +1,259 @@
+"""TUF metadata of the repository: role layout, keys, and the commit protocol.
+
+Role layout (TUF spec 4.3/4.5 delegations; consistent snapshots, spec 5.x):
+
+    root ─ targets ─┬─ class                   paths drivers/class/*, index/class.json
+                    └─ bin-00 .. bin-ff        paths drivers/??XX/*, index/??XX.json
+                          └─ vendor-<name>     paths drivers/<vvvv>/*, index/<vvvv>.json
+                                               for each owned PCI vendor vvvv ending in XX
+
+The 256 bins key vendors by the *low* byte of the PCI vendor ID (real IDs cluster in
+their high byte), so `targets.json` has a fixed size and each bin lists ~1/256 of the
+publishers. All bins share one online `bins` key; `class` has its own online key and
+is signed by the repository after it checked the publisher's class grant.
+
+Commit protocol (what makes a publish atomic and crash-safe):
+
+1. `Transaction` reads the *committed* state: `timestamp.json` -> the snapshot version
+   it names -> the role versions that snapshot names. Never a directory listing, so
+   stray files from a killed publisher are ignored (and later overwritten).
+2. Target files are written first under content-addressed names (`<sha256>.<name>`).
+3. Each changed role is written as `<committed+1>.<role>.json`, then
+   `<n+1>.snapshot.json`; none of these is reachable until step 4.
+4. `timestamp.json` is replaced by rename(2): the single switch a client sees
+   (client workflow 5.4 reads timestamp first, then 5.5 snapshot, 5.6 targets).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from securesystemslib.signer import Signer
+from tuf.api.metadata import (
+    DelegatedRole,
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    Targets,
+    Timestamp,
+)
+from tuf.api.serialization.json import JSONSerializer
+
+from udriver.errors import RepositoryError
+
+from ._fsio import write_atomic
+from ._keys import NaclSigner, generate_key, load_key
+
+__all__ = ["Keyring", "Transaction", "EXPIRY_DEFAULTS", "BINS", "bin_of", "vendor_role",
+           "bin_paths", "vendor_paths", "CLASS_ROLE", "SERIALIZER", "expiry_kind"]
+
+EXPIRY_DEFAULTS: dict[str, timedelta] = {
+    "root": timedelta(days=365),
+    "targets": timedelta(days=90),
+    "bins": timedelta(days=90),
+    "class": timedelta(days=90),
+    "vendor": timedelta(days=90),
+    "snapshot": timedelta(days=7),
+    "timestamp": timedelta(days=1),
+}
+BINS = [f"bin-{i:02x}" for i in range(256)]
+CLASS_ROLE = "class"
+SERIALIZER = JSONSerializer(compact=True)
+
+
+def bin_of(vvvv: str) -> str:
+    """The bin role delegating PCI vendor `vvvv` (4 lower-case hex digits)."""
+    return f"bin-{vvvv[2:]}"
+
+
+def vendor_role(name: str) -> str:
+    return f"vendor-{name}"
+
+
+def bin_paths(bin_name: str) -> list[str]:
+    xx = bin_name[4:]
+    return [f"drivers/??{xx}/*", f"index/??{xx}.json"]
+
+
+def vendor_paths(ids: list[str]) -> list[str]:
+    return [p for v in ids for p in (f"drivers/{v}/*", f"index/{v}.json")]
+
+
+def expiry_kind(role: str) -> str:
+    if role.startswith("bin-"):
+        return "bins"
+    if role.startswith("vendor-"):
+        return "vendor"
+    return role
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Keyring:
+    """Private keys by name (`REPO/keys/<name>.key`), loaded lazily and cached."""
+
+    def __init__(self, key_dir: Path, extra: dict[str, NaclSigner] | None = None) -> None:
+        self.dir = key_dir
+        self._cache: dict[str, NaclSigner] = dict(extra or {})
+
+    def get(self, name: str) -> NaclSigner:
+        if name not in self._cache:
+            self._cache[name] = load_key(self.dir / f"{name}.key")
+        return self._cache[name]
+
+    def have(self, name: str) -> bool:
+        return name in self._cache or (self.dir / f"{name}.key").exists()
+
+    def generate(self, name: str) -> NaclSigner:
+        self._cache[name] = generate_key(self.dir / f"{name}.key")
+        return self._cache[name]
+
+    def put(self, name: str, signer: NaclSigner) -> None:
+        self._cache[name] = signer
+
+    def root_signers(self) -> list[NaclSigner]:
+        """Every root key present in the key directory (offline ones are not)."""
+        names = sorted(p.stem for p in self.dir.glob("root-*.key"))
+        return [self.get(n) for n in names]
+
+
+def role_key_name(role: str) -> str:
+    """Name of the key file that signs `role`."""
+    return "bins" if role.startswith("bin-") else role
+
+
+class Transaction:
+    """Changes to delegated targets roles, committed with one timestamp rename."""
+
+    def __init__(self, metadata_dir: Path, keys: Keyring, expiry: dict[str, timedelta]) -> None:
+        self.dir = metadata_dir
+        self.keys = keys
+        self.expiry = expiry
+        try:
+            self.timestamp = Metadata[Timestamp].from_file(str(metadata_dir / "timestamp.json"))
+            sv = self.timestamp.signed.snapshot_meta.version
+            self.snapshot = Metadata[Snapshot].from_file(str(metadata_dir / f"{sv}.snapshot.json"))
+        except Exception as e:  # noqa: BLE001 - python-tuf raises several types
+            raise RepositoryError(f"cannot read committed metadata in {metadata_dir}: {e}") from e
+        self._loaded: dict[str, Metadata[Targets]] = {}
+        self.staged: dict[str, Metadata[Targets]] = {}
+
+    def committed_version(self, role: str) -> int:
+        mf = self.snapshot.signed.meta.get(f"{role}.json")
+        return mf.version if mf else 0
+
+    def has(self, role: str) -> bool:
+        return role in self.staged or self.committed_version(role) > 0
+
+    def load(self, role: str) -> Metadata[Targets]:
+        """The role as it will be committed (staged copy if any, else the committed one).
+
+        Raises:
+            RepositoryError: the role is not in the committed snapshot.
+        """
+        if role in self.staged:
+            return self.staged[role]
+        if role not in self._loaded:
+            v = self.committed_version(role)
+            if v == 0:
+                raise RepositoryError(f"role {role!r} is not in the repository")
+            path = self.dir / f"{v}.{role}.json"
+            try:
+                self._loaded[role] = Metadata[Targets].from_file(str(path))
+            except Exception as e:  # noqa: BLE001
+                raise RepositoryError(f"cannot read {path}: {e}") from e
+        return self._loaded[role]
+
+    def stage(self, role: str, md: Metadata[Targets]) -> None:
+        """Mark `md` as the next version of `role` (version and expiry set at commit)."""
+        self.staged[role] = md
+
+    def new_role(self, role: str) -> Metadata[Targets]:
+        md = Metadata(Targets(version=1, expires=_now()))
+        self.staged[role] = md
+        return md
+
+    def _write(self, role: str, md: Metadata[Targets] | Metadata[Snapshot], signer: Signer,
+               kind: str) -> bytes:
+        md.signed.expires = _now() + self.expiry[kind]
+        md.signatures.clear()
+        md.sign(signer)
+        data = md.to_bytes(SERIALIZER)
+        write_atomic(self.dir / f"{md.signed.version}.{role}.json", data)
+        return data
+
+    def commit(self) -> int:
+        """Write staged roles, a new snapshot, and switch timestamp.json. Returns its version.
+
+        Raises:
+            RepositoryError: a key is missing or a write failed.
+        """
+        snap = self.snapshot.signed
+        for role, md in sorted(self.staged.items()):
+            # Versions derive from the committed snapshot, not from files on disk.
+            md.signed.version = self.committed_version(role) + 1
+            self._write(role, md, self.keys.get(role_key_name(role)), expiry_kind(role))
+            snap.meta[f"{role}.json"] = MetaFile(version=md.signed.version)
+        snap.version += 1
+        snap_bytes = self._write("snapshot", self.snapshot, self.keys.get("snapshot"), "snapshot")
+        ts = self.timestamp.signed
+        # TUF spec 5.5.2/5.5.4: timestamp pins the snapshot's version, length and hash.
+        ts.snapshot_meta = MetaFile.from_data(snap.version, snap_bytes, ["sha256"])
+        ts.version += 1
+        ts.expires = _now() + self.expiry["timestamp"]
+        self.timestamp.signatures.clear()
+        self.timestamp.sign(self.keys.get("timestamp"))
+        write_atomic(self.dir / "timestamp.json", self.timestamp.to_bytes(SERIALIZER))
+        self.staged.clear()
+        return ts.version
+
+
+def load_root(metadata_dir: Path) -> Metadata[Root]:
+    """The newest root, following N.root.json from 1 (roots are committed before use).
+
+    Raises:
+        RepositoryError: no root or unreadable.
+    """
+    n = 1
+    while (metadata_dir / f"{n + 1}.root.json").exists():
+        n += 1
+    try:
+        return Metadata[Root].from_file(str(metadata_dir / f"{n}.root.json"))
+    except Exception as e:  # noqa: BLE001
+        raise RepositoryError(f"cannot read root metadata {n}.root.json: {e}") from e
+
+
+def read_config(repo: Path) -> dict[str, object]:
+    try:
+        obj = json.loads((repo / "config.json").read_bytes())
+    except (OSError, ValueError) as e:
+        raise RepositoryError(f"not a udriver repository (no valid config.json): {repo}") from e
+    if not isinstance(obj, dict) or obj.get("format") != 1:
+        raise RepositoryError(f"not a udriver repository (bad config.json): {repo}")
+    return obj
+
+
+def expiry_from_config(cfg: dict[str, object]) -> dict[str, timedelta]:
+    out = dict(EXPIRY_DEFAULTS)
+    raw = cfg.get("expiry_seconds", {})
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            if k in out and isinstance(v, (int, float)):
+                out[k] = timedelta(seconds=v)
+    return out
+
+
+def make_bin(delegations: dict[str, tuple[object, list[str]]] | None = None) -> Metadata[Targets]:
+    """An empty bin role (delegations filled by the caller)."""
+    return Metadata(Targets(version=1, expires=_now(),
+                            delegations=Delegations(keys={}, roles={})))
+
+
+def delegated(name: str, keyid: str, paths: list[str]) -> DelegatedRole:
+    return DelegatedRole(name, [keyid], 1, True, paths=paths)

@@ -1,0 +1,145 @@
+"""`udriver-repo verify`: check the tree the way a fresh client would.
+
+TUF: a plain `tuf.ngclient.Updater` with an empty metadata cache, bootstrapped from the
+repository's first root, runs the client workflow (TUF spec 5.3 root chain, 5.4
+timestamp, 5.5 snapshot, 5.6 targets and delegations), then downloads and verifies
+every index target and every driver file the indexes name (5.7). The indexes are found
+through the verified metadata itself: probing one path per bin loads every bin, and the
+bins' delegations name each vendor's `index/<vvvv>.json`.
+
+apt: `InRelease` must verify with gpgv against `keys/apt.gpg`, the by-hash Packages it
+names must match, and every deb named in Packages must match its size and SHA256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import requests
+from tuf.api import exceptions as tuf_exc
+from tuf.ngclient import Updater
+from tuf.ngclient.fetcher import FetcherInterface
+
+from ._apt import parse_packages, release_packages_sha
+from ._index import decode_index
+from ._meta import BINS
+
+from ._types import VerifyReport
+
+__all__ = ["verify_tree", "FileFetcher"]
+
+
+class FileFetcher(FetcherInterface):
+    """Serves `file://` URLs from a directory (python-tuf's fetcher interface)."""
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        path = Path(unquote(urlparse(url).path))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as e:
+            raise tuf_exc.DownloadHTTPError(f"not found: {path}", 404) from e
+        return iter([data])
+
+
+def _get(public: Path | None, url: str | None, rel: str) -> bytes | None:
+    if public is not None:
+        try:
+            return (public / rel).read_bytes()
+        except FileNotFoundError:
+            return None
+    assert url is not None
+    r = requests.get(f"{url.rstrip('/')}/{rel}", timeout=30)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.content
+
+
+def verify_tree(root: bytes, public: Path | None = None, url: str | None = None) -> VerifyReport:
+    """Verify the tree at `public` (a directory) or `url` (its HTTP base), trusting `root`."""
+    report = VerifyReport()
+    base = public.as_uri() if public is not None else (url or "").rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="udriver-verify-") as tmp:
+        md_dir, t_dir = Path(tmp) / "metadata", Path(tmp) / "targets"
+        md_dir.mkdir()
+        t_dir.mkdir()
+        up = Updater(str(md_dir), f"{base}/metadata/", str(t_dir), f"{base}/targets/",
+                     fetcher=FileFetcher() if public is not None else None, bootstrap=root)
+        try:
+            up.refresh()
+            for b in BINS:
+                up.get_targetinfo(f"index/00{b[4:]}.json")
+        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as e:
+            report.problem(f"TUF: {type(e).__name__}: {e}")
+            return report
+        for role in ("root", "timestamp", "snapshot", "targets"):
+            report.versions[role] = json.loads((md_dir / f"{role}.json").read_bytes())[
+                "signed"]["version"]
+        names = {"class"}
+        for b in BINS:
+            p = md_dir / f"{b}.json"
+            if p.exists():
+                signed = json.loads(p.read_bytes())["signed"]
+                for r in (signed.get("delegations") or {}).get("roles", []):
+                    names.update(x[len("index/"):-len(".json")] for x in r["paths"]
+                                 if x.startswith("index/"))
+        for name in sorted(names):
+            _check_index(up, name, t_dir, report)
+    _check_apt(public, url, report)
+    return report
+
+
+def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport) -> None:
+    try:
+        info = up.get_targetinfo(f"index/{name}.json")
+        if info is None:
+            return
+        path = up.download_target(info, str(t_dir / f"index-{name}.json"))
+        entries = decode_index(Path(path).read_bytes(), name)
+        report.indexes += 1
+        for e in entries:
+            for target in e["files"].values():
+                tinfo = up.get_targetinfo(target)
+                if tinfo is None:
+                    report.problem(f"index/{name}.json names {target}, which no role signs")
+                    continue
+                up.download_target(tinfo, str(t_dir / hashlib.sha256(target.encode()).hexdigest()))
+                report.files += 1
+    except Exception as e:  # noqa: BLE001 - every failure is a finding
+        report.problem(f"index/{name}.json: {type(e).__name__}: {e}")
+
+
+def _check_apt(public: Path | None, url: str | None, report: VerifyReport) -> None:
+    inrelease = _get(public, url, "dists/stable/InRelease")
+    keyring = _get(public, url, "keys/apt.gpg")
+    if inrelease is None or keyring is None:
+        report.problem("apt: dists/stable/InRelease or keys/apt.gpg missing")
+        return
+    with tempfile.TemporaryDirectory(prefix="udriver-verify-") as tmp:
+        kr = Path(tmp) / "apt.gpg"
+        kr.write_bytes(keyring)
+        p = subprocess.run(["gpgv", "--keyring", str(kr), "--output", "-"], input=inrelease,
+                           capture_output=True, check=False, timeout=60)
+    if p.returncode != 0:
+        report.problem(f"apt: InRelease does not verify: {p.stderr.decode(errors='replace')}")
+        return
+    sha = release_packages_sha(p.stdout.decode())
+    data = _get(public, url, f"dists/stable/main/binary-amd64/by-hash/SHA256/{sha}") \
+        if sha else None
+    if data is None or hashlib.sha256(data).hexdigest() != sha:
+        report.problem(f"apt: Packages by-hash/SHA256/{sha} missing or corrupt")
+        return
+    stanzas = parse_packages(data)
+    for filename, fields in stanzas.items():
+        deb = _get(public, url, filename)
+        if deb is None or hashlib.sha256(deb).hexdigest() != fields.get("SHA256") \
+                or str(len(deb)) != fields.get("Size"):
+            report.problem(f"apt: {filename} missing or does not match Packages")
+        report.apt_packages += 1
+
