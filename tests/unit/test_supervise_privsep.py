@@ -21,7 +21,7 @@ def status_fields(text: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fake_vfio(tmp_path: Path) -> tuple[Path, Path]:
+def fake_vfio(tmp_path: Path) -> Path:
     sysfs, dev = tmp_path / "sys", tmp_path / "dev"
     groups = sysfs / "kernel/iommu_groups/7"
     groups.mkdir(parents=True)
@@ -32,7 +32,7 @@ def fake_vfio(tmp_path: Path) -> tuple[Path, Path]:
     (dev / "vfio").mkdir(parents=True)
     (dev / "vfio/vfio").write_text("container")
     (dev / "vfio/7").write_text("group 7")
-    return sysfs, dev
+    return tmp_path
 
 
 def test_resolve_user_defaults_to_udriver_or_nobody() -> None:
@@ -96,8 +96,8 @@ def test_drop_privileges_leaves_no_uid_0_and_no_capabilities() -> None:
     assert st["Regained"] == "no"
 
 
-def test_open_vfio_opens_container_and_group(fake_vfio: tuple[Path, Path]) -> None:
-    fds = open_vfio(BDF, *fake_vfio)
+def test_open_vfio_opens_container_and_group(fake_vfio: Path) -> None:
+    fds = open_vfio(BDF, fake_vfio)
     try:
         assert fds.group_number == 7
         assert os.read(fds.container, 100) == b"container"
@@ -109,14 +109,13 @@ def test_open_vfio_opens_container_and_group(fake_vfio: tuple[Path, Path]) -> No
 
 def test_open_vfio_without_iommu_group(tmp_path: Path) -> None:
     with pytest.raises(DeviceError, match=f"{BDF}: no IOMMU group"):
-        open_vfio(BDF, tmp_path, tmp_path)
+        open_vfio(BDF, tmp_path)
 
 
-def test_open_vfio_group_node_missing(fake_vfio: tuple[Path, Path]) -> None:
-    sysfs, dev = fake_vfio
-    (dev / "vfio/7").unlink()
+def test_open_vfio_group_node_missing(fake_vfio: Path) -> None:
+    (fake_vfio / "dev/vfio/7").unlink()
     with pytest.raises(DeviceError, match=r"cannot open .*/vfio/7: No such file"):
-        open_vfio(BDF, sysfs, dev)
+        open_vfio(BDF, fake_vfio)
 
 
 def test_runner_command_passes_fds() -> None:
@@ -127,7 +126,7 @@ def test_runner_command_passes_fds() -> None:
 
 @root_only
 def test_spawn_driver_child_has_fds_and_no_privileges(
-        fake_vfio: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        fake_vfio: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The exec'd program (here bash) inherits exactly the two fds, unprivileged."""
     def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds) -> list[str]:
         return ["/bin/bash", "-c", f"cat /proc/self/status; cat <&{fds.container}; echo; "
@@ -136,7 +135,7 @@ def test_spawn_driver_child_has_fds_and_no_privileges(
     out = tmp_path / "out"
     with open(out, "wb") as f:
         proc = _privsep.spawn_driver(BDF, "edu", Credentials(65534, 65534, "nobody"),
-                                     sysfs=fake_vfio[0], dev=fake_vfio[1], stdout=f.fileno())
+                                     root=fake_vfio, stdout=f.fileno())
         assert proc.wait(10) == 0
     text = out.read_text()
     st = status_fields(text)

@@ -196,3 +196,11 @@ def test_real_subprocess_sigterm(tmp_path: Path) -> None:
     t0 = time.monotonic()
     res = sup.run()
     assert res.state == "stopped" and time.monotonic() - t0 < 5
+
+
+def test_removed_device_leaves_no_status_record() -> None:
+    clock = FakeClock()
+    sup, procs, unbound = make(clock, [None], device_gone=lambda: True)
+    threading.Timer(0.05, sup.request_stop).start()
+    assert sup.run().state == "stopped"
+    assert not _status.status_path(BDF).exists()

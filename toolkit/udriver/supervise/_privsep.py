@@ -112,12 +112,17 @@ def resolve_user(name: str | None = None) -> Credentials:
     return Credentials(_NOBODY, _NOBODY, "nobody")
 
 
-def open_vfio(bdf: str, sysfs: Path = Path("/sys"), dev: Path = Path("/dev")) -> VfioFds:
+def open_vfio(bdf: str, root: Path = Path("/")) -> VfioFds:
     """Open the VFIO container and the group of `bdf` (as root).
+
+    Args:
+        bdf: canonical PCI address.
+        root: filesystem root holding sys/ and dev/ (as for `udriver.pci`).
 
     Raises:
         DeviceError: the device has no IOMMU group, or a VFIO node cannot be opened.
     """
+    sysfs, dev = root / "sys", root / "dev"
     link = sysfs / "bus/pci/devices" / bdf / "iommu_group"
     try:
         group = int(os.path.basename(os.readlink(link)))
@@ -234,8 +239,8 @@ def runner_command(bdf: str, driver: str | None, fds: VfioFds) -> list[str]:
 
 
 def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
-                 memlock: int | None = DEFAULT_MEMLOCK, sysfs: Path = Path("/sys"),
-                 dev: Path = Path("/dev"), stdout: int | None = None) -> subprocess.Popen[bytes]:
+                 memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/"),
+                 stdout: int | None = None) -> subprocess.Popen[bytes]:
     """Open the device, fork, drop privileges in the child and exec the runner.
 
     The parent's copies of the fds are closed before returning.
@@ -244,7 +249,7 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
         DeviceError: the device cannot be opened.
         PrivilegeError: the child could not drop privileges (it never ran the driver).
     """
-    fds = open_vfio(bdf, sysfs, dev)
+    fds = open_vfio(bdf, root)
     try:
         cmd = runner_command(bdf, driver, fds)
         log.info("starting driver for %s as %s (uid %d): %s", bdf, creds.name, creds.uid,
@@ -262,8 +267,7 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
 
 
 def exec_driver(bdf: str, driver: str | None, creds: Credentials,
-                memlock: int | None = DEFAULT_MEMLOCK, sysfs: Path = Path("/sys"),
-                dev: Path = Path("/dev")) -> None:
+                memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/")) -> None:
     """systemd mode: open the device, drop privileges and exec the runner in place.
 
     Never returns on success: the service's main process becomes the driver.
@@ -272,7 +276,7 @@ def exec_driver(bdf: str, driver: str | None, creds: Credentials,
         DeviceError: the device cannot be opened.
         PrivilegeError: dropping privileges failed.
     """
-    fds = open_vfio(bdf, sysfs, dev)
+    fds = open_vfio(bdf, root)
     os.set_inheritable(fds.container, True)
     os.set_inheritable(fds.group, True)
     cmd = runner_command(bdf, driver, fds)

@@ -25,7 +25,8 @@ from .. import paths
 from ..errors import DeviceError
 
 __all__ = ["status_path", "read_status", "write_supervise_status", "clear_supervise_status",
-           "claim_path", "write_claim", "read_claim", "remove_claim", "check_bdf"]
+           "claim_path", "write_claim", "read_claim", "remove_claim", "check_bdf",
+           "read_crash_history", "write_crash_history", "clear_crash_history"]
 
 
 
@@ -109,3 +110,26 @@ def remove_claim(bdf: str, pid: int | None = None) -> None:
     if pid is not None and read_claim(bdf).get("pid") not in (pid, None):
         return
     path.unlink(missing_ok=True)
+
+
+def _crash_path(bdf: str) -> Path:
+    return paths.run_dir() / "supervise" / f"{check_bdf(bdf)}.crashes.json"
+
+
+def read_crash_history(bdf: str) -> tuple[list[float], bool]:
+    """Crash times (CLOCK_MONOTONIC, valid within one boot) and whether we gave up.
+
+    Used in systemd mode, where every crash is seen by a new `ExecStopPost` process.
+    """
+    obj = _read(_crash_path(bdf))
+    times = obj.get("crashes")
+    ok = isinstance(times, list) and all(isinstance(t, (int, float)) for t in times)
+    return (list(times) if ok else []), bool(obj.get("gave_up", False))
+
+
+def write_crash_history(bdf: str, times: list[float], gave_up: bool) -> None:
+    _write(_crash_path(bdf), {"crashes": times, "gave_up": gave_up})
+
+
+def clear_crash_history(bdf: str) -> None:
+    _crash_path(bdf).unlink(missing_ok=True)

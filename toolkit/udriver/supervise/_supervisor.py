@@ -81,6 +81,8 @@ class Supervisor:
     stop_timeout: float = 10.0
     """Seconds between SIGTERM and SIGKILL when stopping the driver."""
     poll_interval: float = 0.05
+    device_gone: Callable[[], bool] = lambda: False
+    """True when the device has left the machine: its status record is dropped at the end."""
     backoff_sleep: Callable[[float], None] | None = None
     """Waits out a restart backoff; default: wait on the stop event (a stop cuts it short)."""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -99,6 +101,10 @@ class Supervisor:
 
     def _record(self, state: str, reason: str, pid: int | None = None, crashes: int = 0) -> None:
         try:
+            if state in ("stopped", "exited") and self.device_gone():
+                # Hot-unplugged: there is nothing left to report about this address.
+                _status.clear_supervise_status(self.bdf)
+                return
             _status.write_supervise_status(self.bdf, state, reason, driver=self.driver,
                                            pid=pid, crashes=crashes)
         except OSError as e:

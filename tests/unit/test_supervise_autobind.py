@@ -1,0 +1,155 @@
+"""`udriver autobind`: the decisions before binding, remove, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from udriver.cli import main as cli_main
+from udriver.errors import InstallError
+from udriver.manifest import DriverManifest
+from udriver.modalias import parse_modalias
+from udriver.supervise import _autobind, _status
+
+BDF = "0000:01:00.0"
+EDU_ALIAS = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00"
+EDU = DriverManifest("udriver-edu", "0.1.0", "edu", "udriver_edu:Edu", (1, 0),
+                     ("pci:v00001234d000011E8sv*sd*bc*sc*i*",))
+WIDE = DriverManifest("udriver-any", "1.0", "any", "a:B", (1, 0),
+                      ("pci:v00001234d*sv*sd*bc*sc*i*",))
+OTHER = DriverManifest("udriver-nic", "1.0", "nic", "n:Nic", (1, 0),
+                       ("pci:v00008086d000010D3sv*sd*bc*sc*i*",))
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var, sub in [("UDRIVER_STATE_DIR", "state"), ("UDRIVER_RUN_DIR", "run"),
+                     ("UDRIVER_CONFIG_DIR", "etc"), ("UDRIVER_UDEV_RULES", "rules/60.rules")]:
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    d = tmp_path / "root/sys/bus/pci/devices" / BDF
+    d.mkdir(parents=True)
+    for name, value in [("vendor", "0x1234"), ("device", "0x11e8"),
+                        ("subsystem_vendor", "0x1af4"), ("subsystem_device", "0x1100"),
+                        ("class", "0x00ff00"), ("modalias", EDU_ALIAS),
+                        ("driver_override", "(null)")]:
+        (d / name).write_text(value + "\n")
+    monkeypatch.setattr(_autobind, "systemd_running", lambda: False)
+    return tmp_path / "root"
+
+
+def test_find_installed_by_name() -> None:
+    alias = parse_modalias(EDU_ALIAS)
+    assert _autobind.find_installed(alias, "edu", [OTHER, EDU]) is EDU
+    assert _autobind.find_installed(alias, "gone", [OTHER, EDU]) is None
+
+
+def test_find_installed_named_driver_must_claim_the_device() -> None:
+    with pytest.raises(InstallError, match=r"installed driver `nic` \(udriver-nic 1.0\) does "
+                                           r"not claim device pci:v00001234d000011E8"):
+        _autobind.find_installed(parse_modalias(EDU_ALIAS), "nic", [OTHER])
+
+
+def test_find_installed_most_specific_wins() -> None:
+    alias = parse_modalias(EDU_ALIAS)
+    assert _autobind.find_installed(alias, None, [WIDE, EDU, OTHER]) is EDU
+    assert _autobind.find_installed(alias, None, [WIDE, OTHER]) is WIDE
+    assert _autobind.find_installed(alias, None, [OTHER]) is None
+
+
+def test_add_without_driver_or_auto_install_fails_unbound(machine: Path) -> None:
+    assert _autobind.add_device(BDF, None, root=machine) == 1
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "failed"
+    assert rec["reason"] == (f"no installed driver claims {BDF} ({EDU_ALIAS}) and no "
+                             f"repository has auto-install enabled")
+    dev = machine / "sys/bus/pci/devices" / BDF
+    assert (dev / "driver_override").read_text() == "(null)\n"
+    assert not (dev / "driver").exists()
+
+
+def test_add_named_driver_not_claiming_device_fails_unbound(
+        machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_autobind, "installed_manifests", lambda: [OTHER])
+    assert _autobind.add_device(BDF, "nic", root=machine) == 1
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "failed" and "does not claim device" in rec["reason"]
+    assert (machine / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "(null)\n"
+
+
+def test_add_leaves_kernel_driven_device_alone(machine: Path) -> None:
+    drv = machine / "sys/bus/pci/drivers/e1000e"
+    drv.mkdir(parents=True)
+    (machine / "sys/bus/pci/devices" / BDF / "driver").symlink_to(drv)
+    assert _autobind.add_device(BDF, None, root=machine) == 0
+    assert _status.read_status(BDF) == {}
+
+
+def test_add_missing_device(machine: Path) -> None:
+    assert _autobind.add_device("0000:09:00.0", None, root=machine) == 1
+    assert not (Path(os.environ["UDRIVER_STATE_DIR"]) / "status").exists()
+
+
+def test_remove_signals_supervisor_and_forgets_device(machine: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        _status.write_claim(BDF, child.pid, "edu", "supervise")
+        _status.write_supervise_status(BDF, "running", "driver running", driver="edu")
+        assert _autobind.remove_device(BDF) == 0
+        assert child.wait(5) == -signal.SIGTERM
+        assert not _status.status_path(BDF).exists()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_remove_with_stale_claim(machine: Path) -> None:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    _status.write_claim(BDF, p.pid, "edu", "supervise")
+    assert _autobind.remove_device(BDF) == 0
+    assert not _status.claim_path(BDF).exists()
+
+
+def test_cli_autobind_without_bdf(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["autobind"]) == 1
+    assert capsys.readouterr().err == \
+        "error: no device given: `udriver autobind [--driver NAME] BDF`\n"
+
+
+def test_cli_update_rules(machine: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(os.environ["UDRIVER_UDEV_RULES"])
+    assert cli_main(["autobind", "--update-rules"]) == 0
+    assert capsys.readouterr().out == f"wrote {path}\n"
+    text = path.read_text()
+    assert "--action remove $kernel" in text and "MODALIAS" not in text
+    assert f"UDRIVER_STATE_DIR={os.environ['UDRIVER_STATE_DIR']}" in text
+
+
+def test_cli_add_detaches_and_worker_logs(machine: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("UDRIVER_SYSFS_ROOT", str(machine))
+    t0 = time.monotonic()
+    assert cli_main(["autobind", "--action", "add", BDF]) == 0
+    assert time.monotonic() - t0 < 1.0
+    out = capsys.readouterr().out
+    log = _autobind.log_path(BDF)
+    assert out.startswith(f"{BDF}: autobind worker ") and out.endswith(f", log {log}\n")
+    deadline = time.monotonic() + 20
+    while _status.read_status(BDF).get("state") != "failed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _status.read_status(BDF)["state"] == "failed"
+
+
+def test_cli_supervise_without_device(capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UDRIVER_DEVICE", raising=False)
+    assert cli_main(["supervise"]) == 1
+    assert capsys.readouterr().err == \
+        "error: no device given: use `--device BDF` or set UDRIVER_DEVICE\n"

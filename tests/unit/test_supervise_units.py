@@ -1,0 +1,114 @@
+"""The systemd unit (checked by systemd-analyze) and the generated udev rules."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from udriver.errors import ConfigError
+from udriver.manifest import DriverManifest
+from udriver.supervise._systemd import unit_text
+from udriver.supervise._udev import autobind_command, render_rules
+
+EDU = DriverManifest("udriver-edu", "0.1.0", "edu", "udriver_edu:Edu", (1, 0),
+                     ("pci:v00001234d000011E8sv*sd*bc*sc*i*",))
+WIDE = DriverManifest("udriver-any1234", "2.0", "any1234", "a:B", (1, 0),
+                      ("pci:v00001234d*sv*sd*bc*sc*i*",))
+CMD = "/usr/bin/udriver autobind"
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def test_unit_has_the_sandbox_and_restart_policy() -> None:
+    s = unit_settings(unit_text(Path("/opt/u/bin")))
+    assert s["ExecStart"] == ["!/opt/u/bin/udriver supervise --systemd-exec --device %I"]
+    assert s["ExecStartPre"] == ["+/opt/u/bin/udriver supervise --systemd-pre --device %I"]
+    assert s["ExecStopPost"] == ["+/opt/u/bin/udriver supervise --systemd-stop-post --device %I"]
+    assert s["Restart"] == ["on-failure"]
+    assert s["StartLimitIntervalSec"] == ["60"] and s["StartLimitBurst"] == ["5"]
+    for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
+                       ("ProtectHome", "yes"), ("PrivateTmp", "yes"), ("PrivateNetwork", "yes"),
+                       ("RestrictAddressFamilies", "AF_UNIX"), ("DynamicUser", "yes"),
+                       ("SystemCallArchitectures", "native"), ("DevicePolicy", "closed")]:
+        assert s[key] == [value], key
+    assert "/dev/vfio/vfio rw" in s["DeviceAllow"]
+    assert s["LimitMEMLOCK"] == ["256M"]
+    assert "CAP_SYS_ADMIN" not in s["CapabilityBoundingSet"][0]
+    assert "@bindir@" not in unit_text(Path("/x"))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "udriver"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    (tmp_path / "udriver@.service").write_text(unit_text(bindir))
+    # FILE:NAME verifies the template as the instance for a real PCI address.
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                        "./udriver@.service:udriver@0000:01:00.0.service"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and r.stdout == ""
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_would_catch_a_bad_key(tmp_path: Path) -> None:
+    (tmp_path / "udriver@.service").write_text(unit_text(Path("/bin")) + "\nBogusKey=1\n")
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                        "./udriver@.service:udriver@0000:01:00.0.service"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert "Unknown key 'BogusKey'" in r.stderr
+
+
+def test_rules_for_installed_drivers_most_specific_last() -> None:
+    text = render_rules([EDU, WIDE], auto_install=False, command=CMD,
+                        state_dir=Path("/var/lib/udriver"))
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == [
+        'ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d*sv*sd*bc*sc*i*", '
+        'ENV{UDRIVER_DRIVER}="any1234"',
+        'ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d000011E8sv*sd*bc*sc*i*", '
+        'ENV{UDRIVER_DRIVER}="edu"',
+        'ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}=="?*", '
+        'RUN+="/usr/bin/udriver autobind --action add --driver $env{UDRIVER_DRIVER} $kernel"',
+        'ACTION=="remove", SUBSYSTEM=="pci", TEST=="/var/lib/udriver/status/$kernel.json", '
+        'RUN+="/usr/bin/udriver autobind --action remove $kernel"',
+    ]
+
+
+def test_catch_all_rule_only_with_auto_install() -> None:
+    on = render_rules([EDU], auto_install=True, command=CMD, state_dir=Path("/s"))
+    off = render_rules([EDU], auto_install=False, command=CMD, state_dir=Path("/s"))
+    catch_all = ('ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}!="?*", '
+                 'RUN+="/usr/bin/udriver autobind --action add $kernel"')
+    assert catch_all in on.splitlines() and catch_all not in off
+
+
+def test_no_drivers_no_auto_install_has_no_add_match() -> None:
+    text = render_rules([], auto_install=False, command=CMD, state_dir=Path("/s"))
+    assert "MODALIAS" not in text and "!=" not in text
+
+
+def test_autobind_command_passes_overrides() -> None:
+    cmd = autobind_command({"UDRIVER_STATE_DIR": "/tmp/st", "HOME": "/root"})
+    assert cmd.startswith("/usr/bin/env UDRIVER_STATE_DIR=/tmp/st /")
+    assert cmd.endswith("/udriver autobind") and "HOME" not in cmd
+
+
+def test_autobind_command_rejects_unsafe_values() -> None:
+    with pytest.raises(ConfigError, match="cannot put the setting 'UDRIVER_STATE_DIR=/a b'"):
+        autobind_command({"UDRIVER_STATE_DIR": "/a b"})
+    with pytest.raises(ConfigError, match="cannot put the state directory"):
+        render_rules([], auto_install=False, command=CMD, state_dir=Path('/x"y'))

@@ -1,0 +1,48 @@
+"""`udriver supervise`: run one device's driver unprivileged, restart it, give up safely."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from . import env_option
+
+HELP = "run and supervise the driver of one device (restarts with backoff; for systemd too)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    env_option(p, "--device", env="UDRIVER_DEVICE", required=False, metavar="BDF",
+               help="PCI address of the device, e.g. 0000:01:00.0")
+    p.add_argument("--driver", metavar="NAME",
+                   help="driver to run (default: the runner picks the installed driver "
+                        "that claims the device)")
+    env_option(p, "--user", env="UDRIVER_DRIVER_USER", metavar="USER",
+               help="user the driver runs as (default: `udriver` if it exists, else nobody)")
+    p.add_argument("--no-bind", action="store_true",
+                   help="the device is already bound to vfio-pci")
+    p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="on SIGTERM, wait this long for the driver before SIGKILL (default 10)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--systemd-pre", action="store_true",
+                      help="udriver@.service ExecStartPre: bind, unless we gave up on it")
+    mode.add_argument("--systemd-exec", action="store_true",
+                      help="udriver@.service ExecStart: open VFIO, drop root, exec the driver")
+    mode.add_argument("--systemd-stop-post", action="store_true",
+                      help="udriver@.service ExecStopPost: count crashes, unbind on give-up")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..errors import DeviceError
+    from ..supervise import _run
+    if not args.device:
+        raise DeviceError("no device given: use `--device BDF` or set UDRIVER_DEVICE")
+    root = Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/")
+    if args.systemd_pre:
+        return _run.systemd_pre(args.device, root=root)
+    if args.systemd_exec:
+        return _run.systemd_exec(args.device, args.driver, user=args.user, root=root)
+    if args.systemd_stop_post:
+        return _run.systemd_stop_post(args.device, os.environ, root=root)
+    return _run.supervise(args.device, args.driver, bind=not args.no_bind, root=root,
+                          user=args.user, stop_timeout=args.stop_timeout)

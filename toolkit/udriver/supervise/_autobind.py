@@ -1,0 +1,193 @@
+"""`udriver autobind`: what udev runs when a PCI device is added or removed.
+
+udev kills RUN programs that take long (udev(7), "RUN"), and installing a driver can take
+seconds, so `add` only validates its arguments and starts a detached worker
+(`--foreground`, its own session, output to `<run>/log/<bdf>.log`). The worker:
+
+1. looks the device up in sysfs; a device a kernel driver already took is left alone
+   unless an installed driver's rule named it (`--driver`);
+2. under `<state>/autobind.lock` (so that two devices added together install a package
+   once), finds the installed driver for the device, or, when a repository has
+   auto-install on, resolves and installs one through the client (TUF-verified, ID table
+   checked against the device before install); then regenerates the udev rules;
+3. checks that the driver's ID table claims the device; any failure up to here records
+   `failed` with the reason and leaves the device unbound;
+4. binds the device to vfio-pci (`udriver.pci.bind`);
+5. starts the driver: `systemctl start --no-block udriver@<bdf>.service` when systemd is
+   PID 1, otherwise the worker itself becomes `udriver supervise` for the device.
+
+`remove` stops the device's driver (systemctl stop, or SIGTERM to the supervisor) and
+forgets the device's status.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import paths
+from ..errors import DeviceError, InstallError, UdriverError
+from ..manifest import DriverManifest
+from ..modalias import Modalias
+from . import _status
+from ._udev import installed_manifests, write_rules
+
+__all__ = ["systemd_running", "unit_name", "detach_add", "add_device", "remove_device",
+           "find_installed", "log_path"]
+
+log = logging.getLogger(__name__)
+
+
+def systemd_running() -> bool:
+    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def unit_name(bdf: str) -> str:
+    """`udriver@0000:01:00.0.service` (":" and "." are valid in unit names)."""
+    return f"udriver@{_status.check_bdf(bdf)}.service"
+
+
+def log_path(bdf: str) -> Path:
+    return paths.run_dir() / "log" / f"{_status.check_bdf(bdf)}.log"
+
+
+def _self_command() -> list[str]:
+    return [sys.executable, "-c", "from udriver.cli import run; run()"]
+
+
+def detach_add(bdf: str, driver: str | None) -> int:
+    """Start the `add` worker in its own session and return its pid at once."""
+    bdf = _status.check_bdf(bdf)
+    logf = log_path(bdf)
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    argv = [*_self_command(), "autobind", "--action", "add", "--foreground", bdf]
+    if driver:
+        argv += ["--driver", driver]
+    with open(logf, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    log.info("%s: autobind worker pid %d, log %s", bdf, proc.pid, logf)
+    return proc.pid
+
+
+@contextmanager
+def _lock() -> Iterator[None]:
+    path = paths.state_dir() / "autobind.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def find_installed(alias: Modalias, driver: str | None,
+                   manifests: list[DriverManifest]) -> DriverManifest | None:
+    """The installed driver for a device: `driver` if named, else the most specific match.
+
+    Raises:
+        InstallError: `driver` is installed but its ID table does not claim the device.
+    """
+    if driver is not None:
+        for m in manifests:
+            if m.driver == driver:
+                if not any(p.matches(alias) for p in m.patterns):
+                    raise InstallError(f"installed driver `{driver}` ({m.package} {m.version}) "
+                                       f"does not claim device {alias}: its ID table is "
+                                       f"{', '.join(m.modaliases)}")
+                return m
+        return None
+    best: tuple[tuple[int, int], DriverManifest] | None = None
+    for m in manifests:
+        for p in m.patterns:
+            if p.matches(alias) and (best is None or p.specificity > best[0]):
+                best = (p.specificity, m)
+    return best[1] if best else None
+
+
+def _install(bdf: str, alias: Modalias) -> None:
+    from ..client import Client, list_repos
+    repos = [r for r in list_repos() if r.auto_install]
+    if not repos:
+        raise InstallError(f"no installed driver claims {bdf} ({alias}) and no repository "
+                           f"has auto-install enabled")
+    _status.write_supervise_status(bdf, "installing", "resolving and installing a driver")
+    for res in Client(repos).install_for_devices({bdf: alias}):
+        log.info("%s: installed %s %s from %s", bdf, res.driver, res.version, res.repo)
+
+
+def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
+    """The `add` worker (module steps 1-5). Returns the exit status.
+
+    Errors are recorded in the status record and logged, never raised: nothing is bound
+    when the driver cannot be trusted.
+    """
+    from .. import pci
+    try:
+        dev = pci.get_device(bdf, root)
+        bdf = dev.bdf
+    except DeviceError as e:
+        log.error("%s", e)
+        return 1
+    if driver is None and dev.driver is not None and not pci.is_vfio_driver(dev.driver):
+        log.info("%s: bound to kernel driver %s; leaving it alone", bdf, dev.driver)
+        return 0
+    try:
+        with _lock():
+            m = find_installed(dev.modalias, driver, installed_manifests())
+            if m is None:
+                _install(bdf, dev.modalias)
+                write_rules()
+                m = find_installed(dev.modalias, driver, installed_manifests())
+            if m is None:
+                raise InstallError(f"the driver installed for {bdf} does not claim "
+                                   f"{dev.modalias}")
+        _status.clear_crash_history(bdf)
+        _status.write_supervise_status(bdf, "binding", f"binding to vfio-pci for "
+                                       f"{m.driver} {m.version}", driver=m.driver)
+        pci.bind(bdf, sysfs_root=root)
+    except UdriverError as e:
+        log.error("%s: %s", bdf, e)
+        try:
+            _status.write_supervise_status(bdf, "failed", str(e), driver=driver)
+        except (OSError, UdriverError) as e2:
+            log.error("%s: cannot record the failure: %s", bdf, e2)
+        return 1
+    if systemd_running():
+        r = subprocess.run(["systemctl", "start", "--no-block", unit_name(bdf)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            log.error("%s: systemctl start failed: %s", bdf, r.stderr.strip())
+            _status.write_supervise_status(bdf, "failed", f"systemctl start "
+                                           f"{unit_name(bdf)}: {r.stderr.strip()}")
+            return 1
+        return 0
+    from ._run import supervise
+    return supervise(bdf, m.driver, bind=False, root=root)
+
+
+def remove_device(bdf: str) -> int:
+    """The `remove` handler: stop the driver of a removed device, forget its status."""
+    bdf = _status.check_bdf(bdf)
+    claim = _status.read_claim(bdf)
+    if claim.get("mode") == "systemd" or (not claim and systemd_running()):
+        subprocess.run(["systemctl", "stop", "--no-block", unit_name(bdf)],
+                       capture_output=True)
+    elif isinstance(claim.get("pid"), int):
+        try:
+            os.kill(claim["pid"], signal.SIGTERM)
+            log.info("%s: sent SIGTERM to supervisor %d", bdf, claim["pid"])
+        except ProcessLookupError:
+            _status.remove_claim(bdf)
+    _status.clear_supervise_status(bdf)
+    _status.clear_crash_history(bdf)
+    return 0

@@ -1,0 +1,166 @@
+"""The entry points behind `udriver supervise`: stand-alone, and the systemd unit's steps.
+
+Stand-alone (`supervise`): bind, then a `Supervisor` with the privilege-separated
+launcher. Under systemd the same policy is split over the unit's commands
+(`udriver@.service`):
+
+    ExecStartPre=+  `systemd_pre`:  refuse if we gave up on the device; bind it
+    ExecStart=!     `systemd_exec`: open VFIO as root, drop privileges, exec the driver
+    ExecStopPost=+  `systemd_stop_post`: a crash (per $SERVICE_RESULT, $EXIT_CODE,
+                    $EXIT_STATUS, systemd.exec(5) "Environment variables in spawned
+                    processes") goes through the same `CrashTracker`, its history kept in
+                    the run dir; the 5th crash in 60 s unbinds and records `failed`
+
+systemd's `StartLimitBurst=5`/`StartLimitIntervalSec=60` stop the restarts at the same
+point, and `RestartSec=` provides the delay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import DeviceError, UdriverError
+from . import _status
+from ._policy import CrashTracker, RestartPolicy
+from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
+from ._supervisor import Supervisor
+
+__all__ = ["supervise", "systemd_pre", "systemd_exec", "systemd_stop_post", "driver_user"]
+
+log = logging.getLogger(__name__)
+
+
+def driver_user(name: str | None) -> Credentials:
+    """`name`, else $USER when systemd set it to a non-root user, else udriver/nobody.
+
+    Raises:
+        PrivilegeError: `name` does not exist or is root.
+    """
+    if name:
+        return resolve_user(name)
+    env_user = os.environ.get("USER")
+    if env_user and env_user != "root":
+        try:
+            return resolve_user(env_user)
+        except UdriverError as e:
+            log.warning("ignoring $USER: %s", e)
+    return resolve_user(None)
+
+
+def _unbind(bdf: str, root: Path) -> None:
+    from .. import pci
+    pci.unbind(bdf, sysfs_root=root)
+
+
+def _gone(bdf: str, root: Path) -> bool:
+    return not (root / "sys/bus/pci/devices" / bdf).exists()
+
+
+def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = Path("/"),
+              user: str | None = None, stop_timeout: float = 10.0,
+              policy: RestartPolicy | None = None) -> int:
+    """Run and supervise the driver of `bdf` until stopped or given up. Returns exit status.
+
+    Raises:
+        DeviceError: the device cannot be bound.
+        PrivilegeError: the driver user is invalid.
+    """
+    from .. import pci
+    bdf = _status.check_bdf(bdf)
+    creds = driver_user(user)
+    if bind:
+        pci.bind(bdf, sysfs_root=root)
+    _status.clear_crash_history(bdf)
+    sup = Supervisor(bdf, driver,
+                     launcher=lambda: spawn_driver(bdf, driver, creds, root=root),
+                     unbind=lambda b: _unbind(b, root), policy=policy or RestartPolicy(),
+                     stop_timeout=stop_timeout, device_gone=lambda: _gone(bdf, root))
+    sup.install_signal_handlers()
+    res = sup.run()
+    log.info("%s: %s", bdf, res.reason)
+    return res.exit_code
+
+
+def systemd_pre(bdf: str, *, root: Path = Path("/")) -> int:
+    """ExecStartPre: refuse after a give-up, else bind.
+
+    Raises:
+        DeviceError: binding failed.
+    """
+    from .. import pci
+    bdf = _status.check_bdf(bdf)
+    _, gave_up = _status.read_crash_history(bdf)
+    if gave_up:
+        rec = _status.read_status(bdf)
+        raise DeviceError(f"{bdf}: not starting: {rec.get('reason', 'gave up after crashes')}; "
+                          f"re-add the device or run `udriver supervise --device {bdf}`")
+    pci.bind(bdf, sysfs_root=root)
+    return 0
+
+
+def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
+                 root: Path = Path("/")) -> int:
+    """ExecStart: become the driver (never returns on success).
+
+    Raises:
+        DeviceError, PrivilegeError: as `exec_driver`.
+    """
+    bdf = _status.check_bdf(bdf)
+    creds = driver_user(user)
+    _status.write_claim(bdf, os.getpid(), driver, "systemd")
+    _status.write_supervise_status(bdf, "running", "driver running (systemd)", driver=driver,
+                                   pid=os.getpid())
+    exec_driver(bdf, driver, creds, root=root)
+    return 1  # not reached
+
+
+def _returncode(env: Mapping[str, str]) -> int:
+    code, status = env.get("EXIT_CODE", ""), env.get("EXIT_STATUS", "")
+    if code == "exited":
+        try:
+            return int(status)
+        except ValueError:
+            return 1
+    try:
+        return -signal.Signals(status if status.startswith("SIG") else f"SIG{status}").value
+    except (KeyError, ValueError):
+        return -signal.SIGKILL
+
+
+def systemd_stop_post(bdf: str, env: Mapping[str, str], *, root: Path = Path("/"),
+                      policy: RestartPolicy | None = None, now: float | None = None) -> int:
+    """ExecStopPost: account the exit; unbind and record `failed` on give-up."""
+    bdf = _status.check_bdf(bdf)
+    _status.remove_claim(bdf)
+    times, gave_up = _status.read_crash_history(bdf)
+    if gave_up:
+        return 0  # ExecStartPre refused; the record already says why
+    result = env.get("SERVICE_RESULT", "")
+    if result == "success":
+        if _gone(bdf, root):
+            _status.clear_supervise_status(bdf)
+        else:
+            _status.write_supervise_status(bdf, "stopped", "stopped by systemd")
+        return 0
+    t = time.monotonic() if now is None else now
+    tracker = CrashTracker(policy or RestartPolicy(), deque(t0 for t0 in times if t0 <= t))
+    d = tracker.on_exit(_returncode(env) or 1, t, t)
+    if d.give_up:
+        reason = d.reason
+        try:
+            _unbind(bdf, root)
+        except UdriverError as e:
+            reason = f"{reason}; unbinding failed: {e}"
+        _status.write_supervise_status(bdf, "failed", reason, crashes=d.crashes)
+        log.error("%s: %s; device unbound", bdf, reason)
+    else:
+        _status.write_supervise_status(bdf, "restarting", f"{d.reason} ({result})",
+                                       crashes=d.crashes)
+    _status.write_crash_history(bdf, list(tracker.crashes), d.give_up)
+    return 0
