@@ -1,15 +1,230 @@
-"""`udriver-repo` command line (skeleton)."""
+"""`udriver-repo`: create and run a signed driver repository.
+
+Each command calls one `Repository` method; results go to stdout, diagnostics to
+stderr. A `UdriverError` prints `error: <message>` (plus `hint:`) and exits 1; Ctrl-C
+exits 130. Every option can also come from an environment variable (shown in --help).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
+import re
 import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 
-__all__ = ["main", "run"]
+from udriver.errors import RepositoryError, UdriverError
+
+from ._meta import EXPIRY_DEFAULTS
+from ._repository import Repository
+
+__all__ = ["main", "run", "build_parser"]
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("udriver-repo: not implemented yet", file=sys.stderr)
-    return 1
+def _env(p: argparse.ArgumentParser, *flags: str, env: str, help: str, **kw: object) -> None:
+    default = os.environ.get(env, kw.pop("default", None))
+    p.add_argument(*flags, default=default, help=f"{help} [env: {env}]", **kw)  # type: ignore[arg-type]
+
+
+def _repo_option(p: argparse.ArgumentParser) -> None:
+    _env(p, "--repo", env="UDRIVER_REPO_DIR", default=".", metavar="DIR",
+         help="the repository directory (default: current directory)")
+
+
+def _pci_vendor(text: str) -> int:
+    if not re.match(r"^(0x)?[0-9a-fA-F]{4}$", text):
+        raise argparse.ArgumentTypeError(f"expected 4 hex digits (e.g. 1234), got {text!r}")
+    return int(text, 16)
+
+
+def _expiry(text: str) -> tuple[str, timedelta]:
+    role, _, dur = text.partition("=")
+    m = _DURATION.match(dur)
+    if role not in EXPIRY_DEFAULTS or m is None:
+        raise argparse.ArgumentTypeError(
+            f"expected ROLE=DURATION with ROLE one of {', '.join(EXPIRY_DEFAULTS)} and "
+            f"DURATION like 90d, 12h, 1w; got {text!r}")
+    return role, timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="udriver-repo",
+                                     description="Create and run a signed udriver repository.")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more diagnostics on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="create a repository: keys, TUF roles, apt key")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    _env(p, "--root-threshold", env="UDRIVER_REPO_ROOT_THRESHOLD", type=int, default=1,
+         help="signatures a new root needs")
+    p.add_argument("--root-keys", type=int, default=None,
+                   help="number of root keys (default: the threshold)")
+    p.add_argument("--offline-root-dir", type=Path, default=None, metavar="KEYDIR",
+                   help="write the root keys here instead of DIR/keys (keep it offline)")
+    p.add_argument("--expiry", type=_expiry, action="append", default=[], metavar="ROLE=DUR",
+                   help="role lifetime, e.g. timestamp=1d (defaults: root 365d, targets 90d, "
+                        "vendor 90d, snapshot 7d, timestamp 1d)")
+    p.set_defaults(_run=_init)
+
+    v = sub.add_parser("vendor", help="manage publishers").add_subparsers(
+        dest="vendor_command", metavar="ACTION", required=True)
+    p = v.add_parser("add", help="add a publisher; prints its upload token once")
+    p.add_argument("name")
+    p.add_argument("--pci-vendor", type=_pci_vendor, action="append", default=[],
+                   metavar="VVVV", help="a PCI vendor ID it owns (repeatable)")
+    p.add_argument("--class-grant", action="store_true",
+                   help="may publish class-wide drivers (vendor `*`)")
+    _repo_option(p)
+    p.set_defaults(_run=_vendor_add)
+    p = v.add_parser("list", help="list publishers")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _repo_option(p)
+    p.set_defaults(_run=_vendor_list)
+    p = v.add_parser("revoke", help="revoke a publisher's tokens")
+    p.add_argument("name")
+    _repo_option(p)
+    p.set_defaults(_run=_vendor_revoke)
+
+    p = sub.add_parser("publish", help="validate and publish wheels and debs")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _env(p, "--vendor", env="UDRIVER_REPO_VENDOR", required=False, help="publishing vendor")
+    _repo_option(p)
+    p.set_defaults(_run=_publish)
+
+    p = sub.add_parser("rotate-key", help="replace the key of a role")
+    p.add_argument("role", help="root, targets, snapshot, timestamp, bins, class, or a vendor")
+    _repo_option(p)
+    p.set_defaults(_run=_rotate)
+
+    p = sub.add_parser("sign-root", help="sign a pending root with an offline root key")
+    p.add_argument("--key", type=Path, required=True, metavar="FILE")
+    _repo_option(p)
+    p.set_defaults(_run=_sign_root)
+
+    p = sub.add_parser("refresh", help="re-sign snapshot and timestamp before they expire")
+    _repo_option(p)
+    p.set_defaults(_run=_refresh)
+
+    p = sub.add_parser("verify", help="check the tree with a fresh TUF client and gpgv")
+    _env(p, "--url", env="UDRIVER_REPO_URL", help="verify over HTTP instead of the directory")
+    _repo_option(p)
+    p.set_defaults(_run=_verify)
+
+    p = sub.add_parser("serve", help="serve the tree and the upload API")
+    _env(p, "--host", env="UDRIVER_REPO_HOST", default="127.0.0.1", help="address to bind")
+    _env(p, "--port", env="UDRIVER_REPO_PORT", type=int, default=8080, help="port")
+    _repo_option(p)
+    p.set_defaults(_run=_serve)
+    return parser
+
+
+def _open(args: argparse.Namespace) -> Repository:
+    return Repository.open(Path(args.repo))
+
+
+def _init(args: argparse.Namespace) -> int:
+    repo = Repository.init(args.dir, root_threshold=args.root_threshold,
+                           root_keys=args.root_keys, root_key_dir=args.offline_root_dir,
+                           expiry=dict(args.expiry))
+    print(f"initialised repository {repo.path}")
+    print(f"bootstrap root: {repo.public / 'keys' / 'root.json'}")
+    print(f"apt key: {repo.public / 'keys' / 'apt.asc'} ({repo.gpg.fingerprint()})")
+    return 0
+
+
+def _vendor_add(args: argparse.Namespace) -> int:
+    token = _open(args).add_vendor(args.name, args.pci_vendor, args.class_grant)
+    print(f"vendor {args.name} added; upload token (shown once, store it now):")
+    print(token)
+    return 0
+
+
+def _vendor_list(args: argparse.Namespace) -> int:
+    vendors = _open(args).list_vendors()
+    if args.json:
+        print(json.dumps([{"name": v.name, "pci_vendors": [f"{i:04x}" for i in v.pci_vendors],
+                           "class_grant": v.class_grant, "revoked": v.revoked,
+                           "created": v.created} for v in vendors], indent=2))
+        return 0
+    for v in vendors:
+        flags = ("class-grant " if v.class_grant else "") + ("REVOKED" if v.revoked else "")
+        ids = ",".join(f"{i:04x}" for i in v.pci_vendors) or "-"
+        print(f"{v.name}\t{ids}\t{flags.strip()}".rstrip())
+    return 0
+
+
+def _vendor_revoke(args: argparse.Namespace) -> int:
+    _open(args).revoke_vendor(args.name)
+    print(f"vendor {args.name} revoked")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    if not args.vendor:
+        raise RepositoryError("`--vendor` is required (or set UDRIVER_REPO_VENDOR)")
+    res = _open(args).publish(args.files, vendor=args.vendor)
+    for d in res.drivers:
+        state = "unchanged" if res.unchanged else "published"
+        print(f"{state}: {d.package} {d.version} ({d.driver}) -> {', '.join(d.indexes)}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    _open(args).rotate_key(args.role)
+    print(f"rotated the `{args.role}` key")
+    return 0
+
+
+def _sign_root(args: argparse.Namespace) -> int:
+    _open(args).sign_root(args.key)
+    print("root signed and committed")
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    v = _open(args).refresh()
+    print(f"refreshed: timestamp version {v}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = _open(args).verify(url=args.url)
+    for p in report.problems:
+        print(f"FAILED {p}")
+    vers = " ".join(f"{k}={v}" for k, v in report.versions.items())
+    print(f"{'OK' if report.ok else 'FAILED'}: {vers}; {report.indexes} index(es), "
+          f"{report.files} file(s), {report.apt_packages} apt package(s) verified")
+    return 0 if report.ok else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+    serve(Path(args.repo), host=args.host, port=int(args.port))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args._run(args))
+    except UdriverError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def run() -> None:
