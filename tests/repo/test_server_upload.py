@@ -13,6 +13,7 @@ import io
 import socket
 import sqlite3
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,18 +280,28 @@ def test_empty_body_is_400(env, check, tmp_path):
 
 
 def _raw_request(env: dict[str, object], head: str, body: bytes = b"") -> bytes:
+    """Send raw bytes, then read one complete response (head + Content-Length body).
+
+    The server may keep reading ("lingering close") to let the client see the answer; we
+    do not wait for the connection to close, only for the answer, and time it.
+    """
+    start = time.monotonic()
     with socket.create_connection(("127.0.0.1", int(str(env["port"]))), timeout=10) as s:
         s.sendall(head.encode() + body)
-        chunks = []
-        while True:
-            try:
-                c = s.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not c:
-                break
-            chunks.append(c)
-        return b"".join(chunks)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            c = s.recv(65536)
+            assert c, f"connection closed before a response: {data!r}"
+            data += c
+        head_part, _, rest = data.partition(b"\r\n\r\n")
+        length = int(next((ln.split(b":", 1)[1] for ln in head_part.split(b"\r\n")
+                           if ln.lower().startswith(b"content-length:")), b"0"))
+        while len(rest) < length:
+            c = s.recv(65536)
+            assert c, "connection closed in the middle of the response"
+            rest += c
+    assert time.monotonic() - start < 5, "the server waited for the body before answering"
+    return head_part + b"\r\n\r\n" + rest
 
 
 def test_oversize_content_length_is_413_before_the_body_is_sent(env, check):
