@@ -153,3 +153,66 @@ def test_cli_supervise_without_device(capsys: pytest.CaptureFixture[str],
     assert cli_main(["supervise"]) == 1
     assert capsys.readouterr().err == \
         "error: no device given: use `--device BDF` or set UDRIVER_DEVICE\n"
+
+
+# -- systemd mode: ExecStopPost accounting ---------------------------------------------
+
+from udriver.supervise import _run  # noqa: E402
+
+CRASH = {"SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "3"}
+SEGV = {"SERVICE_RESULT": "core-dump", "EXIT_CODE": "dumped", "EXIT_STATUS": "SEGV"}
+
+
+@pytest.fixture
+def bound(machine: Path) -> Path:
+    (machine / "sys/bus/pci/devices" / BDF / "driver_override").write_text("vfio-pci\n")
+    (machine / "sys/bus/pci/drivers_probe").write_text("")
+    return machine
+
+
+def test_stop_post_counts_crashes_and_gives_up_on_the_fifth(bound: Path) -> None:
+    for i in range(4):
+        assert _run.systemd_stop_post(BDF, SEGV if i % 2 else CRASH, root=bound,
+                                      now=100.0 + i) == 0
+        rec = _status.read_status(BDF)
+        assert rec["state"] == "restarting" and rec["restarts"] == i + 1
+    assert (bound / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "vfio-pci\n"
+    _run.systemd_stop_post(BDF, SEGV, root=bound, now=110.0)
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "failed"
+    assert rec["reason"] == "gave up after 5 crashes in 60 s (last: killed by SIGSEGV)"
+    # unbind cleared driver_override (sysfs writes do not truncate a plain file: prefix)
+    assert (bound / "sys/bus/pci/devices" / BDF / "driver_override").read_text()[0] == "\n"
+    with pytest.raises(Exception, match="not starting: gave up after 5 crashes"):
+        _run.systemd_pre(BDF, root=bound)
+
+
+def test_stop_post_old_crashes_leave_the_window(bound: Path) -> None:
+    for t in (0.0, 10.0, 20.0, 30.0, 70.0, 80.0):
+        _run.systemd_stop_post(BDF, CRASH, root=bound, now=t)
+    assert _status.read_status(BDF)["state"] == "restarting"
+
+
+def test_stop_post_clean_stop_is_not_a_crash(bound: Path) -> None:
+    _run.systemd_stop_post(BDF, {"SERVICE_RESULT": "success", "EXIT_CODE": "killed",
+                                 "EXIT_STATUS": "TERM"}, root=bound, now=1.0)
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "stopped" and _status.read_crash_history(BDF) == ([], False)
+
+
+def test_stop_post_after_device_removal_forgets_it(bound: Path) -> None:
+    import shutil
+    _status.write_supervise_status(BDF, "running", "x")
+    shutil.rmtree(bound / "sys/bus/pci/devices" / BDF)
+    _run.systemd_stop_post(BDF, {"SERVICE_RESULT": "success"}, root=bound, now=1.0)
+    assert not _status.status_path(BDF).exists()
+
+
+@pytest.mark.parametrize("env, rc", [
+    ({"EXIT_CODE": "exited", "EXIT_STATUS": "7"}, 7),
+    ({"EXIT_CODE": "killed", "EXIT_STATUS": "KILL"}, -9),
+    ({"EXIT_CODE": "dumped", "EXIT_STATUS": "SIGABRT"}, -6),
+    ({"EXIT_CODE": "killed", "EXIT_STATUS": "NOPE"}, -9),
+])
+def test_returncode_from_systemd_environment(env: dict, rc: int) -> None:
+    assert _run._returncode(env) == rc

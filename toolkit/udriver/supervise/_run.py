@@ -128,7 +128,7 @@ def _returncode(env: Mapping[str, str]) -> int:
         except ValueError:
             return 1
     try:
-        return -signal.Signals(status if status.startswith("SIG") else f"SIG{status}").value
+        return -signal.Signals[status if status.startswith("SIG") else f"SIG{status}"].value
     except (KeyError, ValueError):
         return -signal.SIGKILL
 
