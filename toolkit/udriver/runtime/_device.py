@@ -183,6 +183,20 @@ class Device:
             region = self._regions[index] = Region(self, index, size, flags)
         return region
 
+    def set_bus_master(self, enable: bool = True) -> None:
+        """Let the device issue memory writes: DMA and MSI/MSI-X messages.
+
+        PCI Local Bus spec 6.2.2, Command register (0x04) bit 2 "Bus Master Enable";
+        vfio-pci leaves it as the device came (usually off), like pci_set_master().
+
+        Raises:
+            DeviceError: the device is closed.
+            NativeError: the config write failed.
+        """
+        cmd = self.config.read16(0x04)
+        cmd = (cmd | 0x4) if enable else (cmd & ~0x4)
+        self.config.write16(0x04, cmd)
+
     def reset(self) -> None:
         """Function-level reset (VFIO_DEVICE_RESET).
 
