@@ -1,0 +1,34 @@
+"""Suite-wide policy for VM tests (tests that boot a Linux guest under QEMU).
+
+* Tests under ``tests/vm/`` are marked ``vm`` automatically; VM tests elsewhere mark themselves
+  with ``@pytest.mark.vm``. Deselect them with ``-m "not vm"``.
+* A ``vm`` test whose prerequisites (qemu-system-x86_64, busybox, cached kernels from
+  ``python3 tests/vm/kernels.py fetch``) are missing is skipped with the reason -- except when
+  ``CI=true``, where it fails instead.
+* The guest fixtures ``guest``, ``guest_61``, ``guest_612`` and ``vm_pool`` (see
+  ``tests/vm/_fixtures.py``) are available to every test file. Import the harness itself as
+  ``from vm.harness import Guest`` (this directory is on ``sys.path`` under pytest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vm._fixtures import guest, guest_61, guest_612, require_vm, vm_pool  # noqa: F401
+
+_VM_DIR = Path(__file__).parent / "vm"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/vm/ with ``vm``."""
+    for item in items:
+        if _VM_DIR in Path(str(item.path)).parents and item.get_closest_marker("vm") is None:
+            item.add_marker(pytest.mark.vm)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Apply the skip-or-fail policy to ``vm`` tests (kernel checks happen in the fixtures)."""
+    if item.get_closest_marker("vm") is not None:
+        require_vm(None)

@@ -1,0 +1,1 @@
+"""QEMU guest harness: boot Debian kernels with an IOMMU and edu devices (see harness.py)."""

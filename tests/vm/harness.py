@@ -1,0 +1,714 @@
+"""Boot a Debian kernel under QEMU (TCG) with an IOMMU and ``edu`` devices; run commands in it.
+
+API::
+
+    from tests.vm.harness import Guest
+
+    with Guest(kernel="6.1", devices=["edu"], root_ports=2, mem_mb=1024,
+               qemu_args=[], udev=False) as g:
+        r = g.run("python3 -m udriver --version", timeout=60)   # bash, as root, cwd /
+        r.rc, r.stdout, r.stderr          # r.check() raises GuestCommandError if rc != 0
+        job = g.run_bg("sleep 5")         # job.pid (guest pid), job.wait(timeout) -> result,
+        job.kill()                        #   job.poll() -> result or None
+        g.qmp("device_add", driver="edu", bus="rp1", id="edu1")   # -> QMP reply dict
+        g.edu_bdfs()                      # ["0000:00:03.0", ...] read from the guest's /sys
+        g.dmesg()                         # guest kernel log so far
+        g.workdir                         # host Path of a folder shared read-write...
+        g.guest_workdir                   # ...and its path in the guest (the SAME path string)
+        g.kernel_version                  # guest `uname -r`
+        g.boot_seconds                    # QEMU start -> first command possible
+
+The guest (the rules this module keeps):
+
+* ``-accel tcg`` always (``/dev/kvm`` here is a nested PVM that cannot run a stock kernel),
+  ``-machine q35``, ``-device intel-iommu,intremap=on`` before any other device, ``-nic none``,
+  the uncompressed ``vmlinux`` via its PVH entry, kernel cmdline ``intel_iommu=on``.
+* The host's ``/`` is the read-only lower layer of an overlayfs with a tmpfs upper layer, so the
+  guest sees the checkout, the host's ``python3`` and the editable udriver install at the same
+  paths, and its writes (``/etc/udriver``, ``/var/lib/udriver``, ``/tmp``...) never reach the
+  host. ``/run`` and ``/dev/shm`` are fresh tmpfs; the kernel's own modules are bind-mounted at
+  ``/lib/modules/$(uname -r)``, so ``modprobe`` works. Remember ``modprobe vfio_iommu_type1``
+  before ``vfio-pci`` is not needed with kmod (it honours softdeps) but is harmless.
+* The work folder is a writable 9p share mounted at the same path as on the host. Commands are
+  files ``cmd/<n>.sh`` in it; the agent loop (stage 2, ``agent.sh``, bash as PID 1) polls
+  ``cmd/`` every 50 ms, runs each command in its own session with ``setsid``, and writes
+  ``<n>.out``, ``<n>.err``, ``<n>.pid`` and finally ``<n>.rc``.
+* Every wait has a timeout. A command that times out is killed (its whole session) and raises
+  :class:`GuestTimeout`. If QEMU dies, :class:`GuestDied` carries the tail of the console.
+* Exit: the agent flushes and powers off through ``/proc/sysrq-trigger``; QEMU is killed if it
+  has not exited after 15 s. The run folder (console log ``console.log``, QEMU command line,
+  the shared work folder) is deleted after a clean exit and kept, with its path logged, after an
+  exception or when ``UDRIVER_VM_KEEP=1``.
+* ``root_ports=N`` adds ``pcie-root-port`` ids ``rp1..rpN`` (chassis 1..N) for hotplug with
+  ``g.qmp("device_add", driver="edu", bus="rp1", id="edu1")`` and ``device_del``.
+* ``udev=True`` starts ``systemd-udevd`` (unpacked from Debian's ``udev`` .deb by
+  :mod:`kernels`, nothing installed on the host) after ``switch_root``, triggers and settles.
+  Write rules to ``/etc/udev/rules.d`` in the guest with ``g.run`` and call ``g.udev_reload()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+try:  # imported as tests.vm.harness (pytest) or as a plain script next to kernels.py
+    from . import kernels as _kernels
+    from ._initramfs import build_initramfs
+except ImportError:  # pragma: no cover
+    import kernels as _kernels  # type: ignore[no-redef]
+    from _initramfs import build_initramfs  # type: ignore[no-redef]
+
+__all__ = [
+    "BgJob",
+    "CommandResult",
+    "Guest",
+    "GuestCommandError",
+    "GuestDied",
+    "GuestError",
+    "GuestTimeout",
+    "prerequisites_missing",
+]
+
+_log = logging.getLogger("udriver.vm")
+
+QEMU = "qemu-system-x86_64"
+_POLL = 0.02
+_RUN_ROOT = Path(__file__).resolve().parent / ".work"
+_counter = itertools.count(1)
+
+
+class GuestError(RuntimeError):
+    """The guest could not be started, or a harness operation on it failed."""
+
+
+class GuestTimeout(GuestError):
+    """A wait on the guest (boot, command, QMP, shutdown) exceeded its timeout."""
+
+
+class GuestDied(GuestError):
+    """QEMU exited while the guest was in use; the message carries the console tail."""
+
+
+class GuestCommandError(GuestError):
+    """A command checked with :meth:`CommandResult.check` exited non-zero."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    """Outcome of one command in the guest."""
+
+    cmd: str
+    """The shell command as given."""
+    rc: int
+    """Exit status (128+N when killed by signal N)."""
+    stdout: str
+    """Everything it wrote to stdout (decoded as UTF-8, errors replaced)."""
+    stderr: str
+    """Everything it wrote to stderr."""
+    seconds: float
+    """Wall time from submission to the rc file being seen on the host."""
+
+    def check(self) -> CommandResult:
+        """Return self if rc == 0.
+
+        Raises:
+            GuestCommandError: rc != 0 (message has the command, rc and both outputs' tails).
+        """
+        if self.rc != 0:
+            raise GuestCommandError(
+                f"guest command failed with rc {self.rc}: {self.cmd!r}\n"
+                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+            )
+        return self
+
+
+def prerequisites_missing(kernel: str | None) -> str | None:
+    """Return why a guest with ``kernel`` cannot boot here, or None if it can.
+
+    ``kernel=None`` checks only the tools (QEMU, busybox), not the cached kernels.
+    """
+    if shutil.which(QEMU) is None:
+        return f"{QEMU} not found (apt-get install qemu-system-x86)"
+    if not Path("/bin/busybox").is_file():
+        return "/bin/busybox not found (apt-get install busybox-static)"
+    if kernel is None:
+        return None
+    try:
+        _kernels.kernel_paths(kernel)
+    except _kernels.KernelFetchError as e:
+        return str(e)
+    return None
+
+
+class BgJob:
+    """A command started with :meth:`Guest.run_bg`."""
+
+    def __init__(self, guest: Guest, job_id: str, cmd: str) -> None:
+        self._guest = guest
+        self.id = job_id
+        self.cmd = cmd
+        self._t0 = time.monotonic()
+        self._pid: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """Guest pid of the command's shell (session leader; waits up to 30 s for it).
+
+        Raises:
+            GuestTimeout: the agent did not start the command within 30 s.
+        """
+        if self._pid is None:
+            path = self._guest._cmd_dir / f"{self.id}.pid"
+            self._guest._wait_for(lambda: _read_int(path) is not None, 30, f"start of {self.cmd!r}")
+            self._pid = _read_int(path)
+        assert self._pid is not None
+        return self._pid
+
+    def poll(self) -> CommandResult | None:
+        """Return the result if the command has finished, else None (no waiting)."""
+        base = self._guest._cmd_dir / self.id
+        rc = _read_int(base.with_suffix(".rc"))
+        if rc is None:
+            return None
+        out = base.with_suffix(".out").read_bytes().decode(errors="replace")
+        err = base.with_suffix(".err").read_bytes().decode(errors="replace")
+        res = CommandResult(self.cmd, rc, out, err, time.monotonic() - self._t0)
+        if not self._guest.keep:
+            for suffix in (".rc", ".out", ".err", ".pid", ".sh"):
+                base.with_suffix(suffix).unlink(missing_ok=True)
+        return res
+
+    def wait(self, timeout: float) -> CommandResult:
+        """Wait for the command to finish and return its result.
+
+        Raises:
+            GuestTimeout: not finished within ``timeout`` s (the command is killed first).
+            GuestDied: QEMU exited.
+        """
+        result: list[CommandResult] = []
+
+        def done() -> bool:
+            r = self.poll()
+            if r is not None:
+                result.append(r)
+            return r is not None
+
+        try:
+            self._guest._wait_for(done, timeout, f"command {self.cmd!r}")
+        except GuestTimeout:
+            self.kill()
+            raise
+        return result[0]
+
+    def kill(self) -> None:
+        """Ask the agent to SIGKILL the command's whole session (returns immediately)."""
+        (self._guest._cmd_dir / f"{self.id}.kill").touch()
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+class Guest:
+    """One booted guest; see the module docstring. Use it as a context manager."""
+
+    def __init__(
+        self,
+        kernel: str = "6.1",
+        devices: list[str] | tuple[str, ...] = ("edu",),
+        root_ports: int = 0,
+        mem_mb: int = 1024,
+        qemu_args: list[str] | tuple[str, ...] = (),
+        udev: bool = False,
+        *,
+        boot_timeout: float = 180.0,
+        cmdline: str = "",
+        keep: bool | None = None,
+        host_cache: str = "loose",
+    ) -> None:
+        """Describe a guest; nothing starts before ``__enter__``/``start``.
+
+        Args:
+            kernel: "6.1" or "6.12" (see :mod:`kernels`).
+            devices: ``-device`` specs; "edu" gets ids edu0, edu1... unless one is given.
+            root_ports: number of hotplug-capable ``pcie-root-port`` (ids rp1..rpN).
+            mem_mb: guest RAM.
+            qemu_args: extra QEMU arguments, appended last.
+            udev: start systemd-udevd in the guest.
+            boot_timeout: seconds from QEMU start to the agent being ready.
+            cmdline: extra kernel command line words.
+            keep: keep the run folder even after a clean exit (default: $UDRIVER_VM_KEEP).
+            host_cache: 9p ``cache=`` mode for the read-only host root. "loose" (default) is
+                several times faster but does not see host files changed after the guest read
+                them; call :meth:`drop_caches` after rewriting a file the guest already read,
+                or pass "none".
+        """
+        self.kernel = kernel
+        self.devices = list(devices)
+        self.root_ports = root_ports
+        self.mem_mb = mem_mb
+        self.qemu_args = list(qemu_args)
+        self.udev = udev
+        self.boot_timeout = boot_timeout
+        self.extra_cmdline = cmdline
+        self.host_cache = host_cache
+        self.keep = bool(os.environ.get("UDRIVER_VM_KEEP")) if keep is None else keep
+        self.kernel_version = ""
+        self.boot_seconds = 0.0
+        self.rundir = _RUN_ROOT / f"{kernel}-{os.getpid()}-{next(_counter)}"
+        self.workdir = self.rundir / "share"
+        self.guest_workdir = str(self.workdir)
+        self.console_log = self.rundir / "console.log"
+        self._cmd_dir = self.workdir / "cmd"
+        self._qmp_path = self.rundir / "qmp.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._qmp_sock: socket.socket | None = None
+        self._qmp_buf = b""
+        self._qmp_lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self._ids_lock = threading.Lock()
+        self._hotplugged: list[str] = []
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Guest:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(failed=exc_type is not None)
+
+    def start(self) -> None:
+        """Boot the guest and wait until it runs commands.
+
+        Raises:
+            GuestError: prerequisites missing or QEMU failed to start.
+            GuestTimeout: the agent was not ready within ``boot_timeout``.
+            GuestDied: QEMU exited during boot.
+        """
+        why = prerequisites_missing(self.kernel)
+        if why:
+            raise GuestError(f"cannot boot kernel {self.kernel}: {why}")
+        kp = _kernels.kernel_paths(self.kernel)
+        if len(str(self._qmp_path)) > 100:  # sun_path is 108 bytes
+            self._qmp_path = Path(f"/tmp/udvm-{os.getpid()}-{id(self)}.qmp")
+        shutil.rmtree(self.rundir, ignore_errors=True)
+        self._cmd_dir.mkdir(parents=True)
+        udev_root = _kernels.fetch_udev() if self.udev else None
+        (self.workdir / "agent.sh").write_text(self._agent_script(kp, udev_root))
+        initrd = build_initramfs(kp.modules_dir, kp.vmlinux.parent)
+        argv = self._qemu_argv(kp.vmlinux, initrd)
+        (self.rundir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
+        t0 = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=open(self.rundir / "qemu.out", "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise GuestError(f"cannot start {QEMU}: {e}") from e
+        try:
+            self._wait_for(
+                lambda: (self.workdir / "ready").exists(), self.boot_timeout, "guest boot"
+            )
+            self.boot_seconds = time.monotonic() - t0
+            self.kernel_version = (self.workdir / "ready").read_text().split()[0]
+            self._qmp_connect()
+        except BaseException:
+            self.close(failed=True)
+            raise
+        _log.info(
+            "guest %s (%s) ready in %.1f s; run folder %s",
+            self.kernel, self.kernel_version, self.boot_seconds, self.rundir,
+        )
+
+    def close(self, failed: bool = False) -> None:
+        """Shut the guest down (clean poweroff, else kill) and tidy the run folder."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                (self.workdir / "shutdown").touch()
+                proc.wait(timeout=15)
+            except (OSError, subprocess.TimeoutExpired):
+                _log.warning("guest %s did not power off; killing QEMU", self.kernel)
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._qmp_sock is not None:
+            self._qmp_sock.close()
+            self._qmp_sock = None
+        if failed or self.keep:
+            _log.warning("guest %s: run folder kept at %s", self.kernel, self.rundir)
+        else:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+        if self._qmp_path.parent != self.rundir:
+            self._qmp_path.unlink(missing_ok=True)
+        self._proc = None
+
+    @property
+    def alive(self) -> bool:
+        """True while QEMU runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def console(self) -> str:
+        """Return the serial console output so far (kernel messages and stage 1)."""
+        try:
+            return self.console_log.read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+
+    # --- commands -----------------------------------------------------------------------
+
+    def run_bg(self, cmd: str, *, env: dict[str, str] | None = None, cwd: str = "/") -> BgJob:
+        """Start ``cmd`` (a bash script) in the guest as root and return at once.
+
+        Raises:
+            GuestDied: QEMU is not running.
+        """
+        if not self.alive:
+            raise GuestDied(f"guest {self.kernel} is not running{self._tail()}")
+        with self._ids_lock:
+            job_id = str(next(self._ids))
+        pidfile = shlex.quote(f"{self.guest_workdir}/cmd/{job_id}.pid")
+        lines = [f"echo $$ > {pidfile}", f"cd {shlex.quote(cwd)} || exit 126"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+        lines.append(cmd)
+        tmp = self._cmd_dir / f"{job_id}.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.rename(self._cmd_dir / f"{job_id}.sh")  # atomic: the agent only globs *.sh
+        return BgJob(self, job_id, cmd)
+
+    def run(
+        self,
+        cmd: str,
+        timeout: float = 60,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str = "/",
+        check: bool = False,
+    ) -> CommandResult:
+        """Run ``cmd`` in the guest and wait for it.
+
+        Raises:
+            GuestTimeout: not done within ``timeout`` s (it is killed).
+            GuestDied: QEMU exited.
+            GuestCommandError: ``check`` and rc != 0.
+        """
+        res = self.run_bg(cmd, env=env, cwd=cwd).wait(timeout)
+        return res.check() if check else res
+
+    def dmesg(self) -> str:
+        """Return the guest kernel log so far (``dmesg``; the console log if that fails)."""
+        try:
+            r = self.run("dmesg", timeout=30)
+            if r.rc == 0:
+                return r.stdout
+        except GuestError:
+            pass
+        return self.console()
+
+    def edu_bdfs(self) -> list[str]:
+        """Return the PCI addresses of the guest's edu devices (1234:11e8), sorted."""
+        r = self.run(
+            "cd /sys/bus/pci/devices && for d in *; do "
+            '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && echo $d; '
+            "done; true",
+            timeout=30,
+            check=True,
+        )
+        return sorted(r.stdout.split())
+
+    def drop_caches(self) -> None:
+        """Forget cached host files (needed with ``host_cache="loose"`` after host changes)."""
+        self.run("sync; echo 3 > /proc/sys/vm/drop_caches", timeout=60, check=True)
+
+    def kill_jobs(self) -> None:
+        """SIGKILL every command that has not finished yet (whole sessions)."""
+        for sh in self._cmd_dir.glob("*.sh"):
+            if not sh.with_suffix(".rc").exists():
+                sh.with_suffix(".kill").touch()
+
+    def reset_devices(self, timeout: float = 30) -> None:
+        """Undo per-test device state: unplug hot-added devices, unbind every edu.
+
+        Hot-added devices are those added through :meth:`qmp` ``device_add`` and not yet
+        removed. Each edu left is unbound from its driver and its ``driver_override`` cleared.
+
+        Raises:
+            GuestTimeout: a device did not go away within ``timeout`` s.
+        """
+        self.kill_jobs()
+        for dev_id in list(self._hotplugged):
+            self.qmp("device_del", id=dev_id)
+        deadline = time.monotonic() + timeout
+        while self._hotplugged:
+            if time.monotonic() > deadline:
+                raise GuestTimeout(f"hot-added devices {self._hotplugged} not removed")
+            present = {d.get("qdev_id") for d in self._pci_devices()}
+            self._hotplugged = [d for d in self._hotplugged if d in present]
+            time.sleep(0.2)
+        self.run(
+            "for d in /sys/bus/pci/devices/*; do "
+            '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] || continue; '
+            '[ -e $d/driver ] && echo ${d##*/} > $d/driver/unbind; '
+            "echo > $d/driver_override; done; true",
+            timeout=timeout,
+            check=True,
+        )
+
+    def _pci_devices(self) -> list[dict[str, Any]]:
+        devs: list[dict[str, Any]] = []
+
+        def walk(bus: dict[str, Any]) -> None:
+            for d in bus.get("devices", []):
+                devs.append(d)
+                bridge = d.get("pci_bridge", {})
+                if "bus" in bridge:
+                    walk(bridge["bus"])
+
+        for bus in self.qmp("query-pci").get("return", []):
+            walk(bus)
+        return devs
+
+    def udev_reload(self) -> None:
+        """Make udevd re-read its rules (after writing to /etc/udev/rules.d).
+
+        Raises:
+            GuestError: udev is not running in this guest, or the reload failed.
+        """
+        if not self.udev:
+            raise GuestError("udev_reload: this guest was started with udev=False")
+        self.run("udevadm control --reload", timeout=30, check=True)
+
+    # --- QMP ----------------------------------------------------------------------------
+
+    def qmp(self, command: str, timeout: float = 30, **arguments: Any) -> dict[str, Any]:
+        """Send one QMP command and return QEMU's reply (``{"return": ...}`` or ``{"error"}``).
+
+        Keyword names are QMP argument names (use ``**{"a-b": 1}`` for dashed ones).
+        Asynchronous events seen meanwhile are kept in :meth:`qmp_events`.
+
+        Raises:
+            GuestTimeout: no reply within ``timeout`` s.
+            GuestDied: the QMP connection closed.
+        """
+        with self._qmp_lock:
+            if self._qmp_sock is None:
+                raise GuestDied(f"no QMP connection to guest {self.kernel}")
+            msg: dict[str, Any] = {"execute": command}
+            if arguments:
+                msg["arguments"] = arguments
+            self._qmp_sock.sendall(json.dumps(msg).encode() + b"\n")
+            reply = self._qmp_reply(timeout)
+        if command == "device_add" and "return" in reply and "id" in arguments:
+            # Removal (device_del) completes asynchronously; reset_devices() waits for it.
+            self._hotplugged.append(str(arguments["id"]))
+        return reply
+
+    def qmp_events(self) -> list[dict[str, Any]]:
+        """Return (and forget) the QMP events received so far."""
+        with self._qmp_lock:
+            ev, self._events = self._events, []
+            return ev
+
+    def _qmp_connect(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(self._qmp_path))
+                break
+            except OSError as e:
+                s.close()
+                if time.monotonic() > deadline:
+                    raise GuestError(f"cannot connect to QMP at {self._qmp_path}: {e}") from e
+                time.sleep(0.05)
+        self._qmp_sock = s
+        with self._qmp_lock:
+            greeting = self._qmp_read(30)
+            if "QMP" not in greeting:
+                raise GuestError(f"unexpected QMP greeting: {greeting}")
+            s.sendall(b'{"execute": "qmp_capabilities"}\n')
+            reply = self._qmp_reply(30)
+            if "return" not in reply:
+                raise GuestError(f"qmp_capabilities refused: {reply}")
+
+    def _qmp_read(self, timeout: float) -> dict[str, Any]:
+        assert self._qmp_sock is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._qmp_buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestTimeout(f"no QMP message within {timeout} s")
+            self._qmp_sock.settimeout(min(left, 1.0))
+            try:
+                chunk = self._qmp_sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise GuestDied(f"QMP connection closed{self._tail()}")
+            self._qmp_buf += chunk
+        line, _, self._qmp_buf = self._qmp_buf.partition(b"\n")
+        obj: dict[str, Any] = json.loads(line)
+        return obj
+
+    def _qmp_reply(self, timeout: float) -> dict[str, Any]:
+        while True:
+            obj = self._qmp_read(timeout)
+            if "event" in obj:
+                self._events.append(obj)
+                continue
+            return obj
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _tail(self, n: int = 40) -> str:
+        lines = self.console().splitlines()[-n:]
+        return f"\n--- console tail ({self.console_log}) ---\n" + "\n".join(lines)
+
+    def _wait_for(self, cond: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if self._proc is not None and self._proc.poll() is not None:
+                raise GuestDied(
+                    f"QEMU exited with rc {self._proc.returncode} while waiting for {what}"
+                    + self._tail()
+                )
+            if time.monotonic() > deadline:
+                raise GuestTimeout(f"timed out after {timeout} s waiting for {what}" + self._tail())
+            time.sleep(_POLL)
+
+    def _qemu_argv(self, vmlinux: Path, initrd: Path) -> list[str]:
+        append = " ".join(
+            [
+                "console=ttyS0",
+                "intel_iommu=on",  # the emulated VT-d unit; vfio-pci needs IOMMU groups
+                "panic=-1",
+                "loglevel=4",
+                "mitigations=off",
+                "tsc=reliable",
+                "rdinit=/init",
+                f"UDRIVER_WORK={self.guest_workdir}",
+                f"UDRIVER_HOSTCACHE={self.host_cache}",
+                self.extra_cmdline,
+            ]
+        ).strip()
+        argv = [
+            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "1",
+            "-m", str(self.mem_mb), "-nodefaults", "-no-user-config", "-display", "none",
+            "-no-reboot", "-nic", "none",
+            "-kernel", str(vmlinux), "-initrd", str(initrd), "-append", append,
+            "-serial", f"file:{self.console_log}",
+            "-qmp", f"unix:{self._qmp_path},server=on,wait=off",
+            # The IOMMU must exist before the devices behind it.
+            "-device", "intel-iommu,intremap=on",
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+            "-virtfs", f"local,path={self.workdir},mount_tag=work,security_model=none",
+        ]
+        n_edu = 0
+        for spec in self.devices:
+            driver = spec.split(",", 1)[0]
+            if "id=" not in spec and driver == "edu":
+                spec = f"{spec},id=edu{n_edu}"
+                n_edu += 1
+            argv += ["-device", spec]
+        for i in range(1, self.root_ports + 1):
+            argv += ["-device", f"pcie-root-port,id=rp{i},chassis={i},slot={i}"]
+        return argv + self.qemu_args
+
+    def _agent_script(self, kp: _kernels.KernelPaths, udev_root: Path | None) -> str:
+        pybin = str(Path(sys.executable).parent)
+        udev = ""
+        if udev_root is not None:
+            u = shlex.quote(str(udev_root))
+            udev = f"""
+mkdir -p /usr/lib/udev /usr/lib/systemd /etc/udev/rules.d
+mount --bind {u}/lib/udev /usr/lib/udev
+ln -sf {u}/bin/udevadm /usr/bin/udevadm
+ln -sf {u}/bin/udevadm /usr/lib/systemd/systemd-udevd
+/usr/lib/systemd/systemd-udevd --daemon --resolve-names=never >/run/udevd.log 2>&1
+udevadm trigger --type=subsystems --action=add
+udevadm trigger --type=devices --action=add
+udevadm settle --timeout=60
+"""
+        return _AGENT.format(
+            path=shlex.quote(f"{pybin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            work=shlex.quote(self.guest_workdir),
+            moddir=shlex.quote(str(kp.modules_dir)),
+            kver=shlex.quote(kp.version),
+            udev=udev,
+        )
+
+
+# Stage 2: runs as PID 1 (bash from the host) after switch_root; see the module docstring.
+_AGENT = r"""
+export PATH={path} HOME=/root LANG=C.UTF-8 TERM=dumb
+W={work}
+C="$W/cmd"
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/lock /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mkdir -p /usr/lib/modules/{kver}
+mount --bind {moddir} /usr/lib/modules/{kver}
+hostname udriver-guest
+{udev}
+mkfifo /run/agent.fifo
+exec 9<>/run/agent.fifo
+declare -A started
+start_job() {{
+    # The script's first line writes its pid; setsid makes it a session (and group) leader
+    # so a kill reaches everything it started. rc is one small write: no rename needed.
+    ( setsid bash "$C/$1.sh" </dev/null >"$C/$1.out" 2>"$C/$1.err"; echo $? > "$C/$1.rc" ) &
+}}
+echo "$(uname -r) $(cut -d' ' -f1 /proc/uptime)" > "$W/ready.tmp"
+mv "$W/ready.tmp" "$W/ready"
+while :; do
+    for f in "$C"/*.sh; do
+        [ -e "$f" ] || continue
+        id=${{f##*/}}
+        id=${{id%.sh}}
+        [ -n "${{started[$id]}}" ] && continue
+        started[$id]=1
+        start_job "$id"
+    done
+    for f in "$C"/*.kill; do
+        [ -e "$f" ] || continue
+        id=${{f##*/}}
+        id=${{id%.kill}}
+        rm -f "$f"
+        p=$(cat "$C/$id.pid" 2>/dev/null) && kill -KILL -- "-$p" 2>/dev/null
+    done
+    [ -e "$W/shutdown" ] && break
+    read -t 0.05 -u 9 _
+done
+sync
+echo o > /proc/sysrq-trigger
+sleep 30
+"""

@@ -1,0 +1,349 @@
+"""Fetch and cache the Debian kernels (and udev) that the QEMU guest boots.
+
+Run ``python3 tests/vm/kernels.py fetch`` once per machine (``.ci/setup`` does). Everything lands in
+``${UDRIVER_VM_CACHE:-/var/cache/udriver-vm}``, outside the checkout, so fresh clones reuse it.
+
+Rules of this module:
+
+* Package names are never pinned. Debian renames the kernel package with every ABI bump
+  (``linux-image-6.1.0-56-amd64`` today), so the name is resolved at run time from the
+  ``linux-image-amd64`` metapackage with ``apt-cache depends`` (for 6.12 with the
+  ``bookworm-backports`` suite as default release).
+* The 6.12 kernel comes from ``bookworm-backports``. Its apt source file is generated at run time
+  with the mirror URI READ from ``/etc/apt/sources.list.d/debian.sources``; no host name is written
+  into this repository.
+* Order of operations per kernel: resolve name -> ``apt-get download`` -> ``dpkg -x`` ->
+  extract an uncompressed ``vmlinux`` from the bzImage (QEMU boots it through the PVH ELF note,
+  which saves the ~3.4 s in-guest decompression) -> ``depmod`` -> write ``stamp.json`` last.
+  A cache entry without a stamp is incomplete and is rebuilt.
+* A second run with everything cached only runs ``apt-cache`` and takes about a second. If apt
+  cannot resolve or download (offline) but a complete cache entry exists, that entry is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "KERNELS",
+    "KernelPaths",
+    "KernelFetchError",
+    "cache_dir",
+    "fetch",
+    "fetch_udev",
+    "kernel_paths",
+    "udev_root",
+]
+
+_log = logging.getLogger("udriver.vm.kernels")
+
+KERNELS = ("6.1", "6.12")
+"""The kernels the guest can boot: Debian 12's own, and the one from bookworm-backports."""
+
+_BACKPORTS = "bookworm-backports"
+_BACKPORTS_LIST = Path("/etc/apt/sources.list.d/udriver-bookworm-backports.sources")
+_DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+_STAMP = "stamp.json"
+
+
+class KernelFetchError(RuntimeError):
+    """A kernel or udev could not be resolved, downloaded or unpacked (message says which)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelPaths:
+    """Where a fetched kernel lives on the host."""
+
+    vmlinux: Path
+    """Uncompressed ELF kernel with a PVH entry note, for ``qemu -kernel``."""
+    modules_dir: Path
+    """``lib/modules/<version>`` of the unpacked package, with ``modules.dep`` from depmod."""
+    version: str
+    """Kernel release string (``uname -r`` in the guest), e.g. ``6.1.0-56-amd64``."""
+
+
+def cache_dir() -> Path:
+    """Return the cache root (``$UDRIVER_VM_CACHE`` or ``/var/cache/udriver-vm``)."""
+    return Path(os.environ.get("UDRIVER_VM_CACHE") or "/var/cache/udriver-vm")
+
+
+def kernel_paths(name: str) -> KernelPaths:
+    """Return the cached kernel ``name`` ("6.1" or "6.12") without touching the network.
+
+    Raises:
+        KernelFetchError: ``name`` is unknown, or the kernel was never fetched.
+    """
+    if name not in KERNELS:
+        raise KernelFetchError(f"unknown kernel {name!r}: expected one of {', '.join(KERNELS)}")
+    stamp = cache_dir() / f"linux-{name}" / _STAMP
+    try:
+        data = json.loads(stamp.read_text())
+    except (OSError, ValueError) as e:
+        raise KernelFetchError(
+            f"kernel {name} is not cached ({stamp} unreadable: {e}); "
+            "run `python3 tests/vm/kernels.py fetch`"
+        ) from e
+    paths = KernelPaths(Path(data["vmlinux"]), Path(data["modules_dir"]), data["version"])
+    if not paths.vmlinux.is_file() or not (paths.modules_dir / "modules.dep").is_file():
+        raise KernelFetchError(f"kernel {name} cache is incomplete under {stamp.parent}; refetch")
+    return paths
+
+
+def udev_root() -> Path:
+    """Return the directory where the ``udev`` package was unpacked (``dpkg -x``).
+
+    Raises:
+        KernelFetchError: udev was never fetched.
+    """
+    root = cache_dir() / "udev"
+    if not (root / _STAMP).is_file():
+        raise KernelFetchError(f"udev is not cached under {root}; run `kernels.py fetch`")
+    return root / "root"
+
+
+# --- apt helpers -----------------------------------------------------------------------------
+
+
+def _run(argv: list[str], *, cwd: Path | None = None) -> str:
+    _log.info("+ %s", " ".join(argv))
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise KernelFetchError(
+            f"`{' '.join(argv)}` failed with rc {proc.returncode}: {proc.stderr.strip()[-800:]}"
+        )
+    return proc.stdout
+
+
+def _debian_mirror() -> str:
+    """Read the main Debian mirror URI (the stanza serving ``bookworm``) from deb822 sources."""
+    try:
+        text = _DEBIAN_SOURCES.read_text()
+    except OSError as e:
+        raise KernelFetchError(f"cannot read {_DEBIAN_SOURCES} to find the mirror: {e}") from e
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
+            if m:
+                fields[m.group(1).lower()] = m.group(2).strip()
+        if "bookworm" in fields.get("suites", "").split() and fields.get("uris"):
+            return fields["uris"].split()[0]
+    raise KernelFetchError(f"no stanza with `Suites: bookworm` and `URIs:` in {_DEBIAN_SOURCES}")
+
+
+def _ensure_backports() -> bool:
+    """Write the bookworm-backports source file if missing; return True if it was written."""
+    mirror = _debian_mirror()
+    want = (
+        "# Written by udriver tests/vm/kernels.py for the 6.12 guest kernel.\n"
+        f"Types: deb\nURIs: {mirror}\nSuites: {_BACKPORTS}\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+    if _BACKPORTS_LIST.exists() and _BACKPORTS_LIST.read_text() == want:
+        return False
+    _BACKPORTS_LIST.write_text(want)
+    return True
+
+
+def _resolve(name: str) -> str:
+    """Resolve the versioned image package behind ``linux-image-amd64`` for kernel ``name``."""
+    argv = ["apt-cache"]
+    if name == "6.12":
+        argv += ["-t", _BACKPORTS]
+    out = _run(argv + ["depends", "linux-image-amd64"])
+    for m in re.finditer(r"Depends:\s*(linux-image-[0-9][^\s]*)", out):
+        pkg = m.group(1)
+        if pkg.startswith(f"linux-image-{name}.") or pkg.startswith(f"linux-image-{name}-"):
+            return pkg
+    raise KernelFetchError(f"`linux-image-amd64` does not resolve to a {name} kernel: {out!r}")
+
+
+def _download(pkg: str, dest: Path, release: str | None) -> Path:
+    """``apt-get download`` ``pkg`` into ``dest`` and return the .deb path."""
+    target = f"{pkg}/{release}" if release else pkg
+    for f in dest.glob("*.deb"):
+        f.unlink()
+    try:
+        _run(["apt-get", "download", "-q", target], cwd=dest)
+    except KernelFetchError:
+        # The lists may name a version the mirror already dropped: refresh once and retry.
+        _run(["apt-get", "update", "-q"])
+        _run(["apt-get", "download", "-q", target], cwd=dest)
+    debs = list(dest.glob("*.deb"))
+    if len(debs) != 1:
+        raise KernelFetchError(f"apt-get download {target} left {len(debs)} .deb files in {dest}")
+    return debs[0]
+
+
+def _deb_version(deb: Path) -> str:
+    return _run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
+
+
+# --- vmlinux extraction ----------------------------------------------------------------------
+
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ELF_MAGIC = b"\x7fELF"
+
+
+def _decompress_at(blob: bytes, off: int, kind: str) -> bytes | None:
+    try:
+        if kind == "xz":
+            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            return d.decompress(blob[off:])
+        proc = subprocess.run(
+            ["zstd", "-d", "-c", "-q"], input=blob[off:], capture_output=True, check=False
+        )
+        # zstd complains about the trailing bzImage bytes but still writes the frame.
+        return proc.stdout or None
+    except (lzma.LZMAError, OSError):
+        return None
+
+
+def extract_vmlinux(bzimage: Path) -> bytes:
+    """Find the compressed payload in a bzImage and return the ELF ``vmlinux`` inside.
+
+    Same approach as the kernel's ``scripts/extract-vmlinux``: try each xz (6.1) or zstd (6.12)
+    magic in turn until one decompresses to an ELF image.
+
+    Raises:
+        KernelFetchError: no payload decompresses to an ELF file.
+    """
+    blob = bzimage.read_bytes()
+    for magic, kind in ((_XZ_MAGIC, "xz"), (_ZSTD_MAGIC, "zstd")):
+        off = blob.find(magic)
+        while off != -1:
+            out = _decompress_at(blob, off, kind)
+            if out and out.startswith(_ELF_MAGIC):
+                return out
+            off = blob.find(magic, off + 1)
+    raise KernelFetchError(f"no xz or zstd payload in {bzimage} decompresses to an ELF vmlinux")
+
+
+# --- fetch -----------------------------------------------------------------------------------
+
+
+def _cached_stamp(entry: Path) -> dict[str, str] | None:
+    try:
+        data: dict[str, str] = json.loads((entry / _STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def fetch(name: str) -> KernelPaths:
+    """Make sure kernel ``name`` is cached and return its paths (see module docstring).
+
+    Raises:
+        KernelFetchError: a step failed and no complete older cache entry exists.
+    """
+    entry = cache_dir() / f"linux-{name}"
+    release = None
+    try:
+        if name == "6.12":
+            release = _BACKPORTS
+            if _ensure_backports():
+                _run(["apt-get", "update", "-q"])
+        try:
+            pkg = _resolve(name)
+        except KernelFetchError:
+            _run(["apt-get", "update", "-q"])
+            pkg = _resolve(name)
+    except KernelFetchError:
+        if _cached_stamp(entry):
+            _log.warning("cannot resolve kernel %s with apt; using the cached one", name)
+            return kernel_paths(name)
+        raise
+    old = _cached_stamp(entry)
+    if old and old.get("package") == pkg:
+        try:
+            return kernel_paths(name)
+        except KernelFetchError:
+            pass
+    entry.mkdir(parents=True, exist_ok=True)
+    (entry / _STAMP).unlink(missing_ok=True)
+    deb = _download(pkg, entry, release)
+    root = entry / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    _run(["dpkg", "-x", str(deb), str(root)])
+    mods = sorted(p for p in (root / "lib/modules", root / "usr/lib/modules") if p.is_dir())
+    versions = [d for m in mods for d in m.iterdir() if d.is_dir()]
+    if len(versions) != 1:
+        raise KernelFetchError(f"{deb.name} has {len(versions)} module trees, expected 1")
+    moddir = versions[0]
+    version = moddir.name
+    images = list((root / "boot").glob(f"vmlinuz-{version}"))
+    if not images:
+        raise KernelFetchError(f"{deb.name} has no /boot/vmlinuz-{version}")
+    vmlinux = entry / "vmlinux"
+    with tempfile.NamedTemporaryFile(dir=entry, delete=False) as tmp:
+        tmp.write(extract_vmlinux(images[0]))
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, vmlinux)
+    # depmod -b BASE looks for BASE/lib/modules/<version>.
+    _run(["depmod", "-b", str(moddir.parent.parent.parent), version])
+    deb.unlink()  # 70-110 MB; the unpacked tree is what we use
+    stamp = {
+        "package": pkg,
+        "version": version,
+        "vmlinux": str(vmlinux),
+        "modules_dir": str(moddir),
+    }
+    (entry / _STAMP).write_text(json.dumps(stamp, indent=1))
+    _log.info("kernel %s: %s (%s) cached in %s", name, pkg, version, entry)
+    return kernel_paths(name)
+
+
+def fetch_udev() -> Path:
+    """Cache ``apt-get download udev`` unpacked with ``dpkg -x`` (nothing installed on the host).
+
+    Raises:
+        KernelFetchError: the download or unpacking failed and nothing is cached.
+    """
+    entry = cache_dir() / "udev"
+    old = _cached_stamp(entry)
+    if old and (entry / "root").is_dir():
+        return entry / "root"
+    entry.mkdir(parents=True, exist_ok=True)
+    deb = _download("udev", entry, None)
+    root = entry / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    _run(["dpkg", "-x", str(deb), str(root)])
+    version = _deb_version(deb)
+    deb.unlink()
+    (entry / _STAMP).write_text(json.dumps({"package": "udev", "version": version}))
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``kernels.py fetch [--kernel 6.1|6.12]...`` or ``kernels.py show``."""
+    ap = argparse.ArgumentParser(prog="kernels.py", description=__doc__.splitlines()[0])
+    ap.add_argument("action", choices=["fetch", "show"])
+    ap.add_argument("--kernel", action="append", choices=KERNELS, help="default: all")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        for name in args.kernel or KERNELS:
+            kp = fetch(name) if args.action == "fetch" else kernel_paths(name)
+            print(f"{name}: {kp.version} {kp.vmlinux}")
+        if args.action == "fetch":
+            print(f"udev: {fetch_udev()}")
+    except KernelFetchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
