@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..client import add_repo, list_repos, remove_repo
 from ..client._cli import add_json_option, print_json
 from . import env_option
 
@@ -33,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..client import add_repo, list_repos, remove_repo
+
     if args.repo_command == "add":
         if not args.root:
             from ..errors import ConfigError
