@@ -30,7 +30,8 @@ import pytest
 from udriver.artifacts import read_deb, read_wheel_manifest
 from udriver.errors import PackageError, RepositoryError
 
-__all__ = ["make_wheel", "make_deb", "manifest_json", "ServerThread", "FakeRepository"]
+__all__ = ["make_wheel", "make_deb", "manifest_json", "ServerThread", "FakeRepository",
+           "core_works"]
 
 
 def manifest_json(package: str, version: str, driver: str, modaliases: list[str]) -> bytes:
@@ -183,8 +184,9 @@ class FakeRepository:
         (path / "state.db").touch()
         return cls(path)
 
-    def add_vendor(self, name: str, pci_vendors: list[int], class_grant: bool = False) -> str:
-        token = secrets.token_urlsafe(16)
+    def add_vendor(self, name: str, pci_vendors: list[int], class_grant: bool = False,
+                   token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(16)
         self.tokens[token] = _FakeVendor(name, tuple(pci_vendors), class_grant)
         return token
 
@@ -223,6 +225,16 @@ class FakeRepository:
                     unchanged = False
                     self.published[key] = digest
             return _PublishResult(vendor, unchanged)
+
+
+def core_works(tmp: Path) -> bool:
+    """Whether the real repository core can create a repository here (it is on main)."""
+    from udriver_repo import Repository
+    try:
+        Repository.init(tmp / "core-probe")
+        return True
+    except Exception:  # noqa: BLE001 - the core is not on main yet
+        return False
 
 
 # -------------------------------------------------------------- the factory's own tests

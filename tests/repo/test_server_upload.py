@@ -21,26 +21,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_server_helpers import FakeRepository, ServerThread, make_deb, make_wheel
+from test_server_helpers import FakeRepository, ServerThread, core_works, make_deb, make_wheel
 from udriver_repo.server import ServerConfig, create_app
 
 LIMIT = 4 * 1024 * 1024  # upload limit for these tests
-
-
-def _core_works(tmp: Path) -> bool:
-    from udriver_repo import Repository
-    try:
-        Repository.init(tmp / "probe")
-        return True
-    except Exception:  # the core is not on main yet
-        return False
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A repository with vendors `acme` (1234, 1af4) and `other` (8086), served on loopback."""
     base = tmp_path_factory.mktemp("srv")
-    real = _core_works(base)
+    real = core_works(base)
     path = base / "repo"
     factory = None
     if real:

@@ -8,15 +8,25 @@ Routes:
 
 Start-up order: open the repository (RepositoryError if REPO is not one), create
 REPO/staging (0700) and remove upload directories a previous crash left there, create the
-audit table, then bind. Shutdown (SIGTERM or SIGINT, via `aiohttp.web.run_app`): stop
-accepting connections, let in-flight requests finish for up to `shutdown_timeout`
-seconds, wait for running publishes, return normally (exit status 0).
+audit table, then bind.
+
+Shutdown on SIGTERM or SIGINT, in this order:
+1. close the listening socket (new connections are refused);
+2. wait up to `shutdown_timeout` seconds for every request in flight to finish, including
+   uploads whose body is still arriving (a middleware counts them);
+3. `AppRunner.cleanup()`: close idle keep-alive connections, wait for the publish worker
+   threads, run on_cleanup;
+4. return normally, so `udriver-repo serve` exits 0.
+(We do not use `aiohttp.web.run_app` for this: its shutdown stops reading request bodies
+at once, which would fail an upload that is half-way through.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -53,6 +63,44 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     except Exception:
         _log.exception("unhandled error for %s %s", request.method, request.path)
         return json_error(500, "internal-error", "internal server error (see the server log)")
+
+
+class _InFlight:
+    """Counts requests being handled; `idle()` waits until there are none."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+_INFLIGHT: web.AppKey[_InFlight] = web.AppKey("udriver_inflight", _InFlight)
+
+
+@web.middleware
+async def _count(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    tracker = request.app[_INFLIGHT]
+    tracker.enter()
+    try:
+        return await handler(request)
+    finally:
+        tracker.leave()
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -109,8 +157,9 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
         repo_path=repo, public=public.resolve(), staging=staging, config=config,
         gateway=RepoGateway(repo, factory, workers=config.workers),
         audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()))
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_count, _errors])
     app[STATE] = state
+    app[_INFLIGHT] = _InFlight()
     app[NAMES] = PciNames(config.pci_ids)
     app.router.add_route("PUT", UPLOAD_PATH, handle_upload, expect_handler=expect_upload)
     app.router.add_route("POST", UPLOAD_PATH, handle_upload, expect_handler=expect_upload)
@@ -126,12 +175,39 @@ async def _to_ui_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/ui/")
 
 
+async def _run(app: web.Application, host: str, port: int, config: ServerConfig) -> None:
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout,
+                           access_log=logging.getLogger("udriver_repo.server.access"))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes)",
+                  app[STATE].repo_path, host, port, config.max_upload_bytes)
+        await stop.wait()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        tracker = app[_INFLIGHT]
+        _log.info("shutting down: %d request(s) in flight", tracker.count)
+        await site.stop()  # 1. refuse new connections
+        if not await tracker.idle(config.shutdown_timeout):  # 2. let requests finish
+            _log.warning("%d request(s) still running after %.0f s; closing them",
+                         tracker.count, config.shutdown_timeout)
+    finally:
+        await runner.cleanup()  # 3. idle connections, worker threads, on_cleanup
+
+
 def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,
           config: ServerConfig | None = None) -> None:
     """Serve a repository until SIGTERM or SIGINT, then shut down gracefully.
 
     Listens on 127.0.0.1 by default; put nginx or a CDN in front for anything public
-    (docs/serving.md). Returns normally after a graceful shutdown.
+    (docs/serving.md). Returns normally after a graceful shutdown (see the module
+    docstring for the order of operations).
 
     Raises:
         RepositoryError: REPO is not a repository.
@@ -139,9 +215,5 @@ def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,
     """
     config = config or ServerConfig()
     app = create_app(repo_path, config)
-    _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes)", repo_path, host, port,
-              config.max_upload_bytes)
-    web.run_app(app, host=host, port=port, print=None,
-                shutdown_timeout=config.shutdown_timeout, handle_signals=True,
-                access_log=logging.getLogger("udriver_repo.server.access"))
+    asyncio.run(_run(app, host, port, config))
     _log.info("server stopped")
