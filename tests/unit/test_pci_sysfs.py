@@ -177,3 +177,48 @@ def test_json_has_every_field(tmp_path: Path) -> None:
         "driver": "vfio-pci", "driver_override": "vfio-pci", "iommu_group": 3,
         "header_type": 0, "names": None,
     }
+
+
+def test_device_vanishing_while_listing_is_skipped(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = FakeSysfs(tmp_path)
+    fs.add_device("0000:00:03.0", 0x1234, 0x11E8)
+    listed = fs.bdfs()
+    monkeypatch.setattr(fs, "bdfs", lambda: [*listed, "0000:00:04.0"])  # gone before reading
+    assert [d.bdf for d in list_devices(fs, pci_ids=NO_DB)] == ["0000:00:03.0"]
+
+
+def test_malformed_device_is_not_hidden_by_listing(tmp_path: Path) -> None:
+    fs = FakeSysfs(tmp_path)
+    d = fs.add_device("0000:00:03.0", 0x1234, 0x11E8)
+    (d / "device").write_text("zz\n")
+    with pytest.raises(DeviceError, match=r"^Invalid `device` of PCI device 0000:00:03.0"):
+        list_devices(fs, pci_ids=NO_DB)
+
+
+def test_unreadable_attribute_is_a_device_error(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = FakeSysfs(tmp_path)
+    d = fs.add_device("0000:00:03.0", 0x1234, 0x11E8)
+    real = Path.read_text
+
+    def deny(self: Path, *a: object, **k: object) -> str:
+        if self.name == "vendor":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **k)  # type: ignore[arg-type]
+    monkeypatch.setattr(Path, "read_text", deny)
+    with pytest.raises(DeviceError) as ei:
+        get_device("0000:00:03.0", fs)
+    assert str(ei.value) == f"Cannot read {d}/vendor: Permission denied (errno 13)"
+
+
+def test_sysfs_write_is_one_write(tmp_path: Path) -> None:
+    from udriver.pci import Sysfs
+    target = tmp_path / "attr"
+    target.write_text("old-and-longer\n")
+    Sysfs(tmp_path).write(target, "new")
+    # O_WRONLY without O_CREAT/O_TRUNC, one write(2): what a sysfs store() needs.
+    assert target.read_text() == "new-and-longer\n"
+    with pytest.raises(FileNotFoundError):
+        Sysfs(tmp_path).write(tmp_path / "absent", "x")  # never creates files
+    assert not (tmp_path / "absent").exists()
