@@ -56,8 +56,8 @@ def test_bind_devices_unbind_edu(guest: Guest) -> None:
 
     # Idempotent: a second bind says the same and leaves the binding alone.
     r = _udriver(guest, "bind", bdf)
-    assert (r.rc, r.stdout) == (0, f"{bdf}: bound to vfio-pci (IOMMU group {group}, "
-                                   f"/dev/vfio/{group})\n")
+    bound = f"{bdf}: bound to vfio-pci (IOMMU group {group}, /dev/vfio/{group})\n"
+    assert (r.rc, r.stdout) == (0, bound)
 
     r = _udriver(guest, "unbind", bdf)
     assert (r.rc, r.stdout, r.stderr) == (0, f"{bdf}: unbound (no driver)\n", "")
