@@ -1,0 +1,86 @@
+"""udriver's own Debian packages: dpkg-buildpackage from a clean tree, then lintian.
+
+Issue 6, acceptance 1. The tree is exported with `git ls-files` so nothing built in the
+working copy (editable-install artifacts, caches) leaks into the package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (installed by .ci/setup)")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    _need("dpkg-buildpackage", "lintian", "git")
+    top = tmp_path_factory.mktemp("debbuild")
+    src = top / "udriver"
+    src.mkdir()
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        rel = name.decode()
+        if rel.endswith(".so") or not (ROOT / rel).is_file():
+            continue
+        dest = src / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    debs = {p.name.split("_")[0]: p for p in top.glob("*.deb")}
+    assert set(debs) >= {"udriver", "udriver-repo-server"}, sorted(debs)
+    return debs
+
+
+def _contents(deb: Path) -> list[str]:
+    out = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True,
+                         capture_output=True).stdout
+    import io
+    with tarfile.open(fileobj=io.BytesIO(out)) as tf:
+        return [m.name.lstrip(".") for m in tf.getmembers()]
+
+
+def test_udriver_package_contents(built: dict[str, Path]) -> None:
+    files = _contents(built["udriver"])
+    for want in ("/usr/bin/udriver",
+                 "/usr/share/man/man1/udriver.1.gz",
+                 "/usr/share/bash-completion/completions/udriver",
+                 "/usr/lib/udriver/vendor/tuf/__init__.py",
+                 "/usr/lib/udriver/vendor/securesystemslib/__init__.py",
+                 "/usr/lib/python3/dist-packages/udriver/__init__.py",
+                 "/usr/lib/python3/dist-packages/udriver/include/udriver.h",
+                 "/var/lib/udriver/",
+                 "/etc/udriver/repos.d/"):
+        assert want in files, want
+    assert any(f.startswith("/usr/lib/python3/dist-packages/udriver/_native") and
+               f.endswith(".so") for f in files)
+
+
+def test_repo_server_package_contents(built: dict[str, Path]) -> None:
+    files = _contents(built["udriver-repo-server"])
+    for want in ("/usr/bin/udriver-repo", "/usr/share/man/man1/udriver-repo.1.gz",
+                 "/usr/lib/systemd/system/udriver-repo-server.service",
+                 "/usr/lib/python3/dist-packages/udriver_repo/__init__.py"):
+        assert want in files, want
+
+
+def test_lintian_reports_no_errors(built: dict[str, Path]) -> None:
+    r = subprocess.run(["lintian", "--no-tag-display-limit", *map(str, built.values())],
+                       capture_output=True, text=True, timeout=600)
+    errors = [line for line in r.stdout.splitlines() if line.startswith("E:")]
+    assert errors == [], r.stdout
