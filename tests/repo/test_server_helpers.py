@@ -31,7 +31,7 @@ from udriver.artifacts import read_deb, read_wheel_manifest
 from udriver.errors import PackageError, RepositoryError
 
 __all__ = ["make_wheel", "make_deb", "manifest_json", "ServerThread", "FakeRepository",
-           "core_works"]
+           "copy_repo"]
 
 
 def manifest_json(package: str, version: str, driver: str, modaliases: list[str]) -> bytes:
@@ -101,6 +101,15 @@ def make_deb(dest: Path, driver: str = "edu", version: str = "0.1.0", *,
                    check=True, capture_output=True, env={**os.environ, "SOURCE_DATE_EPOCH": "0"})
     shutil.rmtree(root)
     return out
+
+
+def copy_repo(template_path: Path, dest: Path) -> Path:
+    """A private copy of the core's session template repository (conftest `repo_template`:
+    vendors qemu=1234, acme=1af4+8086, classy=1b36+class grant), sharing its GnuPG home."""
+    shutil.copytree(template_path, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns("gnupg", "*.lock", ".#*"))
+    (dest / "gnupg").symlink_to(template_path / "gnupg")
+    return dest
 
 
 class ServerThread:
@@ -225,16 +234,6 @@ class FakeRepository:
                     unchanged = False
                     self.published[key] = digest
             return _PublishResult(vendor, unchanged)
-
-
-def core_works(tmp: Path) -> bool:
-    """Whether the real repository core can create a repository here (it is on main)."""
-    from udriver_repo import Repository
-    try:
-        Repository.init(tmp / "core-probe")
-        return True
-    except Exception:  # noqa: BLE001 - the core is not on main yet
-        return False
 
 
 # -------------------------------------------------------------- the factory's own tests

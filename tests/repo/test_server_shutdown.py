@@ -8,21 +8,21 @@ the upload still completes with 201, and the process exits with status 0.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import textwrap
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from test_server_helpers import core_works, make_wheel
-
-TOKEN = "shutdown-test-token-0123456789"
-
+from _factory import make_driver
+from test_server_helpers import copy_repo
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -30,32 +30,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+@pytest.fixture
+def repo_copy(repo_template) -> Iterator[tuple[Path, str]]:  # type: ignore[no-untyped-def]
+    base = Path(tempfile.mkdtemp(prefix="udr-sd-"))
+    yield copy_repo(repo_template.path, base / "repo"), repo_template.tokens["qemu"]
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _start(repo: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    repo = tmp_path / "repo"
-    if core_works(tmp_path):
-        from udriver_repo import Repository
-        token = Repository.init(repo).add_vendor("acme", [0x1234])
-        script = f"from udriver_repo.server import serve; serve({str(repo)!r}, port={port})"
-    else:  # the core is not on main yet: the same serve() over the test fake
-        token = TOKEN
-        script = textwrap.dedent(f"""
-            import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
-            from pathlib import Path
-            from test_server_helpers import FakeRepository
-            from udriver_repo.server import _app
-            fake = FakeRepository.create(Path({str(repo)!r}))
-            fake.add_vendor("acme", [0x1234], token={TOKEN!r})
-            _app._default_factory = fake.factory
-            import udriver_repo.server._gateway as g; g._default_factory = fake.factory
-            _app.serve({str(repo)!r}, port={port})
-        """)
+    script = f"from udriver_repo.server import serve; serve({str(repo)!r}, port={port})"
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).ok:
-                return proc, port, token
+                return proc, port
         except requests.ConnectionError:
             time.sleep(0.1)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -64,10 +54,12 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, sig):
-    proc, port, token = _start(tmp_path)
+def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, repo_copy, sig):
+    repo, token = repo_copy
+    proc, port = _start(repo)
     try:
-        wheel = make_wheel(tmp_path, "inflight").read_bytes()
+        _, (path,) = make_driver(tmp_path, "udriver-inflight", driver="inflight", deb=False)
+        wheel = path.read_bytes()
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
         s.sendall((f"PUT /api/v1/packages/udriver_inflight-0.1.0-py3-none-any.whl HTTP/1.1\r\n"
                    f"Host: x\r\nAuthorization: Bearer {token}\r\n"

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import socket
 import sqlite3
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -21,34 +23,23 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_server_helpers import FakeRepository, ServerThread, core_works, make_deb, make_wheel
+from _factory import make_driver
+from test_server_helpers import ServerThread, copy_repo, make_deb, make_wheel
 from udriver_repo.server import ServerConfig, create_app
 
 LIMIT = 4 * 1024 * 1024  # upload limit for these tests
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """A repository with vendors `acme` (1234, 1af4) and `other` (8086), served on loopback."""
-    base = tmp_path_factory.mktemp("srv")
-    real = core_works(base)
-    path = base / "repo"
-    factory = None
-    if real:
-        from udriver_repo import Repository
-        repo = Repository.init(path)
-        acme = repo.add_vendor("acme", [0x1234, 0x1AF4])
-        other = repo.add_vendor("other", [0x8086])
-    else:
-        fake = FakeRepository.create(path)
-        acme = fake.add_vendor("acme", [0x1234, 0x1AF4])
-        other = fake.add_vendor("other", [0x8086])
-        factory = fake.factory
-    app = create_app(path, ServerConfig(max_upload_bytes=LIMIT), repo_factory=factory)
+def env(repo_template) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The real repository core behind the real server on 127.0.0.1:<random port>."""
+    base = Path(tempfile.mkdtemp(prefix="udr-srv-"))  # short: GnuPG socket path limit
+    path = copy_repo(repo_template.path, base / "repo")
+    app = create_app(path, ServerConfig(max_upload_bytes=LIMIT))
     srv = ServerThread(app).start()
-    yield {"url": srv.url, "path": path, "acme": acme, "other": other, "real": real,
-           "port": srv.port}
+    yield {"url": srv.url, "path": path, "port": srv.port, **repo_template.tokens}
     srv.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -71,7 +62,7 @@ def check(env: dict[str, object]) -> Iterator[dict[str, object]]:
         assert _tree(path / "public") == before, "a rejected upload changed the public tree"
 
 
-def _put(env: dict[str, object], file: Path, token: str | None = "acme",
+def _put(env: dict[str, object], file: Path, token: str | None = "qemu",
          name: str | None = None) -> requests.Response:
     headers = {}
     if token is not None:
@@ -336,55 +327,68 @@ def test_expect_continue_without_token_is_401_before_the_body(env, check):
 
 
 def test_other_vendors_ids_is_403_and_nothing_published(env, check, tmp_path):
-    w = make_wheel(tmp_path, "intel", modaliases=["pci:v00008086d000010D3sv*sd*bc*sc*i*"])
-    msg = _error(_put(env, w, token="acme"), 403, "out-of-scope")
+    # qemu owns PCI vendor 1234 only; 8086 belongs to acme.
+    _, files = make_driver(tmp_path, "udriver-e1000", driver="e1000", deb=False,
+                           modaliases=("pci:v00008086d000010D3sv*sd*bc*sc*i*",))
+    msg = _error(_put(env, files[0], token="qemu"), 403, "out-of-scope")
     assert "8086" in msg
-    assert _audit(env)[-1][2:4] == (403, "out-of-scope")
+    assert _audit(env)[-1][0] == "qemu" and _audit(env)[-1][2:4] == (403, "out-of-scope")
+
+
+def test_class_wide_driver_without_grant_is_403(env, check, tmp_path):
+    _, files = make_driver(tmp_path, "udriver-anynvme", driver="anynvme", deb=False,
+                           modaliases=("pci:v*d*sv*sd*bc01sc08i02*",))
+    _error(_put(env, files[0], token="qemu"), 403, "out-of-scope")
 
 
 def test_publish_is_201_and_same_bytes_again_is_200(env, check, tmp_path):
     check["expect_unchanged"] = False
-    w = make_wheel(tmp_path, "idem")
+    _, (w,) = make_driver(tmp_path, "udriver-idem", driver="idem", deb=False,
+                          modaliases=("pci:v00001234d00000001sv*sd*bc*sc*i*",))
     r = _put(env, w)
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["result"] == "published" and body["package"] == "udriver-idem"
     assert body["sha256"] == hashlib.sha256(w.read_bytes()).hexdigest()
     tree = _tree(Path(str(env["path"])) / "public")
+    assert any(name.startswith("metadata/") for name in set(tree) - set(check["before"]))
     r2 = _put(env, w)
     assert r2.status_code == 200 and r2.json()["result"] == "unchanged", r2.text
-    if env["real"]:
-        assert _tree(Path(str(env["path"])) / "public") == tree
+    assert _tree(Path(str(env["path"])) / "public") == tree
     rows = _audit(env)[-2:]
-    assert [(row[0], row[2], row[3]) for row in rows] == [("acme", 201, "published"),
-                                                          ("acme", 200, "unchanged")]
+    assert [(row[0], row[2], row[3]) for row in rows] == [("qemu", 201, "published"),
+                                                          ("qemu", 200, "unchanged")]
     assert rows[0][4] == body["sha256"] and rows[0][5] == "127.0.0.1"
 
 
 def test_same_version_different_bytes_is_409(env, check, tmp_path):
     check["expect_unchanged"] = False
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = make_wheel(tmp_path / "a", "conflict")
+    mods = ("pci:v00001234d00000002sv*sd*bc*sc*i*",)
+    _, (first,) = make_driver(tmp_path / "a", "udriver-confl", driver="confl", deb=False,
+                              modaliases=mods)
     assert _put(env, first).status_code == 201
     check["before"] = _tree(Path(str(env["path"])) / "public")
-    second = make_wheel(tmp_path / "b", "conflict", extra={"conflict_drv/more.py": b"y = 2\n"})
+    _, (second,) = make_driver(tmp_path / "b", "udriver-confl", driver="confl", deb=False,
+                               modaliases=mods, extra=b"other bytes")
     _error(_put(env, second), 409, "conflict")
     assert _tree(Path(str(env["path"])) / "public") == check["before"]
 
 
 def test_deb_publish_is_201(env, check, tmp_path):
     check["expect_unchanged"] = False
-    r = _put(env, make_deb(tmp_path, "debok"))
+    _, (_, deb) = make_driver(tmp_path, "udriver-debok", driver="debok",
+                              modaliases=("pci:v00001234d00000003sv*sd*bc*sc*i*",))
+    r = _put(env, deb)
     assert r.status_code == 201, r.text
     assert r.json()["driver"] == "debok"
 
 
 def test_post_works_like_put(env, check, tmp_path):
     check["expect_unchanged"] = False
-    w = make_wheel(tmp_path, "viapost")
+    _, (w,) = make_driver(tmp_path, "udriver-viapost", driver="viapost", deb=False,
+                          modaliases=("pci:v00001234d00000004sv*sd*bc*sc*i*",))
     r = requests.post(f"{env['url']}/api/v1/packages/{w.name}", data=w.read_bytes(),
-                      headers={"Authorization": f"Bearer {env['acme']}"}, timeout=60)
+                      headers={"Authorization": f"Bearer {env['qemu']}"}, timeout=60)
     assert r.status_code == 201, r.text
 
 
