@@ -156,3 +156,12 @@ def test_default_follows_env_changes(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     expected = next((p for p in (REAL, Path("/usr/share/hwdata/pci.ids")) if p.is_file()), None)
     assert default_pci_ids().path == expected
     assert default_pci_ids() is default_pci_ids()  # cached while nothing changes
+
+
+def test_file_without_class_section_and_last_vendor(tmp_path: Path) -> None:
+    p = tmp_path / "pci.ids"
+    p.write_text("1234  Last Vendor\n\t11e8  Edu\n\t\t1af4 1100  QEMU edu\n\n")
+    db = PciIds(p)
+    assert db.names(0x1234, 0x11E8, 0x1AF4, 0x1100, 0x00FF00) == PciNames(
+        vendor="Last Vendor", device="Edu", subsystem_vendor=None, subsystem="QEMU edu",
+        class_name=None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,12 @@ class PciNames:
 
 
 @dataclass(slots=True)
-class _VendorBlock:
+class _Span:
+    """A name and the byte range of the indented lines below it."""
+
     name: str
-    devices: dict[int, str]
-    subsystems: dict[tuple[int, int, int], str]  # (device, subvendor, subdevice) -> name
+    start: int
+    end: int
 
 
 @dataclass(slots=True)
@@ -74,6 +77,10 @@ class _ClassBlock:
     name: str
     subclasses: dict[int, str]
     prog_ifs: dict[tuple[int, int], str]
+
+
+_NEXT_TOP = re.compile(rb"\n(?=[^\t#\n])")  # next vendor or class header line
+_NEXT_DEVICE = re.compile(rb"\n(?=\t[^\t])")  # next device line within a vendor block
 
 
 def _split(line: str) -> tuple[str, str] | None:
@@ -94,8 +101,10 @@ def _hex(text: str) -> int | None:
 class PciIds:
     """Lazy, cached lookups in one pci.ids file.
 
-    Thread-safe; a lookup costs one byte search the first time a vendor or class is
-    seen and a dict lookup afterwards.
+    Thread-safe. The first lookup of a vendor finds its block with one byte search and
+    remembers only the block's byte range; a device or subsystem is then a bounded byte
+    search inside that range, cached. Nothing is parsed line by line except the (small)
+    class blocks.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -106,7 +115,9 @@ class PciIds:
         self._data: bytes | None = None
         self._loaded = False
         self._lock = threading.Lock()
-        self._vendors: dict[int, _VendorBlock | None] = {}
+        self._vendors: dict[int, _Span | None] = {}
+        self._devices: dict[tuple[int, int], _Span | None] = {}
+        self._subsystems: dict[tuple[int, int, int, int], str | None] = {}
         self._classes: dict[int, _ClassBlock | None] = {}
         self._class_start = -1
 
@@ -122,7 +133,8 @@ class PciIds:
                     else:
                         # A leading newline lets every block be found as b"\n<key>".
                         self._data = b"\n" + data
-                        self._class_start = self._data.find(b"\nC ")
+                        found = self._data.find(b"\nC ")
+                        self._class_start = found if found != -1 else len(self._data)
             return self._data
 
     def _block_lines(self, data: bytes, start: int) -> list[str]:
@@ -139,32 +151,63 @@ class PciIds:
             pos = end
         return out
 
-    def _vendor(self, vendor: int) -> _VendorBlock | None:
+    def _line_name(self, data: bytes, pos: int, skip: int) -> str:
+        """Name on the line starting at data[pos] (after "\n"), `skip` bytes of ID/indent."""
+        end = data.find(b"\n", pos + 1)
+        line = data[pos + 1:end if end != -1 else len(data)].decode("utf-8", "replace")
+        return line[skip:].strip()
+
+    def _vendor(self, vendor: int) -> _Span | None:
         if vendor in self._vendors:
             return self._vendors[vendor]
-        block: _VendorBlock | None = None
+        span: _Span | None = None
         data = self._bytes()
         if data is not None:
-            start = data.find(b"\n%04x  " % vendor)
-            if start != -1 and (self._class_start == -1 or start < self._class_start):
-                header = data[start + 1:data.find(b"\n", start + 1)].decode("utf-8", "replace")
-                block = _VendorBlock(header[6:].strip(), {}, {})
-                current: int | None = None
-                for line in self._block_lines(data, start):
-                    if line.startswith("\t\t"):
-                        parsed = _split(line[2:])
-                        ids = parsed[0].split() if parsed else []
-                        if parsed and current is not None and len(ids) == 2:
-                            sv, sd = _hex(ids[0]), _hex(ids[1])
-                            if sv is not None and sd is not None:
-                                block.subsystems[(current, sv, sd)] = parsed[1]
-                    else:
-                        parsed = _split(line[1:])
-                        current = _hex(parsed[0]) if parsed else None
-                        if parsed and current is not None:
-                            block.devices[current] = parsed[1]
-        self._vendors[vendor] = block
-        return block
+            start = data.find(b"\n%04x  " % vendor, 0, self._class_start)
+            if start != -1:
+                # The block ends at the next unindented, non-comment, non-blank line.
+                m = _NEXT_TOP.search(data, start + 1)
+                end = m.start() if m else len(data)
+                span = _Span(self._line_name(data, start, 6), start, end)
+        self._vendors[vendor] = span
+        return span
+
+    def _device(self, vendor: int, device: int) -> _Span | None:
+        key = (vendor, device)
+        if key in self._devices:
+            return self._devices[key]
+        span: _Span | None = None
+        v = self._vendor(vendor)
+        data = self._data
+        if v is not None and data is not None:
+            start = data.find(b"\n\t%04x  " % device, v.start, v.end)
+            if start != -1:
+                m = _NEXT_DEVICE.search(data, start + 1, v.end)
+                span = _Span(self._line_name(data, start, 7), start, m.start() if m else v.end)
+        self._devices[key] = span
+        return span
+
+    def vendor_name(self, vendor: int) -> str | None:
+        span = self._vendor(vendor)
+        return span.name if span else None
+
+    def device_name(self, vendor: int, device: int) -> str | None:
+        span = self._device(vendor, device)
+        return span.name if span else None
+
+    def subsystem_name(self, vendor: int, device: int, subvendor: int,
+                       subdevice: int) -> str | None:
+        key = (vendor, device, subvendor, subdevice)
+        if key in self._subsystems:
+            return self._subsystems[key]
+        span = self._device(vendor, device)
+        data = self._data
+        name = None
+        if span is not None and data is not None:
+            pos = data.find(b"\n\t\t%04x %04x  " % (subvendor, subdevice), span.start, span.end)
+            name = self._line_name(data, pos, 13) if pos != -1 else None
+        self._subsystems[key] = name
+        return name
 
     def _class(self, base: int) -> _ClassBlock | None:
         if base in self._classes:
@@ -190,19 +233,6 @@ class PciIds:
                             block.subclasses[sub] = parsed[1]
         self._classes[base] = block
         return block
-
-    def vendor_name(self, vendor: int) -> str | None:
-        block = self._vendor(vendor)
-        return block.name if block else None
-
-    def device_name(self, vendor: int, device: int) -> str | None:
-        block = self._vendor(vendor)
-        return block.devices.get(device) if block else None
-
-    def subsystem_name(self, vendor: int, device: int, subvendor: int,
-                       subdevice: int) -> str | None:
-        block = self._vendor(vendor)
-        return block.subsystems.get((device, subvendor, subdevice)) if block else None
 
     def class_name(self, class_code: int) -> str | None:
         """Most specific name for a 24-bit class code: subclass, else base class."""
