@@ -33,7 +33,7 @@ from ..modalias import parse_pattern
 from ._deb import (DRIVER_ROOT, deb_package_name, deb_version, modaliases_field,
                    runtime_depends, udev_rule_lines, udev_rules_path, _extract_wheel)
 from ._project import Project, load_project
-from ._wheel import auditwheel_show
+from ._wheel import auditwheel_show, outside_libraries
 
 __all__ = ["CheckResult", "check_artifact", "check_wheel", "check_deb", "driver_ids"]
 
@@ -151,11 +151,26 @@ def check_wheel(path: Path, *, project: Project | None = None,
         out.append(CheckResult("auditwheel", ok, f"pure Python, {tag_text}" if ok else
                                f"no native code but tagged {tag_text}; expected py3-none-any"))
     else:
+        out.append(_native_libs(path, info.members))
         ok, what = auditwheel_show(path)
         if ok and not all(t.abi == "abi3" and t.platform.startswith("manylinux") for t in tags):
             ok, what = False, f"tagged {tag_text}; expected cp311-abi3-manylinux_*"
         out.append(CheckResult("auditwheel", ok, f"{what}; {tag_text}" if ok else what))
     return out
+
+
+def _native_libs(path: Path, members: tuple[str, ...]) -> CheckResult:
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as zf:
+            objs = {n: zf.read(n) for n in members if n.endswith(".so") or ".so." in n}
+        outside = outside_libraries(objs)
+    except (UdriverError, OSError, zipfile.BadZipFile) as e:
+        return CheckResult("native-libs", False, str(e))
+    if outside:
+        return CheckResult("native-libs", False, "links libraries from outside the wheel: " +
+                           "; ".join(f"{so} needs {', '.join(libs)}" for so, libs in outside.items()))
+    return CheckResult("native-libs", True, "libc only")
 
 
 _IMPORT_SCRIPT = r"""

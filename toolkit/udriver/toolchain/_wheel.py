@@ -30,7 +30,14 @@ from ..errors import BuildError
 from ._project import Project
 from ._wheelfile import rewrite_wheel
 
-__all__ = ["build_wheel", "auditwheel_show", "copy_source"]
+__all__ = ["build_wheel", "auditwheel_show", "copy_source", "needed_libraries",
+           "outside_libraries", "SYSTEM_LIBRARIES"]
+
+#: The only shared libraries a driver's native code may need: the C library itself
+#: (glibc's parts and the dynamic loader). Everything else - even what the manylinux
+#: policy would allow, such as libz - is "a library outside the wheel" (DESIGN.md).
+SYSTEM_LIBRARIES = frozenset({"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
+                              "librt.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"})
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +129,10 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
     log.debug("backend output:\n%s", runner.output)
     if not _has_native(built):
         return built
+    with zipfile.ZipFile(built) as zf:
+        outside = outside_libraries({n: zf.read(n) for n in zf.namelist() if _is_so(n)})
+    if outside:
+        raise _outside_error(outside, project)
     fixed = work / "fixed" / built.name
     fixed.parent.mkdir()
     rewrite_wheel(built, fixed, None, epoch, _native_fixer(work / "elf"))
@@ -151,9 +162,57 @@ def _native_fixer(tmp: Path) -> Callable[[str, bytes], bytes]:
     return fix
 
 
+def _is_so(name: str) -> bool:
+    return name.endswith(".so") or ".so." in name
+
+
 def _has_native(wheel: Path) -> bool:
     with zipfile.ZipFile(wheel) as zf:
-        return any(n.endswith(".so") or ".so." in n for n in zf.namelist())
+        return any(_is_so(n) for n in zf.namelist())
+
+
+def needed_libraries(data: bytes) -> list[str]:
+    """DT_NEEDED entries of an ELF shared object (System V gABI, "Dynamic Section").
+
+    Raises:
+        BuildError: not an ELF file.
+    """
+    import io
+
+    from elftools.common.exceptions import ELFError  # pyelftools, an auditwheel dependency
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        out: list[str] = []
+        for sec in elf.iter_sections():
+            if isinstance(sec, DynamicSection):
+                out += [str(t.needed) for t in sec.iter_tags("DT_NEEDED")]
+        return out
+    except (ELFError, ValueError) as e:
+        raise BuildError(f"not an ELF shared object: {e}") from e
+
+
+def outside_libraries(objects: dict[str, bytes]) -> dict[str, list[str]]:
+    """Shared object name -> libraries it needs from outside the wheel (not libc)."""
+    inside = {Path(n).name for n in objects}
+    out: dict[str, list[str]] = {}
+    for name, data in sorted(objects.items()):
+        bad = [lib for lib in needed_libraries(data) if lib not in SYSTEM_LIBRARIES and lib not in inside]
+        if bad:
+            out[name] = bad
+    return out
+
+
+def _outside_error(outside: dict[str, list[str]], project: Project) -> BuildError:
+    what = "; ".join(f"{', '.join(libs)} (needed by {so})" for so, libs in outside.items())
+    err = BuildError(f"native library linked from outside the wheel: {what}; a udriver "
+                     "driver may only use libc and reach the runtime through the udriver C "
+                     "ABI table")
+    err.hint = (f"remove the library from `libraries=`/`extra_link_args`/`-l` in "
+                f"{project.root / 'setup.py'} or native/build_ffi.py, or compile that code "
+                "into the extension")
+    return err
 
 
 def _repair(wheel: Path, outdir: Path, env: Mapping[str, str], project: Project) -> Path:
