@@ -21,6 +21,7 @@ reads the project directory; it never imports the driver.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -231,11 +232,16 @@ def _modaliases(tool: dict[str, object], t: _Text, problems: list[str]) -> tuple
 
 
 def _maintainer(project: dict[str, object]) -> str:
-    authors = project.get("authors") or project.get("maintainers") or []
-    if isinstance(authors, list):
-        for a in authors:
-            if isinstance(a, dict) and a.get("email"):
-                return f"{a.get('name') or a['email']} <{a['email']}>"
+    """`[project] maintainers`/`authors` (first with an email), else $DEBFULLNAME <$DEBEMAIL>."""
+    for key in ("maintainers", "authors"):
+        people = project.get(key) or []
+        if isinstance(people, list):
+            for a in people:
+                if isinstance(a, dict) and a.get("email"):
+                    return f"{a.get('name') or a['email']} <{a['email']}>"
+    email = os.environ.get("DEBEMAIL", "")
+    if email:
+        return f"{os.environ.get('DEBFULLNAME') or email} <{email}>"
     return ""
 
 

@@ -22,9 +22,11 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import BuildError
 from ._project import Project
@@ -106,6 +108,25 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
     env["CFLAGS"] = (env.get("CFLAGS", "") + " " + prefix_map).strip()
     runner = _Runner(env)
     builder = build.ProjectBuilder(src, python_executable=sys.executable, runner=runner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = _run_backend(builder, raw, runner, project, src)
+    for w in caught:  # the backend's warnings, relayed by pypa/build: diagnostics, not output
+        log.info("build backend: %s", str(w.message).strip().splitlines()[0])
+    if not _has_native(built):
+        return built
+    with zipfile.ZipFile(built) as zf:
+        outside = outside_libraries({n: zf.read(n) for n in zf.namelist() if _is_so(n)})
+    if outside:
+        raise _outside_error(outside, project)
+    fixed = work / "fixed" / built.name
+    fixed.parent.mkdir()
+    rewrite_wheel(built, fixed, None, epoch, _native_fixer(work / "elf"))
+    return _repair(fixed, work / "repaired", env, project)
+
+
+def _run_backend(builder: Any, raw: Path, runner: _Runner, project: Project, src: Path) -> Path:
+    import build
     try:
         missing = builder.check_dependencies("wheel")
     except build.BuildException as e:
@@ -127,16 +148,7 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
     except build.BuildException as e:
         raise BuildError(f"building the wheel of {project.root} failed: {e}") from e
     log.debug("backend output:\n%s", runner.output)
-    if not _has_native(built):
-        return built
-    with zipfile.ZipFile(built) as zf:
-        outside = outside_libraries({n: zf.read(n) for n in zf.namelist() if _is_so(n)})
-    if outside:
-        raise _outside_error(outside, project)
-    fixed = work / "fixed" / built.name
-    fixed.parent.mkdir()
-    rewrite_wheel(built, fixed, None, epoch, _native_fixer(work / "elf"))
-    return _repair(fixed, work / "repaired", env, project)
+    return built
 
 
 def _native_fixer(tmp: Path) -> Callable[[str, bytes], bytes]:
