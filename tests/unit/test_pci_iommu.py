@@ -16,6 +16,7 @@ from udriver.pci import (
     group_devices,
     iommu_group,
     is_vfio_driver,
+    kernel_release,
     viability_problems,
 )
 from udriver.pci.testing import FakeSysfs
@@ -36,31 +37,38 @@ def _dev(bdf: str, driver: str | None, *, header_type: int | None = 0,
 TARGET = "0000:01:00.0"
 OTHER = "0000:01:00.1"
 
-# (driver, header type, class, viable?) — the kernel's rules, see udriver.pci._iommu.
+# (driver, header type, class, viable on >= 5.19, viable before 5.19): see udriver.pci._iommu.
 CASES = [
-    (None, 0, 0x020000, True),
-    ("vfio-pci", 0, 0x020000, True),
-    ("mlx5_vfio_pci", 0, 0x020000, True),
-    ("hisi-acc-vfio-pci", 0, 0x020000, True),
-    ("pci-stub", 0, 0x020000, True),
-    ("pcieport", 1, 0x060400, True),
-    ("igb", 0, 0x020000, False),
-    ("nvidia", 0, 0x030200, False),
-    ("snd_hda_intel", 0, 0x040300, False),
-    ("vfio-pci-foo", 0, 0x020000, False),  # not a vfio-pci variant name
-    ("shpchp", 1, 0x060400, True),  # a bridge may keep any driver
-    ("yenta_cardbus", 2, 0x060700, True),  # CardBus bridge header
-    ("some_driver", None, 0x060400, True),  # config unreadable: class says bridge
-    ("some_driver", None, 0x020000, False),
-    ("ahci", 0, 0x060400, False),  # header type wins over class when known
+    (None, 0, 0x020000, True, True),
+    ("vfio-pci", 0, 0x020000, True, True),
+    ("mlx5_vfio_pci", 0, 0x020000, True, True),
+    ("hisi-acc-vfio-pci", 0, 0x020000, True, True),
+    ("pci-stub", 0, 0x020000, True, True),
+    ("pcieport", 1, 0x060400, True, True),  # driver_managed_dma / a bridge
+    ("igb", 0, 0x020000, False, False),
+    ("nvidia", 0, 0x030200, False, False),
+    ("snd_hda_intel", 0, 0x040300, False, False),
+    ("vfio-pci-foo", 0, 0x020000, False, False),  # not a vfio-pci variant name
+    ("shpchp", 1, 0x060400, False, True),  # old kernels exempt bridges, new ones do not
+    ("yenta_cardbus", 2, 0x060700, False, True),  # CardBus bridge header
+    ("some_driver", None, 0x060400, False, True),  # config unreadable: class says bridge
+    ("some_driver", None, 0x020000, False, False),
+    ("ahci", 0, 0x060400, False, False),  # header type wins over class when known
+    ("pcieport", 0, 0x020000, True, False),  # (nonsense pairing) only the new rule trusts it
 ]
+KERNELS = [(None, 3), ((6, 1), 3), ((6, 12), 3), ((5, 19), 3), ((5, 18), 4), ((4, 19), 4)]
 
 
-@pytest.mark.parametrize("driver,header,cls,viable", CASES)
-def test_rule_table(driver: str | None, header: int | None, cls: int, viable: bool) -> None:
+@pytest.mark.parametrize("kernel,column", KERNELS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]:06x}")
+def test_rule_table(case: tuple[object, ...], kernel: tuple[int, int] | None,
+                    column: int) -> None:
+    driver, header, cls = case[0], case[1], case[2]
+    assert isinstance(cls, int) and (header is None or isinstance(header, int))
+    assert driver is None or isinstance(driver, str)
     other = _dev(OTHER, driver, header_type=header, class_code=cls)
-    problems = viability_problems(TARGET, [_dev(TARGET, "vfio-pci"), other])
-    if viable:
+    problems = viability_problems(TARGET, [_dev(TARGET, "vfio-pci"), other], kernel=kernel)
+    if case[column]:
         assert problems == []
     else:
         assert problems == [f"{OTHER} (8086:1521) is bound to `{driver}`"]
@@ -83,12 +91,14 @@ def test_every_offender_is_named_in_address_order() -> None:
     ]
 
 
-def test_all_pairs_of_members() -> None:
+@pytest.mark.parametrize("kernel,column", [(None, 3), ((5, 4), 4)])
+def test_all_pairs_of_members(kernel: tuple[int, int] | None, column: int) -> None:
     # Every combination of two other members: the group is viable iff both are.
-    for (d1, h1, c1, v1), (d2, h2, c2, v2) in itertools.product(CASES, repeat=2):
-        members = [_dev("0000:01:00.1", d1, header_type=h1, class_code=c1),
-                   _dev("0000:01:00.2", d2, header_type=h2, class_code=c2)]
-        assert (viability_problems(TARGET, members) == []) == (v1 and v2)
+    for c1, c2 in itertools.product(CASES, repeat=2):
+        members = [_dev("0000:01:00.1", c1[0], header_type=c1[1], class_code=c1[2]),
+                   _dev("0000:01:00.2", c2[0], header_type=c2[1], class_code=c2[2])]
+        viable = viability_problems(TARGET, members, kernel=kernel) == []
+        assert viable == (c1[column] and c2[column]), (c1, c2)
 
 
 @pytest.mark.parametrize("name,expected", [("vfio-pci", True), ("mlx5_vfio_pci", True),
@@ -147,6 +157,28 @@ def test_sibling_bound_to_kernel_driver_is_not_viable(fs: FakeSysfs) -> None:
 def test_group_viable_once_sibling_unbound(fs: FakeSysfs) -> None:
     (fs.device_dir("0000:01:00.1") / "driver").unlink()
     check_viable("0000:01:00.0", fs, pci_ids=NO_DB)  # the pcieport bridge is allowed
+
+
+def test_old_kernel_exempts_bridge_driver(fs: FakeSysfs) -> None:
+    fs.add_device("0000:05:00.0", 0x104C, 0xAC55, class_code=0x060700, header_type=2,
+                  driver="yenta_cardbus", iommu_group=5)
+    with pytest.raises(DeviceError, match=r"0000:05:00.0 \(104c:ac55\) is bound to `yenta_cardbus`"):
+        check_viable("0000:02:00.0", fs, pci_ids=NO_DB)  # no osrelease: a current kernel
+    (fs.root / "proc/sys/kernel").mkdir(parents=True)
+    (fs.root / "proc/sys/kernel/osrelease").write_text("5.10.0-28-amd64\n")
+    assert kernel_release(fs) == (5, 10)
+    check_viable("0000:02:00.0", fs, pci_ids=NO_DB)
+
+
+@pytest.mark.parametrize("text,expected", [("6.1.0-26-amd64\n", (6, 1)),
+                                           ("6.12.95+deb12-amd64", (6, 12)),
+                                           ("garbage", None), (None, None)])
+def test_kernel_release(tmp_path: Path, text: str | None,
+                        expected: tuple[int, int] | None) -> None:
+    if text is not None:
+        (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+        (tmp_path / "proc/sys/kernel/osrelease").write_text(text)
+    assert kernel_release(tmp_path) == expected
 
 
 def test_no_iommu_group(fs: FakeSysfs) -> None:

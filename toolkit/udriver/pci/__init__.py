@@ -13,7 +13,14 @@ run against a directory tree such as a snapshot of a real machine's /sys.
 """
 
 from ._bind import VFIO_PCI, bind, check_bound, unbind
-from ._iommu import check_viable, group_devices, iommu_group, is_vfio_driver, viability_problems
+from ._iommu import (
+    check_viable,
+    group_devices,
+    iommu_group,
+    is_vfio_driver,
+    kernel_release,
+    viability_problems,
+)
 from ._pciids import PciIds, PciNames, default_pci_ids
 from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
 
@@ -31,6 +38,7 @@ __all__ = [
     "group_devices",
     "iommu_group",
     "is_vfio_driver",
+    "kernel_release",
     "list_devices",
     "normalise_bdf",
     "unbind",

@@ -1,20 +1,27 @@
 """IOMMU groups and whether a group can be handed to user space (its "viability").
 
 VFIO's unit of ownership is the IOMMU group, not the device (Documentation/driver-api/
-vfio.rst, "Groups, Devices, and IOMMUs"): a process may open `/dev/vfio/<group>` only
+vfio.rst, "Groups, Devices, and IOMMUs"): a process may use `/dev/vfio/<group>` only
 when the group is *viable*, i.e. no device in it is used by a kernel driver that does
-DMA through the kernel's own IOMMU domain. The kernel's rules:
+DMA through the kernel's own IOMMU domain. The rules, per kernel:
 
-- an unbound device is fine;
-- a device bound to vfio-pci (or a vfio-pci variant driver such as `mlx5_vfio_pci`) is fine;
-- drivers that never do DMA are allowed: `pci-stub` (drivers/vfio/vfio.c
-  `vfio_driver_allowed`), and since Linux 5.19 every driver with `driver_managed_dma`,
-  which includes `pcieport`;
-- a device whose config header is not type 0, i.e. a PCI bridge, is allowed whatever its
-  driver (vfio.c `vfio_dev_driver_allowed`: "we can include PCI interconnect devices").
+Linux 5.19 and later (DMA ownership, drivers/iommu/iommu.c; every kernel this project
+tests, 6.1 and 6.12). `VFIO_GROUP_GET_STATUS` reports VIABLE unless
+`iommu_group_dma_owner_claimed()`, and binding any driver *without*
+`driver_managed_dma` claims the group (drivers/pci/pci-driver.c `pci_dma_configure`).
+So a member is fine when it is unbound, or bound to vfio-pci or a variant driver
+(`mlx5_vfio_pci`, `nvgrace-gpu-vfio-pci`...), `pci-stub` or `pcieport`, the PCI drivers
+that set `driver_managed_dma`. Bridges get no exemption of their own: a PCIe port is
+fine because pcieport is, a conventional bridge because it normally has no driver.
+
+Before 5.19 (drivers/vfio/vfio.c `vfio_dev_viable`): unbound, a vfio driver, or
+`pci-stub` (`vfio_driver_allowed`), and any device whose config header is not type 0,
+i.e. a bridge, whatever its driver (`vfio_dev_driver_allowed`: "we can include PCI
+interconnect devices").
 
 `viability_problems` is a pure function over `PciDevice` records and is the only place
-these rules live; `check_viable` does the reading.
+these rules live; `check_viable` does the reading, including the kernel release from
+`<root>/proc/sys/kernel/osrelease`.
 """
 
 from __future__ import annotations
@@ -35,13 +42,20 @@ __all__ = [
     "group_devices",
     "iommu_group",
     "is_vfio_driver",
+    "kernel_release",
     "viability_problems",
 ]
 
 _log = logging.getLogger(__name__)
 
 DMA_SAFE_DRIVERS = frozenset({"pci-stub", "pcieport"})
-"""Kernel drivers that may share a group with a user-owned device (see module docstring)."""
+"""Non-VFIO PCI drivers with `driver_managed_dma` (Linux >= 5.19)."""
+
+LEGACY_ALLOWED_DRIVERS = frozenset({"pci-stub"})
+"""vfio.c `vfio_driver_allowed` before Linux 5.19."""
+
+DMA_OWNERSHIP_KERNEL = (5, 19)
+"""First kernel with the DMA-ownership rule."""
 
 NO_IOMMU_GROUP_HINT = (
     "is the IOMMU enabled? Boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); "
@@ -56,7 +70,8 @@ def is_vfio_driver(name: str | None) -> bool:
     return name is not None and _VFIO_VARIANT.match(name) is not None
 
 
-def viability_problems(target: str, members: Iterable[PciDevice]) -> list[str]:
+def viability_problems(target: str, members: Iterable[PciDevice], *,
+                       kernel: tuple[int, int] | None = None) -> list[str]:
     """Why the IOMMU group holding `target` cannot be given to user space; [] if it can.
 
     Pure: decides over the records it is given. `target` itself is not judged: it is
@@ -65,19 +80,28 @@ def viability_problems(target: str, members: Iterable[PciDevice]) -> list[str]:
     Args:
         target: canonical BDF of the device the caller wants to use.
         members: every PCI device of the group (may include `target`).
+        kernel: (major, minor) of the running kernel; None means a current kernel.
     """
+    legacy = kernel is not None and kernel < DMA_OWNERSHIP_KERNEL
     problems: list[str] = []
     for dev in sorted(members, key=lambda d: d.bdf):
-        if dev.bdf == target or dev.driver is None:
+        if dev.bdf == target or dev.driver is None or is_vfio_driver(dev.driver):
             continue
-        if is_vfio_driver(dev.driver) or dev.driver in DMA_SAFE_DRIVERS:
-            continue
-        if dev.is_bridge:
-            # vfio.c: bridges may stay with their driver; isolation below them is the
-            # group's business, and every device below is in the same group anyway.
+        if legacy:
+            if dev.driver in LEGACY_ALLOWED_DRIVERS or dev.is_bridge:
+                continue
+        elif dev.driver in DMA_SAFE_DRIVERS:
             continue
         problems.append(f"{dev.bdf} ({dev.ids}) is bound to `{dev.driver}`")
     return problems
+
+
+def kernel_release(sysfs_root: SysfsLike = Path("/")) -> tuple[int, int] | None:
+    """(major, minor) from `<root>/proc/sys/kernel/osrelease`; None if unknown."""
+    fs = _as_sysfs(sysfs_root)
+    text = fs.read_text(fs.root / "proc/sys/kernel/osrelease")
+    m = re.match(r"^(\d+)\.(\d+)", text or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def iommu_group(bdf: str, sysfs_root: SysfsLike = Path("/")) -> int | None:
@@ -137,7 +161,7 @@ def check_viable(bdf: str, sysfs_root: SysfsLike = Path("/"), *,
             if fs.device_dir(member).is_dir():
                 raise
             _log.info("IOMMU group %d: %s vanished while checking", dev.iommu_group, member)
-    problems = viability_problems(dev.bdf, members)
+    problems = viability_problems(dev.bdf, members, kernel=kernel_release(fs))
     if problems:
         err = DeviceError(
             f"IOMMU group {dev.iommu_group} of {dev.bdf} is not viable: "
