@@ -255,3 +255,39 @@ def test_check_bound(fs: FakeSysfs) -> None:
     assert str(ei.value) == f"PCI device {NIC} is bound to `e1000e`; it must be bound to `vfio-pci`"
     bind(EDU, sysfs_root=fs)
     assert check_bound(EDU, sysfs_root=fs) == get_device(EDU, fs)
+
+
+def test_modprobe_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from udriver.pci import Sysfs
+    from udriver.pci import _sysfs as sysfs_mod
+
+    def fail(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        assert argv == ["modprobe", "udriver-no-such-module"]
+        return subprocess.CompletedProcess(argv, 1, "", "modprobe: FATAL: Module "
+                                           "udriver-no-such-module not found\n")
+    monkeypatch.setattr(sysfs_mod.subprocess, "run", fail)
+    with pytest.raises(DeviceError) as ei:
+        Sysfs("/").modprobe("udriver-no-such-module")
+    assert str(ei.value) == ("Cannot load kernel module `udriver-no-such-module` (modprobe "
+                             "exited 1): modprobe: FATAL: Module udriver-no-such-module not found")
+
+
+def test_modprobe_missing_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    from udriver.pci import Sysfs
+    from udriver.pci import _sysfs as sysfs_mod
+
+    def missing(argv: list[str], **kw: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory", "modprobe")
+    monkeypatch.setattr(sysfs_mod.subprocess, "run", missing)
+    with pytest.raises(DeviceError) as ei:
+        Sysfs("/").modprobe("udriver-no-such-module")
+    assert str(ei.value) == ("Cannot load kernel module `udriver-no-such-module`: modprobe not "
+                             "found (install kmod)")
+
+
+def test_modprobe_skipped_when_module_loaded(tmp_path: Path) -> None:
+    from udriver.pci import Sysfs
+    (tmp_path / "sys/module/vfio_pci").mkdir(parents=True)
+    Sysfs(tmp_path).modprobe("vfio-pci")  # no error: nothing to do, even outside "/"

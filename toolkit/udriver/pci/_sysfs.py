@@ -120,10 +120,18 @@ class Sysfs:
         return name or None
 
     def bdfs(self) -> list[str]:
+        """Addresses listed in `sys/bus/pci/devices` ([] when there is no such directory).
+
+        Raises:
+            DeviceError: the directory exists but cannot be listed.
+        """
         try:
             return sorted(p.name for p in self.devices_dir.iterdir() if _BDF_RE.match(p.name))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as e:
+            raise DeviceError(f"Cannot list {self.devices_dir}: {e.strerror} "
+                              f"(errno {e.errno})") from e
 
     # -- writes --------------------------------------------------------------------------
     def write(self, path: Path, text: str) -> None:
