@@ -50,7 +50,19 @@ def edu_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("examples/edu is not in the tree")
     _need("dpkg-deb")
     out = tmp_path_factory.mktemp("edu-dist")
-    res = build_project(EDU, out_dir=out)
+    # examples/edu names no author; the Debian convention supplies the maintainer.
+    env = {"DEBFULLNAME": "udriver developers", "DEBEMAIL": "udriver-devel@example.org",
+           "SOURCE_DATE_EPOCH": "1700000000"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        res = build_project(EDU, out_dir=out)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     assert res.deb is not None
     return res.deb
 

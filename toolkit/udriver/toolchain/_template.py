@@ -66,7 +66,7 @@ def _author() -> tuple[str, str]:
         except (OSError, subprocess.TimeoutExpired):
             return ""
     name = git("user.name") or "Driver Author"
-    email = git("user.email") or f"{getpass.getuser()}@localhost.localdomain"
+    email = git("user.email") or f"{getpass.getuser()}@example.org"
     return name, email
 
 
