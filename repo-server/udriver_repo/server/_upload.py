@@ -100,11 +100,19 @@ def _precheck(request: web.Request, state: ServerState) -> UploadName:
     return name
 
 
+def _client(request: web.BaseRequest) -> str | None:
+    """The peer address, plus any X-Forwarded-For a proxy added (logged, never trusted)."""
+    xff = request.headers.get("X-Forwarded-For", "").strip()
+    if xff:
+        return f"{request.remote} (X-Forwarded-For: {xff[:100]})"
+    return request.remote
+
+
 def _reject_response(state: ServerState, request: web.Request, r: _Reject,
                      vendor: VendorView | None, size: int | None = None,
                      sha256: str | None = None) -> web.Response:
     state.audit.record(action="upload", status=r.status, result=r.code,
-                       vendor=vendor.name if vendor else None, client=request.remote,
+                       vendor=vendor.name if vendor else None, client=_client(request),
                        filename=request.match_info.get("filename"), size=size, sha256=sha256,
                        message=r.message)
     headers = {"WWW-Authenticate": 'Bearer realm="udriver"'} if r.status == 401 else None
@@ -268,7 +276,7 @@ async def handle_upload(request: web.Request) -> web.Response:
     code = "unchanged" if unchanged else "published"
     status = 200 if unchanged else 201
     state.audit.record(action="upload", status=status, result=code, vendor=vendor.name,
-                       client=request.remote, filename=name.filename, size=size, sha256=sha)
+                       client=_client(request), filename=name.filename, size=size, sha256=sha)
     body = {"result": code, "filename": name.filename, "size": size, "sha256": sha,
             "vendor": vendor.name, "package": manifest.package, "version": manifest.version,
             "driver": manifest.driver, "modaliases": list(manifest.modaliases)}
