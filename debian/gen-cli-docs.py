@@ -39,6 +39,20 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
     return sorted(s for a in parser._actions for s in a.option_strings)
 
 
+_MACROS = {".TH", ".SH", ".SS", ".TP", ".B", ".I", ".BR", ".IR", ".br", ".PP", ".RS", ".RE",
+           ".IP", ".nf", ".fi"}
+
+
+def _escape_text_lines(page: str) -> str:
+    """Help text such as ".whl or .deb files" must not be read as a roff request (man 7 groff)."""
+    out = []
+    for line in page.splitlines():
+        if line[:1] in (".", "'") and line.split(" ", 1)[0] not in _MACROS:
+            line = "\\&" + line
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _completion(prog: str, parser: argparse.ArgumentParser) -> str:
     """A bash completion function: subcommands (two levels) and each one's options."""
     fn = "_" + prog.replace("-", "_")
@@ -77,7 +91,7 @@ def main() -> int:
         # argparse-manpage 1.2 writes a bare NAME line; give it the whatis entry man-db wants.
         summary = (parser.description or "").split(".")[0].replace("-", "\\-")
         page = page.replace(f".SH NAME\n{prog}\n", f".SH NAME\n{prog} \\- {summary}\n", 1)
-        (mandir / f"{prog}.1").write_text(page)
+        (mandir / f"{prog}.1").write_text(_escape_text_lines(page))
         (compdir / prog).write_text(_completion(prog, parser))
     return 0
 

@@ -52,7 +52,7 @@ def _contents(deb: Path) -> list[str]:
                          capture_output=True).stdout
     import io
     with tarfile.open(fileobj=io.BytesIO(out)) as tf:
-        return [m.name.lstrip(".") for m in tf.getmembers()]
+        return [m.name.lstrip(".") + ("/" if m.isdir() else "") for m in tf.getmembers()]
 
 
 def test_udriver_package_contents(built: dict[str, Path]) -> None:
@@ -64,6 +64,8 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
                  "/usr/lib/udriver/vendor/securesystemslib/__init__.py",
                  "/usr/lib/python3/dist-packages/udriver/__init__.py",
                  "/usr/lib/python3/dist-packages/udriver/include/udriver.h",
+                 # Debian 12 (debhelper 13.11) keeps units in /lib/systemd/system.
+                 "/lib/systemd/system/udriver@.service",
                  "/var/lib/udriver/",
                  "/etc/udriver/repos.d/"):
         assert want in files, want
@@ -74,7 +76,7 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
 def test_repo_server_package_contents(built: dict[str, Path]) -> None:
     files = _contents(built["udriver-repo-server"])
     for want in ("/usr/bin/udriver-repo", "/usr/share/man/man1/udriver-repo.1.gz",
-                 "/usr/lib/systemd/system/udriver-repo-server.service",
+                 "/lib/systemd/system/udriver-repo-server.service",
                  "/usr/lib/python3/dist-packages/udriver_repo/__init__.py"):
         assert want in files, want
 
