@@ -99,7 +99,7 @@ def build_repo(base: Path, drivers: int) -> tuple[Path, list[str]]:
 
 def nginx_conf(tmp: Path, public: Path, port: int, upstream: int) -> Path:
     """The `server` block of docs/serving.md inside a minimal main configuration."""
-    block = re.search(r"```nginx\n(.*?)```", DOC.read_text(), re.S)
+    block = re.search(r"```nginx\n(.*?)```", DOC.read_text(), re.DOTALL)
     if block is None:
         sys.exit(f"no ```nginx block in {DOC}")
     server = (block.group(1).replace("/srv/udriver/repo/public", str(public))
@@ -139,7 +139,7 @@ def wrk(url: str, paths: list[str], tmp: Path, args: argparse.Namespace) -> dict
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def lat(pct: str) -> float:
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         assert m, out
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
     return {"rps": rps, "p50": lat("50"), "p99": lat("99")}
@@ -163,8 +163,9 @@ def main() -> int:
         repo, paths = build_repo(tmp, args.drivers)
         srv_port, ngx_port = _free_port(), _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-c", "from udriver_repo.server import serve; "
-             f"serve({str(repo)!r}, port={srv_port})"], stderr=subprocess.DEVNULL)
+            [sys.executable, "-c", ("from udriver_repo.server import serve; "
+                                    f"serve({str(repo)!r}, port={srv_port})")],
+            stderr=subprocess.DEVNULL)
         conf = nginx_conf(tmp, (repo / "public").resolve(), ngx_port, srv_port)
         ngx = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp), "-e",
                                 str(tmp / "error.log")], stderr=subprocess.DEVNULL)

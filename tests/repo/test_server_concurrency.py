@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-
 from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo import Repository

@@ -30,8 +30,14 @@ import pytest
 from udriver.artifacts import read_deb, read_wheel_manifest
 from udriver.errors import PackageError, RepositoryError
 
-__all__ = ["make_wheel", "make_deb", "manifest_json", "ServerThread", "FakeRepository",
-           "copy_repo"]
+__all__ = [
+    "FakeRepository",
+    "ServerThread",
+    "copy_repo",
+    "make_deb",
+    "make_wheel",
+    "manifest_json",
+]
 
 
 def manifest_json(package: str, version: str, driver: str, modaliases: list[str]) -> bytes:
@@ -145,13 +151,13 @@ class ServerThread:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(run())
-        except BaseException as e:  # surfaced by start()
+        except BaseException as e:  # noqa: BLE001 - re-raised by start()
             self._error = e
             self._ready.set()
         finally:
             self._loop.close()
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         self._ready.wait(30)
         if self._error is not None:
@@ -188,7 +194,7 @@ class FakeRepository:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, path: Path) -> "FakeRepository":
+    def create(cls, path: Path) -> FakeRepository:
         (path / "public" / "metadata").mkdir(parents=True)
         (path / "state.db").touch()
         return cls(path)
@@ -199,7 +205,7 @@ class FakeRepository:
         self.tokens[token] = _FakeVendor(name, tuple(pci_vendors), class_grant)
         return token
 
-    def factory(self, path: Path) -> "FakeRepository":
+    def factory(self, path: Path) -> FakeRepository:
         if path != self.path:
             raise RepositoryError(f"not a repository: {path}")
         return self

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from udriver_repo.server._names import check_deb_name, check_wheel_name, parse_upload_name
 
 from udriver.errors import PackageError
-from udriver_repo.server._names import check_deb_name, check_wheel_name, parse_upload_name
 
 
 @pytest.mark.parametrize("name,kind", [

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from _factory import make_driver
 from test_server_helpers import copy_repo
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -7,13 +7,10 @@ signs); the files are placed in REPO/public by the test itself.
 from __future__ import annotations
 
 import http.client
-
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-
 from test_server_helpers import FakeRepository, ServerThread
 from udriver_repo.server import create_app
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo, make_deb, make_wheel
 from udriver_repo.server import ServerConfig, create_app

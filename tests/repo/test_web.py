@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo.server import create_app

@@ -21,4 +21,4 @@ from __future__ import annotations
 from ._app import create_app, serve
 from ._state import ServerConfig
 
-__all__ = ["create_app", "serve", "ServerConfig"]
+__all__ = ["ServerConfig", "create_app", "serve"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from udriver.errors import RepositoryError
 
-__all__ = ["AuditLog", "AuditEntry"]
+__all__ = ["AuditEntry", "AuditLog"]
 
 _log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class AuditLog:
         """Append one row. Failures are logged, never raised: the answer to the client
         must not depend on the audit log's health, but an operator must see the failure.
         """
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
         row = (now, vendor, client, action, filename[:200] if filename else filename, size,
                sha256, status, result, message[:2000] if message else message)
         try:

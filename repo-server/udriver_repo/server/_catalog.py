@@ -74,7 +74,7 @@ def parse_index(data: bytes, name: str) -> list[DriverEntry]:
     """
     obj = json.loads(data)
     if not isinstance(obj, dict) or not isinstance(obj.get("drivers"), list):
-        raise ValueError(f"index {name!r}: expected an object with a `drivers` list")
+        raise ValueError(f"index {name!r}: expected an object with a `drivers` list")  # noqa: TRY004
     index = str(obj.get("index", name))
     out: list[DriverEntry] = []
     for d in obj["drivers"]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["RepositoryLike", "RepoGateway", "VendorView"]
+__all__ = ["RepoGateway", "RepositoryLike", "VendorView"]
 
 _T = TypeVar("_T")
 
@@ -51,7 +51,7 @@ class VendorView:
     """Whether its token was revoked."""
 
     @classmethod
-    def of(cls, v: Any) -> "VendorView":
+    def of(cls, v: Any) -> VendorView:
         """Adapt a core `Vendor` record (attribute names per the repository contract)."""
         ids = getattr(v, "pci_vendors", None) or getattr(v, "pci_vendor_ids", None) or ()
         return cls(

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from udriver.errors import PackageError
 
-__all__ = ["UploadName", "parse_upload_name", "check_wheel_name", "check_deb_name"]
+__all__ = ["UploadName", "check_deb_name", "check_wheel_name", "parse_upload_name"]
 
 _MAX_LEN = 200
 _WHEEL_RE = re.compile(

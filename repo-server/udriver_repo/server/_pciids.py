@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PciNames", "DEFAULT_PATHS"]
+__all__ = ["DEFAULT_PATHS", "PciNames"]
 
 _log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ._catalog import Catalog
     from ._gateway import RepoGateway
 
-__all__ = ["ServerConfig", "ServerState", "STATE", "json_error"]
+__all__ = ["STATE", "ServerConfig", "ServerState", "json_error"]
 
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
 """Same as `udriver.artifacts.Limits.archive_bytes`: a bigger upload could not be read anyway."""
@@ -45,11 +45,11 @@ class ServerState:
     """REPO/staging: the only directory uploads are written to."""
     config: ServerConfig
     """Limits and timeouts."""
-    gateway: "RepoGateway"
+    gateway: RepoGateway
     """Door to the repository core."""
-    audit: "AuditLog"
+    audit: AuditLog
     """Audit table in state.db."""
-    catalog: "Catalog"
+    catalog: Catalog
     """What is published, read from the public tree (for the web page)."""
 
 

@@ -26,7 +26,7 @@ from ._gateway import VendorView
 from ._pciids import PciNames
 from ._state import STATE
 
-__all__ = ["handle_ui", "render_page", "describe_pattern", "NAMES"]
+__all__ = ["NAMES", "describe_pattern", "handle_ui", "render_page"]
 
 NAMES: web.AppKey[PciNames] = web.AppKey("udriver_pci_names", PciNames)
 
@@ -71,7 +71,7 @@ def _driver_rows(entries: list[DriverEntry], names: PciNames) -> str:
         by_driver[(e.driver, e.package)][e.version] = e
     rows = []
     for (driver, package), versions in sorted(by_driver.items()):
-        newest = versions[sorted(versions, key=_version_key)[-1]]
+        newest = versions[max(versions, key=_version_key)]
         devices = "".join(f"<li><code>{escape(m)}</code><br>{escape(describe_pattern(m, names))}"
                           f"</li>" for m in newest.modaliases)
         vers = "".join(
