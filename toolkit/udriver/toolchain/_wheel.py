@@ -127,10 +127,10 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
 
 def _run_backend(builder: Any, raw: Path, runner: _Runner, project: Project, src: Path) -> Path:
     import build
-    try:
-        missing = builder.check_dependencies("wheel")
-    except build.BuildException as e:
-        raise BuildError(f"{project.pyproject}: cannot read the build requirements: {e}") from e
+    # Only the static `[build-system] requires` are checked: asking the backend for its
+    # dynamic ones costs a whole interpreter start (setuptools adds none we lack).
+    missing = {chain for req in sorted(builder.build_system_requires)
+               for chain in build.check_dependency(req)}
     if missing:
         names = sorted(" -> ".join(chain) for chain in missing)
         err = BuildError(f"build dependencies missing from this environment: {', '.join(names)}")
