@@ -58,7 +58,7 @@ def check(env: dict[str, object]) -> Iterator[dict[str, object]]:
     r = requests.get(f"{env['url']}/api/v1/health", timeout=10)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     if state.get("expect_unchanged", True):
-        assert _tree(path / "public") == before, "a rejected upload changed the public tree"
+        assert _tree(path / "public") == state["before"], "a rejected upload changed the tree"
 
 
 def _put(env: dict[str, object], file: Path, token: str | None = "qemu",
@@ -395,3 +395,39 @@ def test_unknown_api_path_is_json_404(env, check):
     r = requests.get(f"{env['url']}/api/v1/nothing", timeout=10)
     _error(r, 404, "not-found")
 
+
+
+def test_revoked_vendor_token_is_401(env, check, tmp_path):
+    from udriver_repo import Repository
+    repo = Repository.open(Path(str(env["path"])))
+    token = repo.add_vendor("revokee", [0x1B37])
+    repo.revoke_vendor("revokee")
+    check["before"] = _tree(Path(str(env["path"])) / "public")
+    _, (w,) = make_driver(tmp_path, "udriver-rev", driver="rev", deb=False,
+                          modaliases=("pci:v00001B37d00000001sv*sd*bc*sc*i*",))
+    _error(_put(env, w, token=token), 401, "unauthorized")
+
+
+def test_forwarded_for_is_logged_but_not_trusted(env, check, tmp_path):
+    w = make_wheel(tmp_path, "xff")
+    r = requests.put(f"{env['url']}/api/v1/packages/{w.name}", data=w.read_bytes(),
+                     headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+    _error(r, 401, "unauthorized")
+    assert _audit(env)[-1][5] == "127.0.0.1 (X-Forwarded-For: 203.0.113.9)"
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(env, check, tmp_path):
+    _, (w,) = make_driver(tmp_path, "udriver-abort", driver="abort", deb=False,
+                          modaliases=("pci:v00001234d00000005sv*sd*bc*sc*i*",))
+    data = w.read_bytes()
+    before = len(_audit(env))
+    with socket.create_connection(("127.0.0.1", int(str(env["port"]))), timeout=10) as s:
+        s.sendall((f"PUT /api/v1/packages/{w.name} HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {env['qemu']}\r\n"
+                   f"Content-Length: {len(data) + 1000}\r\n\r\n").encode() + data)
+        time.sleep(0.3)  # the handler is streaming into staging
+    deadline = time.monotonic() + 10
+    while len(_audit(env)) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_audit(env)) == before + 1
+    # `check` asserts staging is empty and the public tree unchanged

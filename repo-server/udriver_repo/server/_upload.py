@@ -9,7 +9,8 @@ Protocol (each step's failure is one status code; every attempt gets one audit r
    `Expect: 100-continue` (RFC 9110 section 10.1.1) steps 1-3 run before the client sends
    the body at all. A body without a length is cut off at the limit while streaming -> 413.
 4. The body is streamed to `REPO/staging/upload-<random>/<filename>` (0700 directory),
-   hashing as it goes; nothing else is written. An empty body -> 400.
+   hashing as it goes; nothing else is written. An empty body -> 400; a client that
+   disconnects mid-body gets an `aborted` audit row (and no answer, it is gone).
 5. In a worker thread, under the publish lock: the artifact is read with the safe readers
    of `udriver.artifacts` (PackageError for truncated or corrupt archives, `../` or
    absolute member paths, bombs, a missing ID table) -> 400; its name must agree with its
@@ -269,6 +270,9 @@ async def handle_upload(request: web.Request) -> web.Response:
             raise r from e
     except _Reject as r:
         return _reject_response(state, request, r, vendor, size, sha)
+    except ConnectionError as e:  # the client went away mid-body; nobody reads the answer
+        return _reject_response(state, request, _Reject(400, "aborted", f"upload aborted by "
+                                                        f"the client: {e}"), vendor, size, sha)
     except UdriverError as e:  # the repository could not be opened to check the token
         return _reject_response(state, request, _classify(e), vendor, size, sha)
     finally:
