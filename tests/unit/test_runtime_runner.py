@@ -1,0 +1,138 @@
+"""`udriver run` refusals that happen before any device is touched (host, no VFIO).
+
+Fake driver distributions are laid out the way `udriver install` lays them out,
+`<UDRIVER_STATE_DIR>/drivers/<name>/current/`, so discovery goes through
+`udriver.paths.driver_search_path()`. The device address does not exist on this host:
+when the error is the ABI one, the refusal provably came before the device was opened.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from udriver.cli import main
+from udriver.manifest import DriverManifest
+from udriver.runtime._runner import driver_abi, find_driver
+
+BDF = "0000:ff:1f.7"
+
+
+def add_driver(state: Path, name: str, abi: str = "1.0", *, body: str | None = None,
+               manifest_abi: str | None = None) -> None:
+    cur = state / "drivers" / name / "current"
+    mod = f"fake_{name}_drv"
+    cur.mkdir(parents=True)
+    (cur / f"{mod}.py").write_text(body if body is not None else (
+        "from udriver.runtime import Driver\n"
+        f"class D(Driver):\n    ids = ['pci:v00001234d000011E8sv*sd*bc*sc*i*']\n"
+        f"    abi = {abi!r}\n"))
+    info = cur / f"fake_{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fake-{name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[udriver.drivers]\n{name} = {mod}:D\n")
+    if manifest_abi is not None:
+        m = DriverManifest(f"fake-{name}", "1.0", name, f"{mod}:D",
+                           tuple(int(x) for x in manifest_abi.split(".")),  # type: ignore[arg-type]
+                           ("pci:v00001234d000011E8sv*sd*bc*sc*i*",))
+        (info / "udriver.json").write_bytes(m.to_json())
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("UDRIVER_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("UDRIVER_DEB_DRIVER_DIR", str(tmp_path / "no-debs"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(["run", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_newer_minor_refused_naming_both_versions(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "newminor", "1.1")
+    assert run(capsys, "--device", BDF, "--driver", "newminor") == (
+        1, "",
+        "error: refusing driver 'newminor': driver needs udriver ABI 1.1, but this runtime "
+        "provides ABI 1.0 (the driver needs a newer minor version)\n"
+        "hint: install a udriver runtime that provides ABI 1.1 or later 1.x\n")
+
+
+def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "major2", "2.0")
+    rc, out, err = run(capsys, "--device", BDF, "--driver", "major2")
+    assert (rc, out) == (1, "")
+    assert err.startswith("error: refusing driver 'major2': driver needs udriver ABI 2.0, but "
+                          "this runtime provides ABI 1.0 (the major versions differ)\n")
+
+
+def test_older_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "major0", "0.9")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "major0")
+    assert rc == 1 and "needs udriver ABI 0.9" in err and "major versions differ" in err
+
+
+def test_manifest_abi_wins_over_class_attribute(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "mani", "1.0", manifest_abi="1.4")
+    assert driver_abi(find_driver("mani")) == (1, 4)
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "mani")
+    assert rc == 1 and "driver needs udriver ABI 1.4" in err
+
+
+def test_compatible_driver_gets_to_the_device(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "ok10", "1.0")
+    rc, out, err = run(capsys, "--device", BDF, "--driver", "ok10")
+    assert (rc, out) == (1, "")
+    assert err.splitlines()[-1] == f"error: No PCI device at {BDF} (no /sys/bus/pci/devices/{BDF})"
+
+
+def test_unknown_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "present", "1.0")
+    rc, out, err = run(capsys, "--device", BDF, "--driver", "absent")
+    assert (rc, out) == (1, "")
+    assert err.startswith("error: No driver named 'absent' in entry-point group `udriver.drivers`\n"
+                          "hint: installed drivers: ")
+
+
+def test_entry_point_not_a_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "notdrv", body="class D:\n    pass\n")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "notdrv")
+    assert rc == 1
+    assert err == ("error: entry point 'notdrv' = 'fake_notdrv_drv:D' is not a udriver Driver "
+                   "subclass\n")
+
+
+def test_driver_import_failure(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "broken", body="raise RuntimeError('boom')\n")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "broken")
+    assert rc == 1
+    assert err == ("error: cannot import driver 'broken' (fake_broken_drv:D): "
+                   "RuntimeError: boom\n")
+
+
+def test_bad_abi_attribute(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    add_driver(state, "badabi", "one")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "badabi")
+    assert rc == 1 and "Invalid ABI version" in err and "'one'" in err
+
+
+def test_option_syntax(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--device", BDF, "--driver", "x", "-o", "novalue") == (
+        1, "", "error: `--option` must be KEY=VALUE, got 'novalue'\n")
+
+
+def test_fds_come_together(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--device", BDF, "--driver", "x", "--group-fd", "5") == (
+        1, "", "error: `--container-fd` and `--group-fd` must be given together\n")
+
+
+def test_device_and_driver_required(state: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UDRIVER_DEVICE", raising=False)
+    assert run(capsys, "--driver", "x") == (
+        1, "", "error: `--device` is required (or set UDRIVER_DEVICE)\n")
