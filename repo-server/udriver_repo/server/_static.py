@@ -19,7 +19,9 @@ Rules:
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,20 @@ def resolve_public(public: Path, rel: str) -> Path | None:
     parts = rel.split("/")
     if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
         return None
+    # Fast path: lstat only the components below `public` (already resolved). No
+    # component is a symlink (the publisher makes none) -> the path is inside `public`.
+    path = str(public)
     try:
+        for part in parts:
+            path = f"{path}/{part}"
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                break
+        else:
+            return Path(path) if stat.S_ISREG(mode) else None
+        # A symlink: resolve it all and check where it really points.
         real = public.joinpath(*parts).resolve(strict=True)
-    except (OSError, RuntimeError):  # missing, loop, name too long
+    except (OSError, RuntimeError, ValueError):  # missing, loop, name too long, NUL
         return None
     if not real.is_relative_to(public) or not real.is_file():
         return None
