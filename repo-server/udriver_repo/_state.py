@@ -104,6 +104,25 @@ class State:
                 raise
         return f"udr_{tok_id}_{secret}"
 
+    def bulk_add_vendors(self, rows: list[tuple[str, list[int], bool]]) -> None:
+        """Insert many vendors without tokens in one transaction (imports, benchmarks).
+
+        Raises:
+            RepositoryError: a name or PCI vendor ID is already taken.
+        """
+        now = _now()
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany("INSERT INTO vendors(name, class_grant, created) VALUES (?,?,?)",
+                                [(n, int(g), now) for n, _, g in rows])
+                con.executemany("INSERT INTO pci_vendors(pci, vendor) VALUES (?,?)",
+                                [(v, n) for n, ids, _ in rows for v in ids])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def delete_vendor(self, name: str) -> None:
         """Undo `add_vendor` (its role could not be created)."""
         with self._db() as con:

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""A synthetic udriver repository of N drivers over V vendors, written directly.
+
+Used by bench/repo_scale.py (issue 4, acceptance 10). Building 100,000 real wheels
+would take hours, so the generator writes what the repository core would have written
+for them, through the core's own pieces:
+
+- vendors go into state.db in one transaction and get real ed25519 keys;
+- each vendor's delegated role lists its drivers' wheel targets (length and sha256 of a
+  synthetic wheel; the wheel files themselves are not materialised) and its index
+  target, which *is* written (content-addressed) because clients download it;
+- the bins gain the vendors' delegations; everything is signed and committed with one
+  `Transaction` (new snapshot, timestamp switched last), exactly as a publish does.
+
+Vendor i owns PCI vendor ID 0x1000 + i; driver j belongs to vendor j % V and matches
+device j // V + 1. The result is a valid repository: `udriver-repo publish` works on it.
+
+    python3 bench/repo_synthetic.py DIR N [--vendors 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tuf.api.metadata import TargetFile
+
+from udriver_repo import Repository
+from udriver_repo._fsio import RepoLock, write_new
+from udriver_repo._index import encode_index
+from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
+
+__all__ = ["generate", "vendor_id", "flat_targets_size"]
+
+WHEEL_SIZE = 24_000  # a typical pure-Python driver wheel
+
+
+def vendor_id(i: int) -> int:
+    return 0x1000 + i
+
+
+def _driver(j: int, vendors: int) -> tuple[dict[str, object], TargetFile]:
+    vid = vendor_id(j % vendors)
+    name = f"udriver-s{j}"
+    target = f"drivers/{vid:04x}/udriver_s{j}-1.0.0-py3-none-any.whl"
+    tf = TargetFile(WHEEL_SIZE, {"sha256": hashlib.sha256(target.encode()).hexdigest()}, target)
+    entry = {"package": name, "driver": f"s{j}", "version": "1.0.0", "abi": "1.0",
+             "modaliases": [f"pci:v0000{vid:04X}d{j // vendors + 1:08X}sv*sd*bc*sc*i*"],
+             "files": {"wheel": target}}
+    return entry, tf
+
+
+@contextlib.contextmanager
+def _no_fsync() -> Iterator[None]:
+    """Generation only: thousands of fsyncs would measure the disk, not the repository.
+    (The measured publishes in repo_scale.py run with fsync as usual.)"""
+    real = os.fsync
+    os.fsync = lambda fd: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.fsync = real
+
+
+def generate(path: Path, n: int, vendors: int = 2000) -> tuple[Repository, list[TargetFile]]:
+    """Create the repository at `path`; return it and every target (for the flat baseline)."""
+    with _no_fsync():
+        return _generate(path, n, vendors)
+
+
+def _generate(path: Path, n: int, vendors: int) -> tuple[Repository, list[TargetFile]]:
+    repo = Repository.init(path)
+    names = [f"v{i:04d}" for i in range(vendors)]
+    repo.state.bulk_add_vendors([(names[i], [vendor_id(i)], False) for i in range(vendors)])
+    entries: list[list[dict[str, object]]] = [[] for _ in range(vendors)]
+    files: list[list[TargetFile]] = [[] for _ in range(vendors)]
+    for j in range(n):
+        e, tf = _driver(j, vendors)
+        entries[j % vendors].append(e)
+        files[j % vendors].append(tf)
+    all_targets: list[TargetFile] = []
+    with RepoLock(repo.path):
+        txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
+        for i, name in enumerate(names):
+            role = vendor_role(name)
+            key = repo.keys.generate(role).public_key
+            vid = f"{vendor_id(i):04x}"
+            b = txn.load(bin_of(vid))
+            assert b.signed.delegations is not None and b.signed.delegations.roles is not None
+            b.signed.delegations.keys[key.keyid] = key
+            b.signed.delegations.roles[role] = delegated(role, key.keyid, vendor_paths([vid]))
+            txn.stage(bin_of(vid), b)
+            md = txn.new_role(role)
+            for tf in files[i]:
+                md.signed.targets[tf.path] = tf
+            if entries[i]:
+                data = encode_index(vid, entries[i])
+                itf = TargetFile.from_data(f"index/{vid}.json", data, ["sha256"])
+                write_new(repo.public / "targets/index" / f"{itf.hashes['sha256']}.{vid}.json",
+                          data)
+                md.signed.targets[itf.path] = itf
+            all_targets.extend(md.signed.targets.values())
+        txn.commit()
+    return repo, all_targets
+
+
+def flat_targets_size(targets: list[TargetFile]) -> int:
+    """Bytes of one flat, signed targets.json listing every target (the baseline)."""
+    from tuf.api.metadata import Metadata, Targets
+    from udriver_repo._keys import NaclSigner
+    from udriver_repo._meta import SERIALIZER
+    md = Metadata(Targets(targets={t.path: t for t in targets}))
+    md.sign(NaclSigner(b"\0" * 32))
+    return len(md.to_bytes(SERIALIZER))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("n", type=int)
+    ap.add_argument("--vendors", type=int, default=2000)
+    a = ap.parse_args()
+    t = time.perf_counter()
+    repo, _ = generate(a.dir, a.n, a.vendors)
+    print(f"generated {a.n} drivers over {a.vendors} vendors in {repo.path} "
+          f"({time.perf_counter() - t:.1f} s)")
+    repo.stop_agent()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
