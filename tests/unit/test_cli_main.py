@@ -18,7 +18,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _fake_command(monkeypatch: pytest.MonkeyPatch, behaviour: object) -> None:
-    def fake_parser() -> argparse.ArgumentParser:
+    def fake_parser(argv: object = None) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog="udriver")
         p.add_argument("-v", "--verbose", action="count", default=0)
         p.set_defaults(_main=behaviour)
@@ -63,3 +63,21 @@ def test_env_option_default_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
     assert p.parse_args([]).url == "http://127.0.0.1:9/"
     assert p.parse_args(["--url", "x"]).url == "x"
     assert "[env: UDRIVER_TEST_URL]" in p.format_help()
+
+
+def test_command_table_help_matches_modules() -> None:
+    import importlib
+
+    for name, (modname, help_text) in cli._COMMANDS.items():
+        mod = importlib.import_module(modname)
+        assert mod.HELP == help_text, name
+
+
+def test_only_the_invoked_command_is_imported() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from udriver import cli; cli.build_parser(['devices', '--json']); "
+            "print(sorted(m for m in sys.modules if m.startswith('udriver.cli._')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['udriver.cli._devices']"

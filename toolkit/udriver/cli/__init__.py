@@ -1,6 +1,6 @@
 """The `udriver` command line.
 
-Each command is a small module `udriver.cli._<name>` with:
+Each command is a small module `udriver.cli._<name>`, listed in `_COMMANDS`, with:
 
     HELP: str                                  one line for `udriver --help`
     def add_arguments(p: argparse.ArgumentParser) -> None
@@ -26,26 +26,81 @@ from ..errors import UdriverError
 
 __all__ = ["main", "build_parser", "env_option"]
 
-# name -> module. A module that does not exist yet is left out of the parser.
-_COMMANDS: dict[str, str] = {
-    "devices": "udriver.cli._devices",
-    "bind": "udriver.cli._bind",
-    "unbind": "udriver.cli._unbind",
-    "run": "udriver.cli._run",
-    "new": "udriver.cli._new",
-    "build": "udriver.cli._build",
-    "check": "udriver.cli._check",
-    "repo": "udriver.cli._repo",
-    "search": "udriver.cli._search",
-    "show": "udriver.cli._show",
-    "install": "udriver.cli._install",
-    "remove": "udriver.cli._remove",
-    "update": "udriver.cli._update",
-    "rollback": "udriver.cli._rollback",
-    "status": "udriver.cli._status",
-    "supervise": "udriver.cli._supervise",
-    "autobind": "udriver.cli._autobind",
+# name -> (module, one-line help). Only the module of the command being run is imported,
+# so `udriver devices` does not pay for the build toolchain's imports; the help text is
+# kept here for `udriver --help` and checked against each module's HELP by the tests.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "devices": (
+        "udriver.cli._devices",
+        "list PCI devices: address, IDs, class, bound driver and name",
+    ),
+    "bind": (
+        "udriver.cli._bind",
+        "bind a PCI device to vfio-pci so a user-mode driver can open it",
+    ),
+    "unbind": (
+        "udriver.cli._unbind",
+        "release a PCI device from vfio-pci and give it back to its kernel driver",
+    ),
+    "run": (
+        "udriver.cli._run",
+        "run a driver on a PCI device bound to vfio-pci (until SIGTERM)",
+    ),
+    "new": (
+        "udriver.cli._new",
+        "create a driver project from the template",
+    ),
+    "build": (
+        "udriver.cli._build",
+        "build a driver's wheel and .deb into dist/ (reproducible, checked)",
+    ),
+    "check": (
+        "udriver.cli._check",
+        "check built driver wheels and debs (exit 1 if any check fails)",
+    ),
+    "repo": (
+        "udriver.cli._repo",
+        "configure driver repositories (add, list, remove)",
+    ),
+    "search": (
+        "udriver.cli._search",
+        "search the repositories by PCI ID (1234, 1234:11e8, a modalias) or driver name",
+    ),
+    "show": (
+        "udriver.cli._show",
+        "show a driver: published versions, ABI, ID table, installed versions",
+    ),
+    "install": (
+        "udriver.cli._install",
+        "install drivers from the signed repositories (verified, atomic)",
+    ),
+    "remove": (
+        "udriver.cli._remove",
+        "remove installed drivers (all their versions)",
+    ),
+    "update": (
+        "udriver.cli._update",
+        "update installed drivers to their newest compatible versions",
+    ),
+    "rollback": (
+        "udriver.cli._rollback",
+        "switch a driver back to its previous version",
+    ),
+    "status": (
+        "udriver.cli._status",
+        "show installed drivers, bound devices and failures",
+    ),
+    "supervise": (
+        "udriver.cli._supervise",
+        "run and supervise the driver of one device (restarts with backoff; for systemd too)",
+    ),
+    "autobind": (
+        "udriver.cli._autobind",
+        "hand a hot-plugged device to its driver (run by udev); --update-rules rewrites the rules",
+    ),
 }
+
+
 
 
 def env_option(parser: argparse.ArgumentParser, *flags: str, env: str, help: str,
@@ -55,16 +110,16 @@ def env_option(parser: argparse.ArgumentParser, *flags: str, env: str, help: str
     parser.add_argument(*flags, default=default, help=f"{help} [env: {env}]", **kwargs)  # type: ignore[arg-type]
 
 
-def _load(module: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return None
-        raise
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand in argv (top-level options are all flags), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in _COMMANDS else None
+    return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser, or, given argv, one where only argv's command module is imported."""
     parser = argparse.ArgumentParser(
         prog="udriver",
         description="Write, build, install and run user-mode PCI drivers over VFIO.",
@@ -74,18 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more diagnostics on stderr (repeat for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, modname in _COMMANDS.items():
-        mod = _load(modname)
-        if mod is None:
+    wanted = None if argv is None else _command_word(argv)
+    for name, (modname, help_text) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is not None and name != wanted:
             continue
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod: ModuleType = importlib.import_module(modname)
         mod.add_arguments(p)
         p.set_defaults(_main=mod.main)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
