@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from udriver.artifacts import (Limits, parse_control, parse_modaliases_field, read_deb,
-                               read_wheel, read_wheel_manifest)
+from udriver.artifacts import (
+    Limits,
+    parse_control,
+    parse_modaliases_field,
+    read_deb,
+    read_wheel,
+    read_wheel_manifest,
+)
 from udriver.errors import ManifestError, PackageError
 from udriver.manifest import DriverManifest
 

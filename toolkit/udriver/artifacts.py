@@ -40,16 +40,16 @@ from .errors import PackageError
 from .manifest import MANIFEST_NAME, DriverManifest
 
 __all__ = [
-    "Limits",
-    "WheelInfo",
-    "DebInfo",
-    "read_wheel",
-    "read_wheel_manifest",
-    "read_deb",
-    "parse_control",
-    "parse_modaliases_field",
     "DEB_MANIFEST_DIR",
     "UDEV_RULES_DIR",
+    "DebInfo",
+    "Limits",
+    "WheelInfo",
+    "parse_control",
+    "parse_modaliases_field",
+    "read_deb",
+    "read_wheel",
+    "read_wheel_manifest",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _safe_name(name: str, what: str, src: Path) -> str:
     Raises:
         PackageError: absolute, `..`, backslash, NUL or empty component.
     """
-    n = name[2:] if name.startswith("./") else name
+    n = name.removeprefix("./")
     n = n.rstrip("/")
     if n in ("", "."):
         return ""
@@ -189,14 +189,14 @@ class _BoundedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: "bytearray | memoryview") -> int:  # type: ignore[override]
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._inner.read(len(b))
         self._budget.take(len(data))
         b[: len(data)] = data
         return len(data)
 
 
-def _read_member(read: "BinaryIO", limit: int, what: str, src: Path) -> bytes:
+def _read_member(read: BinaryIO, limit: int, what: str, src: Path) -> bytes:
     data = read.read(limit + 1)
     if len(data) > limit:
         raise PackageError(f"{src}: {what} is larger than {limit} bytes")
@@ -307,16 +307,17 @@ def _open_tar_stream(raw: bytes | BinaryIO, name: str, budget: _Budget, src: Pat
     fobj: BinaryIO = io.BytesIO(raw) if isinstance(raw, bytes) else raw
     inner: BinaryIO
     if name.endswith(".tar.gz"):
+        # Closed with the tar stream that wraps it.
         inner = gzip.GzipFile(fileobj=fobj, mode="rb")  # type: ignore[assignment]
     elif name.endswith(".tar.xz"):
-        inner = lzma.LZMAFile(fobj, "rb")  # type: ignore[assignment]
+        inner = lzma.LZMAFile(fobj, "rb")  # type: ignore[assignment]  # noqa: SIM115
     elif name.endswith(".tar"):
         inner = fobj
     else:
         raise PackageError(f"{src}: unsupported compression for {name!r} (use gzip or xz)")
     stream = io.BufferedReader(_BoundedReader(inner, budget), 65536)
     try:
-        return tarfile.open(fileobj=stream, mode="r|")  # type: ignore[arg-type]
+        return tarfile.open(fileobj=stream, mode="r|")
     except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
         raise PackageError(f"{src}: {name} is not a valid tar: {e}") from e
 

@@ -20,7 +20,17 @@ from ._project import Project, load_project
 from ._template import NewDriver, new_driver
 
 __all__ = [
-    "BuildResult", "build_project", "source_date_epoch", "CheckResult", "check_artifact",
-    "Project", "load_project", "NewDriver", "new_driver", "deb_package_name", "deb_version",
-    "runtime_depends", "udev_rule_lines",
+    "BuildResult",
+    "CheckResult",
+    "NewDriver",
+    "Project",
+    "build_project",
+    "check_artifact",
+    "deb_package_name",
+    "deb_version",
+    "load_project",
+    "new_driver",
+    "runtime_depends",
+    "source_date_epoch",
+    "udev_rule_lines",
 ]

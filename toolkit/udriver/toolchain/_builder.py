@@ -66,7 +66,7 @@ def source_date_epoch(root: Path) -> int:
     try:
         proc = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct", "--", "."],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              timeout=30)
+                              timeout=30, check=False)
         if proc.returncode == 0 and proc.stdout.strip().isdigit():
             return int(proc.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):

@@ -30,12 +30,20 @@ from ..artifacts import UDEV_RULES_DIR, DebInfo, read_deb, read_wheel
 from ..errors import UdriverError
 from ..manifest import ENTRY_POINT_GROUP, DriverManifest
 from ..modalias import parse_pattern
-from ._deb import (DRIVER_ROOT, deb_package_name, deb_version, modaliases_field,
-                   runtime_depends, udev_rule_lines, udev_rules_path, _extract_wheel)
+from ._deb import (
+    DRIVER_ROOT,
+    _extract_wheel,
+    deb_package_name,
+    deb_version,
+    modaliases_field,
+    runtime_depends,
+    udev_rule_lines,
+    udev_rules_path,
+)
 from ._project import Project, load_project
 from ._wheel import auditwheel_show, outside_libraries
 
-__all__ = ["CheckResult", "check_artifact", "check_wheel", "check_deb", "driver_ids"]
+__all__ = ["CheckResult", "check_artifact", "check_deb", "check_wheel", "driver_ids"]
 
 
 @dataclass(frozen=True)
@@ -211,8 +219,7 @@ def driver_ids(wheel: Path, m: DriverManifest, project: Project | None) -> Check
     with tempfile.TemporaryDirectory(prefix="udriver-check-") as tmp:
         _extract_wheel(wheel, Path(tmp))
         proc = subprocess.run([sys.executable, "-c", _IMPORT_SCRIPT, tmp, m.driver],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         try:
             res = json.loads(proc.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
@@ -337,7 +344,7 @@ def lintian(path: Path) -> CheckResult:
     try:
         proc = subprocess.run(["lintian", "--no-tag-display-limit", str(path)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=600)
+                              timeout=600, check=False)
     except FileNotFoundError:
         return CheckResult("lintian", False, "lintian is not installed (apt install lintian)")
     tags = [ln.strip() for ln in proc.stdout.splitlines() if ln[:2] in ("E:", "W:")]

@@ -37,8 +37,15 @@ from ..abi import ABI_VERSION
 from ..errors import BuildError
 from ..manifest import DriverManifest
 
-__all__ = ["deb_package_name", "deb_version", "runtime_depends", "udev_rule_lines",
-           "modaliases_field", "build_deb", "DRIVER_ROOT"]
+__all__ = [
+    "DRIVER_ROOT",
+    "build_deb",
+    "deb_package_name",
+    "deb_version",
+    "modaliases_field",
+    "runtime_depends",
+    "udev_rule_lines",
+]
 
 DRIVER_ROOT = "usr/lib/udriver/drivers"
 _RUNTIME_PACKAGE = "udriver"
@@ -221,7 +228,7 @@ def build_deb(wheel: Path, manifest: DriverManifest, *, maintainer: str, summary
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     proc = subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--threads-max=1",
                            "--build", str(root), str(out)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     if proc.returncode:
         raise BuildError(f"dpkg-deb failed for {pkg}: {proc.stdout.strip()}")
     return out

@@ -32,7 +32,7 @@ from ..errors import AbiError, ManifestError
 from ..manifest import ENTRY_POINT_GROUP, DriverManifest
 from ..modalias import parse_pattern
 
-__all__ = ["Project", "load_project", "PYPROJECT"]
+__all__ = ["PYPROJECT", "Project", "load_project"]
 
 PYPROJECT = "pyproject.toml"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -90,13 +90,13 @@ class _Text:
         return f"{self.path}:{line}" if line else str(self.path)
 
     def section_start(self, header: str) -> int:
-        m = re.search(r"^\s*\[" + re.escape(header) + r"\]\s*$", self.text, re.M)
+        m = re.search(r"^\s*\[" + re.escape(header) + r"\]\s*$", self.text, re.MULTILINE)
         return m.end() if m else 0
 
     def array_items(self, key: str, section: str) -> list[tuple[str, int]]:
         """(raw string, line) of each string literal in `key = [...]` of `section`."""
         start = self.section_start(section)
-        m = re.compile(r"^\s*" + re.escape(key) + r"\s*=\s*\[", re.M).search(self.text, start)
+        m = re.compile(r"^\s*" + re.escape(key) + r"\s*=\s*\[", re.MULTILINE).search(self.text, start)
         if m is None:
             return []
         out: list[tuple[str, int]] = []
@@ -133,7 +133,8 @@ def load_project(root: str | Path) -> Project:
         raise ManifestError(f"{path}: not valid TOML: {e}") from e
     t = _Text(path, raw)
     problems: list[str] = []
-    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    raw_project = data.get("project")
+    project: dict[str, object] = raw_project if isinstance(raw_project, dict) else {}
     tool = data.get("tool", {}).get("udriver") if isinstance(data.get("tool"), dict) else None
     if not isinstance(tool, dict):
         raise ManifestError(f"{path}: no `[tool.udriver]` table; add one with `driver`, `abi` "

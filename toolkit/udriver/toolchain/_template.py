@@ -62,7 +62,7 @@ def _author() -> tuple[str, str]:
     def git(key: str) -> str:
         try:
             return subprocess.run(["git", "config", "--get", key], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, timeout=10).stdout.strip()
+                                  stderr=subprocess.DEVNULL, text=True, timeout=10, check=False).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
     name = git("user.name") or "Driver Author"

@@ -32,8 +32,14 @@ from ..errors import BuildError
 from ._project import Project
 from ._wheelfile import rewrite_wheel
 
-__all__ = ["build_wheel", "auditwheel_show", "copy_source", "needed_libraries",
-           "outside_libraries", "SYSTEM_LIBRARIES"]
+__all__ = [
+    "SYSTEM_LIBRARIES",
+    "auditwheel_show",
+    "build_wheel",
+    "copy_source",
+    "needed_libraries",
+    "outside_libraries",
+]
 
 #: The only shared libraries a driver's native code may need: the C library itself
 #: (glibc's parts and the dynamic loader). Everything else - even what the manylinux
@@ -47,7 +53,7 @@ _IGNORE = shutil.ignore_patterns("dist", "build", ".git", ".hg", "__pycache__", 
                                  "*.egg-info", ".venv", "venv", ".pytest_cache", ".mypy_cache",
                                  ".ruff_cache", "*.so", "wheelhouse")
 _GCC_ERROR_RE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)?\s*(?:fatal )?error:\s*(?P<msg>.*)$",
-                           re.M)
+                           re.MULTILINE)
 
 
 def copy_source(project: Project, dest: Path) -> Path:
@@ -68,7 +74,7 @@ class _Runner:
         env = dict(self.env)
         env.update(extra_environ or {})
         proc = subprocess.run(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace")
+                              stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
         self.output += proc.stdout
         if proc.returncode:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout)
@@ -167,7 +173,7 @@ def _native_fixer(tmp: Path) -> Callable[[str, bytes], bytes]:
         f.write_bytes(data)
         for cmd in (["patchelf", "--remove-rpath", str(f)],
                     ["strip", "--strip-unneeded", "--remove-section=.comment", str(f)]):
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
             if proc.returncode:
                 raise BuildError(f"{cmd[0]} failed on {name}: {proc.stdout.strip()}")
         return f.read_bytes()
@@ -199,7 +205,7 @@ def needed_libraries(data: bytes) -> list[str]:
         out: list[str] = []
         for sec in elf.iter_sections():
             if isinstance(sec, DynamicSection):
-                out += [str(t.needed) for t in sec.iter_tags("DT_NEEDED")]
+                out += [str(getattr(t, "needed", "")) for t in sec.iter_tags("DT_NEEDED")]
         return out
     except (ELFError, ValueError) as e:
         raise BuildError(f"not an ELF shared object: {e}") from e
@@ -233,7 +239,7 @@ def _repair(wheel: Path, outdir: Path, env: Mapping[str, str], project: Project)
     proc = subprocess.run(
         [sys.executable, "-m", "auditwheel", "repair", "--plat", "auto", "-w", str(outdir),
          str(wheel)], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, errors="replace")
+        text=True, errors="replace", check=False)
     if proc.returncode:
         raise BuildError(f"auditwheel repair refused {wheel.name}:\n{proc.stdout.strip()}")
     repaired = sorted(outdir.glob("*.whl"))
@@ -257,7 +263,7 @@ def auditwheel_show(wheel: Path) -> tuple[bool, str]:
     """Run `auditwheel show`; (ok, the platform tag or the reason it is not ok)."""
     proc = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace")
+                          errors="replace", check=False)
     text = " ".join(proc.stdout.split())
     if proc.returncode:
         return False, text or f"auditwheel show exited {proc.returncode}"
