@@ -119,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(_run=_verify)
 
     p = sub.add_parser("serve", help="serve the tree and the upload API")
-    _env(p, "--host", env="UDRIVER_REPO_HOST", default="127.0.0.1", help="address to bind")
-    _env(p, "--port", env="UDRIVER_REPO_PORT", type=int, default=8080, help="port")
+    _env(p, "--host", env="UDRIVER_REPO_HOST", default="127.0.0.1",
+         help="address to bind (default: 127.0.0.1, loopback only)")
+    _env(p, "--port", env="UDRIVER_REPO_PORT", type=int, default=8080,
+         help="port (default: 8080)")
     _repo_option(p)
     p.set_defaults(_run=_serve)
     return parser
