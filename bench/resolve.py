@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "client"))
 
-from tufrepo import Server, TufRepo  # noqa: E402
+from tufrepo import Server, TufRepo
 
 SNAPSHOTS = Path("/work/shared/fixtures/sysfs")
 

@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tufrepo import Server, TufRepo  # noqa: E402
-from wheels import make_wheel  # noqa: E402
+from tufrepo import Server, TufRepo
+from wheels import make_wheel
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 EDU_DEV = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00"

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import BDF, Published
 from udriver.cli import main
 from udriver.client import record_status
-
-from conftest import BDF, Published
 
 FIXTURES = Path("/work/shared/fixtures/sysfs")
 

@@ -16,10 +16,10 @@ from udriver.client._fetcher import FetchOptions, OfflineFetcher, RequestsFetche
 class _Handler(BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         n = self.hits[self.path] = self.hits.get(self.path, 0) + 1
         if self.path == "/ok":
             self._send(200, b"x" * 200_000)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Published
 from udriver.client import RemoteRepo, get_repo
 from udriver.errors import DownloadError, RepositoryError
-
-from conftest import Published
 
 
 def remote(offline: bool = False) -> RemoteRepo:

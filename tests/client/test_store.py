@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from wheels import make_wheel
 
 from udriver.client import DriverStore
 from udriver.errors import InstallError, PackageError
-
-from wheels import make_wheel
 
 
 def complete(version_dir: Path) -> bool:
@@ -116,8 +115,9 @@ def test_path_escape_refused(tmp_path: Path) -> None:
 
 
 def test_unsafe_version_refused(tmp_path: Path) -> None:
-    from udriver.artifacts import read_wheel_manifest
     import dataclasses
+
+    from udriver.artifacts import read_wheel_manifest
     w = make_wheel(tmp_path / "w")
     m = dataclasses.replace(read_wheel_manifest(w), version="../x")
     with pytest.raises(PackageError, match="Unsafe version for a directory name: '../x'"):

@@ -12,7 +12,7 @@ from ..errors import DeviceError, InstallError
 if TYPE_CHECKING:
     from ..client import InstallResult
 
-__all__ = ["HELP", "add_arguments", "main", "describe"]
+__all__ = ["HELP", "add_arguments", "describe", "main"]
 
 HELP = "install drivers from the signed repositories (verified, atomic)"
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_client_options(p)
 
 
-def describe(r: "InstallResult") -> str:
+def describe(r: InstallResult) -> str:
     if not r.changed:
         return f"{r.driver} {r.version} is already installed"
     was = f" (was {r.previous})" if r.previous else ""
@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
         raise InstallError("nothing to install: name drivers, or use --auto, --device or --wheel")
     client = make_client(args)
     local = devices(args)
-    results: list["InstallResult"] = []
+    results: list[InstallResult] = []
     if args.wheel:
         results.append(client.install_local_wheel(args.wheel))
     if args.device:

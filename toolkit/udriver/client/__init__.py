@@ -20,13 +20,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._client import Client, InstallResult, annotate
-    from ._config import RepoConfig, add_repo, get_repo, list_repos, remove_repo
-    from ._devices import local_devices
-    from ._index import IndexEntry
-    from ._remote import RemoteRepo
-    from ._status import clear_status, read_status, record_status
-    from ._store import DriverStore, InstalledDriver
+    from ._client import Client as Client
+    from ._client import InstallResult as InstallResult
+    from ._client import annotate as annotate
+    from ._config import RepoConfig as RepoConfig
+    from ._config import add_repo as add_repo
+    from ._config import get_repo as get_repo
+    from ._config import list_repos as list_repos
+    from ._config import remove_repo as remove_repo
+    from ._devices import local_devices as local_devices
+    from ._index import IndexEntry as IndexEntry
+    from ._remote import RemoteRepo as RemoteRepo
+    from ._status import clear_status as clear_status
+    from ._status import read_status as read_status
+    from ._status import record_status as record_status
+    from ._store import DriverStore as DriverStore
+    from ._store import InstalledDriver as InstalledDriver
 
 # Imported on first use: python-tuf (and securesystemslib's signer back-ends) take a
 # noticeable fraction of a second to import, which `udriver status` or the supervisor
@@ -40,7 +49,11 @@ _LAZY = {
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Client", "DriverStore", "IndexEntry", "InstallResult", "InstalledDriver", "RemoteRepo",
+    "RepoConfig", "add_repo", "annotate", "clear_status", "get_repo", "list_repos",
+    "local_devices", "read_status", "record_status", "remove_repo",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,7 @@ import argparse
 import json
 import os
 import sys
-from typing import IO, Any
-
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..cli import env_option
 
@@ -21,8 +19,14 @@ if TYPE_CHECKING:
     from ._client import Client
     from ._fetcher import Progress
 
-__all__ = ["add_client_options", "add_json_option", "make_client", "print_json", "devices",
-           "terminal_progress"]
+__all__ = [
+    "add_client_options",
+    "add_json_option",
+    "devices",
+    "make_client",
+    "print_json",
+    "terminal_progress",
+]
 
 
 def add_json_option(p: argparse.ArgumentParser) -> None:
@@ -40,14 +44,14 @@ def add_client_options(p: argparse.ArgumentParser, *, sysfs: bool = True) -> Non
                    help="read DIR/sys instead of /sys")
 
 
-def devices(args: argparse.Namespace) -> "dict[str, Modalias]":
+def devices(args: argparse.Namespace) -> dict[str, Modalias]:
     from pathlib import Path
 
     from ._devices import local_devices
     return local_devices(Path(getattr(args, "sysfs_root", None) or "/"))
 
 
-def make_client(args: argparse.Namespace) -> "Client":
+def make_client(args: argparse.Namespace) -> Client:
     from ._client import Client
     progress = None if getattr(args, "json", False) else terminal_progress()
     return Client(offline=bool(getattr(args, "offline", False)), progress=progress)
@@ -57,7 +61,7 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
 
 
-def terminal_progress(stream: IO[str] | None = None) -> "Progress | None":
+def terminal_progress(stream: IO[str] | None = None) -> Progress | None:
     """A download progress bar on `stream` (stderr), or None when it is not a terminal.
 
     Honours NO_COLOR (https://no-color.org): the bar is drawn without colour then.

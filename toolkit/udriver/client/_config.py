@@ -25,13 +25,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Metadata, Root  # type: ignore[attr-defined]
 
 from ..errors import ConfigError
 from ..paths import config_dir, state_dir
 
-__all__ = ["RepoConfig", "add_repo", "list_repos", "get_repo", "remove_repo", "repo_state_dir",
-           "check_root", "check_url"]
+__all__ = [
+    "RepoConfig",
+    "add_repo",
+    "check_root",
+    "check_url",
+    "get_repo",
+    "list_repos",
+    "remove_repo",
+    "repo_state_dir",
+]
 
 log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

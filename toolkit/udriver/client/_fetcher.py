@@ -26,7 +26,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 
-__all__ = ["FetchOptions", "RequestsFetcher", "OfflineFetcher", "Progress"]
+__all__ = ["FetchOptions", "OfflineFetcher", "Progress", "RequestsFetcher"]
 
 log = logging.getLogger(__name__)
 

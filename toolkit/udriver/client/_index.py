@@ -32,8 +32,14 @@ from ..abi import AbiVersion, format_abi, parse_abi
 from ..errors import AbiError, ManifestError, RepositoryError
 from ..modalias import Pattern, PatternIndex, parse_pattern
 
-__all__ = ["IndexEntry", "CLASS_INDEX", "index_name", "index_target", "parse_index",
-           "build_pattern_index"]
+__all__ = [
+    "CLASS_INDEX",
+    "IndexEntry",
+    "build_pattern_index",
+    "index_name",
+    "index_target",
+    "parse_index",
+]
 
 #: Name of the class-wide index (`index/class.json`).
 CLASS_INDEX = "class"

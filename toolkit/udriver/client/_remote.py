@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import Root, TargetFile, Targets, Timestamp
-from tuf.ngclient import Updater, UpdaterConfig
+from tuf.api.metadata import Root, TargetFile, Targets, Timestamp  # type: ignore[attr-defined]
+from tuf.ngclient.config import UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
+from tuf.ngclient.updater import Updater
 
 from ..errors import DownloadError, RepositoryError, UdriverError
 from ._config import RepoConfig
@@ -62,17 +63,14 @@ class _OfflineUpdater(Updater):
 
 
 def _role_expiry(updater: Updater | None, role: str) -> str:
-    if updater is None:
+    if updater is None or role not in ("root", "timestamp", "snapshot", "targets"):
         return ""
+    ts = updater._trusted_set
     try:
-        ts = updater._trusted_set  # noqa: SLF001 - only to name the date in the message
-        md = {"root": lambda: ts.root, "timestamp": lambda: ts.timestamp,
-              "snapshot": lambda: ts.snapshot, "targets": lambda: ts.targets}.get(role)
-        if md is None:
-            return ""
-        return md().expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (KeyError, AttributeError):
+        md = ts[role]  # the set keeps an expired role it refused as final (TUF 5.4.4)
+    except KeyError:
         return ""
+    return md.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
@@ -222,13 +220,13 @@ class RemoteRepo:
             if self.offline:
                 raise DownloadError(f"repository {self.name!r}: {name} is not cached "
                                     f"(offline mode)")
-            if self._progress and hasattr(upd._fetcher, "progress"):  # noqa: SLF001
-                upd._fetcher.progress = self._progress  # noqa: SLF001
+            if self._progress and hasattr(upd._fetcher, "progress"):
+                upd._fetcher.progress = self._progress
             try:
                 return Path(upd.download_target(info, str(local)))
             finally:
-                if hasattr(upd._fetcher, "progress"):  # noqa: SLF001
-                    upd._fetcher.progress = None  # noqa: SLF001
+                if hasattr(upd._fetcher, "progress"):
+                    upd._fetcher.progress = None
 
     def _local_path(self, name: str) -> Path:
         # Keep the target's own basename (pypa/installer reads a wheel's name and version

@@ -21,14 +21,14 @@ import logging
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import DeviceError
 from ..paths import state_dir
 
-__all__ = ["record_status", "read_status", "clear_status", "status_dir"]
+__all__ = ["clear_status", "read_status", "record_status", "status_dir"]
 
 log = logging.getLogger(__name__)
 _BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
@@ -55,7 +55,7 @@ def record_status(bdf: str, **fields: Any) -> dict[str, Any]:
     rec = read_one(bdf) or {}
     rec.update(fields)
     rec["bdf"] = bdf
-    rec["updated"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rec["updated"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -73,7 +73,7 @@ class _Desc:
     def __init__(self, v: object) -> None:
         self.v = v
 
-    def __lt__(self, other: "_Desc") -> bool:
+    def __lt__(self, other: _Desc) -> bool:
         return bool(self.v > other.v)  # type: ignore[operator]
 
     def __eq__(self, other: object) -> bool:
