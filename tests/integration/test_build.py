@@ -299,3 +299,71 @@ def test_fail_native_library_outside_wheel(projects: dict[str, Path], tmp_path: 
             "acmec/_native.abi3.so)") in err
     assert ("hint: remove the library from `libraries=`/`extra_link_args`/`-l` in "
             f"{p / 'setup.py'} or native/build_ffi.py") in err
+
+
+# ------------------------------------------------------------------- deb checks that fail
+
+
+def _rebuild_deb(src: Path, tmp: Path, edit: object) -> Path:
+    """Unpack a built .deb with dpkg-deb -R, let `edit(root)` change it, pack it again."""
+    root = tmp / "root"
+    subprocess.run(["dpkg-deb", "-R", str(src), str(root)], check=True)
+    edit(root)  # type: ignore[operator]
+    out = tmp / src.name
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(out)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return out
+
+
+def _deb_check(deb: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert cli(["check", str(deb)]) == 1
+    return [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FAILED")]
+
+
+def test_check_deb_udev_rule_must_match_table(built: dict[str, tuple[Path, Path]],
+                                              tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(root: Path) -> None:
+        rule = root / "usr/lib/udev/rules.d/60-udriver-acme.rules"
+        rule.write_text(rule.read_text().replace("d00001041", "d0000104*"))
+        md5 = subprocess.run(["md5sum", "usr/lib/udev/rules.d/60-udriver-acme.rules"], cwd=root,
+                             capture_output=True, text=True, check=True).stdout
+        lines = [ln for ln in (root / "DEBIAN/md5sums").read_text().splitlines()
+                 if not ln.endswith("60-udriver-acme.rules")]
+        (root / "DEBIAN/md5sums").write_text("\n".join([*lines, md5.strip()]) + "\n")
+    failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
+    assert failed == [("FAILED udev-rule: /usr/lib/udev/rules.d/60-udriver-acme.rules does not "
+                      "have exactly one rule per pattern of the ID table")]
+
+
+def test_check_deb_modaliases_must_match_table(built: dict[str, tuple[Path, Path]],
+                                               tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(root: Path) -> None:
+        c = root / "DEBIAN/control"
+        c.write_text(c.read_text().replace("udriver(pci:v00001AF4d00001041",
+                                           "udriver(pci:v00001AF4d*"))
+    failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
+    assert failed == [("FAILED modaliases: `Modaliases: udriver(pci:v00001AF4d*sv*sd*bc*sc*i*)` "
+                      "does not match the ID table; expected "
+                      "`udriver(pci:v00001AF4d00001041sv*sd*bc*sc*i*)`")]
+
+
+def test_check_deb_md5sums_must_be_right(built: dict[str, tuple[Path, Path]], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def edit(root: Path) -> None:
+        (root / "usr/lib/udriver/drivers/acme/acme/__init__.py").write_text("# changed\n")
+    failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
+    assert failed == [("FAILED md5sums: DEBIAN/md5sums wrong or missing for "
+                      "['usr/lib/udriver/drivers/acme/acme/__init__.py']")]
+
+
+def test_check_strict_runs_lintian(built: dict[str, tuple[Path, Path]],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    _need("lintian")
+    _wheel, deb = built["acme"]
+    assert cli(["check", "--strict", str(deb)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lint = [ln for ln in out if "lintian" in ln]
+    assert len(lint) == 1 and lint[0].startswith("PASSED lintian (W: udriver-driver-acme: ")
+    assert out[-2] == "PASSED pyproject"
