@@ -53,6 +53,7 @@ class StubDevice:
     bdf = BDF
     is_open = True
     c_handle = ffi.NULL
+    _handle = ffi.NULL
 
 
 # -- addresses and sysfs ------------------------------------------------------------------

@@ -8,9 +8,11 @@ C code). Accesses are exactly the requested width and naturally aligned: PCIe de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._nativecall import check, ffi, lib
+from ..errors import DeviceError
 from ._errors import AccessError
 
 if TYPE_CHECKING:
@@ -19,6 +21,45 @@ if TYPE_CHECKING:
 __all__ = ["Region", "ConfigSpace"]
 
 _WIDTHS = (1, 2, 4, 8)
+
+
+def _make_read(width: int) -> Callable[["Region", int], int]:
+    cfunc = getattr(lib, f"ud_api_bar_read{width * 8}")
+    mask = width - 1
+
+    def read(self: "Region", offset: int) -> int:
+        """Read a little-endian register of this width at `offset` (see `read`)."""
+        if offset.__class__ is not int or offset < 0 or offset > self.size - width or offset & mask:
+            self._check(offset, width)
+            offset = int(offset)
+        out = self._out[width]
+        ret = cfunc(self._device._handle, self.index, offset, out)
+        if ret:
+            self._fail(ret, f"read BAR{self.index}+{offset:#x}")
+        return int(out[0])
+
+    read.__name__ = f"read{width * 8}"
+    return read
+
+
+def _make_write(width: int) -> Callable[["Region", int, int], None]:
+    cfunc = getattr(lib, f"ud_api_bar_write{width * 8}")
+    mask = width - 1
+    limit = 1 << (8 * width)
+
+    def write(self: "Region", offset: int, value: int) -> None:
+        """Write a register of this width at `offset` (see `write`)."""
+        if offset.__class__ is not int or offset < 0 or offset > self.size - width or offset & mask:
+            self._check(offset, width)
+            offset = int(offset)
+        if value.__class__ is not int or not 0 <= value < limit:
+            raise AccessError(f"BAR{self.index}: value {value!r} does not fit in {width} bytes")
+        ret = cfunc(self._device._handle, self.index, offset, value)
+        if ret:
+            self._fail(ret, f"write BAR{self.index}+{offset:#x}")
+
+    write.__name__ = f"write{width * 8}"
+    return write
 
 
 class Region:
@@ -32,11 +73,8 @@ class Region:
         """Size in bytes."""
         self.flags = flags
         """UDRIVER_REGION_* bits."""
+        # One result cell per width. A Region is used from one thread (its event loop).
         self._out = {w: ffi.new(f"uint{w * 8}_t *") for w in _WIDTHS}
-        self._read = {1: lib.ud_api_bar_read8, 2: lib.ud_api_bar_read16,
-                      4: lib.ud_api_bar_read32, 8: lib.ud_api_bar_read64}
-        self._write = {1: lib.ud_api_bar_write8, 2: lib.ud_api_bar_write16,
-                       4: lib.ud_api_bar_write32, 8: lib.ud_api_bar_write64}
 
     def __repr__(self) -> str:
         return f"<Region BAR{self.index} size={self.size:#x}>"
@@ -51,6 +89,11 @@ class Region:
             raise AccessError(f"BAR{self.index}: {width}-byte access at {offset:#x} is misaligned "
                               f"(offset must be a multiple of {width})")
 
+    def _fail(self, ret: int, what: str) -> None:
+        if not self._device.is_open:
+            raise DeviceError(f"device {self._device.bdf} is closed")
+        check(ret, what)
+
     def read(self, offset: int, width: int) -> int:
         """Read `width` bytes (1, 2, 4 or 8) at `offset`.
 
@@ -60,10 +103,7 @@ class Region:
             NativeError: the kernel refused the access.
         """
         self._check(offset, width)
-        out = self._out[width]
-        check(self._read[width](self._device.c_handle, self.index, offset, out),
-              f"read BAR{self.index}+{offset:#x}")
-        return int(out[0])
+        return _READ[width](self, offset)
 
     def write(self, offset: int, width: int, value: int) -> None:
         """Write `value` as `width` bytes at `offset`.
@@ -74,34 +114,22 @@ class Region:
             NativeError: the kernel refused the access.
         """
         self._check(offset, width)
-        if not isinstance(value, int) or not 0 <= value < 1 << (8 * width):
-            raise AccessError(f"BAR{self.index}: value {value!r} does not fit in {width} bytes")
-        check(self._write[width](self._device.c_handle, self.index, offset, value),
-              f"write BAR{self.index}+{offset:#x}")
+        _WRITE[width](self, offset, value)
 
-    def read8(self, offset: int) -> int:
-        return self.read(offset, 1)
+    # The fixed-width accessors are the interrupt hot path: one fast test, then C. Any
+    # failure takes the slow path, which raises the precise error.
+    read8 = _make_read(1)
+    read16 = _make_read(2)
+    read32 = _make_read(4)
+    read64 = _make_read(8)
+    write8 = _make_write(1)
+    write16 = _make_write(2)
+    write32 = _make_write(4)
+    write64 = _make_write(8)
 
-    def read16(self, offset: int) -> int:
-        return self.read(offset, 2)
 
-    def read32(self, offset: int) -> int:
-        return self.read(offset, 4)
-
-    def read64(self, offset: int) -> int:
-        return self.read(offset, 8)
-
-    def write8(self, offset: int, value: int) -> None:
-        self.write(offset, 1, value)
-
-    def write16(self, offset: int, value: int) -> None:
-        self.write(offset, 2, value)
-
-    def write32(self, offset: int, value: int) -> None:
-        self.write(offset, 4, value)
-
-    def write64(self, offset: int, value: int) -> None:
-        self.write(offset, 8, value)
+_READ = {1: Region.read8, 2: Region.read16, 4: Region.read32, 8: Region.read64}
+_WRITE = {1: Region.write8, 2: Region.write16, 4: Region.write32, 8: Region.write64}
 
 
 class ConfigSpace:
