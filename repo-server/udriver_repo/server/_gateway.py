@@ -15,6 +15,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from udriver.errors import UdriverError
+
 __all__ = ["RepoGateway", "RepositoryLike", "VendorView"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 
 class RepositoryLike(Protocol):
@@ -126,5 +130,17 @@ class RepoGateway:
         return await self._run(locked)
 
     def close(self) -> None:
-        """Wait for running calls to finish, then stop the worker threads."""
+        """Wait for running calls to finish, stop the worker threads, then stop the
+        repository's gpg-agent (started on demand by the apt-view signing of a publish),
+        so that the service leaves no daemon behind."""
         self._pool.shutdown(wait=True)
+        try:
+            self._with_repo(_stop_agent)
+        except UdriverError as e:
+            _log.warning("cannot stop the repository's gpg-agent: %s", e)
+
+
+def _stop_agent(repo: RepositoryLike) -> None:
+    stop = getattr(repo, "stop_agent", None)
+    if callable(stop):
+        stop()
