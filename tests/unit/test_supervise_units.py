@@ -82,7 +82,8 @@ def test_rules_for_installed_drivers_most_specific_last() -> None:
         'ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d000011E8sv*sd*bc*sc*i*", '
         'ENV{UDRIVER_DRIVER}="edu"',
         'ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}=="?*", '
-        'RUN+="/usr/bin/udriver autobind --action add --driver $env{UDRIVER_DRIVER} $kernel"',
+        'RUN+="/usr/bin/setsid -f /usr/bin/udriver autobind --worker --action add '
+        '--driver $env{UDRIVER_DRIVER} $kernel"',
         'ACTION=="remove", SUBSYSTEM=="pci", TEST=="/var/lib/udriver/status/$kernel.json", '
         'RUN+="/usr/bin/udriver autobind --action remove $kernel"',
     ]
@@ -92,7 +93,8 @@ def test_catch_all_rule_only_with_auto_install() -> None:
     on = render_rules([EDU], auto_install=True, command=CMD, state_dir=Path("/s"))
     off = render_rules([EDU], auto_install=False, command=CMD, state_dir=Path("/s"))
     catch_all = ('ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}!="?*", '
-                 'RUN+="/usr/bin/udriver autobind --action add $kernel"')
+                 'RUN+="/usr/bin/setsid -f /usr/bin/udriver autobind --worker --action add '
+                 '$kernel"')
     assert catch_all in on.splitlines() and catch_all not in off
 
 

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--foreground", action="store_true",
                    help="do the work now instead of in a detached worker (udev kills slow "
                         "RUN programs, so it detaches by default)")
+    p.add_argument("--worker", action="store_true",
+                   help="like --foreground, with output appended to <run>/log/<BDF>.log (udev "
+                        "rules start it through `setsid -f`)")
     p.add_argument("--update-rules", action="store_true",
                    help="regenerate the udev rules for the installed drivers and exit")
     p.add_argument("--rules-file", type=Path, metavar="PATH",
@@ -36,7 +39,10 @@ def main(args: argparse.Namespace) -> int:
         raise DeviceError("no device given: `udriver autobind [--driver NAME] BDF`")
     if args.action == "remove":
         return _autobind.remove_device(args.bdf)
-    if not args.foreground:
+    _autobind.ensure_path()
+    if args.worker:
+        _autobind.redirect_output(args.bdf)
+    elif not args.foreground:
         pid = _autobind.detach_add(args.bdf, args.driver)
         print(f"{args.bdf}: autobind worker {pid}, log {_autobind.log_path(args.bdf)}")
         return 0

@@ -39,7 +39,7 @@ from ..modalias import Modalias
 from . import _status
 from ._udev import installed_manifests, write_rules
 
-__all__ = ["systemd_running", "unit_name", "detach_add", "add_device", "remove_device",
+__all__ = ["ensure_path", "redirect_output", "systemd_running", "unit_name", "detach_add", "add_device", "remove_device",
            "find_installed", "log_path"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,31 @@ def unit_name(bdf: str) -> str:
 
 def log_path(bdf: str) -> Path:
     return paths.run_dir() / "log" / f"{_status.check_bdf(bdf)}.log"
+
+
+_SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def ensure_path() -> None:
+    """udev runs RUN programs with a minimal environment: make sure PATH reaches
+    modprobe and systemctl (in /sbin, /usr/sbin)."""
+    have = [p for p in os.environ.get("PATH", "").split(":") if p]
+    os.environ["PATH"] = ":".join(have + [p for p in _SYSTEM_PATH if p not in have])
+
+
+def redirect_output(bdf: str) -> None:
+    """Append stdout and stderr (ours and the driver's) to the device's log file."""
+    logf = log_path(bdf)
+    logf.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(logf, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
 
 
 def _self_command() -> list[str]:

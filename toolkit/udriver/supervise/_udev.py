@@ -9,12 +9,14 @@ earlier one, so patterns are written least specific first and the most specific 
        ENV{UDRIVER_DRIVER}="edu"
 2. one RUN for the devices that matched:
        ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}=="?*",
-       RUN+="... autobind --action add --driver $env{UDRIVER_DRIVER} $kernel"
+       RUN+="/usr/bin/setsid -f ... autobind --worker --action add --driver $env{UDRIVER_DRIVER} $kernel"
 3. when a configured repository has auto-install enabled, a catch-all for PCI devices no
    installed driver claims: `ENV{UDRIVER_DRIVER}!="?*"` ... `autobind --action add $kernel`;
 4. on `remove`, for devices udriver keeps a status record for, `autobind --action remove`.
 
-RUN programs must be quick (udev kills long ones): `udriver autobind` detaches its work.
+RUN programs must be quick (udev kills long ones, and Python takes a while to start on a
+busy machine), so `add` runs the autobind worker through `setsid -f` (util-linux: fork into
+a new session and return at once); its output goes to `<run>/log/<bdf>.log`.
 udev passes RUN programs a minimal environment, so UDRIVER_* overrides present when the
 rules are rendered are written into the command (`/usr/bin/env VAR=value ...`).
 
@@ -41,6 +43,9 @@ __all__ = ["render_rules", "write_rules", "installed_manifests", "rules_path",
            "autobind_command", "DEB_MANIFEST_DIR"]
 
 log = logging.getLogger(__name__)
+
+SETSID = "/usr/bin/setsid"
+"""util-linux setsid(1); `-f` forks so that udev's RUN returns immediately."""
 
 DEB_MANIFEST_DIR = Path("/usr/share/udriver/drivers")
 """Where a driver .deb puts its `udriver.json` (as `<driver>.json`)."""
@@ -87,6 +92,7 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
         state_dir: where status records live (`<state>/status/<bdf>.json`), for rule 4.
     """
     lines = [_HEADER]
+    detached = f"{SETSID} -f {command} --worker"
     entries = sorted(((p.specificity, str(p), m.driver, f"{m.package} {m.version}")
                       for m in manifests for p in m.patterns))
     if entries:
@@ -97,11 +103,11 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
                      f'ENV{{UDRIVER_DRIVER}}="{driver}"\n')
     lines.append("# 2. hand a matched device to its driver\n")
     lines.append(f'ACTION=="add", SUBSYSTEM=="pci", ENV{{UDRIVER_DRIVER}}=="?*", '
-                 f'RUN+="{command} --action add --driver $env{{UDRIVER_DRIVER}} $kernel"\n')
+                 f'RUN+="{detached} --action add --driver $env{{UDRIVER_DRIVER}} $kernel"\n')
     if auto_install:
         lines.append("# 3. auto-install is enabled: look up devices no installed driver claims\n")
         lines.append(f'ACTION=="add", SUBSYSTEM=="pci", ENV{{UDRIVER_DRIVER}}!="?*", '
-                     f'RUN+="{command} --action add $kernel"\n')
+                     f'RUN+="{detached} --action add $kernel"\n')
     status = _safe(str(state_dir / "status"), "the state directory")
     lines.append("# 4. stop the driver of a removed device and forget it\n")
     lines.append(f'ACTION=="remove", SUBSYSTEM=="pci", TEST=="{status}/$kernel.json", '
