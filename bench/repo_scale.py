@@ -36,9 +36,9 @@ from tuf.ngclient import Updater
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "repo")]
 
-from _factory import make_driver  # noqa: E402  (tests/repo test factory)
-from repo_synthetic import flat_targets_size, generate, vendor_id  # noqa: E402
-from udriver_repo._verify import FileFetcher  # noqa: E402
+from _factory import make_driver
+from repo_synthetic import flat_targets_size, generate, vendor_id
+from udriver_repo._verify import FileFetcher
 
 CLIENT_VENDORS = [0, 199, 398, 597, 796]  # each has drivers at every N >= 1000
 
@@ -80,8 +80,7 @@ def publish_latency(repo, work: Path, runs: int, deb: bool) -> list[float]:  # t
         vid = vendor_id(i)
         _, files = make_driver(work / f"p{r}{deb}", f"udriver-bench{r}{'d' if deb else ''}",
                                "1.0.0", f"bench{r}{'d' if deb else ''}",
-                               (f"pci:v0000{vid:04X}d0000{0xF000 + r + (100 if deb else 0):04X}"
-                                "sv*sd*bc*sc*i*",), deb=deb)
+                               (f"pci:v0000{vid:04X}d0000{0xF000 + r + (100 if deb else 0):04X}sv*sd*bc*sc*i*",), deb=deb)
         t = time.perf_counter()
         res = repo.publish(files, vendor=f"v{i:04d}")
         out.append(time.perf_counter() - t)

@@ -30,13 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
-
 from udriver_repo import Repository
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
 
-__all__ = ["generate", "vendor_id", "flat_targets_size"]
+__all__ = ["flat_targets_size", "generate", "vendor_id"]
 
 WHEEL_SIZE = 24_000  # a typical pure-Python driver wheel
 

@@ -16,12 +16,12 @@ from ._repository import Repository
 from ._types import PublishedDriver, PublishResult, Vendor, VerifyReport
 
 __all__ = [
-    "Repository",
-    "Vendor",
+    "AuthError",
+    "ConflictError",
     "PublishResult",
     "PublishedDriver",
-    "VerifyReport",
+    "Repository",
     "ScopeError",
-    "ConflictError",
-    "AuthError",
+    "Vendor",
+    "VerifyReport",
 ]

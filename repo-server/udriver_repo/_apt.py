@@ -21,7 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import lzma
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -31,8 +31,15 @@ from udriver.errors import RepositoryError
 from ._fsio import write_atomic, write_new
 from ._gpg import Gpg
 
-__all__ = ["AptView", "deb_stanza", "parse_packages", "release_packages_sha", "SUITE",
-           "COMPONENT", "ARCH"]
+__all__ = [
+    "ARCH",
+    "COMPONENT",
+    "SUITE",
+    "AptView",
+    "deb_stanza",
+    "parse_packages",
+    "release_packages_sha",
+]
 
 SUITE = "stable"
 COMPONENT = "main"
@@ -57,7 +64,7 @@ def deb_stanza(control: dict[str, str], filename: str, data: bytes) -> str:
     keys = [k for k in _ORDER if k in fields] + sorted(k for k in fields if k not in _ORDER)
     out = [_fmt_field(k, fields[k]) for k in keys]
     out += [f"Filename: {filename}", f"Size: {len(data)}",
-            f"MD5sum: {hashlib.md5(data).hexdigest()}",  # noqa: S324 - format requires it
+            f"MD5sum: {hashlib.md5(data).hexdigest()}",
             f"SHA256: {hashlib.sha256(data).hexdigest()}"]
     return "\n".join(out)
 
@@ -151,7 +158,7 @@ class AptView:
             write_new(idx_dir / "by-hash" / "SHA256" / hashlib.sha256(data).hexdigest(), data)
         for name, data in files.items():
             write_atomic(idx_dir / name, data)
-        release = self._release(files, now or datetime.now(timezone.utc)).encode()
+        release = self._release(files, now or datetime.now(UTC)).encode()
         write_atomic(self.dists / "Release", release)
         write_atomic(self.dists / "Release.gpg", self.gpg.detach_sign(release))
         write_atomic(self.dists / "InRelease", self.gpg.clearsign(release))
@@ -162,7 +169,7 @@ class AptView:
             "Label: udriver",
             f"Suite: {SUITE}",
             f"Codename: {SUITE}",
-            f"Date: {format_datetime(now.astimezone(timezone.utc), usegmt=True)}",
+            f"Date: {format_datetime(now.astimezone(UTC), usegmt=True)}",
             f"Architectures: {ARCH}",
             f"Components: {COMPONENT}",
             "Acquire-By-Hash: yes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from udriver.errors import RepositoryError
 
-__all__ = ["ScopeError", "ConflictError", "AuthError"]
+__all__ = ["AuthError", "ConflictError", "ScopeError"]
 
 
 class ScopeError(RepositoryError):

@@ -20,10 +20,11 @@ import signal
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from udriver.errors import RepositoryError
 
-__all__ = ["step", "write_atomic", "write_new", "fsync_dir", "RepoLock", "CRASH_ENV", "STEP_LOG_ENV"]
+__all__ = ["CRASH_ENV", "STEP_LOG_ENV", "RepoLock", "fsync_dir", "step", "write_atomic", "write_new"]
 
 CRASH_ENV = "UDRIVER_REPO_CRASH_AFTER"
 STEP_LOG_ENV = "UDRIVER_REPO_STEP_LOG"
@@ -104,7 +105,7 @@ class RepoLock:
         self._path = repo / "lock"
         self._fd = -1
 
-    def __enter__(self) -> "RepoLock":
+    def __enter__(self) -> Self:
         try:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:

@@ -18,7 +18,7 @@ from udriver.errors import RepositoryError
 
 from ._errors import ConflictError
 
-__all__ = ["encode_index", "decode_index", "merge_entry", "FORMAT"]
+__all__ = ["FORMAT", "decode_index", "encode_index", "merge_entry"]
 
 FORMAT = 1
 

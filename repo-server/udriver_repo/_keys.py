@@ -55,7 +55,7 @@ class NaclSigner(Signer):
 
     @classmethod
     def from_priv_key_uri(cls, priv_key_uri: str, public_key: Key,
-                          secrets_handler: SecretsHandler | None = None) -> "NaclSigner":
+                          secrets_handler: SecretsHandler | None = None) -> NaclSigner:
         """`nacl:/path/to/file.key` -> signer (the public key must match).
 
         Raises:
@@ -76,7 +76,7 @@ def generate_key(path: Path) -> NaclSigner:
     Raises:
         RepositoryError: the file exists or cannot be written.
     """
-    seed = bytes(nacl.signing.SigningKey.generate()._seed)  # noqa: SLF001 - PyNaCl keeps it private
+    seed = bytes(nacl.signing.SigningKey.generate()._seed)
     data = json.dumps({"keytype": "ed25519", "seed": seed.hex()}).encode() + b"\n"
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:

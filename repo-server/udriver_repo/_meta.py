@@ -27,7 +27,7 @@ Commit protocol (what makes a publish atomic and crash-safe):
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from securesystemslib.signer import Signer
@@ -48,8 +48,19 @@ from udriver.errors import RepositoryError
 from ._fsio import write_atomic
 from ._keys import NaclSigner, generate_key, load_key
 
-__all__ = ["Keyring", "Transaction", "EXPIRY_DEFAULTS", "BINS", "bin_of", "vendor_role",
-           "bin_paths", "vendor_paths", "CLASS_ROLE", "SERIALIZER", "expiry_kind"]
+__all__ = [
+    "BINS",
+    "CLASS_ROLE",
+    "EXPIRY_DEFAULTS",
+    "SERIALIZER",
+    "Keyring",
+    "Transaction",
+    "bin_of",
+    "bin_paths",
+    "expiry_kind",
+    "vendor_paths",
+    "vendor_role",
+]
 
 EXPIRY_DEFAULTS: dict[str, timedelta] = {
     "root": timedelta(days=365),
@@ -92,7 +103,7 @@ def expiry_kind(role: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class Keyring:
@@ -139,7 +150,7 @@ class Transaction:
             self.timestamp = Metadata[Timestamp].from_file(str(metadata_dir / "timestamp.json"))
             sv = self.timestamp.signed.snapshot_meta.version
             self.snapshot = Metadata[Snapshot].from_file(str(metadata_dir / f"{sv}.snapshot.json"))
-        except Exception as e:  # noqa: BLE001 - python-tuf raises several types
+        except Exception as e:
             raise RepositoryError(f"cannot read committed metadata in {metadata_dir}: {e}") from e
         self._loaded: dict[str, Metadata[Targets]] = {}
         self.staged: dict[str, Metadata[Targets]] = {}
@@ -166,7 +177,7 @@ class Transaction:
             path = self.dir / f"{v}.{role}.json"
             try:
                 self._loaded[role] = Metadata[Targets].from_file(str(path))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise RepositoryError(f"cannot read {path}: {e}") from e
         return self._loaded[role]
 
@@ -225,7 +236,7 @@ def load_root(metadata_dir: Path) -> Metadata[Root]:
         n += 1
     try:
         return Metadata[Root].from_file(str(metadata_dir / f"{n}.root.json"))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise RepositoryError(f"cannot read root metadata {n}.root.json: {e}") from e
 
 

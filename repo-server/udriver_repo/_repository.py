@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tuf.api.metadata import (Delegations, Metadata, MetaFile, Root, Snapshot, TargetFile,
-                              Targets, Timestamp)
+from tuf.api.metadata import (
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 
 from udriver.errors import PackageError, RepositoryError
 
@@ -32,9 +38,22 @@ from ._errors import AuthError, ConflictError
 from ._fsio import RepoLock, write_atomic, write_new
 from ._gpg import Gpg
 from ._index import decode_index, encode_index, merge_entry
-from ._meta import (BINS, CLASS_ROLE, EXPIRY_DEFAULTS, SERIALIZER, Keyring, Transaction,
-                    bin_of, bin_paths, delegated, expiry_from_config, load_root, make_bin,
-                    read_config, vendor_paths, vendor_role)
+from ._meta import (
+    BINS,
+    CLASS_ROLE,
+    EXPIRY_DEFAULTS,
+    SERIALIZER,
+    Keyring,
+    Transaction,
+    bin_of,
+    bin_paths,
+    delegated,
+    expiry_from_config,
+    make_bin,
+    read_config,
+    vendor_paths,
+    vendor_role,
+)
 from ._rotation import RotationMixin
 from ._scope import CLASS_INDEX, check_scope, index_names
 from ._state import NAME_RE, State
@@ -47,7 +66,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class Repository(RotationMixin):
@@ -69,7 +88,7 @@ class Repository(RotationMixin):
     @classmethod
     def init(cls, path: Path | str, root_threshold: int = 1,
              expiry: dict[str, timedelta] | None = None,
-             root_key_dir: Path | str | None = None, root_keys: int | None = None) -> "Repository":
+             root_key_dir: Path | str | None = None, root_keys: int | None = None) -> Repository:
         """Create keys, top-level roles, bins and the apt key in a new directory.
 
         Args:
@@ -164,7 +183,7 @@ class Repository(RotationMixin):
         return self
 
     @classmethod
-    def open(cls, path: Path | str) -> "Repository":
+    def open(cls, path: Path | str) -> Repository:
         """Open an existing repository.
 
         Raises:
@@ -399,7 +418,7 @@ class Repository(RotationMixin):
         try:
             data = p.read_bytes()
             tf.verify_length_and_hashes(data)
-        except Exception as e:  # noqa: BLE001 - OSError or LengthOrHashMismatchError
+        except Exception as e:
             raise RepositoryError(f"committed index {path} is missing or corrupt ({p}): {e}") from e
         return decode_index(data, name)
 

@@ -19,7 +19,7 @@ import copy
 import json
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,13 +29,22 @@ from udriver.errors import RepositoryError
 
 from ._fsio import RepoLock, write_atomic
 from ._keys import NaclSigner, generate_key, load_key
-from ._meta import (BINS, CLASS_ROLE, SERIALIZER, Keyring, Transaction, bin_of, expiry_kind,
-                    load_root, vendor_role)
+from ._meta import (
+    BINS,
+    CLASS_ROLE,
+    SERIALIZER,
+    Keyring,
+    Transaction,
+    bin_of,
+    expiry_kind,
+    load_root,
+    vendor_role,
+)
 
 if TYPE_CHECKING:
     from ._state import State
 
-__all__ = ["RotationMixin", "TOP_LEVEL"]
+__all__ = ["TOP_LEVEL", "RotationMixin"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +52,7 @@ TOP_LEVEL = ("root", "targets", "snapshot", "timestamp")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class RotationMixin:
@@ -54,7 +63,7 @@ class RotationMixin:
     metadata_dir: Path
     keys: Keyring
     expiry: dict[str, timedelta]
-    state: "State"
+    state: State
     config: dict[str, object]
 
     # ------------------------------------------------------------------ refresh
@@ -114,7 +123,7 @@ class RotationMixin:
             elif role in ("bins", CLASS_ROLE):
                 self._rotate_delegating(role)
             else:
-                name = role[len("vendor-"):] if role.startswith("vendor-") else role
+                name = role.removeprefix("vendor-")
                 if self.state.vendor(name) is None:
                     raise RepositoryError(
                         f"unknown role {role!r}: expected one of {', '.join(TOP_LEVEL)}, "

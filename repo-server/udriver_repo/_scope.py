@@ -18,7 +18,7 @@ from udriver.modalias import Pattern, parse_pattern
 from ._errors import ScopeError
 from ._types import Vendor
 
-__all__ = ["check_scope", "scope_problems", "index_names", "CLASS_INDEX"]
+__all__ = ["CLASS_INDEX", "check_scope", "index_names", "scope_problems"]
 
 CLASS_INDEX = "class"
 

@@ -17,14 +17,14 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from udriver.errors import RepositoryError
 
 from ._types import Vendor
 
-__all__ = ["State", "NAME_RE"]
+__all__ = ["NAME_RE", "State"]
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS audit (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class State:
@@ -128,7 +128,7 @@ class State:
         with self._db() as con:
             con.execute("BEGIN IMMEDIATE")
             for table in ("tokens", "pci_vendors"):
-                con.execute(f"DELETE FROM {table} WHERE vendor=?", (name,))  # noqa: S608
+                con.execute(f"DELETE FROM {table} WHERE vendor=?", (name,))
             con.execute("DELETE FROM vendors WHERE name=?", (name,))
             con.execute("COMMIT")
 
@@ -197,6 +197,6 @@ class State:
     def audit_log(self, limit: int = 100) -> list[tuple[int, str, str, str, str]]:
         """Newest first: (id, time, actor, action, detail)."""
         with self._db() as con:
-            return [tuple(r) for r in con.execute(  # type: ignore[misc]
+            return [tuple(r) for r in con.execute(
                 "SELECT id, time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
                 (limit,))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Vendor", "PublishedDriver", "PublishResult", "VerifyReport"]
+__all__ = ["PublishResult", "PublishedDriver", "Vendor", "VerifyReport"]
 
 
 @dataclass(frozen=True)

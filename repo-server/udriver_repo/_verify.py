@@ -29,10 +29,9 @@ from tuf.ngclient.fetcher import FetcherInterface
 from ._apt import parse_packages, release_packages_sha
 from ._index import decode_index
 from ._meta import BINS
-
 from ._types import VerifyReport
 
-__all__ = ["verify_tree", "FileFetcher"]
+__all__ = ["FileFetcher", "verify_tree"]
 
 
 class FileFetcher(FetcherInterface):

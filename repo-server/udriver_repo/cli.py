@@ -22,7 +22,7 @@ from udriver.errors import RepositoryError, UdriverError
 from ._meta import EXPIRY_DEFAULTS
 from ._repository import Repository
 
-__all__ = ["main", "run", "build_parser"]
+__all__ = ["build_parser", "main", "run"]
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from udriver.manifest import DriverManifest
 
-__all__ = ["make_manifest", "make_wheel", "make_deb", "make_driver"]
+__all__ = ["make_deb", "make_driver", "make_manifest", "make_wheel"]
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 

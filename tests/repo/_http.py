@@ -6,13 +6,13 @@ import functools
 import http.server
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["TreeServer"]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -31,7 +31,7 @@ class TreeServer:
         self._httpd.server_close()
         self._thread.join(10)
 
-    def __enter__(self) -> "TreeServer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

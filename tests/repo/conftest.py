@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from _factory import make_driver
 from _http import TreeServer
 

@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _http import TreeServer
 
 from _chroot import need_tools, run_in_chroot, unpack_chroot
-from _http import TreeServer
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from udriver_repo import Repository
 from udriver_repo.cli import main
 
@@ -56,7 +55,7 @@ def test_vendor_add_list_revoke(repo, capsys):
     assert _run(capsys, "vendor", "revoke", "newco", "--repo", r) == \
         (0, "vendor newco revoked\n", "")
     code, out, _ = _run(capsys, "vendor", "list", "--json", "--repo", r)
-    newco = [v for v in json.loads(out) if v["name"] == "newco"][0]
+    newco = next(v for v in json.loads(out) if v["name"] == "newco")
     assert newco["revoked"] is True and newco["pci_vendors"] == ["10ec", "14e4"]
 
 

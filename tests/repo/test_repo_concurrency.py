@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from _factory import make_driver
 from udriver_repo import Repository
 from udriver_repo._meta import Transaction

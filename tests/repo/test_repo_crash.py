@@ -22,11 +22,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tuf.ngclient import Updater
-
 from _factory import make_driver
-from udriver_repo import Repository
-from udriver_repo import _fsio
+from tuf.ngclient import Updater
+from udriver_repo import Repository, _fsio
 from udriver_repo._apt import parse_packages, release_packages_sha
 from udriver_repo._verify import FileFetcher
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import TargetFile
-
 from udriver_repo._meta import Transaction
 
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from tuf.api import exceptions as tuf_exc
-
 from udriver_repo import Repository
 from udriver_repo.cli import main
 

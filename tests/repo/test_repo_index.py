@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from udriver.errors import RepositoryError
 from udriver_repo import ConflictError
 from udriver_repo._index import decode_index, encode_index, merge_entry
+
+from udriver.errors import RepositoryError
 
 
 def _e(version="0.1.0", files=None, mods=("pci:v00001234d000011E8sv*sd*bc*sc*i*",)):

@@ -8,9 +8,9 @@ import stat
 import pytest
 from securesystemslib.exceptions import UnverifiedSignatureError
 from tuf.api.metadata import Metadata, Targets
+from udriver_repo._keys import NaclSigner, generate_key, load_key
 
 from udriver.errors import RepositoryError
-from udriver_repo._keys import NaclSigner, generate_key, load_key
 
 
 def test_generated_key_file_is_0600_in_a_0700_dir(tmp_path):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from udriver.errors import RepositoryError
 from udriver_repo import Repository
 from udriver_repo.cli import main
+
+from udriver.errors import RepositoryError
 
 
 def _fetch_edu(up) -> None:

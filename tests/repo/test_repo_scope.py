@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from udriver_repo import ScopeError, Vendor
 from udriver_repo._scope import check_scope, index_names, scope_problems
 
@@ -59,8 +58,8 @@ def test_every_problem_is_listed():
 def test_subsystem_vendor_does_not_count_as_ownership():
     # vendor `*` with a subvendor pin is still class-wide: the device vendor is unpinned.
     assert scope_problems(ACME, ["pci:v*d*sv00001AF4sd*bc*sc*i*"]) == [
-        "class-wide pattern 'pci:v*d*sv00001AF4sd*bc*sc*i*' needs a class grant, which "
-        "vendor 'acme' does not have"]
+        ("class-wide pattern 'pci:v*d*sv00001AF4sd*bc*sc*i*' needs a class grant, which "
+         "vendor 'acme' does not have")]
 
 
 @pytest.mark.parametrize("patterns,want", [
