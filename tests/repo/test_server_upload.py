@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import socket
 import sqlite3
@@ -46,12 +47,28 @@ def _tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _repo_files(repo: Path) -> dict[str, str]:
+    """Every file of REPO except the ones a rejected upload may touch: state.db (the audit
+    row), staging/ (checked empty separately) and the GnuPG home (agent sockets)."""
+    out = {}
+    for top, dirs, files in os.walk(repo):
+        rel = Path(top).relative_to(repo)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in ("staging", "gnupg")]
+        for f in files:
+            if rel == Path(".") and f.startswith("state.db"):
+                continue
+            out[str(rel / f)] = hashlib.sha256((Path(top) / f).read_bytes()).hexdigest()
+    return out
+
+
 @pytest.fixture
 def check(env: dict[str, object]) -> Iterator[dict[str, object]]:
     """Snapshot the public tree; after the test: staging empty, server serving."""
     path = env["path"]
     assert isinstance(path, Path)
     before = _tree(path / "public")
+    everything = _repo_files(path)
     state: dict[str, object] = {"before": before}
     yield state
     assert list((path / "staging").iterdir()) == []
@@ -59,6 +76,8 @@ def check(env: dict[str, object]) -> Iterator[dict[str, object]]:
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     if state.get("expect_unchanged", True):
         assert _tree(path / "public") == state["before"], "a rejected upload changed the tree"
+        if state["before"] is before:
+            assert _repo_files(path) == everything, "a rejected upload wrote outside staging"
 
 
 def _put(env: dict[str, object], file: Path, token: str | None = "qemu",
