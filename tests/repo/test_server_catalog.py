@@ -154,3 +154,24 @@ def test_audit_write_failure_is_logged_not_raised(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         log.record(action="upload", status=201, result="published")
     assert "audit log write failed" in caplog.text
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_config_from_env():
+    from udriver_repo.server import ServerConfig
+    cfg = ServerConfig.from_env({"UDRIVER_REPO_MAX_UPLOAD": "1048576",
+                                 "UDRIVER_REPO_SHUTDOWN_TIMEOUT": "2.5",
+                                 "UDRIVER_REPO_PCI_IDS": "/x/pci.ids"})
+    assert (cfg.max_upload_bytes, cfg.shutdown_timeout, cfg.workers, cfg.pci_ids) == \
+        (1048576, 2.5, 4, Path("/x/pci.ids"))
+    assert ServerConfig.from_env({}) == ServerConfig()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "1.5"])
+def test_config_from_env_rejects_bad_numbers(value):
+    from udriver.errors import ConfigError
+    from udriver_repo.server import ServerConfig
+    with pytest.raises(ConfigError, match="`UDRIVER_REPO_MAX_UPLOAD` must be a positive int"):
+        ServerConfig.from_env({"UDRIVER_REPO_MAX_UPLOAD": value})

@@ -209,11 +209,18 @@ def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,
     (docs/serving.md). Returns normally after a graceful shutdown (see the module
     docstring for the order of operations).
 
+    Args:
+        repo_path: the repository directory REPO.
+        host: address to bind (loopback by default).
+        port: TCP port.
+        config: limits and timeouts; None reads `ServerConfig.from_env()`.
+
     Raises:
         RepositoryError: REPO is not a repository.
+        ConfigError: a `UDRIVER_REPO_*` variable is invalid.
         OSError: the address cannot be bound.
     """
-    config = config or ServerConfig()
+    config = config or ServerConfig.from_env()
     app = create_app(repo_path, config)
     asyncio.run(_run(app, host, port, config))
     _log.info("server stopped")

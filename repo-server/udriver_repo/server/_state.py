@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from udriver.errors import ConfigError
 
 if TYPE_CHECKING:
     from ._audit import AuditLog
@@ -31,6 +35,34 @@ class ServerConfig:
     """Worker threads for blocking repository calls."""
     pci_ids: Path | None = None
     """pci.ids file for device names on the web page; None looks in the usual places."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
+        """Defaults overridden by `UDRIVER_REPO_MAX_UPLOAD` (bytes),
+        `UDRIVER_REPO_SHUTDOWN_TIMEOUT` (seconds), `UDRIVER_REPO_WORKERS` and
+        `UDRIVER_REPO_PCI_IDS` (a path); `serve()` uses this when given no config.
+
+        Raises:
+            ConfigError: a variable is set to something that is not a positive number.
+        """
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, object] = {}
+        for var, field, kind in (("UDRIVER_REPO_MAX_UPLOAD", "max_upload_bytes", int),
+                                 ("UDRIVER_REPO_SHUTDOWN_TIMEOUT", "shutdown_timeout", float),
+                                 ("UDRIVER_REPO_WORKERS", "workers", int)):
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = kind(raw)
+            except ValueError:
+                value = 0
+            if value <= 0:
+                raise ConfigError(f"`{var}` must be a positive {kind.__name__}, got {raw!r}")
+            kwargs[field] = value
+        if env.get("UDRIVER_REPO_PCI_IDS"):
+            kwargs["pci_ids"] = Path(env["UDRIVER_REPO_PCI_IDS"])
+        return cls(**kwargs)  # type: ignore[arg-type]
 
 
 @dataclass
