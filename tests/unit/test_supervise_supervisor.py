@@ -204,3 +204,20 @@ def test_removed_device_leaves_no_status_record() -> None:
     threading.Timer(0.05, sup.request_stop).start()
     assert sup.run().state == "stopped"
     assert not _status.status_path(BDF).exists()
+
+
+def test_hot_unplug_stop_waits_for_removal_then_forgets_device() -> None:
+    from udriver.supervise._supervisor import REMOVED
+    clock = FakeClock()
+    gone = threading.Event()
+    sup, procs, unbound = make(clock, [None], device_gone=gone.is_set)
+
+    def unplug() -> None:
+        sup.request_stop(REMOVED)
+        threading.Timer(0.2, gone.set).start()
+
+    threading.Timer(0.05, unplug).start()
+    res = sup.run()
+    assert res.reason == f"{REMOVED} (driver killed by SIGTERM)"
+    assert procs[0].signals == [signal.SIGTERM] and unbound == []
+    assert not _status.status_path(BDF).exists()

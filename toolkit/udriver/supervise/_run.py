@@ -29,9 +29,10 @@ from ..errors import DeviceError, UdriverError
 from . import _status
 from ._policy import CrashTracker, RestartPolicy
 from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
-from ._supervisor import Supervisor
+from ._kmsg import RemovalWatcher
+from ._supervisor import REMOVED, Supervisor
 
-__all__ = ["supervise", "systemd_pre", "systemd_exec", "systemd_stop_post", "driver_user"]
+__all__ = ["resolve_driver", "supervise", "systemd_pre", "systemd_exec", "systemd_stop_post", "driver_user"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,27 @@ def _gone(bdf: str, root: Path) -> bool:
     return not (root / "sys/bus/pci/devices" / bdf).exists()
 
 
+def resolve_driver(bdf: str, driver: str | None, root: Path = Path("/")) -> str:
+    """`driver`, or the installed driver whose ID table claims the device best.
+
+    Raises:
+        DeviceError: the device is missing, or no installed driver claims it.
+        InstallError: a named driver does not claim the device.
+    """
+    if driver:
+        return driver
+    from .. import pci
+    from ._autobind import find_installed
+    from ._udev import installed_manifests
+    alias = pci.get_device(bdf, root).modalias
+    m = find_installed(alias, None, installed_manifests())
+    if m is None:
+        err = DeviceError(f"{bdf}: no installed driver claims {alias}")
+        err.hint = "install one with `udriver install`, or name it with `--driver`"
+        raise err
+    return m.driver
+
+
 def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = Path("/"),
               user: str | None = None, stop_timeout: float = 10.0,
               policy: RestartPolicy | None = None) -> int:
@@ -74,6 +96,7 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
     from .. import pci
     bdf = _status.check_bdf(bdf)
     creds = driver_user(user)
+    driver = resolve_driver(bdf, driver, root)
     if bind:
         pci.bind(bdf, sysfs_root=root)
     _status.clear_crash_history(bdf)
@@ -82,7 +105,12 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
                      unbind=lambda b: _unbind(b, root), policy=policy or RestartPolicy(),
                      stop_timeout=stop_timeout, device_gone=lambda: _gone(bdf, root))
     sup.install_signal_handlers()
-    res = sup.run()
+    watcher = RemovalWatcher(bdf, lambda: sup.request_stop(REMOVED))
+    watcher.start()
+    try:
+        res = sup.run()
+    finally:
+        watcher.stop()
     log.info("%s: %s", bdf, res.reason)
     return res.exit_code
 
@@ -113,6 +141,7 @@ def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
     """
     bdf = _status.check_bdf(bdf)
     creds = driver_user(user)
+    driver = resolve_driver(bdf, driver, root)
     _status.write_claim(bdf, os.getpid(), driver, "systemd")
     _status.write_supervise_status(bdf, "running", "driver running (systemd)", driver=driver,
                                    pid=os.getpid())

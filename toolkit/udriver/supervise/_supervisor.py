@@ -33,7 +33,10 @@ from ..errors import UdriverError
 from . import _status
 from ._policy import CrashTracker, RestartPolicy, describe_exit
 
-__all__ = ["Process", "Supervisor", "SupervisorResult"]
+__all__ = ["Process", "Supervisor", "SupervisorResult", "REMOVED"]
+
+REMOVED = "device removed (hot-unplug)"
+"""`request_stop` reason when the kernel asked for the device back."""
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +88,14 @@ class Supervisor:
     """True when the device has left the machine: its status record is dropped at the end."""
     backoff_sleep: Callable[[float], None] | None = None
     """Waits out a restart backoff; default: wait on the stop event (a stop cuts it short)."""
+    gone_timeout: float = 10.0
+    """After a stop for hot-unplug, how long to wait for the device to leave sysfs."""
     _stop: threading.Event = field(default_factory=threading.Event)
+    _stop_reason: str = "stopped by request"
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "stopped by request") -> None:
         """Ask `run` to stop the driver and return (safe from a signal handler)."""
+        self._stop_reason = reason
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
@@ -144,6 +151,14 @@ class Supervisor:
             time.sleep(self.poll_interval)
         return rc
 
+    def _wait_gone(self) -> None:
+        """After a hot-unplug stop, give the kernel time to finish removing the device."""
+        if self._stop_reason != REMOVED:
+            return
+        deadline = time.monotonic() + self.gone_timeout
+        while not self.device_gone() and time.monotonic() < deadline:
+            time.sleep(self.poll_interval)
+
     def _give_up(self, reason: str, crashes: int) -> SupervisorResult:
         log.error("%s: %s; unbinding the device", self.bdf, reason)
         try:
@@ -162,8 +177,8 @@ class Supervisor:
         try:
             while True:
                 if self._stop.is_set():
-                    self._record("stopped", "stopped by request")
-                    return SupervisorResult(0, "stopped", "stopped by request", starts)
+                    self._record("stopped", self._stop_reason)
+                    return SupervisorResult(0, "stopped", self._stop_reason, starts)
                 started = self.clock()
                 try:
                     proc = self.launcher()
@@ -177,7 +192,8 @@ class Supervisor:
                 rc = self._wait_exit(proc)
                 if rc is None:
                     rc = self._terminate(proc)
-                    reason = f"stopped by request (driver {describe_exit(rc)})"
+                    reason = f"{self._stop_reason} (driver {describe_exit(rc)})"
+                    self._wait_gone()
                     self._record("stopped", reason)
                     return SupervisorResult(0, "stopped", reason, starts)
                 decision = tracker.on_exit(rc, started, max(started, self.clock()))
