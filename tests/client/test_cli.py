@@ -156,3 +156,52 @@ def test_real_snapshot_nothing_available(capsys: pytest.CaptureFixture[str],
         pytest.skip("sysfs fixtures not present")
     assert run(capsys, "install", "--auto", "--sysfs-root", str(snap)) == (
         0, "nothing to install\n", "")
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_bar_only_on_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from udriver.client._cli import terminal_progress
+    assert terminal_progress(io.StringIO()) is None  # not a terminal: no bar
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    tty = _Tty()
+    bar = terminal_progress(tty)  # type: ignore[arg-type]
+    assert bar is not None
+    bar("http://h/targets/drivers/1234/abc.edu.whl", 51200, 102400, False)
+    assert "\033[32m" in tty.text and "50 KiB" in tty.text
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = _Tty()
+    bar = terminal_progress(plain)  # type: ignore[arg-type]
+    assert bar is not None
+    bar("http://h/targets/drivers/1234/abc.edu.whl", 102400, 102400, True)
+    assert "\033" not in plain.text
+    assert plain.text == "\redu.whl" + " " * 34 + "[" + "#" * 30 + "]     100 KiB\n"
+
+
+def test_install_local_wheel_cli(capsys: pytest.CaptureFixture[str], env: Path,
+                                 sysfs: Path) -> None:
+    from wheels import make_wheel
+    w = make_wheel(env / "w", version="3.0")
+    assert run(capsys, "install", "--wheel", str(w), "--sysfs-root", str(sysfs)) == (
+        0, "installed edu 3.0\n", "")
+    bad = make_wheel(env / "bad", version="3.1", corrupt_record=True)
+    code, out, err = run(capsys, "install", "--wheel", str(bad), "--sysfs-root", str(sysfs))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: Invalid wheel (RECORD check failed: ")
+    assert run(capsys, "status") == (0, "edu 3.0\n", "")

@@ -20,6 +20,7 @@ with a fetcher that refuses the network. Cached metadata that has expired is ref
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -222,9 +223,15 @@ class RemoteRepo:
                                     f"(offline mode)")
             if self._progress and hasattr(upd._fetcher, "progress"):
                 upd._fetcher.progress = self._progress
+            # Download under a private name, then rename: another process (two devices
+            # hot-plugged at once) never reads a half-written file.
+            tmp = local.with_name(f".{local.name}.{os.getpid()}.part")
             try:
-                return Path(upd.download_target(info, str(local)))
+                upd.download_target(info, str(tmp))
+                os.replace(tmp, local)
+                return local
             finally:
+                tmp.unlink(missing_ok=True)
                 if hasattr(upd._fetcher, "progress"):
                     upd._fetcher.progress = None
 
