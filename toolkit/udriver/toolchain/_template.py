@@ -43,7 +43,7 @@ class NewDriver:
 
 
 def template_dir() -> Path:
-    """`driver-template/`: $UDRIVER_TEMPLATE_DIR, else next to the source checkout.
+    """`driver-template/`: $UDRIVER_TEMPLATE_DIR, the source checkout, or an installed copy.
 
     Raises:
         ConfigError: the template cannot be found.
@@ -51,7 +51,9 @@ def template_dir() -> Path:
     env = os.environ.get("UDRIVER_TEMPLATE_DIR")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve()
-    candidates += [here.parents[3] / "driver-template", here.parents[1] / "data" / "driver-template"]
+    candidates += [here.parents[3] / "driver-template",          # a source checkout
+                   here.parents[1] / "data" / "driver-template",  # a wheel that ships it
+                   Path("/usr/share/udriver/driver-template")]     # the udriver .deb
     for c in candidates:
         if (c / "common" / "pyproject.toml").is_file():
             return c
