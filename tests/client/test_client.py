@@ -166,3 +166,28 @@ def test_local_wheel(configured: Published, env: Path, tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="does not match device"):
         Client().install_local_wheel(other, DEV)
     assert DriverStore().get("edu").current == "5.0"  # type: ignore[union-attr]
+
+
+_CHILD = """
+import sys
+from udriver.client import Client
+from udriver.modalias import parse_modalias
+[r] = Client().install_for_devices({sys.argv[1]: parse_modalias(sys.argv[2])})
+print(r.driver, r.version)
+"""
+
+
+def test_two_processes_at_once_install_once(configured: Published, env: Path) -> None:
+    """Two devices hot-plugged together: two concurrent installs, one package version."""
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, bdf, EDU_DEV],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for bdf in (BDF, "0000:00:05.0")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o for o, _ in outs] == ["edu 0.1.0\n", "edu 0.1.0\n"]
+    d = store_dir(env)
+    assert DriverStore().get("edu").versions == ["0.1.0"]  # type: ignore[union-attr]
+    assert os.readlink(d / "current") == "0.1.0"
+    assert sorted(p.name for p in d.iterdir()) == [".lock", "0.1.0", "current"]
