@@ -367,3 +367,21 @@ def test_check_strict_runs_lintian(built: dict[str, tuple[Path, Path]],
     lint = [ln for ln in out if "lintian" in ln]
     assert len(lint) == 1 and lint[0].startswith("PASSED lintian (W: udriver-driver-acme: ")
     assert out[-2] == "PASSED pyproject"
+
+
+def test_check_json(built: dict[str, tuple[Path, Path]],
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    wheel, _ = built["acme"]
+    assert cli(["check", "--json", str(wheel)]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["check"] for r in rows] == ["id-table", "wheel-name", "entry-point", "abi",
+                                         "pyproject", "driver-ids", "auditwheel"]
+    assert all(r["ok"] and r["artifact"] == str(wheel) for r in rows)
+
+
+def test_check_not_an_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "x.tar"
+    f.write_bytes(b"")
+    assert cli(["check", str(f)]) == 1
+    assert capsys.readouterr().out == f"FAILED artifact: {f}: not a .whl or .deb\n"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from ..toolchain import build_project
+from . import env_option
 
 HELP = "build a driver's wheel and .deb into dist/ (reproducible, checked)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", help="the driver project (default: .)")
-    p.add_argument("--out-dir", "-o", help="write here instead of PATH/dist/")
+    env_option(p, "--out-dir", "-o", env="UDRIVER_DIST_DIR",
+               help="write here instead of PATH/dist/")
     p.add_argument("--no-deb", action="store_true", help="build only the wheel")
 
 

@@ -1,10 +1,12 @@
-"""`udriver check ARTIFACT... [--strict]`: one PASSED/FAILED line per check."""
+"""`udriver check ARTIFACT... [--strict] [--json]`: one PASSED/FAILED line per check."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..toolchain import check_artifact
+from . import env_option
 
 HELP = "check built driver wheels and debs (exit 1 if any check fails)"
 
@@ -13,9 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".whl or .deb files")
     p.add_argument("--strict", action="store_true",
                    help="also run lintian on debs, and fail when the driver source is unknown")
-    p.add_argument("--source", metavar="DIR",
-                   help="the driver project, to compare with its pyproject.toml "
-                        "(default: the project whose dist/ holds the artifact)")
+    env_option(p, "--source", env="UDRIVER_SOURCE", metavar="DIR",
+               help="the driver project, to compare with its pyproject.toml "
+                    "(default: the project whose dist/ holds the artifact)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per check instead of PASSED/FAILED lines")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -23,6 +27,10 @@ def main(args: argparse.Namespace) -> int:
     many = len(args.artifacts) > 1
     for a in args.artifacts:
         for c in check_artifact(a, source=args.source, strict=args.strict):
-            print((f"{a}: " if many else "") + c.line())
             failed += not c.ok
+            if args.json:
+                print(json.dumps({"artifact": a, "check": c.name, "ok": c.ok,
+                                  "detail": c.detail}, sort_keys=True))
+            else:
+                print((f"{a}: " if many else "") + c.line())
     return 1 if failed else 0
