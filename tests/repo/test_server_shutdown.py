@@ -64,7 +64,10 @@ def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, repo_copy
         s.sendall((f"PUT /api/v1/packages/udriver_inflight-0.1.0-py3-none-any.whl HTTP/1.1\r\n"
                    f"Host: x\r\nAuthorization: Bearer {token}\r\n"
                    f"Content-Length: {len(wheel)}\r\n\r\n").encode() + wheel[:100])
-        time.sleep(0.3)  # the handler is now reading the body
+        deadline = time.monotonic() + 20  # the handler makes its staging dir, then reads
+        while not list((repo / "staging").glob("upload-*")):
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.02)
         os.kill(proc.pid, sig)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the listener goes away first
