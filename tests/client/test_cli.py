@@ -41,10 +41,11 @@ def test_repo_add_list_remove(capsys: pytest.CaptureFixture[str], published: Pub
         0, f"added repository main at {url} (auto-install)\n", "")
     assert run(capsys, "repo", "list") == (0, f"main  {url}  auto-install\n", "")
     code, out, _ = run(capsys, "repo", "list", "--json")
+    assert code == 0
     assert json.loads(out) == [{"name": "main", "url": url, "auto_install": True, "ca_bundle": None}]
     assert run(capsys, "repo", "add", "main", url, "--root", root) == (
-        1, "", "error: A repository named 'main' is already configured\n"
-               "hint: remove it first with `udriver repo remove main`\n")
+        1, "", ("error: A repository named 'main' is already configured\n"
+                "hint: remove it first with `udriver repo remove main`\n"))
     assert run(capsys, "repo", "remove", "main") == (0, "removed repository main\n", "")
     assert run(capsys, "repo", "list") == (0, "no repositories configured\n", "")
 
@@ -63,7 +64,7 @@ def test_repo_add_errors(capsys: pytest.CaptureFixture[str], env: Path) -> None:
 def test_repo_list_masks_credentials(capsys: pytest.CaptureFixture[str], published: Published) -> None:
     url = published.server.url.replace("http://", "http://user:secret@")
     assert run(capsys, "repo", "add", "main", url, "--root", str(published.repo.path / "root.json"))[0] == 0
-    code, out, _ = run(capsys, "repo", "list")
+    _, out, _ = run(capsys, "repo", "list")
     assert "secret" not in out and "user:********@127.0.0.1" in out
 
 
@@ -81,9 +82,9 @@ def test_install_status_rollback_remove(capsys: pytest.CaptureFixture[str],
     record_status(BDF, driver="edu", version="0.2.0", state="failed",
                   reason="crashed 5 times in 60 s; device unbound")
     assert run(capsys, "status") == (
-        0, "edu 0.2.0 (previous 0.1.0)\n"
-           f"{BDF}  edu 0.2.0  failed: crashed 5 times in 60 s; device unbound\n", "")
-    code, out, _ = run(capsys, "status", "--json")
+        0, ("edu 0.2.0 (previous 0.1.0)\n"
+            f"{BDF}  edu 0.2.0  failed: crashed 5 times in 60 s; device unbound\n"), "")
+    _, out, _ = run(capsys, "status", "--json")
     obj = json.loads(out)
     assert obj["drivers"] == [{"driver": "edu", "current": "0.2.0", "previous": "0.1.0",
                                "versions": ["0.1.0", "0.2.0"]}]
@@ -142,7 +143,7 @@ def test_search_show(capsys: pytest.CaptureFixture[str], configured: Published, 
 
 def test_offline_flag(capsys: pytest.CaptureFixture[str], configured: Published, sysfs: Path) -> None:
     s = ["--sysfs-root", str(sysfs)]
-    code, out, err = run(capsys, "search", "1234", "--offline", *s)
+    code, _, err = run(capsys, "search", "1234", "--offline", *s)
     assert code == 1 and "offline: no cached timestamp metadata" in err
     assert run(capsys, "search", "1234", *s)[0] == 0
     configured.server.close()

@@ -12,7 +12,7 @@ from conftest import Published
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "udriver.client.conformance", *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_init_refresh_download(published: Published, tmp_path: Path) -> None:

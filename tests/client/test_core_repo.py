@@ -16,13 +16,13 @@ import pytest
 
 udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not installed")
 
-from udriver.client import Client, DriverStore, add_repo  # noqa: E402
-from udriver.errors import PackageError, RepositoryError  # noqa: E402
-from udriver.modalias import parse_modalias  # noqa: E402
+from tufrepo import Server
+from wheels import make_wheel
 
-from conftest import BDF, EDU_DEV  # noqa: E402
-from tufrepo import Server  # noqa: E402
-from wheels import make_wheel  # noqa: E402
+from conftest import BDF, EDU_DEV
+from udriver.client import Client, DriverStore, add_repo
+from udriver.errors import PackageError, RepositoryError
+from udriver.modalias import parse_modalias
 
 DEV = {BDF: parse_modalias(EDU_DEV)}
 

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from tuf.api import exceptions
@@ -14,7 +15,7 @@ from udriver.client._fetcher import FetchOptions, OfflineFetcher, RequestsFetche
 
 
 class _Handler(BaseHTTPRequestHandler):
-    hits: dict[str, int] = {}
+    hits: ClassVar[dict[str, int]] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         pass

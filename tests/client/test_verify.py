@@ -16,8 +16,9 @@ OTHER = {"0000:00:05.0": parse_modalias("pci:v00001234d00001111sv00001AF4sd00001
 
 
 def man(**kw: object) -> DriverManifest:
-    base: dict[str, object] = dict(package="udriver-edu", version="0.1.0", driver="edu",
-                                   entry_point="udriver_edu:Driver", abi=(1, 0), modaliases=(EDU,))
+    base: dict[str, object] = {"package": "udriver-edu", "version": "0.1.0", "driver": "edu",
+                               "entry_point": "udriver_edu:Driver", "abi": (1, 0),
+                               "modaliases": (EDU,)}
     base.update(kw)
     return DriverManifest(**base)  # type: ignore[arg-type]
 

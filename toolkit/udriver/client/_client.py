@@ -365,7 +365,7 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
     have = client.installed_for(aliases)
     chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
     out: dict[str, dict[str, dict[str, str] | None]] = {}
-    for bdf, alias in aliases.items():
+    for bdf in aliases:
         inst = have[bdf]
         cand = chosen.get(bdf)
         out[bdf] = {
