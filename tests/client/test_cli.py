@@ -137,7 +137,7 @@ def test_search_show(capsys: pytest.CaptureFixture[str], configured: Published, 
         "installed: no\n"), "")
     code, out, err = run(capsys, "show", "nope", *s)
     assert (code, out) == (1, "")
-    assert err == ("error: cannot install 'nope': not found in the indexes of this machine's "
+    assert err == ("error: cannot show 'nope': not found in the indexes of this machine's "
                    "device vendors\nhint: use `udriver search VENDOR:DEVICE` to look a device up\n")
 
 

@@ -201,7 +201,8 @@ class Client:
         want = {b: todo[b] for b, c in chosen.items() if c is not None}
         return self.install_for_devices(want) if want else []
 
-    def find(self, spec: str, devices: Mapping[str, Modalias]) -> IndexEntry:
+    def find(self, spec: str, devices: Mapping[str, Modalias], verb: str = "install"
+             ) -> IndexEntry:
         """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine
         (the local devices' vendors, the class index, and any index already cached).
 
@@ -226,7 +227,7 @@ class Client:
                        f"({', '.join(sorted({f'{e.version} needs {e.abi[0]}.{e.abi[1]}' for e in known}))})")
             else:
                 why = "not found in the indexes of this machine's device vendors"
-            err = InstallError(f"cannot install {spec!r}: {why}")
+            err = InstallError(f"cannot {verb} {spec!r}: {why}")
             err.hint = "use `udriver search VENDOR:DEVICE` to look a device up"
             raise err
         return best
@@ -307,7 +308,7 @@ class Client:
     def show(self, spec: str, devices: Mapping[str, Modalias]) -> tuple[list[IndexEntry],
                                                                       InstalledDriver | None]:
         """Every published version of a driver, and what is installed of it."""
-        best = self.find(spec.partition("==")[0], devices)
+        best = self.find(spec.partition("==")[0], devices, verb="show")
         versions = [e for e in self.entries({*(parse_pattern(m).vendor for m in best.modaliases)})
                     if e.driver == best.driver]
         return sorted(set(versions), key=lambda e: e.parsed_version), self.store.get(best.driver)
