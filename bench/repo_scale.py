@@ -94,12 +94,14 @@ def main() -> int:
     ap.add_argument("--vendors", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the generated repositories")
+    ap.add_argument("--debs", action="store_true",
+                    help="synthetic drivers have a wheel and a deb target (default: wheel only)")
     a = ap.parse_args()
     rows = []
     for n in [int(x) for x in a.sizes.split(",")]:
         base = Path(tempfile.mkdtemp(prefix=f"udr-scale-{n}-"))
         t = time.perf_counter()
-        repo, targets = generate(base / "repo", n, a.vendors)
+        repo, targets = generate(base / "repo", n, a.vendors, a.debs)
         gen = time.perf_counter() - t
         flat = flat_targets_size(targets)
         meta, index = client_bytes(repo.public, CLIENT_VENDORS)
@@ -121,7 +123,8 @@ def main() -> int:
     for n, gen, med, mx, both, *_ in rows:
         print(f"{n:>8} | {med:>9.3f} | {mx:>9.3f} | {both:>13.3f} | {gen:7.1f}")
     print()
-    print("Bytes a fresh client downloads for devices from 5 vendors vs one flat targets.json")
+    print("Bytes a fresh client downloads for devices from 5 vendors vs one flat targets.json"
+          f" (synthetic drivers: {'wheel + deb' if a.debs else 'wheel only'})")
     print(f"{'N':>8} | {'TUF meta':>9} | {'indexes':>8} | {'total':>8} | {'flat':>11} | "
           f"{'total/flat':>10}")
     for n, _, _, _, _, meta, index, flat in rows:

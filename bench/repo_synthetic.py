@@ -38,21 +38,25 @@ from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, ven
 __all__ = ["flat_targets_size", "generate", "vendor_id"]
 
 WHEEL_SIZE = 24_000  # a typical pure-Python driver wheel
+DEB_SIZE = 20_000
 
 
 def vendor_id(i: int) -> int:
     return 0x1000 + i
 
 
-def _driver(j: int, vendors: int) -> tuple[dict[str, object], TargetFile]:
+def _driver(j: int, vendors: int, deb: bool) -> tuple[dict[str, object], list[TargetFile]]:
     vid = vendor_id(j % vendors)
     name = f"udriver-s{j}"
-    target = f"drivers/{vid:04x}/udriver_s{j}-1.0.0-py3-none-any.whl"
-    tf = TargetFile(WHEEL_SIZE, {"sha256": hashlib.sha256(target.encode()).hexdigest()}, target)
+    paths = {"wheel": (f"drivers/{vid:04x}/udriver_s{j}-1.0.0-py3-none-any.whl", WHEEL_SIZE)}
+    if deb:
+        paths["deb"] = (f"drivers/{vid:04x}/udriver-driver-s{j}_1.0.0-1_all.deb", DEB_SIZE)
+    tfs = [TargetFile(size, {"sha256": hashlib.sha256(t.encode()).hexdigest()}, t)
+           for t, size in paths.values()]
     entry = {"package": name, "driver": f"s{j}", "version": "1.0.0", "abi": "1.0",
              "modaliases": [f"pci:v0000{vid:04X}d{j // vendors + 1:08X}sv*sd*bc*sc*i*"],
-             "files": {"wheel": target}}
-    return entry, tf
+             "files": {k: t for k, (t, _) in paths.items()}}
+    return entry, tfs
 
 
 @contextlib.contextmanager
@@ -67,22 +71,28 @@ def _no_fsync() -> Iterator[None]:
         os.fsync = real
 
 
-def generate(path: Path, n: int, vendors: int = 2000) -> tuple[Repository, list[TargetFile]]:
-    """Create the repository at `path`; return it and every target (for the flat baseline)."""
+def generate(path: Path, n: int, vendors: int = 2000, debs: bool = False
+             ) -> tuple[Repository, list[TargetFile]]:
+    """Create the repository at `path`; return it and every target (for the flat baseline).
+
+    With `debs`, every driver has a wheel and a deb target (as `udriver build` makes);
+    the synthetic debs are TUF targets only, not entries of the apt view.
+    """
     with _no_fsync():
-        return _generate(path, n, vendors)
+        return _generate(path, n, vendors, debs)
 
 
-def _generate(path: Path, n: int, vendors: int) -> tuple[Repository, list[TargetFile]]:
+def _generate(path: Path, n: int, vendors: int, debs: bool
+              ) -> tuple[Repository, list[TargetFile]]:
     repo = Repository.init(path)
     names = [f"v{i:04d}" for i in range(vendors)]
     repo.state.bulk_add_vendors([(names[i], [vendor_id(i)], False) for i in range(vendors)])
     entries: list[list[dict[str, object]]] = [[] for _ in range(vendors)]
     files: list[list[TargetFile]] = [[] for _ in range(vendors)]
     for j in range(n):
-        e, tf = _driver(j, vendors)
+        e, tfs = _driver(j, vendors, debs)
         entries[j % vendors].append(e)
-        files[j % vendors].append(tf)
+        files[j % vendors].extend(tfs)
     all_targets: list[TargetFile] = []
     with RepoLock(repo.path):
         txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
@@ -124,9 +134,10 @@ def main() -> int:
     ap.add_argument("dir", type=Path)
     ap.add_argument("n", type=int)
     ap.add_argument("--vendors", type=int, default=2000)
+    ap.add_argument("--debs", action="store_true", help="a deb target per driver as well")
     a = ap.parse_args()
     t = time.perf_counter()
-    repo, _ = generate(a.dir, a.n, a.vendors)
+    repo, _ = generate(a.dir, a.n, a.vendors, a.debs)
     print(f"generated {a.n} drivers over {a.vendors} vendors in {repo.path} "
           f"({time.perf_counter() - t:.1f} s)")
     repo.stop_agent()
