@@ -46,7 +46,7 @@ def test_repo_add_list_remove(capsys: pytest.CaptureFixture[str], published: Pub
     assert run(capsys, "repo", "add", "main", url, "--root", root) == (
         1, "", ("error: A repository named 'main' is already configured\n"
                 "hint: remove it first with `udriver repo remove main`\n"))
-    assert run(capsys, "repo", "remove", "main") == (0, "removed repository main\n", "")
+    assert run(capsys, "repo", "remove", "main", "--json") == (0, '{\n  "removed": "main"\n}\n', "")
     assert run(capsys, "repo", "list") == (0, "no repositories configured\n", "")
 
 

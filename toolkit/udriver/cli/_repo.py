@@ -25,10 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="install drivers from this repository for new devices automatically")
     env_option(add, "--ca-bundle", env="UDRIVER_CA_BUNDLE", metavar="FILE",
                help="CA bundle for HTTPS instead of the system's")
+    add_json_option(add)
     lst = sub.add_parser("list", help="list configured repositories")
     add_json_option(lst)
     rm = sub.add_parser("remove", help="forget a repository and its cached metadata")
     rm.add_argument("name")
+    add_json_option(rm)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,6 +42,10 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError("`--root ROOT.json` is required: the repository's trusted root")
         cfg = add_repo(args.name, args.url, Path(args.root), auto_install=args.auto_install,
                        ca_bundle=args.ca_bundle)
+        if args.json:
+            print_json({"name": cfg.name, "url": _mask(cfg.url), "auto_install": cfg.auto_install,
+                        "ca_bundle": cfg.ca_bundle})
+            return 0
         auto = " (auto-install)" if cfg.auto_install else ""
         print(f"added repository {cfg.name} at {_mask(cfg.url)}{auto}")
         return 0
@@ -57,7 +63,10 @@ def main(args: argparse.Namespace) -> int:
             print(f"{r.name:{w}}  {_mask(r.url)}{'  auto-install' if r.auto_install else ''}")
         return 0
     remove_repo(args.name)
-    print(f"removed repository {args.name}")
+    if args.json:
+        print_json({"removed": args.name})
+    else:
+        print(f"removed repository {args.name}")
     return 0
 
 
