@@ -8,6 +8,7 @@ timestamp version grows by exactly 20), and a fresh client verifies everything.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -53,3 +54,27 @@ def test_twenty_concurrent_publishes(repo, tmp_path):
     report = repo.verify()
     assert report.ok, report.problems
     assert report.files == 24 and report.apt_packages == 4
+
+
+def test_concurrent_publishes_from_separate_processes(repo, tmp_path):
+    """The same through processes (forked publishers): flock serialises them too."""
+    jobs = []
+    for i in range(8):
+        _, files = make_driver(tmp_path / f"p{i}", f"udriver-p{i}", "0.1.0", f"p{i}",
+                               (f"pci:v00008086d{i + 0x100:08X}sv*sd*bc*sc*i*",), deb=False)
+        jobs.append(files)
+    pids = []
+    for files in jobs:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                Repository.open(repo.path).publish(files, vendor="acme")
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert [os.waitpid(p, 0)[1] for p in pids] == [0] * len(pids)
+    assert sorted(e["package"] for e in repo.index("8086")) == sorted(
+        f"udriver-p{i}" for i in range(8))
+    assert repo.verify().ok
