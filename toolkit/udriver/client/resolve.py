@@ -50,34 +50,13 @@ def candidates(alias: Modalias, index: PatternIndex[IndexEntry],
         if cur is None or pattern.specificity > cur[0].specificity:
             best[key] = (pattern, entry)
     out = [Candidate(e, p, is_compatible(e.abi, provided)) for p, e in best.values()]
-    out.sort(key=_rank_key)
+    # Stable sorts, least significant key first: name, repo; version (highest first);
+    # then compatibility and specificity (rules 2-4).
+    out.sort(key=lambda c: (c.entry.repo, c.entry.driver))
+    out.sort(key=lambda c: c.entry.parsed_version, reverse=True)
+    out.sort(key=lambda c: (not c.compatible, -c.pattern.specificity[0],
+                            -c.pattern.specificity[1]))
     return out
-
-
-def _rank_key(c: Candidate) -> tuple[object, ...]:
-    # sort ascending: negate what should come first
-    v = c.entry.parsed_version
-    return (not c.compatible, _neg(c.pattern.specificity), _Desc(v), c.entry.repo,
-            c.entry.driver)
-
-
-def _neg(t: tuple[int, int]) -> tuple[int, int]:
-    return (-t[0], -t[1])
-
-
-class _Desc:
-    """Sort wrapper that orders versions highest first."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: object) -> None:
-        self.v = v
-
-    def __lt__(self, other: _Desc) -> bool:
-        return bool(self.v > other.v)  # type: ignore[operator]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and bool(self.v == other.v)
 
 
 def choose(alias: Modalias, index: PatternIndex[IndexEntry],
