@@ -66,6 +66,7 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
                  "/usr/lib/python3/dist-packages/udriver/include/udriver.h",
                  # Debian 12 (debhelper 13.11) keeps units in /lib/systemd/system.
                  "/lib/systemd/system/udriver@.service",
+                 "/usr/share/udriver/driver-template/README.md",
                  "/var/lib/udriver/",
                  "/etc/udriver/repos.d/"):
         assert want in files, want
