@@ -70,10 +70,11 @@ def ensure_path() -> None:
 
 
 def redirect_output(bdf: str) -> None:
-    """Append stdout and stderr (ours and the driver's) to the device's log file."""
+    """Send stdout and stderr (ours and the driver's) to the device's log file, which
+    starts afresh with each `add` and is kept after `remove` for post-mortems."""
     logf = log_path(bdf)
     logf.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(logf, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(logf, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
@@ -157,6 +158,7 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
     when the driver cannot be trusted.
     """
     from .. import pci
+    os.umask(0o022)  # installed drivers must be readable by the unprivileged driver user
     try:
         dev = pci.get_device(bdf, root)
         bdf = dev.bdf
