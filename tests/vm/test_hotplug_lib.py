@@ -1,0 +1,249 @@
+"""Shared set-up for the hotplug and supervision VM tests (no tests here).
+
+Host side: build the real edu driver with `udriver build`, and signed repositories with
+the repository core (`udriver_repo.Repository`), in the test's tmp dir before boot; they
+reach the guest through the harness's shared work folder.
+
+Guest side: `udriver-repo serve` on the guest's loopback, `udriver repo add ... --root
+... --auto-install`, `udriver autobind --update-rules` (udev rules), then QMP hotplug.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from vm.harness import Guest
+
+__all__ = ["build_edu_wheel", "make_repo", "GuestRepo", "wait_for", "status", "driver_log",
+           "hotplug", "unplug", "copy_repo", "events", "prepare_guest", "tamper_driver_file",
+           "publish_more", "mismatching_repo", "EDU_PATTERN", "crashing_wheel"]
+
+ROOT = Path(__file__).resolve().parents[2]
+EDU_PATTERN = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
+PORT = 8765
+
+
+def build_edu_wheel(out: Path, version: str | None = None) -> Path:
+    """`udriver build` of examples/edu (optionally with another version) -> the wheel."""
+    src = out / f"src-{version or 'default'}"
+    shutil.copytree(ROOT / "examples/edu", src,
+                    ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    if version:
+        py = src / "pyproject.toml"
+        text = py.read_text()
+        import re
+        py.write_text(re.sub(r'(?m)^version = "[^"]*"', f'version = "{version}"', text, count=1))
+    subprocess.run(["udriver", "build", str(src), "-o", str(out), "--no-deb"], check=True,
+                   capture_output=True, timeout=300)
+    [whl] = sorted(out.glob(f"udriver_edu-{version or '*'}-py3-none-any.whl"))[-1:]
+    return whl
+
+
+def crashing_wheel(out: Path, exit_code: int = 3) -> Path:
+    """A driver `crashy` for edu whose probe exits the process with `exit_code`."""
+    src = out / "crashy"
+    (src / "udriver_crashy").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(f"""
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "udriver-crashy"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = []
+
+[project.entry-points."udriver.drivers"]
+crashy = "udriver_crashy:Crashy"
+
+[tool.setuptools]
+packages = ["udriver_crashy"]
+
+[tool.udriver]
+driver = "crashy"
+abi = "1.0"
+modaliases = ["{EDU_PATTERN}"]
+""")
+    (src / "udriver_crashy/__init__.py").write_text(f'''
+"""Test driver: announces itself, then crashes in probe."""
+import json, os, sys
+from udriver.runtime import Driver
+
+
+class Crashy(Driver):
+    ids = ["{EDU_PATTERN}"]
+    abi = "1.0"
+
+    def probe(self, device):
+        print(json.dumps({{"event": "crashy", "pid": os.getpid()}}), flush=True)
+        os._exit({exit_code})
+''')
+    subprocess.run(["udriver", "build", str(src), "-o", str(out), "--no-deb"], check=True,
+                   capture_output=True, timeout=300)
+    return next(out.glob("udriver_crashy-*.whl"))
+
+
+def make_repo(path: Path, wheels: list[Path], *, expiry: dict[str, timedelta] | None = None,
+              ) -> Path:
+    """A signed repository at `path` with vendor `qemu` (PCI vendor 1234) publishing
+    `wheels` one publish each (so each gets its own metadata versions)."""
+    from udriver_repo import Repository
+    repo = Repository.init(path, expiry=expiry)
+    repo.add_vendor("qemu", [0x1234])
+    for whl in wheels:
+        repo.publish([whl], "qemu")
+    repo.stop_agent()
+    repo.close()
+    return path
+
+
+def wait_for(cond: Any, timeout: float, what: str, step: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def status(g: Guest, bdf: str) -> dict[str, Any]:
+    r = g.run(f"cat /var/lib/udriver/status/{bdf}.json 2>/dev/null", timeout=60)
+    return json.loads(r.stdout) if r.rc == 0 and r.stdout.strip() else {}
+
+
+def driver_log(g: Guest, bdf: str) -> str:
+    return g.run(f"cat /run/udriver/log/{bdf}.log 2>/dev/null", timeout=60).stdout
+
+
+def events(log: str) -> list[dict[str, Any]]:
+    out = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def hotplug(g: Guest, dev_id: str, bus: str, timeout: float = 60) -> str:
+    """device_add an edu; returns its BDF once the guest sees it."""
+    before = set(g.edu_bdfs())
+    reply = g.qmp("device_add", driver="edu", bus=bus, id=dev_id)
+    assert "error" not in reply, reply
+    new = wait_for(lambda: sorted(set(g.edu_bdfs()) - before), timeout, f"{dev_id} in sysfs")
+    return str(new[0])
+
+
+def unplug(g: Guest, dev_id: str, bdf: str, timeout: float = 90) -> None:
+    reply = g.qmp("device_del", id=dev_id)
+    assert "error" not in reply, reply
+    wait_for(lambda: bdf not in g.edu_bdfs(), timeout, f"{bdf} to leave")
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """Copy a repository directory (without gpg-agent sockets) into the shared folder."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("S.gpg-agent*"))
+    return dst
+
+
+class GuestRepo:
+    """A repository served in the guest and configured in the guest's client."""
+
+    def __init__(self, g: Guest, repo_dir: Path) -> None:
+        self.g = g
+        self.job: Any = None
+        self.url = f"http://127.0.0.1:{PORT}"
+        self.serve(repo_dir)
+
+    def serve(self, repo_dir: Path) -> None:
+        """(Re)start `udriver-repo serve` on the guest's loopback for `repo_dir`."""
+        self.stop()
+        # SQLite (state.db) wants real file locks: serve a copy on the guest's tmpfs.
+        self.job = self.g.run_bg(f"rm -rf /srv/repo && mkdir -p /srv && "
+                                 f"cp -a {shlex.quote(str(repo_dir))} /srv/repo && "
+                                 f"exec udriver-repo serve --repo /srv/repo "
+                                 f"--host 127.0.0.1 --port {PORT}")
+        wait_for(lambda: self.g.run(f"python3 -c 'import socket; socket.create_connection("
+                                    f"(\"127.0.0.1\", {PORT}), 1)'", timeout=60).rc == 0,
+                 300, "udriver-repo serve", step=2.0)
+
+    def configure(self, root: Path, auto_install: bool = True) -> None:
+        g = self.g
+        flag = " --auto-install" if auto_install else ""
+        g.run("set -e; rm -rf /var/lib/udriver /run/udriver /etc/udriver; "
+              f"udriver repo add main {self.url} --root {shlex.quote(str(root))}{flag}; "
+              "udriver autobind --update-rules", timeout=600, check=True)
+        g.udev_reload()
+
+    def stop(self) -> None:
+        if self.job is not None:
+            self.job.kill()
+            self.job = None
+
+
+def prepare_guest(g: Guest) -> None:
+    """Let the unprivileged driver user run the host's Python (pyenv under /root) and
+    give udev the guest's rules directory; bring up loopback (the guest has `-nic none`)."""
+    g.run("chmod o+x /root; mkdir -p /etc/udev/rules.d; ip link set lo up", timeout=60, check=True)
+
+
+# -- attack repositories (host side) ---------------------------------------------------
+
+def tamper_driver_file(repo: Path) -> Path:
+    """Flip one byte of the published wheel in the static tree (the server's disk)."""
+    [whl] = list((repo / "public/targets/drivers/1234").glob("*.whl"))
+    data = bytearray(whl.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    whl.write_bytes(bytes(data))
+    return whl
+
+
+def publish_more(repo_dir: Path, wheels: list[Path]) -> None:
+    from udriver_repo import Repository
+    repo = Repository.open(repo_dir)
+    for whl in wheels:
+        repo.publish([whl], "qemu")
+    repo.stop_agent()
+    repo.close()
+
+
+def mismatching_repo(path: Path, work: Path) -> Path:
+    """A repository whose signed index says the package drives 1234:11e8 while the
+    package's embedded ID table claims only 1234:11e9 (a lying vendor index, signed with
+    the vendor's key: only the client's check after download can catch it)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from repo._factory import make_manifest, make_wheel
+    from tuf.api.metadata import TargetFile
+    from udriver_repo import Repository
+    from udriver_repo._index import encode_index
+    from udriver_repo._meta import Transaction, vendor_role
+
+    liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
+    make_repo(path, [make_wheel(work, liar)])
+    repo = Repository.open(path)
+    entries = repo.index("1234")
+    for e in entries:
+        e["modaliases"] = [EDU_PATTERN]
+    data = encode_index("1234", entries)
+    txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
+    md = txn.load(vendor_role("qemu"))
+    tf = TargetFile.from_data("index/1234.json", data, ["sha256"])
+    md.signed.targets["index/1234.json"] = tf
+    txn.stage(vendor_role("qemu"), md)
+    repo._target_path("index/1234.json", tf).write_bytes(data)
+    txn.commit()
+    repo.stop_agent()
+    repo.close()
+    return path
