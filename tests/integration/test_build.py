@@ -71,10 +71,13 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def test_build_cli_pure(projects: dict[str, Path], built: object,
-                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(["build", str(projects["acme"])]) == 0
-    out = capsys.readouterr().out.splitlines()
+def test_build_cli_pure(projects: dict[str, Path], built: object) -> None:
+    # `udriver build` in the new folder, as a user runs it.
+    r = subprocess.run([sys.executable, "-c", "from udriver.cli import run; run()", "build"],
+                       cwd=projects["acme"], capture_output=True, text=True, timeout=300,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
     dist = projects["acme"] / "dist"
     assert out[-2:] == [f"built {dist / 'udriver_acme-0.1.0-py3-none-any.whl'}",
                         f"built {dist / 'udriver-driver-acme_0.1.0-1_all.deb'}"]
