@@ -115,6 +115,14 @@ def test_install_by_name_and_version(configured: Published, env: Path) -> None:
         c.find("nope", DEV)
 
 
+def test_find_reports_abi_of_every_version(configured: Published, env: Path) -> None:
+    c = Client(provided=(0, 9))
+    with pytest.raises(InstallError) as ei:
+        c.find("edu", DEV)
+    assert str(ei.value) == ("cannot install 'edu': no version provides ABI compatible with "
+                             "this runtime (0.1.0 needs 1.0)")
+
+
 def test_update_and_rollback(configured: Published, env: Path) -> None:
     Client().install_for_devices(DEV)
     assert Client().update() == []

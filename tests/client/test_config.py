@@ -31,6 +31,7 @@ def test_add_list_remove(env: Path, root: Path) -> None:
     assert anchor.read_bytes() == root.read_bytes()
     add_repo("backup", "http://127.0.0.1:8080", root)
     assert [r.name for r in list_repos()] == ["backup", "main"]
+    assert [r.name for r in list_repos(auto_install_only=True)] == ["main"]
     assert get_repo("main").auto_install is True
     remove_repo("main")
     assert [r.name for r in list_repos()] == ["backup"]

@@ -185,8 +185,11 @@ def _load(path: Path) -> RepoConfig:
     return cfg
 
 
-def list_repos() -> list[RepoConfig]:
+def list_repos(*, auto_install_only: bool = False) -> list[RepoConfig]:
     """Every configured repository, ordered by name (that order is also priority).
+
+    Args:
+        auto_install_only: only those added with `--auto-install` (what hotplug may use).
 
     Raises:
         ConfigError: a configuration file is invalid.
@@ -194,7 +197,8 @@ def list_repos() -> list[RepoConfig]:
     d = _repos_dir()
     if not d.is_dir():
         return []
-    return [_load(p) for p in sorted(d.glob("*.json"))]
+    repos = [_load(p) for p in sorted(d.glob("*.json"))]
+    return [r for r in repos if r.auto_install] if auto_install_only else repos
 
 
 def get_repo(name: str) -> RepoConfig:
