@@ -116,6 +116,8 @@ class DebInfo:
     """`usr/share/udriver/drivers/<driver>.json`, or None when the deb has none."""
     control_members: tuple[str, ...] = field(default=())
     """Member names of control.tar (relative)."""
+    control_text: str = ""
+    """`DEBIAN/control` exactly as shipped (for an apt `Packages` stanza)."""
 
     @property
     def package(self) -> str:
@@ -193,6 +195,26 @@ class _BoundedReader(io.RawIOBase):
         data = self._inner.read(len(b))
         self._budget.take(len(data))
         b[: len(data)] = data
+        return len(data)
+
+
+class _Slice(io.RawIOBase):
+    """Bytes [offset, offset+size) of an open file, streamed (an ar member)."""
+
+    def __init__(self, f: BinaryIO, offset: int, size: int) -> None:
+        self._f, self._pos, self._end = f, offset, offset + size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self._end - self._pos)
+        if n <= 0:
+            return 0
+        self._f.seek(self._pos)
+        data = self._f.read(n)
+        b[: len(data)] = data
+        self._pos += len(data)
         return len(data)
 
 
@@ -404,11 +426,12 @@ def read_deb(path: str | Path, limits: Limits = Limits()) -> DebInfo:
         control_raw = f.read(msize)
         ctl_files, ctl_names = _read_control_tar(control_raw, names[1], budget, limits, src)
         _, off, msize = members[2]
-        f.seek(off)
-        data = _read_data_tar(io.BytesIO(f.read(msize)), names[2], budget, limits, src)
+        data = _read_data_tar(io.BufferedReader(_Slice(f, off, msize), 65536),
+                              names[2], budget, limits, src)
     if "control" not in ctl_files:
         raise PackageError(f"{src}: control.tar has no `control` file")
-    control = parse_control(ctl_files["control"].decode("utf-8", "replace"), f"{src.name}:control")
+    control_text = ctl_files["control"].decode("utf-8", "replace")
+    control = parse_control(control_text, f"{src.name}:control")
     md5sums: dict[str, str] = {}
     for n, line in enumerate(ctl_files.get("md5sums", b"").decode("utf-8", "replace").splitlines(), 1):
         digest, _, name = line.partition("  ")
@@ -425,7 +448,7 @@ def read_deb(path: str | Path, limits: Limits = Limits()) -> DebInfo:
         (mname, mdata), = manifests.items()
         manifest = DriverManifest.from_json(mdata, f"{src.name}:/{mname}")
     return DebInfo(src, control, md5sums, files, tuple(dirs), links, small, manifest,
-                   tuple(ctl_names))
+                   tuple(ctl_names), control_text)
 
 
 def _read_control_tar(raw: bytes, name: str, budget: _Budget, limits: Limits,
