@@ -8,9 +8,7 @@ reach C must come back as NativeError(EINVAL), never a crash.
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -182,7 +180,7 @@ def test_irq_kind_names() -> None:
 # -- Driver --------------------------------------------------------------------------------
 
 class _Edu(Driver):
-    ids = ["pci:v00001234d000011E8sv*sd*bc*sc*i*", PciId(0x8086, 0x10D3)]
+    ids = ("pci:v00001234d000011E8sv*sd*bc*sc*i*", PciId(0x8086, 0x10D3))
 
 
 def test_driver_patterns_and_supports() -> None:
@@ -195,7 +193,7 @@ def test_driver_patterns_and_supports() -> None:
 
 def test_driver_bad_ids() -> None:
     class Bad(Driver):
-        ids = [0x1234]  # type: ignore[list-item]
+        ids = (0x1234,)  # type: ignore[assignment]
 
     with pytest.raises(ManifestError, match="expected a modalias string or PciId, got 4660"):
         Bad.patterns()

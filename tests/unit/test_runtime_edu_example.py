@@ -16,8 +16,8 @@ from udriver.modalias import normalise_patterns
 EDU = Path(__file__).resolve().parents[2] / "examples" / "edu"
 sys.path.insert(0, str(EDU))
 
-from udriver_edu import EduDriver  # noqa: E402
-from udriver_edu import _regs as R  # noqa: E402
+from udriver_edu import EduDriver
+from udriver_edu import _regs as R
 
 
 def test_pyproject_declares_the_driver() -> None:

@@ -56,11 +56,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_newer_minor_refused_naming_both_versions(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     add_driver(state, "newminor", "1.1")
-    assert run(capsys, "--device", BDF, "--driver", "newminor") == (
-        1, "",
-        "error: refusing driver 'newminor': driver needs udriver ABI 1.1, but this runtime "
-        "provides ABI 1.0 (the driver needs a newer minor version)\n"
-        "hint: install a udriver runtime that provides ABI 1.1 or later 1.x\n")
+    expected = ("error: refusing driver 'newminor': driver needs udriver ABI 1.1, but this "
+                "runtime provides ABI 1.0 (the driver needs a newer minor version)\n"
+                "hint: install a udriver runtime that provides ABI 1.1 or later 1.x\n")
+    assert run(capsys, "--device", BDF, "--driver", "newminor") == (1, "", expected)
 
 
 def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import NativeError
 
-__all__ = ["ffi", "lib", "check", "api_address", "api_capsule", "CAPSULE_NAME"]
+__all__ = ["CAPSULE_NAME", "api_address", "api_capsule", "check", "ffi", "lib"]
 
 try:
     from ._native import ffi, lib  # type: ignore[import-not-found,unused-ignore]

@@ -40,7 +40,7 @@ def emit(**fields: Any) -> None:
 class EduDriver(Driver):
     """Drives edu: identification, liveness, factorial (MSI/INTx), raise/ack, DMA."""
 
-    ids = ["pci:v00001234d000011E8sv*sd*bc*sc*i*"]
+    ids = ("pci:v00001234d000011E8sv*sd*bc*sc*i*",)
     abi = "1.0"
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:

@@ -26,6 +26,8 @@ from ._region import ConfigSpace, Region
 
 __all__ = [
     "ABI_VERSION",
+    "CAPSULE_NAME",
+    "MAX_DMA_SIZE",
     "AccessError",
     "ConfigSpace",
     "Device",
@@ -33,11 +35,9 @@ __all__ = [
     "Driver",
     "Interrupts",
     "IrqType",
-    "MAX_DMA_SIZE",
     "Region",
     "api_address",
     "api_capsule",
-    "CAPSULE_NAME",
     "get_include",
 ]
 

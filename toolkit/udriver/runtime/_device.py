@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from .._nativecall import check, ffi, lib
 from ..errors import DeviceError, NativeError
@@ -58,11 +59,13 @@ class Device:
         if (container_fd is None) != (group_fd is None):
             raise DeviceError("`container_fd` and `group_fd` must be given together")
         out = ffi.new("struct udriver_device **")
+        group: str | None
         if container_fd is None:
             group = precheck(self.bdf, self._sysfs)
             ret = lib.ud_api_open(self.bdf.encode(), out)
         else:
-            group = None
+            link = self._sysfs / "bus" / "pci" / "devices" / self.bdf / "iommu_group"
+            group = os.path.basename(os.readlink(link)) if link.is_symlink() else None
             ret = lib.ud_api_open_fds(container_fd, group_fd, self.bdf.encode(), out)
         if ret == -errno.EBUSY:
             members = ", ".join(f"{b} ({d or 'no driver'})" for b, d in
@@ -93,7 +96,7 @@ class Device:
 
     @property
     def is_open(self) -> bool:
-        return self._handle != ffi.NULL
+        return bool(self._handle != ffi.NULL)
 
     @property
     def c_handle(self) -> Any:
@@ -132,7 +135,7 @@ class Device:
         for buf in list(self._dma):
             buf.free()
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
@@ -143,8 +146,8 @@ class Device:
         if getattr(self, "_handle", ffi.NULL) != ffi.NULL:
             try:
                 self.close()
-            except Exception:  # noqa: BLE001 - never raise from a finaliser
-                pass
+            except Exception as e:  # noqa: BLE001 - never raise from a finaliser
+                _log.warning("%s: closing in finaliser: %s", self.bdf, e)
 
     def __repr__(self) -> str:
         return f"<Device {self.bdf} {'open' if self.is_open else 'closed'}>"

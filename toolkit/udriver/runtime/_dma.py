@@ -22,7 +22,7 @@ __all__ = ["DmaBuffer"]
 class DmaBuffer:
     """A page-aligned, zeroed, pinned buffer mapped for device DMA."""
 
-    def __init__(self, device: "Device", cdma: Any, requested: int, dma_mask: int) -> None:
+    def __init__(self, device: Device, cdma: Any, requested: int, dma_mask: int) -> None:
         self._device = device
         self._c = cdma
         self.requested_size = requested

@@ -62,7 +62,7 @@ class Driver:
         """True if any of `ids` matches `alias`."""
         return any(p.matches(alias) for p in cls.patterns())
 
-    def probe(self, device: "Device") -> None:
+    def probe(self, device: Device) -> None:
         """Take over `device`: check it, set it up, enable interrupts. Raise to refuse."""
         self.device = device
 

@@ -24,7 +24,7 @@ from ..errors import DeviceError
 if TYPE_CHECKING:
     from ._device import Device
 
-__all__ = ["IrqType", "Interrupts"]
+__all__ = ["Interrupts", "IrqType"]
 
 InterruptCallback = Callable[[int, int], None]
 
@@ -40,7 +40,7 @@ class IrqType(enum.IntEnum):
 class Interrupts:
     """The interrupts of one open device."""
 
-    def __init__(self, device: "Device") -> None:
+    def __init__(self, device: Device) -> None:
         self._device = device
         self.kind: IrqType | None = None
         """The enabled IRQ type, or None."""
@@ -173,7 +173,12 @@ class Interrupts:
             return n
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, ready)
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:

@@ -18,16 +18,16 @@ from ._errors import AccessError
 if TYPE_CHECKING:
     from ._device import Device
 
-__all__ = ["Region", "ConfigSpace"]
+__all__ = ["ConfigSpace", "Region"]
 
 _WIDTHS = (1, 2, 4, 8)
 
 
-def _make_read(width: int) -> Callable[["Region", int], int]:
+def _make_read(width: int) -> Callable[[Region, int], int]:
     cfunc = getattr(lib, f"ud_api_bar_read{width * 8}")
     mask = width - 1
 
-    def read(self: "Region", offset: int) -> int:
+    def read(self: Region, offset: int) -> int:
         """Read a little-endian register of this width at `offset` (see `read`)."""
         if offset.__class__ is not int or offset < 0 or offset > self.size - width or offset & mask:
             self._check(offset, width)
@@ -42,12 +42,12 @@ def _make_read(width: int) -> Callable[["Region", int], int]:
     return read
 
 
-def _make_write(width: int) -> Callable[["Region", int, int], None]:
+def _make_write(width: int) -> Callable[[Region, int, int], None]:
     cfunc = getattr(lib, f"ud_api_bar_write{width * 8}")
     mask = width - 1
     limit = 1 << (8 * width)
 
-    def write(self: "Region", offset: int, value: int) -> None:
+    def write(self: Region, offset: int, value: int) -> None:
         """Write a register of this width at `offset` (see `write`)."""
         if offset.__class__ is not int or offset < 0 or offset > self.size - width or offset & mask:
             self._check(offset, width)
@@ -65,7 +65,7 @@ def _make_write(width: int) -> Callable[["Region", int, int], None]:
 class Region:
     """One memory BAR of an open device (VFIO_PCI_BAR0..5_REGION_INDEX)."""
 
-    def __init__(self, device: "Device", index: int, size: int, flags: int) -> None:
+    def __init__(self, device: Device, index: int, size: int, flags: int) -> None:
         self._device = device
         self.index = index
         """BAR number, 0-5."""
@@ -139,7 +139,7 @@ class ConfigSpace:
     drivers/vfio/pci/vfio_pci_config.c.
     """
 
-    def __init__(self, device: "Device", size: int) -> None:
+    def __init__(self, device: Device, size: int) -> None:
         self._device = device
         self.size = size
         """Size in bytes (256, or 4096 for PCIe extended config space)."""

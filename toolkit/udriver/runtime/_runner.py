@@ -31,7 +31,7 @@ from ._device import Device
 from ._driver import Driver
 from ._sysfs import normalise_bdf
 
-__all__ = ["FoundDriver", "find_driver", "driver_abi", "run_driver"]
+__all__ = ["FoundDriver", "driver_abi", "find_driver", "run_driver"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def find_driver(name: str) -> FoundDriver:
         manifest = DriverManifest.from_json(text.encode(), f"{dist.metadata['Name']} {MANIFEST_NAME}")
     try:
         cls = ep.load()
-    except Exception as e:  # noqa: BLE001 - any import failure of third-party code
+    except Exception as e:
         raise ConfigError(f"cannot import driver {name!r} ({ep.value}): "
                           f"{type(e).__name__}: {e}") from e
     if not (isinstance(cls, type) and issubclass(cls, Driver)):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import DeviceError
 
-__all__ = ["BDF_RE", "normalise_bdf", "precheck", "group_members"]
+__all__ = ["BDF_RE", "group_members", "normalise_bdf", "precheck"]
 
 BDF_RE = re.compile(r"^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 
