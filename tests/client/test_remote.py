@@ -144,3 +144,21 @@ def test_vendor_cannot_sign_other_vendors_index(configured: Published) -> None:
     configured.repo.publish()
     [e] = remote().index(0x1234)
     assert e.driver == "edu"
+
+
+def test_expired_snapshot_refused(configured: Published) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tuf.api.metadata import MetaFile
+    repo = configured.repo
+    snap = repo.snapshot.signed
+    snap.version += 1
+    snap.expires = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
+    repo.snapshot.sign(repo.signers["snapshot"])
+    repo._write(repo.snapshot, f"{snap.version}.snapshot.json")  # noqa: SLF001
+    repo.timestamp.signed.snapshot_meta = MetaFile(snap.version)
+    repo.write_timestamp(7)
+    with pytest.raises(RepositoryError) as ei:
+        remote().refresh()
+    assert str(ei.value).startswith(
+        "repository 'main', refreshing metadata: expired snapshot metadata (expired 20")
