@@ -135,7 +135,7 @@ class Device:
         for buf in list(self._dma):
             buf.free()
 
-    def __enter__(self) -> Device:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
