@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -147,15 +148,15 @@ def test_vendor_cannot_sign_other_vendors_index(configured: Published) -> None:
 
 
 def test_expired_snapshot_refused(configured: Published) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from tuf.api.metadata import MetaFile
     repo = configured.repo
     snap = repo.snapshot.signed
     snap.version += 1
-    snap.expires = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
+    snap.expires = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     repo.snapshot.sign(repo.signers["snapshot"])
-    repo._write(repo.snapshot, f"{snap.version}.snapshot.json")  # noqa: SLF001
+    repo._write(repo.snapshot, f"{snap.version}.snapshot.json")
     repo.timestamp.signed.snapshot_meta = MetaFile(snap.version)
     repo.write_timestamp(7)
     with pytest.raises(RepositoryError) as ei:
