@@ -40,9 +40,9 @@ The guest (the rules this module keeps):
   before ``vfio-pci`` is not needed with kmod (it honours softdeps) but is harmless.
 * The work folder is a writable 9p share mounted at the same path as on the host. Commands are
   files ``cmd/<n>.sh`` in it; the agent loop (stage 2, ``agent.sh``, bash as PID 1) polls
-  ``cmd/`` every 50 ms, runs each command in its own session with ``setsid``, and writes
-  ``<n>.out``, ``<n>.err``, ``<n>.pid`` and finally ``<n>.rc``.
-* Every wait has a timeout. A command that times out is killed (its whole session) and raises
+  ``cmd/`` every 50 ms, runs each command as a job in its own process group (``set -m``), and
+  writes ``<n>.out``, ``<n>.err``, ``<n>.pid`` and finally ``<n>.rc``.
+* Every wait has a timeout. A command that times out is killed (its process group) and raises
   :class:`GuestTimeout`. If QEMU dies, :class:`GuestDied` carries the tail of the console.
 * Exit: the agent flushes and powers off through ``/proc/sysrq-trigger``; QEMU is killed if it
   has not exited after 15 s. The run folder (console log ``console.log``, QEMU command line,
@@ -176,7 +176,7 @@ class BgJob:
 
     @property
     def pid(self) -> int:
-        """Guest pid of the command's shell (session leader; waits up to 30 s for it).
+        """Guest pid of the command's shell (its process group leader; waits up to 30 s).
 
         Raises:
             GuestTimeout: the agent did not start the command within 30 s.
@@ -198,7 +198,7 @@ class BgJob:
         err = base.with_suffix(".err").read_bytes().decode(errors="replace")
         res = CommandResult(self.cmd, rc, out, err, time.monotonic() - self._t0)
         if not self._guest.keep:
-            for suffix in (".rc", ".out", ".err", ".pid", ".sh"):
+            for suffix in (".rc", ".out", ".err", ".pid", ".sh", ".kill"):
                 base.with_suffix(suffix).unlink(missing_ok=True)
         return res
 
@@ -225,7 +225,7 @@ class BgJob:
         return result[0]
 
     def kill(self) -> None:
-        """Ask the agent to SIGKILL the command's whole session (returns immediately)."""
+        """Ask the agent to SIGKILL the command's process group (returns immediately)."""
         (self._guest._cmd_dir / f"{self.id}.kill").touch()
 
 
@@ -253,6 +253,7 @@ class Guest:
         cmdline: str = "",
         keep: bool | None = None,
         host_cache: str = "loose",
+        cpu: str = "max",
     ) -> None:
         """Describe a guest; nothing starts before ``__enter__``/``start``.
 
@@ -270,6 +271,7 @@ class Guest:
                 several times faster but does not see host files changed after the guest read
                 them; call :meth:`drop_caches` after rewriting a file the guest already read,
                 or pass "none".
+            cpu: QEMU ``-cpu`` model.
         """
         self.kernel = kernel
         self.devices = list(devices)
@@ -280,6 +282,7 @@ class Guest:
         self.boot_timeout = boot_timeout
         self.extra_cmdline = cmdline
         self.host_cache = host_cache
+        self.cpu = cpu
         self.keep = bool(os.environ.get("UDRIVER_VM_KEEP")) if keep is None else keep
         self.kernel_version = ""
         self.boot_seconds = 0.0
@@ -459,7 +462,7 @@ class Guest:
         self.run("sync; echo 3 > /proc/sys/vm/drop_caches", timeout=60, check=True)
 
     def kill_jobs(self) -> None:
-        """SIGKILL every command that has not finished yet (whole sessions)."""
+        """SIGKILL every command that has not finished yet (whole process groups)."""
         for sh in self._cmd_dir.glob("*.sh"):
             if not sh.with_suffix(".rc").exists():
                 sh.with_suffix(".kill").touch()
@@ -678,7 +681,7 @@ class Guest:
             ]
         ).strip()
         argv = [
-            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-smp", "1",
+            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", self.cpu, "-smp", "1",
             "-m", str(self.mem_mb), "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-nic", "none",
             "-kernel", str(vmlinux), "-initrd", str(initrd), "-append", append,
@@ -743,12 +746,10 @@ echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
 {udev}
 mkfifo /run/agent.fifo
 exec 9<>/run/agent.fifo
-declare -A started
-start_job() {{
-    # The script's first line writes its pid; setsid makes it a session (and group) leader
-    # so a kill reaches everything it started. rc is one small write: no rename needed.
-    ( setsid bash "$C/$1.sh" </dev/null >"$C/$1.out" 2>"$C/$1.err"; echo $? > "$C/$1.rc" ) &
-}}
+declare -A started running
+# Job control: every background job is its own process group (pgid = pid), so a kill
+# reaches everything the command started, without an extra setsid exec per command.
+set -m
 echo "$(uname -r) $(cut -d' ' -f1 /proc/uptime)" > "$W/ready.tmp"
 mv "$W/ready.tmp" "$W/ready"
 while :; do
@@ -758,14 +759,16 @@ while :; do
         id=${{id%.sh}}
         [ -n "${{started[$id]}}" ] && continue
         started[$id]=1
-        start_job "$id"
+        bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" &
+        running[$id]=$!
     done
-    for f in "$C"/*.kill; do
-        [ -e "$f" ] || continue
-        id=${{f##*/}}
-        id=${{id%.kill}}
-        rm -f "$f"
-        p=$(cat "$C/$id.pid" 2>/dev/null) && kill -KILL -- "-$p" 2>/dev/null
+    for id in "${{!running[@]}}"; do
+        p=${{running[$id]}}
+        [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null
+        kill -0 "$p" 2>/dev/null && continue
+        wait "$p"
+        echo $? > "$C/$id.rc"  # one small write, after .out/.err are closed
+        unset "running[$id]"
     done
     [ -e "$W/shutdown" ] && break
     read -t 0.05 -u 9 _

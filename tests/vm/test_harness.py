@@ -118,3 +118,80 @@ def test_dmesg(guest: Guest) -> None:
     log = guest.dmesg()
     assert "DMAR" in log
     assert "Linux version" in log
+
+
+def _edu_hotplug_roundtrip(g: Guest, dev_id: str) -> str:
+    """Hot-add an edu on rp2, wait for it in the guest, return its BDF (caller removes it)."""
+    before = set(g.edu_bdfs())
+    reply = g.qmp("device_add", driver="edu", bus="rp2", id=dev_id)
+    assert reply == {"return": {}}, reply
+    deadline = time.monotonic() + 60
+    while True:
+        new = set(g.edu_bdfs()) - before
+        if new:
+            break
+        assert time.monotonic() < deadline, "hot-added edu never appeared in the guest"
+        time.sleep(0.3)
+    [bdf] = new
+    return bdf
+
+
+def test_qmp_hotplug_add_and_remove(guest: Guest) -> None:
+    bdf = _edu_hotplug_roundtrip(guest, "hp-test")
+    # pciehp put it below the root port; it has its own IOMMU group (VM-NOTES: not hard-coded).
+    group = guest.run(f"readlink /sys/bus/pci/devices/{bdf}/iommu_group", check=True).stdout
+    assert group.strip()
+    assert guest.qmp("device_del", id="hp-test") == {"return": {}}
+    guest.wait_qmp_event("DEVICE_DELETED", timeout=60, device="hp-test")
+    _wait_guest(guest, f"test ! -e /sys/bus/pci/devices/{bdf}", 30)
+
+
+def test_qmp_error_reply_is_returned(guest: Guest) -> None:
+    reply = guest.qmp("device_add", driver="edu", bus="no-such-bus", id="x")
+    assert reply["error"]["class"] == "GenericError"
+
+
+def test_reset_devices_unplugs_and_unbinds(guest: Guest) -> None:
+    bdf = _edu_hotplug_roundtrip(guest, "hp-reset")
+    boot_bdf = guest.edu_bdfs()[0] if guest.edu_bdfs()[0] != bdf else guest.edu_bdfs()[1]
+    guest.run(
+        f"modprobe vfio-pci && echo vfio-pci > /sys/bus/pci/devices/{boot_bdf}/driver_override"
+        f" && echo {boot_bdf} > /sys/bus/pci/drivers_probe",
+        check=True,
+    )
+    guest.reset_devices()
+    assert guest.edu_bdfs() == [boot_bdf]
+    sysfs = f"/sys/bus/pci/devices/{boot_bdf}"
+    assert guest.run(f"test -e {sysfs}/driver").rc == 1
+    assert guest.run(f"cat {sysfs}/driver_override", check=True).stdout == "(null)\n"
+
+
+_RULE = (
+    'ACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x1234", ATTR{device}=="0x11e8", '
+    "RUN+=\"/bin/sh -c 'echo add %k >> /run/udev-test.log'\"\n"
+    'ACTION=="remove", SUBSYSTEM=="pci", ENV{PCI_ID}=="1234:11E8", '
+    "RUN+=\"/bin/sh -c 'echo remove %k >> /run/udev-test.log'\"\n"
+)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_udev_rule_fires_on_hotplug(vm_pool: object, kernel: str) -> None:
+    from vm._fixtures import GuestPool
+
+    assert isinstance(vm_pool, GuestPool)
+    g = vm_pool.get(kernel, udev=True)
+    rule = "/etc/udev/rules.d/99-udriver-harness-test.rules"
+    (g.workdir / "rule").write_text(_RULE)
+    g.run(f"cp {g.guest_workdir}/rule {rule} && rm -f /run/udev-test.log", check=True)
+    g.udev_reload()
+    try:
+        bdf = _edu_hotplug_roundtrip(g, "hp-udev")
+        assert _wait_guest(g, "grep add /run/udev-test.log", 30) == f"add {bdf}\n"
+        assert g.qmp("device_del", id="hp-udev") == {"return": {}}
+        _wait_guest(g, "grep remove /run/udev-test.log", 30)
+        log = g.run("cat /run/udev-test.log", check=True).stdout
+        assert log == f"add {bdf}\nremove {bdf}\n"
+    finally:
+        g.run(f"rm -f {rule}")
+        g.udev_reload()
+        g.reset_devices()
