@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -157,7 +156,7 @@ def test_cli_supervise_without_device(capsys: pytest.CaptureFixture[str],
 
 # -- systemd mode: ExecStopPost accounting ---------------------------------------------
 
-from udriver.supervise import _run  # noqa: E402
+from udriver.supervise import _run
 
 CRASH = {"SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "3"}
 SEGV = {"SERVICE_RESULT": "core-dump", "EXIT_CODE": "dumped", "EXIT_STATUS": "SEGV"}

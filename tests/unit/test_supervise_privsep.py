@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from udriver.errors import DeviceError
-from udriver.supervise import Credentials, PrivilegeError, drop_privileges, open_vfio, resolve_user
-from udriver.supervise import _privsep
+from udriver.supervise import (
+    Credentials,
+    PrivilegeError,
+    _privsep,
+    drop_privileges,
+    open_vfio,
+    resolve_user,
+)
 
 BDF = "0000:01:00.0"
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
@@ -129,8 +135,8 @@ def test_spawn_driver_child_has_fds_and_no_privileges(
         fake_vfio: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The exec'd program (here bash) inherits exactly the two fds, unprivileged."""
     def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds) -> list[str]:
-        return ["/bin/bash", "-c", f"cat /proc/self/status; cat <&{fds.container}; echo; "
-                                 f"cat <&{fds.group}; echo; ls /proc/self/fd"]
+        return ["/bin/bash", "-c", (f"cat /proc/self/status; cat <&{fds.container}; echo; "
+                                 f"cat <&{fds.group}; echo; ls /proc/self/fd")]
     monkeypatch.setattr(_privsep, "runner_command", fake_cmd)
     out = tmp_path / "out"
     with open(out, "wb") as f:

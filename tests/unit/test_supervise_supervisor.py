@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from udriver.errors import DeviceError
-from udriver.supervise import RestartPolicy, Supervisor
-from udriver.supervise import _status
+from udriver.supervise import RestartPolicy, Supervisor, _status
 
 BDF = "0000:01:00.0"
 
@@ -87,7 +86,7 @@ def status() -> dict:
 
 def test_clean_exit_ends_supervision_without_restart() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [0])
+    sup, _procs, unbound = make(clock, [0])
     res = sup.run()
     assert (res.exit_code, res.state, res.starts) == (0, "exited", 1)
     assert unbound == [] and status()["state"] == "exited"
@@ -96,7 +95,7 @@ def test_clean_exit_ends_supervision_without_restart() -> None:
 
 def test_crashes_are_restarted_with_backoff_then_clean_exit() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [1, -11, 2, 0])
+    sup, _procs, unbound = make(clock, [1, -11, 2, 0])
     res = sup.run()
     assert res.state == "exited" and res.starts == 4
     assert clock.sleeps == [0.5, 1.0, 2.0]
@@ -105,7 +104,7 @@ def test_crashes_are_restarted_with_backoff_then_clean_exit() -> None:
 
 def test_five_crashes_in_60s_give_up_unbind_and_record_why() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [1, 1, 1, 1, 3, 0])
+    sup, _procs, unbound = make(clock, [1, 1, 1, 1, 3, 0])
     res = sup.run()
     assert (res.exit_code, res.state, res.starts) == (1, "failed", 5)
     assert unbound == [BDF]
@@ -117,7 +116,7 @@ def test_five_crashes_in_60s_give_up_unbind_and_record_why() -> None:
 
 def test_slow_crashes_are_never_given_up() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [1] * 8 + [0])
+    sup, _procs, unbound = make(clock, [1] * 8 + [0])
     sup.policy = RestartPolicy(initial_delay=20, max_delay=20)  # one crash per >20 s
     res = sup.run()
     assert res.state == "exited" and res.starts == 9 and unbound == []
@@ -136,7 +135,7 @@ def test_stop_request_terminates_driver_and_exits_0() -> None:
 
 def test_driver_ignoring_sigterm_is_killed_after_timeout() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [None], ignore_term=True, stop_timeout=0.0)
+    sup, procs, _unbound = make(clock, [None], ignore_term=True, stop_timeout=0.0)
     threading.Timer(0.05, sup.request_stop).start()
     res = sup.run()
     assert procs[0].signals == [signal.SIGTERM, signal.SIGKILL]
@@ -200,7 +199,7 @@ def test_real_subprocess_sigterm(tmp_path: Path) -> None:
 
 def test_removed_device_leaves_no_status_record() -> None:
     clock = FakeClock()
-    sup, procs, unbound = make(clock, [None], device_gone=lambda: True)
+    sup, _procs, _unbound = make(clock, [None], device_gone=lambda: True)
     threading.Timer(0.05, sup.request_stop).start()
     assert sup.run().state == "stopped"
     assert not _status.status_path(BDF).exists()

@@ -77,15 +77,15 @@ def test_rules_for_installed_drivers_most_specific_last() -> None:
                         state_dir=Path("/var/lib/udriver"))
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
-        'ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d*sv*sd*bc*sc*i*", '
-        'ENV{UDRIVER_DRIVER}="any1234"',
-        'ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d000011E8sv*sd*bc*sc*i*", '
-        'ENV{UDRIVER_DRIVER}="edu"',
-        'ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}=="?*", '
+        ('ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d*sv*sd*bc*sc*i*", '
+        'ENV{UDRIVER_DRIVER}="any1234"'),
+        ('ACTION=="add", SUBSYSTEM=="pci", ENV{MODALIAS}=="pci:v00001234d000011E8sv*sd*bc*sc*i*", '
+        'ENV{UDRIVER_DRIVER}="edu"'),
+        ('ACTION=="add", SUBSYSTEM=="pci", ENV{UDRIVER_DRIVER}=="?*", '
         'RUN+="/usr/bin/setsid -f /usr/bin/udriver autobind --worker --action add '
-        '--driver $env{UDRIVER_DRIVER} $kernel"',
-        'ACTION=="remove", SUBSYSTEM=="pci", TEST=="/var/lib/udriver/status/$kernel.json", '
-        'RUN+="/usr/bin/udriver autobind --action remove $kernel"',
+        '--driver $env{UDRIVER_DRIVER} $kernel"'),
+        ('ACTION=="remove", SUBSYSTEM=="pci", TEST=="/var/lib/udriver/status/$kernel.json", '
+        'RUN+="/usr/bin/udriver autobind --action remove $kernel"'),
     ]
 
 

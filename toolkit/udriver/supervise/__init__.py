@@ -8,10 +8,31 @@ Public API:
 """
 
 from ._policy import CrashTracker, Decision, RestartPolicy, describe_exit
-from ._privsep import (Credentials, PrivilegeError, VfioFds, drop_privileges, exec_driver,
-                       open_vfio, resolve_user, spawn_driver)
+from ._privsep import (
+                       Credentials,
+                       PrivilegeError,
+                       VfioFds,
+                       drop_privileges,
+                       exec_driver,
+                       open_vfio,
+                       resolve_user,
+                       spawn_driver,
+)
 from ._supervisor import Supervisor, SupervisorResult
 
-__all__ = ["CrashTracker", "Decision", "RestartPolicy", "describe_exit", "Credentials",
-           "PrivilegeError", "VfioFds", "drop_privileges", "exec_driver", "open_vfio",
-           "resolve_user", "spawn_driver", "Supervisor", "SupervisorResult"]
+__all__ = [
+                       "CrashTracker",
+                       "Credentials",
+                       "Decision",
+                       "PrivilegeError",
+                       "RestartPolicy",
+                       "Supervisor",
+                       "SupervisorResult",
+                       "VfioFds",
+                       "describe_exit",
+                       "drop_privileges",
+                       "exec_driver",
+                       "open_vfio",
+                       "resolve_user",
+                       "spawn_driver",
+]

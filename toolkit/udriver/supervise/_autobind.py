@@ -39,8 +39,17 @@ from ..modalias import Modalias
 from . import _status
 from ._udev import installed_manifests, write_rules
 
-__all__ = ["ensure_path", "redirect_output", "systemd_running", "unit_name", "detach_add", "add_device", "remove_device",
-           "find_installed", "log_path"]
+__all__ = [
+    "add_device",
+    "detach_add",
+    "ensure_path",
+    "find_installed",
+    "log_path",
+    "redirect_output",
+    "remove_device",
+    "systemd_running",
+    "unit_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +200,7 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
         return 1
     if systemd_running():
         r = subprocess.run(["systemctl", "start", "--no-block", unit_name(bdf)],
-                           capture_output=True, text=True)
+                           check=False, capture_output=True, text=True)
         if r.returncode != 0:
             log.error("%s: systemctl start failed: %s", bdf, r.stderr.strip())
             _status.write_supervise_status(bdf, "failed", f"systemctl start "
@@ -208,7 +217,7 @@ def remove_device(bdf: str) -> int:
     claim = _status.read_claim(bdf)
     if claim.get("mode") == "systemd" or (not claim and systemd_running()):
         subprocess.run(["systemctl", "stop", "--no-block", unit_name(bdf)],
-                       capture_output=True)
+                       check=False, capture_output=True)
     elif isinstance(claim.get("pid"), int):
         try:
             os.kill(claim["pid"], signal.SIGTERM)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["RestartPolicy", "Decision", "CrashTracker", "describe_exit"]
+__all__ = ["CrashTracker", "Decision", "RestartPolicy", "describe_exit"]
 
 
 @dataclass(frozen=True)

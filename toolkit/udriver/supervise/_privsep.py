@@ -40,8 +40,18 @@ from pathlib import Path
 
 from ..errors import DeviceError, UdriverError
 
-__all__ = ["Credentials", "PrivilegeError", "VfioFds", "resolve_user", "open_vfio", "drop_privileges",
-           "runner_command", "spawn_driver", "exec_driver", "DEFAULT_MEMLOCK"]
+__all__ = [
+    "DEFAULT_MEMLOCK",
+    "Credentials",
+    "PrivilegeError",
+    "VfioFds",
+    "drop_privileges",
+    "exec_driver",
+    "open_vfio",
+    "resolve_user",
+    "runner_command",
+    "spawn_driver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +266,9 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
                  " ".join(cmd))
         try:
             return subprocess.Popen(cmd, pass_fds=(fds.container, fds.group), close_fds=True,
-                                    preexec_fn=lambda: drop_privileges(creds, memlock),
+                                    # The drop must run between fork and exec; the
+                                    # supervisor is single-threaded when it spawns.
+                                    preexec_fn=lambda: drop_privileges(creds, memlock),  # noqa: PLW1509
                                     stdin=subprocess.DEVNULL, stdout=stdout,
                                     stderr=subprocess.STDOUT if stdout is not None else None)
         except subprocess.SubprocessError as e:

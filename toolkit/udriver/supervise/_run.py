@@ -27,12 +27,12 @@ from pathlib import Path
 
 from ..errors import DeviceError, UdriverError
 from . import _status
+from ._kmsg import RemovalWatcher
 from ._policy import CrashTracker, RestartPolicy
 from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
-from ._kmsg import RemovalWatcher
 from ._supervisor import REMOVED, Supervisor
 
-__all__ = ["resolve_driver", "supervise", "systemd_pre", "systemd_exec", "systemd_stop_post", "driver_user"]
+__all__ = ["driver_user", "resolve_driver", "supervise", "systemd_exec", "systemd_pre", "systemd_stop_post"]
 
 log = logging.getLogger(__name__)
 

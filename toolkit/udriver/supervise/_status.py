@@ -22,11 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..errors import DeviceError
 
-__all__ = ["status_path", "read_status", "write_supervise_status", "clear_supervise_status",
-           "claim_path", "write_claim", "read_claim", "remove_claim", "check_bdf",
-           "read_crash_history", "write_crash_history", "clear_crash_history"]
+__all__ = [
+    "check_bdf",
+    "claim_path",
+    "clear_crash_history",
+    "clear_supervise_status",
+    "read_claim",
+    "read_crash_history",
+    "read_status",
+    "remove_claim",
+    "status_path",
+    "write_claim",
+    "write_crash_history",
+    "write_supervise_status",
+]
 
 
 
@@ -123,8 +133,9 @@ def read_crash_history(bdf: str) -> tuple[list[float], bool]:
     """
     obj = _read(_crash_path(bdf))
     times = obj.get("crashes")
-    ok = isinstance(times, list) and all(isinstance(t, (int, float)) for t in times)
-    return (list(times) if ok else []), bool(obj.get("gave_up", False))
+    if not isinstance(times, list) or not all(isinstance(t, (int, float)) for t in times):
+        times = []
+    return [float(t) for t in times], bool(obj.get("gave_up", False))
 
 
 def write_crash_history(bdf: str, times: list[float], gave_up: bool) -> None:

@@ -33,7 +33,7 @@ from ..errors import UdriverError
 from . import _status
 from ._policy import CrashTracker, RestartPolicy, describe_exit
 
-__all__ = ["Process", "Supervisor", "SupervisorResult", "REMOVED"]
+__all__ = ["REMOVED", "Process", "Supervisor", "SupervisorResult"]
 
 REMOVED = "device removed (hot-unplug)"
 """`request_stop` reason when the kernel asked for the device back."""

@@ -14,7 +14,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["UNIT_TEMPLATE", "unit_text", "install_unit", "bindir"]
+__all__ = ["UNIT_TEMPLATE", "bindir", "install_unit", "unit_text"]
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,14 @@ from .. import paths
 from ..errors import ConfigError, PackageError
 from ..manifest import DriverManifest
 
-__all__ = ["render_rules", "write_rules", "installed_manifests", "rules_path",
-           "autobind_command", "DEB_MANIFEST_DIR"]
+__all__ = [
+    "DEB_MANIFEST_DIR",
+    "autobind_command",
+    "installed_manifests",
+    "render_rules",
+    "rules_path",
+    "write_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +99,8 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
     """
     lines = [_HEADER]
     detached = f"{SETSID} -f {command} --worker"
-    entries = sorted(((p.specificity, str(p), m.driver, f"{m.package} {m.version}")
-                      for m in manifests for p in m.patterns))
+    entries = sorted((p.specificity, str(p), m.driver, f"{m.package} {m.version}")
+                      for m in manifests for p in m.patterns)
     if entries:
         lines.append("# 1. installed drivers' ID tables, least specific first\n")
     for _, pattern, driver, what in entries:
@@ -132,9 +138,9 @@ def installed_manifests(deb_dir: Path = DEB_MANIFEST_DIR) -> list[DriverManifest
                 continue
             out[m.driver] = m
     for inst in DriverStore().installed():  # `udriver install` wins over a .deb
-        m = inst.manifest()
-        if m is not None:
-            out[m.driver] = m
+        im = inst.manifest()
+        if im is not None:
+            out[im.driver] = im
     return [out[k] for k in sorted(out)]
 
 
@@ -171,7 +177,8 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
     log.info("wrote %s", path)
     if reload and shutil.which("udevadm"):
         # udevd notices changed rules itself; --reload makes it immediate.
-        r = subprocess.run(["udevadm", "control", "--reload"], capture_output=True, text=True)
+        r = subprocess.run(["udevadm", "control", "--reload"], check=False, capture_output=True,
+                           text=True)
         if r.returncode != 0:
             log.info("udevadm control --reload: %s", r.stderr.strip())
     return path
