@@ -46,6 +46,7 @@ def test_install_layout_and_switch(tmp_path: Path) -> None:
     assert (d / "0.1.0" / "udriver_edu" / "__init__.py").read_text() == "VERSION = '0.1.0'\n"
     assert (d / "0.1.0" / "udriver_edu-0.1.0.dist-info" / "INSTALLER").read_text() == "udriver\n"
     assert complete(d / "0.1.0")
+    assert (d / "0.1.0").stat().st_mode & 0o777 == 0o755  # readable by the driver user
     m = info.manifest()
     assert m is not None and m.version == "0.1.0"
     info2 = store.install_wheel(make_wheel(tmp_path / "w2", version="0.2.0"))
