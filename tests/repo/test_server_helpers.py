@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import os
 import secrets
@@ -138,9 +139,12 @@ class ServerThread:
         from aiohttp import web
 
         async def run() -> None:
-            runner = web.AppRunner(self.app, shutdown_timeout=10)
+            # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 on the site
+            on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
+            timeout = {"shutdown_timeout": 10}
+            runner = web.AppRunner(self.app, **(timeout if on_runner else {}))
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", 0, **({} if on_runner else timeout))
             await site.start()
             self.port = runner.addresses[0][1]
             self._stop = asyncio.Event()

@@ -24,11 +24,13 @@ at once, which would fail an upload that is half-way through.)
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -38,7 +40,7 @@ from ._audit import AuditLog
 from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
 from ._pciids import PciNames
-from ._state import STATE, ServerConfig, ServerState, json_error
+from ._state import STATE, ServerConfig, ServerState, app_key, json_error
 from ._static import handle_static
 from ._upload import UPLOAD_PATH, expect_upload, handle_upload
 from ._web import NAMES, handle_ui
@@ -90,12 +92,12 @@ class _InFlight:
             return False
 
 
-_INFLIGHT: web.AppKey[_InFlight] = web.AppKey("udriver_inflight", _InFlight)
+_INFLIGHT: Any = app_key("udriver_inflight", _InFlight)
 
 
 @web.middleware
 async def _count(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    tracker = request.app[_INFLIGHT]
+    tracker: _InFlight = request.app[_INFLIGHT]
     tracker.enter()
     try:
         return await handler(request)
@@ -114,7 +116,8 @@ async def _to_ui(request: web.Request) -> web.StreamResponse:
 
 
 async def _cleanup(app: web.Application) -> None:
-    app[STATE].gateway.close()
+    state: ServerState = app[STATE]
+    state.gateway.close()
 
 
 def _clean_staging(staging: Path) -> None:
@@ -176,11 +179,15 @@ async def _to_ui_slash(request: web.Request) -> web.StreamResponse:
 
 
 async def _run(app: web.Application, host: str, port: int, config: ServerConfig) -> None:
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout,
-                           access_log=logging.getLogger("udriver_repo.server.access"))
+    # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 (Debian 12) on the site.
+    timeout: dict[str, Any] = {"shutdown_timeout": config.shutdown_timeout}
+    on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
+    runner = web.AppRunner(app, handle_signals=False,
+                           access_log=logging.getLogger("udriver_repo.server.access"),
+                           **(timeout if on_runner else {}))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, **({} if on_runner else timeout))
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -191,9 +198,15 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        tracker = app[_INFLIGHT]
+        tracker: _InFlight = app[_INFLIGHT]
         _log.info("shutting down: %d request(s) in flight", tracker.count)
-        await site.stop()  # 1. refuse new connections
+        # 1. refuse new connections (and nothing else yet)
+        if on_runner:  # aiohttp >= 3.9: BaseSite.stop() only closes the listening socket
+            await site.stop()
+        else:  # 3.8: BaseSite.stop() would also shut the connections; close the listener
+            listener = getattr(site, "_server", None)
+            if listener is not None:
+                listener.close()
         if not await tracker.idle(config.shutdown_timeout):  # 2. let requests finish
             _log.warning("%d request(s) still running after %.0f s; closing them",
                          tracker.count, config.shutdown_timeout)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._catalog import Catalog
     from ._gateway import RepoGateway
 
-__all__ = ["STATE", "ServerConfig", "ServerState", "json_error"]
+__all__ = ["STATE", "ServerConfig", "ServerState", "app_key", "json_error"]
 
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
 """Same as `udriver.artifacts.Limits.archive_bytes`: a bigger upload could not be read anyway."""
@@ -85,7 +85,13 @@ class ServerState:
     """What is published, read from the public tree (for the web page)."""
 
 
-STATE: web.AppKey[ServerState] = web.AppKey("udriver_state", ServerState)
+def app_key(name: str, kind: type) -> Any:
+    """`web.AppKey(name, kind)` where aiohttp has it (3.9+), else the plain string `name`:
+    Debian 12 ships aiohttp 3.8 (python3-aiohttp), which the .deb depends on."""
+    return web.AppKey(name, kind) if hasattr(web, "AppKey") else name
+
+
+STATE: Any = app_key("udriver_state", ServerState)
 
 
 def json_error(status: int, code: str, message: str,

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._state import STATE
+from ._state import STATE, ServerState
 
 __all__ = ["handle_static", "resolve_public"]
 
@@ -83,8 +83,11 @@ class _PlainFileResponse(web.FileResponse):
     client's Accept-Encoding.
     """
 
-    def _get_file_path_stat_encoding(self, accept_encoding: str) -> Any:
+    def _get_file_path_stat_encoding(self, accept_encoding: str) -> Any:  # aiohttp >= 3.9
         return super()._get_file_path_stat_encoding("")
+
+    def _get_file_path_stat_and_gzip(self, check_for_gzipped_file: bool) -> Any:  # 3.8
+        return super()._get_file_path_stat_and_gzip(False)  # type: ignore[misc]
 
 
 def _content_type(path: Path) -> str:
@@ -94,7 +97,7 @@ def _content_type(path: Path) -> str:
 
 async def handle_static(request: web.Request) -> web.StreamResponse:
     """GET/HEAD a file of the static tree."""
-    state = request.app[STATE]
+    state: ServerState = request.app[STATE]
     rel = request.match_info.get("path", "")
     real = resolve_public(state.public, rel)
     if real is None:

@@ -127,7 +127,7 @@ def _reject_response(state: ServerState, request: web.Request, r: _Reject,
 
 async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     """`Expect: 100-continue`: refuse before the body is sent, or tell the client to go on."""
-    state = request.app[STATE]
+    state: ServerState = request.app[STATE]
     vendor = None
     try:
         vendor = await _authenticate(request, state)
@@ -244,7 +244,7 @@ def _jsonable(obj: Any) -> Any:
 
 async def handle_upload(request: web.Request) -> web.Response:
     """Receive, validate and publish one wheel or deb. See the module docstring."""
-    state = request.app[STATE]
+    state: ServerState = request.app[STATE]
     vendor: VendorView | None = None
     size: int | None = None
     sha: str | None = None

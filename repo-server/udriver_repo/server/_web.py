@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from html import escape
+from typing import Any
 
 from aiohttp import web
 from packaging.version import InvalidVersion, Version
@@ -24,11 +25,11 @@ from udriver.modalias import parse_pattern
 from ._catalog import CatalogView, DriverEntry
 from ._gateway import VendorView
 from ._pciids import PciNames
-from ._state import STATE
+from ._state import STATE, ServerState, app_key
 
 __all__ = ["NAMES", "describe_pattern", "handle_ui", "render_page"]
 
-NAMES: web.AppKey[PciNames] = web.AppKey("udriver_pci_names", PciNames)
+NAMES: Any = app_key("udriver_pci_names", PciNames)
 
 _CSS = """
 body{font-family:sans-serif;margin:2em auto;max-width:70em;color:#222}
@@ -132,11 +133,11 @@ def render_page(vendors: list[VendorView], view: CatalogView, names: PciNames) -
 
 async def handle_ui(request: web.Request) -> web.Response:
     """GET /ui/: render the page from the current committed state."""
-    state = request.app[STATE]
+    state: ServerState = request.app[STATE]
     loop = asyncio.get_running_loop()
     vendors = await state.gateway.vendors()
     view = await loop.run_in_executor(None, state.catalog.view)
-    names = request.app[NAMES]
+    names: PciNames = request.app[NAMES]
     html = await loop.run_in_executor(None, render_page, vendors, view, names)
     return web.Response(text=html, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-cache",
