@@ -37,10 +37,15 @@ def repo_copy(repo_template) -> Iterator[tuple[Path, str]]:  # type: ignore[no-u
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _start(repo: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start(repo: Path, via_cli: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    script = f"from udriver_repo.server import serve; serve({str(repo)!r}, port={port})"
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    if via_cli:  # exactly what an operator runs
+        cmd = [sys.executable, "-c", "from udriver_repo.cli import run; run()",
+               "serve", "--repo", str(repo), "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-c",
+               f"from udriver_repo.server import serve; serve({str(repo)!r}, port={port})"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -53,10 +58,11 @@ def _start(repo: Path) -> tuple[subprocess.Popen[bytes], int]:
     pytest.fail("server did not start")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, repo_copy, sig):
+@pytest.mark.parametrize("sig,via_cli", [(signal.SIGTERM, True), (signal.SIGINT, False)],
+                         ids=["SIGTERM-udriver-repo-serve", "SIGINT-serve()"])
+def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, repo_copy, sig, via_cli):
     repo, token = repo_copy
-    proc, port = _start(repo)
+    proc, port = _start(repo, via_cli)
     try:
         _, (path,) = make_driver(tmp_path, "udriver-inflight", driver="inflight", deb=False)
         wheel = path.read_bytes()
@@ -88,6 +94,7 @@ def test_signal_lets_the_in_flight_upload_finish_and_exits_0(tmp_path, repo_copy
         s.close()
         assert data.startswith(b"HTTP/1.1 201 "), data[:300]
         assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
