@@ -74,7 +74,8 @@ def parse_index(data: bytes, name: str) -> list[DriverEntry]:
     """
     obj = json.loads(data)
     if not isinstance(obj, dict) or not isinstance(obj.get("drivers"), list):
-        raise ValueError(f"index {name!r}: expected an object with a `drivers` list")  # noqa: TRY004
+        raise ValueError(  # noqa: TRY004 - a malformed file, reported like bad JSON
+            f"index {name!r}: expected an object with a `drivers` list")
     index = str(obj.get("index", name))
     out: list[DriverEntry] = []
     for d in obj["drivers"]:

@@ -25,6 +25,8 @@ Responses are JSON: `{"result": ..., ...}` on success, `{"error": code, "message
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -110,13 +112,18 @@ def _client(request: web.BaseRequest) -> str | None:
     return request.remote
 
 
-def _reject_response(state: ServerState, request: web.Request, r: _Reject,
-                     vendor: VendorView | None, size: int | None = None,
-                     sha256: str | None = None) -> web.Response:
-    state.audit.record(action="upload", status=r.status, result=r.code,
-                       vendor=vendor.name if vendor else None, client=_client(request),
-                       filename=request.match_info.get("filename"), size=size, sha256=sha256,
-                       message=r.message)
+async def _audit(state: ServerState, **row: Any) -> None:
+    # SQLite commits fsync and may wait for the core's write lock: never on the event loop.
+    await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(state.audit.record, action="upload", **row))
+
+
+async def _reject_response(state: ServerState, request: web.Request, r: _Reject,
+                           vendor: VendorView | None, size: int | None = None,
+                           sha256: str | None = None) -> web.Response:
+    await _audit(state, status=r.status, result=r.code, vendor=vendor.name if vendor else None,
+                 client=_client(request), filename=request.match_info.get("filename"),
+                 size=size, sha256=sha256, message=r.message)
     headers = {"WWW-Authenticate": 'Bearer realm="udriver"'} if r.status == 401 else None
     resp = json_error(r.status, r.code, r.message, headers=headers)
     if r.status == 413 or (r.status == 401 and request.content_length):
@@ -133,11 +140,12 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
         vendor = await _authenticate(request, state)
         _precheck(request, state)
     except _Reject as r:
-        return _reject_response(state, request, r, vendor)
+        return await _reject_response(state, request, r, vendor)
     except UdriverError as e:
-        return _reject_response(state, request, _Reject(500, "repository-error", str(e)), vendor)
+        return await _reject_response(state, request,
+                                      _Reject(500, "repository-error", str(e)), vendor)
     if request.headers.get("Expect", "").lower() != "100-continue":
-        return _reject_response(state, request, _Reject(
+        return await _reject_response(state, request, _Reject(
             417, "expectation-failed", f"unknown Expect: {request.headers.get('Expect')!r}"),
             vendor)
     if request.version >= (1, 1):
@@ -269,20 +277,20 @@ async def handle_upload(request: web.Request) -> web.Response:
                 str(stage), "staging")
             raise r from e
     except _Reject as r:
-        return _reject_response(state, request, r, vendor, size, sha)
+        return await _reject_response(state, request, r, vendor, size, sha)
     except ConnectionError as e:  # the client went away mid-body; nobody reads the answer
-        return _reject_response(state, request, _Reject(400, "aborted", f"upload aborted by "
-                                                        f"the client: {e}"), vendor, size, sha)
+        aborted = _Reject(400, "aborted", f"upload aborted by the client: {e}")
+        return await _reject_response(state, request, aborted, vendor, size, sha)
     except UdriverError as e:  # the repository could not be opened to check the token
-        return _reject_response(state, request, _classify(e), vendor, size, sha)
+        return await _reject_response(state, request, _classify(e), vendor, size, sha)
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
     unchanged = bool(getattr(result, "unchanged", False))
     code = "unchanged" if unchanged else "published"
     status = 200 if unchanged else 201
-    state.audit.record(action="upload", status=status, result=code, vendor=vendor.name,
-                       client=_client(request), filename=name.filename, size=size, sha256=sha)
+    await _audit(state, status=status, result=code, vendor=vendor.name, client=_client(request),
+                 filename=name.filename, size=size, sha256=sha)
     body = {"result": code, "filename": name.filename, "size": size, "sha256": sha,
             "vendor": vendor.name, "package": manifest.package, "version": manifest.version,
             "driver": manifest.driver, "modaliases": list(manifest.modaliases)}
