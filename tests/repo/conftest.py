@@ -5,6 +5,7 @@
   once; `repo` gives each test its own copy (copying is ~50x faster than `init`).
 - `repo_tokens`: vendor name -> upload token for the copy.
 - `published_repo`: `repo` with the edu driver (wheel + deb) published by `qemu`.
+- `built_edu` (session): examples/edu built with `udriver build` ([wheel, deb]).
 - `dist`: a directory for factory-built artifacts (`_factory.make_driver`).
 - `make_client`: a fresh plain `ngclient.Updater` against a loopback HTTP server.
 
@@ -13,6 +14,7 @@ Copies share the template's GnuPG home (one gpg-agent, stopped at session end).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ import pytest
 from _factory import make_driver
 from _http import TreeServer
 
+EDU = Path(__file__).resolve().parents[2] / "examples" / "edu"
 VENDORS: dict[str, tuple[list[int], bool]] = {
     "qemu": ([0x1234], False),
     "acme": ([0x1AF4, 0x8086], False),
@@ -95,6 +98,28 @@ def dist(tmp_path: Path) -> Path:
 def edu_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The edu driver's wheel and deb (qemu's 1234:11e8), built once."""
     return make_driver(tmp_path_factory.mktemp("edu"))[1]
+
+
+@pytest.fixture(scope="session")
+def built_edu(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """examples/edu built by `udriver build` (wheel, deb); skipped if the example is absent."""
+    if not (EDU / "pyproject.toml").is_file():
+        pytest.skip("examples/edu is not in the tree")
+    from udriver.toolchain import build_project
+    env = {"DEBFULLNAME": "udriver developers", "DEBEMAIL": "udriver-devel@example.org",
+           "SOURCE_DATE_EPOCH": "1700000000"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        res = build_project(EDU, out_dir=tmp_path_factory.mktemp("edu-build"))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert res.deb is not None
+    return [res.wheel, res.deb]
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Acceptance 2: real apt in a Debian 12 chroot uses the apt view.
 
-The repository (edu driver published) is served on loopback; the chroot's only source
+The repository, with examples/edu as built by `udriver build` published, is served on
+loopback; the chroot's only source
 is `deb [signed-by=/usr/share/keyrings/udriver.gpg] http://127.0.0.1:PORT stable main`.
 `apt-get update` must succeed and `apt-get install udriver-driver-edu` must install the
 driver. Its dependencies -- the runtime package `udriver` and `python3` -- are not
@@ -56,7 +57,9 @@ def _configure(chroot: Path, repo, url: str) -> None:
             p.unlink()
 
 
-def test_apt_update_and_install_then_tampered_inrelease_fails(published_repo, chroot, tmp_path):
+def test_apt_update_and_install_then_tampered_inrelease_fails(repo, built_edu, chroot, tmp_path):
+    published_repo = repo
+    repo.publish(built_edu, vendor="qemu")
     with TreeServer(published_repo.public) as srv:
         _configure(chroot, published_repo, srv.url)
         r = run_in_chroot(chroot, "apt-get", "update")
