@@ -25,8 +25,11 @@ needs_pci_ids = pytest.mark.skipif(not PCI_IDS.is_file(),
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("UDRIVER_SYSFS_ROOT", raising=False)
+    # No repositories, nothing installed: the INSTALLED/AVAILABLE columns are "-".
+    monkeypatch.setenv("UDRIVER_CONFIG_DIR", str(tmp_path / "etc"))
+    monkeypatch.setenv("UDRIVER_STATE_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("UDRIVER_PCI_IDS", str(PCI_IDS))
     monkeypatch.setattr(bind_mod, "_POLL_INTERVAL", 0.001)
 
@@ -38,24 +41,24 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 GPU_TABLE = """\
-BDF           IDS        CLASS   DRIVER      NAME
-0000:00:00.0  8086:0d57  060000  -           Host bridge: Intel Corporation Device 0d57
-0000:00:01.0  1af4:1042  018000  virtio-pci  Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:02.0  1af4:1042  018000  virtio-pci  Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:03.0  1af4:1041  020000  virtio-pci  Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
-0000:00:04.0  1af4:1053  ffff00  virtio-pci  Unassigned class: Red Hat, Inc. Virtio 1.0 socket
-0000:00:05.0  1af4:1044  ffff00  virtio-pci  Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
-0000:00:06.0  10de:2330  030200  nvidia      3D controller: NVIDIA Corporation GH100[H100 SXM5 80GB]
+BDF           IDS        CLASS   DRIVER      INSTALLED  AVAILABLE  NAME
+0000:00:00.0  8086:0d57  060000  -           -          -          Host bridge: Intel Corporation Device 0d57
+0000:00:01.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:02.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:03.0  1af4:1041  020000  virtio-pci  -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
+0000:00:04.0  1af4:1053  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
+0000:00:05.0  1af4:1044  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
+0000:00:06.0  10de:2330  030200  nvidia      -          -          3D controller: NVIDIA Corporation GH100[H100 SXM5 80GB]
 """
 
 SMALL_TABLE = """\
-BDF           IDS        CLASS   DRIVER      NAME
-0000:00:00.0  8086:0d57  060000  -           Host bridge: Intel Corporation Device 0d57
-0000:00:01.0  1af4:1045  ffff00  virtio-pci  Unassigned class: Red Hat, Inc. Virtio 1.0 memory balloon
-0000:00:02.0  1af4:1042  018000  virtio-pci  Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:03.0  1af4:1041  020000  virtio-pci  Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
-0000:00:04.0  1af4:1053  ffff00  virtio-pci  Unassigned class: Red Hat, Inc. Virtio 1.0 socket
-0000:00:05.0  1af4:1044  ffff00  virtio-pci  Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
+BDF           IDS        CLASS   DRIVER      INSTALLED  AVAILABLE  NAME
+0000:00:00.0  8086:0d57  060000  -           -          -          Host bridge: Intel Corporation Device 0d57
+0000:00:01.0  1af4:1045  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 memory balloon
+0000:00:02.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:03.0  1af4:1041  020000  virtio-pci  -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
+0000:00:04.0  1af4:1053  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
+0000:00:05.0  1af4:1044  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
 """
 
 
@@ -90,6 +93,7 @@ def test_devices_json_h100_exact(capsys: pytest.CaptureFixture[str]) -> None:
         "names": {"vendor": "NVIDIA Corporation", "device": "GH100[H100 SXM5 80GB]",
                   "subsystem_vendor": "NVIDIA Corporation", "subsystem": None,
                   "class": "3D controller"},
+        "installed": None, "available": None,
     }
 
 
@@ -118,12 +122,12 @@ def test_devices_without_pci_ids(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("UDRIVER_PCI_IDS", "")
     rc, out, _ = _run(capsys, "devices", "--sysfs-root", str(GPU))
     assert rc == 0
-    assert out.splitlines()[-1] == "0000:00:06.0  10de:2330  030200  nvidia      -"
+    assert out.splitlines()[-1] == "0000:00:06.0  10de:2330  030200  nvidia      -          -          -"
 
 
 def test_devices_empty_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert _run(capsys, "devices", "--sysfs-root", str(tmp_path)) == (
-        0, "BDF  IDS  CLASS  DRIVER  NAME\n", "")
+        0, "BDF  IDS  CLASS  DRIVER  INSTALLED  AVAILABLE  NAME\n", "")
     assert _run(capsys, "devices", "--json", "--sysfs-root", str(tmp_path)) == (0, "[]\n", "")
 
 

@@ -57,15 +57,28 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print a JSON list with every field of every device")
+    p.add_argument("--refresh", action="store_true",
+                   help="refresh repository metadata first (default: use the cache only)")
     add_sysfs_root_option(p)
 
 
+def _driver_cell(d: dict[str, str] | None) -> str:
+    return f"{d['driver']} {d['version']}".strip() if d else "-"
+
+
 def main(args: argparse.Namespace) -> int:
+    from ..client import annotate  # not at import time: `udriver bind` shares this module
+
     devices = list_devices(sysfs_root(args))
+    # Installed and available drivers per device: resolved through the cached, verified
+    # per-vendor indexes (no network unless --refresh).
+    drivers = annotate({d.bdf: d.modalias for d in devices}, refresh=args.refresh)
     if args.json:
-        print(json.dumps([d.to_json() for d in devices], indent=2))
+        print(json.dumps([{**d.to_json(), **drivers[d.bdf]} for d in devices], indent=2))
         return 0
-    rows = [[d.bdf, d.ids, f"{d.class_code:06x}", d.driver or "-", display_name(d)]
+    rows = [[d.bdf, d.ids, f"{d.class_code:06x}", d.driver or "-",
+             _driver_cell(drivers[d.bdf]["installed"]), _driver_cell(drivers[d.bdf]["available"]),
+             display_name(d)]
             for d in devices]
-    print(format_table(["BDF", "IDS", "CLASS", "DRIVER", "NAME"], rows))
+    print(format_table(["BDF", "IDS", "CLASS", "DRIVER", "INSTALLED", "AVAILABLE", "NAME"], rows))
     return 0
