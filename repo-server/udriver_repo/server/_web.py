@@ -106,7 +106,10 @@ def render_page(vendors: list[VendorView], view: CatalogView, names: PciNames) -
         entries = [e for i in ids for e in view.indexes.get(i, [])]
         id_text = ", ".join(f"<code>{i}</code> {escape(names.vendor(int(i, 16)) or '')}"
                             for i in ids) or "none"
-        flags = " · class-wide drivers allowed" if v.class_grant else ""
+        # The class index is one shared role: its drivers cannot be attributed to a
+        # publisher from the tree, so they get their own section below.
+        flags = (" · may publish class-wide drivers (listed under <a href=\"#class\">"
+                 "Class-wide drivers</a>)" if v.class_grant else "")
         flags += " · <b>revoked</b>" if v.revoked else ""
         sections.append(
             f"<section class=vendor id=\"vendor-{escape(v.name)}\"><h2>{escape(v.name)}</h2>"
