@@ -226,3 +226,23 @@ def test_layout_and_permissions(repo):
         assert (repo.public / rel).is_file(), rel
     root = json.loads((repo.public / "metadata/1.root.json").read_bytes())["signed"]
     assert root["consistent_snapshot"] is True
+
+
+def test_abi_the_runtime_does_not_provide_is_a_package_error(repo, dist):
+    w = make_wheel(dist, make_manifest(abi=(2, 0)))
+    with pytest.raises(PackageError, match="2.0"):
+        repo.publish([w], vendor="qemu")
+
+
+def test_entry_point_disagreeing_with_manifest_is_a_package_error(repo, dist):
+    m = make_manifest()
+    w = make_wheel(dist, m)
+    with zipfile.ZipFile(w) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["udriver_edu-0.1.0.dist-info/entry_points.txt"] = b"[udriver.drivers]\nedu = x:Y\n"
+    with zipfile.ZipFile(w, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(PackageError, match="`entry_points.txt` \\[udriver.drivers\\] `edu` is "
+                                           "'x:Y', the manifest says 'udriver_edu:Driver'"):
+        repo.publish([w], vendor="qemu")
