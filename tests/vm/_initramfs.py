@@ -28,7 +28,7 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["build_initramfs", "STAGE1_MODULES"]
+__all__ = ["STAGE1_MODULES", "build_initramfs"]
 
 STAGE1_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 """Modules stage 1 needs before it can mount the shares (dependencies are added)."""

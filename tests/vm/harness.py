@@ -61,26 +61,23 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-try:  # imported as tests.vm.harness (pytest) or as a plain script next to kernels.py
-    from . import kernels as _kernels
-    from ._initramfs import build_initramfs
-except ImportError:  # pragma: no cover
-    import kernels as _kernels  # type: ignore[no-redef]
-    from _initramfs import build_initramfs  # type: ignore[no-redef]
+from . import kernels as _kernels
+from ._agent import agent_script
+from ._errors import GuestCommandError, GuestDied, GuestError, GuestTimeout
+from ._initramfs import build_initramfs
+from ._qmp import Qmp
 
 __all__ = [
     "BgJob",
@@ -99,22 +96,6 @@ QEMU = "qemu-system-x86_64"
 _POLL = 0.02
 _RUN_ROOT = Path(__file__).resolve().parent / ".work"
 _counter = itertools.count(1)
-
-
-class GuestError(RuntimeError):
-    """The guest could not be started, or a harness operation on it failed."""
-
-
-class GuestTimeout(GuestError):
-    """A wait on the guest (boot, command, QMP, shutdown) exceeded its timeout."""
-
-
-class GuestDied(GuestError):
-    """QEMU exited while the guest was in use; the message carries the console tail."""
-
-
-class GuestCommandError(GuestError):
-    """A command checked with :meth:`CommandResult.check` exited non-zero."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,17 +274,14 @@ class Guest:
         self._cmd_dir = self.workdir / "cmd"
         self._qmp_path = self.rundir / "qmp.sock"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._qmp_sock: socket.socket | None = None
-        self._qmp_buf = b""
-        self._qmp_lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
+        self._qmp = Qmp(self._qmp_path, self._tail)
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self._hotplugged: list[str] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def __enter__(self) -> Guest:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -329,22 +307,34 @@ class Guest:
         kp = _kernels.kernel_paths(self.kernel)
         if len(str(self._qmp_path)) > 100:  # sun_path is 108 bytes
             self._qmp_path = Path(f"/tmp/udvm-{os.getpid()}-{id(self)}.qmp")
+            self._qmp = Qmp(self._qmp_path, self._tail)
         shutil.rmtree(self.rundir, ignore_errors=True)
         self._cmd_dir.mkdir(parents=True)
         udev_root = _kernels.fetch_udev() if self.udev else None
-        (self.workdir / "agent.sh").write_text(self._agent_script(kp, udev_root))
+        (self.workdir / "agent.sh").write_text(
+            agent_script(
+                work=self.guest_workdir,
+                pybin=str(Path(sys.executable).parent),
+                kernel=kp,
+                udev_root=udev_root,
+            )
+        )
         initrd = build_initramfs(kp.modules_dir, kp.vmlinux.parent)
         argv = self._qemu_argv(kp.vmlinux, initrd)
         (self.rundir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
         t0 = time.monotonic()
         try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=open(self.rundir / "qemu.out", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with open(self.rundir / "qemu.out", "wb") as out:
+                # Own session: a Ctrl-C on the terminal reaches pytest, which then shuts the
+                # guest down cleanly. setpriv --pdeathsig (prctl(2) PR_SET_PDEATHSIG): QEMU
+                # gets SIGKILL if the thread that started it dies, e.g. pytest killed outright.
+                self._proc = subprocess.Popen(
+                    ["setpriv", "--pdeathsig", "KILL", *argv],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as e:
             raise GuestError(f"cannot start {QEMU}: {e}") from e
         try:
@@ -353,7 +343,7 @@ class Guest:
             )
             self.boot_seconds = time.monotonic() - t0
             self.kernel_version = (self.workdir / "ready").read_text().split()[0]
-            self._qmp_connect()
+            self._qmp.connect()
         except BaseException:
             self.close(failed=True)
             raise
@@ -373,9 +363,7 @@ class Guest:
                 _log.warning("guest %s did not power off; killing QEMU", self.kernel)
                 proc.kill()
                 proc.wait(timeout=10)
-        if self._qmp_sock is not None:
-            self._qmp_sock.close()
-            self._qmp_sock = None
+        self._qmp.close()
         if failed or self.keep:
             _log.warning("guest %s: run folder kept at %s", self.kernel, self.rundir)
         else:
@@ -525,35 +513,25 @@ class Guest:
         """Send one QMP command and return QEMU's reply (``{"return": ...}`` or ``{"error"}``).
 
         Keyword names are QMP argument names (use ``**{"a-b": 1}`` for dashed ones).
-        Asynchronous events seen meanwhile are kept in :meth:`qmp_events`.
+        Asynchronous events seen meanwhile are kept for :meth:`qmp_events`.
 
         Raises:
             GuestTimeout: no reply within ``timeout`` s.
             GuestDied: the QMP connection closed.
         """
-        with self._qmp_lock:
-            if self._qmp_sock is None:
-                raise GuestDied(f"no QMP connection to guest {self.kernel}")
-            msg: dict[str, Any] = {"execute": command}
-            if arguments:
-                msg["arguments"] = arguments
-            self._qmp_sock.sendall(json.dumps(msg).encode() + b"\n")
-            reply = self._qmp_reply(timeout)
+        reply = self._qmp.execute(command, timeout, arguments)
         if command == "device_add" and "return" in reply and "id" in arguments:
             # Removal (device_del) completes asynchronously; reset_devices() waits for it.
             self._hotplugged.append(str(arguments["id"]))
         return reply
 
     def qmp_events(self) -> list[dict[str, Any]]:
-        """Return (and forget) the QMP events received so far, reading any pending ones.
+        """Return (and forget) the QMP events received so far.
 
         Raises:
             GuestDied: the QMP connection closed.
         """
-        with self._qmp_lock:
-            self._qmp_drain()
-            ev, self._events = self._events, []
-            return ev
+        return self._qmp.events()
 
     def wait_qmp_event(self, name: str, timeout: float = 30, **data: Any) -> dict[str, Any]:
         """Wait for QMP event ``name`` whose ``data`` contains ``data`` (e.g. ``device="x"``).
@@ -564,85 +542,7 @@ class Guest:
             GuestTimeout: no such event within ``timeout`` s.
             GuestDied: the QMP connection closed.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._qmp_lock:
-                self._qmp_drain()
-                for i, ev in enumerate(self._events):
-                    evd = ev.get("data", {})
-                    if ev.get("event") == name and all(evd.get(k) == v for k, v in data.items()):
-                        return self._events.pop(i)
-            if time.monotonic() > deadline:
-                raise GuestTimeout(f"no QMP event {name} {data} within {timeout} s")
-            time.sleep(_POLL * 5)
-
-    def _qmp_drain(self) -> None:
-        """Queue every complete message already received (events only; caller holds lock)."""
-        if self._qmp_sock is None:
-            raise GuestDied(f"no QMP connection to guest {self.kernel}")
-        self._qmp_sock.setblocking(False)
-        try:
-            while True:
-                chunk = self._qmp_sock.recv(65536)
-                if not chunk:
-                    raise GuestDied(f"QMP connection closed{self._tail()}")
-                self._qmp_buf += chunk
-        except (BlockingIOError, InterruptedError):
-            pass
-        finally:
-            self._qmp_sock.setblocking(True)
-        while b"\n" in self._qmp_buf:
-            line, _, self._qmp_buf = self._qmp_buf.partition(b"\n")
-            self._events.append(json.loads(line))
-
-    def _qmp_connect(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(str(self._qmp_path))
-                break
-            except OSError as e:
-                s.close()
-                if time.monotonic() > deadline:
-                    raise GuestError(f"cannot connect to QMP at {self._qmp_path}: {e}") from e
-                time.sleep(0.05)
-        self._qmp_sock = s
-        with self._qmp_lock:
-            greeting = self._qmp_read(30)
-            if "QMP" not in greeting:
-                raise GuestError(f"unexpected QMP greeting: {greeting}")
-            s.sendall(b'{"execute": "qmp_capabilities"}\n')
-            reply = self._qmp_reply(30)
-            if "return" not in reply:
-                raise GuestError(f"qmp_capabilities refused: {reply}")
-
-    def _qmp_read(self, timeout: float) -> dict[str, Any]:
-        assert self._qmp_sock is not None
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._qmp_buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise GuestTimeout(f"no QMP message within {timeout} s")
-            self._qmp_sock.settimeout(min(left, 1.0))
-            try:
-                chunk = self._qmp_sock.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                raise GuestDied(f"QMP connection closed{self._tail()}")
-            self._qmp_buf += chunk
-        line, _, self._qmp_buf = self._qmp_buf.partition(b"\n")
-        obj: dict[str, Any] = json.loads(line)
-        return obj
-
-    def _qmp_reply(self, timeout: float) -> dict[str, Any]:
-        while True:
-            obj = self._qmp_read(timeout)
-            if "event" in obj:
-                self._events.append(obj)
-                continue
-            return obj
+        return self._qmp.wait_event(name, timeout, data)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -703,77 +603,3 @@ class Guest:
         for i in range(1, self.root_ports + 1):
             argv += ["-device", f"pcie-root-port,id=rp{i},chassis={i},slot={i}"]
         return argv + self.qemu_args
-
-    def _agent_script(self, kp: _kernels.KernelPaths, udev_root: Path | None) -> str:
-        pybin = str(Path(sys.executable).parent)
-        udev = ""
-        if udev_root is not None:
-            u = shlex.quote(str(udev_root))
-            udev = f"""
-mkdir -p /usr/lib/udev /usr/lib/systemd /etc/udev/rules.d
-mount --bind {u}/lib/udev /usr/lib/udev
-ln -sf {u}/bin/udevadm /usr/bin/udevadm
-ln -sf {u}/bin/udevadm /usr/lib/systemd/systemd-udevd
-echo "udev-start $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
-/usr/lib/systemd/systemd-udevd --daemon --resolve-names=never >/run/udevd.log 2>&1
-# No coldplug (`udevadm trigger` of every device costs ~10-30 s under TCG and the harness
-# only promises hotplug events); tests that need it run `udevadm trigger` themselves.
-udevadm control --ping --timeout=60
-echo "udev-settled $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
-"""
-        return _AGENT.format(
-            path=shlex.quote(f"{pybin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-            work=shlex.quote(self.guest_workdir),
-            moddir=shlex.quote(str(kp.modules_dir)),
-            kver=shlex.quote(kp.version),
-            udev=udev,
-        )
-
-
-# Stage 2: runs as PID 1 (bash from the host) after switch_root; see the module docstring.
-_AGENT = r"""
-export PATH={path} HOME=/root LANG=C.UTF-8 TERM=dumb
-W={work}
-C="$W/cmd"
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/lock /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /dev/shm
-mkdir -p /usr/lib/modules/{kver}
-mount --bind {moddir} /usr/lib/modules/{kver}
-hostname udriver-guest
-echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
-{udev}
-mkfifo /run/agent.fifo
-exec 9<>/run/agent.fifo
-declare -A started running
-# Job control: every background job is its own process group (pgid = pid), so a kill
-# reaches everything the command started, without an extra setsid exec per command.
-set -m
-echo "$(uname -r) $(cut -d' ' -f1 /proc/uptime)" > "$W/ready.tmp"
-mv "$W/ready.tmp" "$W/ready"
-while :; do
-    for f in "$C"/*.sh; do
-        [ -e "$f" ] || continue
-        id=${{f##*/}}
-        id=${{id%.sh}}
-        [ -n "${{started[$id]}}" ] && continue
-        started[$id]=1
-        bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" &
-        running[$id]=$!
-    done
-    for id in "${{!running[@]}}"; do
-        p=${{running[$id]}}
-        [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null
-        kill -0 "$p" 2>/dev/null && continue
-        wait "$p"
-        echo $? > "$C/$id.rc"  # one small write, after .out/.err are closed
-        unset "running[$id]"
-    done
-    [ -e "$W/shutdown" ] && break
-    read -t 0.05 -u 9 _
-done
-sync
-echo o > /proc/sysrq-trigger
-sleep 30
-"""

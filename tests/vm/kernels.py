@@ -37,8 +37,8 @@ from pathlib import Path
 
 __all__ = [
     "KERNELS",
-    "KernelPaths",
     "KernelFetchError",
+    "KernelPaths",
     "cache_dir",
     "fetch",
     "fetch_udev",
@@ -164,7 +164,7 @@ def _resolve(name: str) -> str:
     out = _run(argv + ["depends", "linux-image-amd64"])
     for m in re.finditer(r"Depends:\s*(linux-image-[0-9][^\s]*)", out):
         pkg = m.group(1)
-        if pkg.startswith(f"linux-image-{name}.") or pkg.startswith(f"linux-image-{name}-"):
+        if pkg.startswith((f"linux-image-{name}.", f"linux-image-{name}-")):
             return pkg
     raise KernelFetchError(f"`linux-image-amd64` does not resolve to a {name} kernel: {out!r}")
 

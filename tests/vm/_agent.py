@@ -1,0 +1,110 @@
+"""Stage 2 of the guest: the agent script that runs as PID 1 after ``switch_root``.
+
+Rules (see also :mod:`harness`):
+
+* It is bash from the host (the guest's ``/`` is the host's, read-only under a tmpfs overlay).
+* Order: fresh ``/run``, ``/dev/pts``, ``/dev/shm``; the guest kernel's modules bind-mounted at
+  ``/lib/modules/<version>`` (``/lib`` -> ``usr/lib`` on Debian 12); optionally udevd; then
+  ``ready`` is written (``<uname -r> <uptime>``) and the command loop starts.
+* The loop polls ``$W/cmd`` every 50 ms (``read -t`` on a private FIFO: no process per tick).
+  A new ``<n>.sh`` becomes a background job with its own process group (``set -m``), stdout
+  and stderr to ``<n>.out``/``<n>.err``; when it has exited, its status goes to ``<n>.rc``.
+  ``<n>.kill`` makes the agent SIGKILL the job's process group. ``$W/shutdown`` ends the
+  loop: ``sync`` and power off through ``/proc/sysrq-trigger`` (``o``), which QEMU, started with
+  ``-no-reboot``, turns into its exit.
+* PID 1 must never exit (the kernel would panic), so the script ends in ``sleep``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from .kernels import KernelPaths
+
+__all__ = ["agent_script"]
+
+# udevd from Debian's udev .deb (dpkg -x, never installed on the host). udevadm is multi-call:
+# run as "systemd-udevd" it is the daemon. No coldplug: `udevadm trigger` of every device costs
+# 10-30 s under TCG and the harness only promises hotplug events; tests that need coldplug run
+# `udevadm trigger --action=add ...; udevadm settle` themselves.
+_UDEV = r"""
+mkdir -p /usr/lib/udev /usr/lib/systemd /etc/udev/rules.d
+mount --bind {root}/lib/udev /usr/lib/udev
+ln -sf {root}/bin/udevadm /usr/bin/udevadm
+ln -sf {root}/bin/udevadm /usr/lib/systemd/systemd-udevd
+echo "udev-start $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
+/usr/lib/systemd/systemd-udevd --daemon --resolve-names=never >/run/udevd.log 2>&1
+udevadm control --ping --timeout=60
+echo "udev-ready $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
+"""
+
+
+def agent_script(*, work: str, pybin: str, kernel: KernelPaths, udev_root: Path | None) -> str:
+    """Return the stage-2 script for one guest.
+
+    Args:
+        work: the work folder's path in the guest (same as on the host).
+        pybin: directory of the host's ``python3``, put first on the guest's ``PATH``.
+        kernel: the booted kernel (its modules are bind-mounted).
+        udev_root: where ``udev`` was unpacked (``dpkg -x``), or None for no udevd.
+    """
+    udev = ""
+    if udev_root is not None:
+        udev = _UDEV.format(root=shlex.quote(str(udev_root)))
+    path = f"{pybin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return _AGENT.format(
+        path=shlex.quote(path),
+        work=shlex.quote(work),
+        moddir=shlex.quote(str(kernel.modules_dir)),
+        kver=shlex.quote(kernel.version),
+        udev=udev,
+    )
+
+
+_AGENT = r"""
+export PATH={path} HOME=/root LANG=C.UTF-8 TERM=dumb
+W={work}
+C="$W/cmd"
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/lock /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mkdir -p /usr/lib/modules/{kver}
+mount --bind {moddir} /usr/lib/modules/{kver}
+hostname udriver-guest
+echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
+{udev}
+mkfifo /run/agent.fifo
+exec 9<>/run/agent.fifo
+declare -A started running
+# Job control: every background job is its own process group (pgid = pid), so a kill
+# reaches everything the command started, without an extra setsid exec per command.
+set -m
+echo "$(uname -r) $(cut -d' ' -f1 /proc/uptime)" > "$W/ready.tmp"
+mv "$W/ready.tmp" "$W/ready"
+while :; do
+    for f in "$C"/*.sh; do
+        [ -e "$f" ] || continue
+        id=${{f##*/}}
+        id=${{id%.sh}}
+        [ -n "${{started[$id]}}" ] && continue
+        started[$id]=1
+        bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" &
+        running[$id]=$!
+    done
+    for id in "${{!running[@]}}"; do
+        p=${{running[$id]}}
+        [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null
+        kill -0 "$p" 2>/dev/null && continue
+        wait "$p"
+        echo $? > "$C/$id.rc"  # one small write, after .out/.err are closed
+        unset "running[$id]"
+    done
+    [ -e "$W/shutdown" ] && break
+    read -t 0.05 -u 9 _
+done
+sync
+echo o > /proc/sysrq-trigger
+sleep 30
+"""

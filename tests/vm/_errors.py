@@ -1,0 +1,21 @@
+"""Exceptions of the QEMU guest harness (re-exported by :mod:`harness`)."""
+
+from __future__ import annotations
+
+__all__ = ["GuestCommandError", "GuestDied", "GuestError", "GuestTimeout"]
+
+
+class GuestError(RuntimeError):
+    """The guest could not be started, or a harness operation on it failed."""
+
+
+class GuestTimeout(GuestError):
+    """A wait on the guest (boot, command, QMP, shutdown) exceeded its timeout."""
+
+
+class GuestDied(GuestError):
+    """QEMU exited while the guest was in use; the message carries the console tail."""
+
+
+class GuestCommandError(GuestError):
+    """A command checked with ``CommandResult.check`` exited non-zero."""
