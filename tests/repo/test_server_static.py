@@ -143,3 +143,22 @@ def test_writes_are_not_allowed_on_the_tree(srv):
 
 
 
+
+
+def test_startup_removes_uploads_left_by_a_crash(tmp_path):
+    repo = FakeRepository.create(tmp_path / "repo")
+    stale = tmp_path / "repo" / "staging" / "upload-0123abcd"
+    stale.mkdir(parents=True)
+    (stale / "udriver_x-0.1.0-py3-none-any.whl").write_bytes(b"half")
+    other = tmp_path / "repo" / "staging" / "core-owned"
+    other.write_text("not ours\n")
+    create_app(tmp_path / "repo", repo_factory=repo.factory)
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / "repo" / "staging").stat().st_mode & 0o777 == 0o700
+
+
+def test_create_app_refuses_a_directory_that_is_not_a_repository(tmp_path):
+    from udriver.errors import RepositoryError
+    with pytest.raises(RepositoryError):
+        create_app(tmp_path)  # the real core's Repository.open
+    assert not (tmp_path / "staging").exists()

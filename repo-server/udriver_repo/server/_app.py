@@ -153,6 +153,7 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     staging = repo / "staging"
     try:
         staging.mkdir(mode=0o700, exist_ok=True)
+        staging.chmod(0o700)  # uploads are private until published
     except OSError as e:
         raise RepositoryError(f"cannot create {staging}: {e.strerror}") from e
     _clean_staging(staging)
