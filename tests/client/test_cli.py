@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from conftest import BDF, Published
 from udriver.cli import main
 from udriver.client import record_status
 
-FIXTURES = Path("/work/shared/fixtures/sysfs")
+# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
+                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from udriver.pci import _bind as bind_mod
 from udriver.pci import bind, unbind
 from udriver.pci.testing import FakeSysfs
 
-FIXTURES = Path("/work/shared/fixtures/sysfs")
+# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
+                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
 GPU = FIXTURES / "gpu-server"
 SMALL = FIXTURES / "small-vm"
 PCI_IDS = Path("/usr/share/misc/pci.ids")

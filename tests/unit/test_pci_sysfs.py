@@ -12,7 +12,9 @@ from udriver.modalias import Modalias
 from udriver.pci import PciIds, get_device, list_devices, normalise_bdf
 from udriver.pci.testing import FakeSysfs
 
-FIXTURES = Path("/work/shared/fixtures/sysfs")
+# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
+                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
 GPU = FIXTURES / "gpu-server"
 SMALL = FIXTURES / "small-vm"
 NO_DB = PciIds(None)
