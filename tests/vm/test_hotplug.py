@@ -9,7 +9,6 @@ supervised, unprivileged driver, whose factorial and DMA checks must pass.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,19 @@ import pytest
 
 from vm._fixtures import require_vm
 from vm.harness import Guest
-from vm.test_hotplug_lib import (GuestRepo, copy_repo, build_edu_wheel, driver_log, events, hotplug,
-                                 make_repo, prepare_guest, status, unplug, wait_for)
+from vm.test_hotplug_lib import (
+    GuestRepo,
+    build_edu_wheel,
+    copy_repo,
+    driver_log,
+    events,
+    hotplug,
+    make_repo,
+    prepare_guest,
+    status,
+    unplug,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

@@ -21,9 +21,20 @@ import pytest
 
 from vm._fixtures import require_vm
 from vm.harness import Guest
-from vm.test_hotplug_lib import (build_edu_wheel, copy_repo, driver_log, make_repo,
-                                 mismatching_repo, prepare_guest, publish_more, status,
-                                 tamper_driver_file, unplug, wait_for, hotplug)
+from vm.test_hotplug_lib import (
+    build_edu_wheel,
+    copy_repo,
+    driver_log,
+    hotplug,
+    make_repo,
+    mismatching_repo,
+    prepare_guest,
+    publish_more,
+    status,
+    tamper_driver_file,
+    unplug,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -87,7 +98,7 @@ def refused(g: Guest, dev_id: str) -> tuple[str, dict[str, Any]]:
 def test_tampered_driver_file_is_refused(env) -> None:
     g, srv = env
     configure(g, "tampered", srv["tampered"])
-    bdf, rec = refused(g, "edu-tampered")
+    _bdf, rec = refused(g, "edu-tampered")
     assert "udriver_edu-1.0.0-py3-none-any.whl" in rec["reason"], rec
     assert "hash" in rec["reason"].lower() or "length" in rec["reason"].lower(), rec
 
@@ -99,19 +110,19 @@ def test_rollback_to_older_metadata_is_refused(env) -> None:
     # ... then the server (or a man in the middle) goes back to the older tree.
     g.run(f"sed -i 's/:{PORTS['new']}/:{PORTS['old']}/' /etc/udriver/repos.d/main.json",
           timeout=60, check=True)
-    bdf, rec = refused(g, "edu-rollback")
+    _bdf, rec = refused(g, "edu-rollback")
     assert "version" in rec["reason"].lower(), rec
 
 
 def test_expired_timestamp_is_refused(env) -> None:
     g, srv = env
     configure(g, "expired", srv["expired"])
-    bdf, rec = refused(g, "edu-expired")
+    _bdf, rec = refused(g, "edu-expired")
     assert "expired" in rec["reason"].lower() and "timestamp" in rec["reason"], rec
 
 
 def test_package_id_table_not_matching_device_is_refused(env) -> None:
     g, srv = env
     configure(g, "mismatch", srv["mismatch"])
-    bdf, rec = refused(g, "edu-mismatch")
+    _bdf, rec = refused(g, "edu-mismatch")
     assert "pci:v00001234d000011E9" in rec["reason"], rec

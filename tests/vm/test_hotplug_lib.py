@@ -21,9 +21,24 @@ from typing import Any
 
 from vm.harness import Guest
 
-__all__ = ["build_edu_wheel", "make_repo", "GuestRepo", "wait_for", "status", "driver_log",
-           "hotplug", "unplug", "copy_repo", "events", "prepare_guest", "tamper_driver_file",
-           "publish_more", "mismatching_repo", "EDU_PATTERN", "crashing_wheel"]
+__all__ = [
+    "EDU_PATTERN",
+    "GuestRepo",
+    "build_edu_wheel",
+    "copy_repo",
+    "crashing_wheel",
+    "driver_log",
+    "events",
+    "hotplug",
+    "make_repo",
+    "mismatching_repo",
+    "prepare_guest",
+    "publish_more",
+    "status",
+    "tamper_driver_file",
+    "unplug",
+    "wait_for",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 EDU_PATTERN = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
@@ -224,11 +239,12 @@ def mismatching_repo(path: Path, work: Path) -> Path:
     the vendor's key: only the client's check after download can catch it)."""
     import sys
     sys.path.insert(0, str(ROOT / "tests"))
-    from repo._factory import make_manifest, make_wheel
     from tuf.api.metadata import TargetFile
     from udriver_repo import Repository
     from udriver_repo._index import encode_index
     from udriver_repo._meta import Transaction, vendor_role
+
+    from repo._factory import make_manifest, make_wheel
 
     liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
     make_repo(path, [make_wheel(work, liar)])
