@@ -114,3 +114,11 @@ def test_autobind_command_rejects_unsafe_values() -> None:
         autobind_command({"UDRIVER_STATE_DIR": "/a b"})
     with pytest.raises(ConfigError, match="cannot put the state directory"):
         render_rules([], auto_install=False, command=CMD, state_dir=Path('/x"y'))
+
+
+def test_cli_installs_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from udriver.cli import main
+    assert main(["autobind", "--install-unit", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'udriver@.service'}\n"
+    text = (tmp_path / "udriver@.service").read_text()
+    assert "@bindir@" not in text and "/udriver supervise --systemd-exec --device %I" in text

@@ -96,6 +96,7 @@ def test_hotplug_installs_from_signed_repo_binds_and_runs_unprivileged(env) -> N
 def test_two_devices_at_once_two_processes_one_install(env) -> None:
     g, gr, repo = env
     gr.configure(repo / "public/keys/root.json")
+    fetched = gr.downloads()
     before = set(g.edu_bdfs())
     for dev_id, bus in (("edu2", "rp2"), ("edu3", "rp3")):
         assert "error" not in g.qmp("device_add", driver="edu", bus=bus, id=dev_id)
@@ -108,9 +109,9 @@ def test_two_devices_at_once_two_processes_one_install(env) -> None:
         assert [e["ok"] for e in evs if e.get("event") == "done"] == [True]
         pids.add(probed["pid"])
     assert len(pids) == 2
-    # Installed once: one version directory, and the store's install log... the wheel
-    # was fetched once (one cached target in the client's TUF cache).
+    # Installed once: one version directory, and the wheel was downloaded once.
     r = g.run("ls /var/lib/udriver/drivers/edu", timeout=60, check=True)
     assert sorted(r.stdout.split()) == ["1.0.0", "current"]
+    assert gr.downloads() - fetched == 1
     for dev_id, bdf in zip(("edu2", "edu3"), bdfs):
         unplug(g, dev_id, bdf)

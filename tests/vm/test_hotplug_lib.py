@@ -43,6 +43,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 EDU_PATTERN = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 PORT = 8765
+SERVE_LOG = "/tmp/udriver-repo-serve.log"
 
 
 def build_edu_wheel(out: Path, version: str | None = None) -> Path:
@@ -187,8 +188,8 @@ class GuestRepo:
         # SQLite (state.db) wants real file locks: serve a copy on the guest's tmpfs.
         self.job = self.g.run_bg(f"rm -rf /srv/repo && mkdir -p /srv && "
                                  f"cp -a {shlex.quote(str(repo_dir))} /srv/repo && "
-                                 f"exec udriver-repo serve --repo /srv/repo "
-                                 f"--host 127.0.0.1 --port {PORT}")
+                                 f"exec udriver-repo -v serve --repo /srv/repo "
+                                 f"--host 127.0.0.1 --port {PORT} > {SERVE_LOG} 2>&1")
         wait_for(lambda: self.g.run(f"python3 -c 'import socket; socket.create_connection("
                                     f"(\"127.0.0.1\", {PORT}), 1)'", timeout=60).rc == 0,
                  300, "udriver-repo serve", step=2.0)
@@ -200,6 +201,11 @@ class GuestRepo:
               f"udriver repo add main {self.url} --root {shlex.quote(str(root))}{flag}; "
               "udriver autobind --update-rules", timeout=600, check=True)
         g.udev_reload()
+
+    def downloads(self, what: str = "GET /targets/drivers/") -> int:
+        """How many requests for driver files the server has logged."""
+        r = self.g.run(f"grep -c {shlex.quote(what)} {SERVE_LOG}", timeout=60)
+        return int(r.stdout.strip() or 0)
 
     def stop(self) -> None:
         if self.job is not None:

@@ -23,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "rules start it through `setsid -f`)")
     p.add_argument("--update-rules", action="store_true",
                    help="regenerate the udev rules for the installed drivers and exit")
+    p.add_argument("--install-unit", type=Path, metavar="DIR", nargs="?",
+                   const=Path("/etc/systemd/system"),
+                   help="write the udriver@.service template unit into DIR "
+                        "(default /etc/systemd/system) and exit")
     p.add_argument("--rules-file", type=Path, metavar="PATH",
                    help="rules file (default /etc/udev/rules.d/60-udriver.rules) "
                         "[env: UDRIVER_UDEV_RULES]")
@@ -31,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..errors import DeviceError
     from ..supervise import _autobind, _udev
+    if args.install_unit is not None:
+        from ..supervise._systemd import install_unit
+        print(f"wrote {install_unit(args.install_unit)}")
+        return 0
     if args.update_rules:
         path = _udev.write_rules(args.rules_file)
         print(f"wrote {path}")
