@@ -22,6 +22,9 @@ Commit protocol (what makes a publish atomic and crash-safe):
    `<n+1>.snapshot.json`; none of these is reachable until step 4.
 4. `timestamp.json` is replaced by rename(2): the single switch a client sees
    (client workflow 5.4 reads timestamp first, then 5.5 snapshot, 5.6 targets).
+5. Only then, versions that fell out of the last `KEEP_VERSIONS` of each role written
+   are deleted; the committed timestamp no longer reaches them. Root versions are never
+   deleted (clients walk the whole root chain, client workflow 5.3).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ __all__ = [
     "BINS",
     "CLASS_ROLE",
     "EXPIRY_DEFAULTS",
+    "KEEP_VERSIONS",
     "SERIALIZER",
     "Keyring",
     "Transaction",
@@ -74,6 +78,7 @@ EXPIRY_DEFAULTS: dict[str, timedelta] = {
 BINS = [f"bin-{i:02x}" for i in range(256)]
 CLASS_ROLE = "class"
 SERIALIZER = JSONSerializer(compact=True)
+KEEP_VERSIONS = 4
 
 
 def bin_of(vvvv: str) -> str:
@@ -221,6 +226,10 @@ class Transaction:
         self.timestamp.signatures.clear()
         self.timestamp.sign(self.keys.get("timestamp"))
         write_atomic(self.dir / "timestamp.json", self.timestamp.to_bytes(SERIALIZER))
+        written = {role: md.signed.version for role, md in self.staged.items()}
+        written["snapshot"] = snap.version
+        for role, version in written.items():
+            (self.dir / f"{version - KEEP_VERSIONS}.{role}.json").unlink(missing_ok=True)
         self.staged.clear()
         return ts.version
 

@@ -246,3 +246,15 @@ def test_entry_point_disagreeing_with_manifest_is_a_package_error(repo, dist):
     with pytest.raises(PackageError, match="`entry_points.txt` \\[udriver.drivers\\] `edu` is "
                                            "'x:Y', the manifest says 'udriver_edu:Driver'"):
         repo.publish([w], vendor="qemu")
+
+
+def test_old_metadata_versions_are_pruned(repo, dist):
+    from udriver_repo._meta import KEEP_VERSIONS
+    for i in range(KEEP_VERSIONS + 2):
+        _, files = make_driver(dist / str(i), version=f"0.{i}.0", deb=False)
+        repo.publish(files, vendor="qemu")
+    md = repo.public / "metadata"
+    assert len(list(md.glob("*.snapshot.json"))) == KEEP_VERSIONS
+    assert len(list(md.glob("*.vendor-qemu.json"))) == KEEP_VERSIONS
+    assert (md / "1.root.json").exists()
+    assert repo.verify().ok
