@@ -127,11 +127,10 @@ async def _serve(driver: Driver, device: Device, once: bool) -> None:
     task = asyncio.ensure_future(driver.run())
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        if once:
-            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        else:
-            await task
-            await stopper
+        # SIGTERM ends the driver also while run() is still busy.
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done and not once and task.exception() is None:
+            await stopper  # keep servicing interrupts until told to stop
     finally:
         for t in (task, stopper):
             if not t.done():
