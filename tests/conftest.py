@@ -1,7 +1,8 @@
 """Suite-wide policy for VM tests (tests that boot a Linux guest under QEMU).
 
-* Tests under ``tests/vm/`` are marked ``vm`` automatically; VM tests elsewhere mark themselves
-  with ``@pytest.mark.vm``. Deselect them with ``-m "not vm"``.
+* Tests that use a guest fixture (``guest``, ``guest_61``, ``guest_612``, ``vm_pool``) are
+  marked ``vm`` automatically, wherever they live; others that boot a guest themselves mark
+  themselves with ``@pytest.mark.vm``. Deselect them all with ``-m "not vm"``.
 * A ``vm`` test whose prerequisites (qemu-system-x86_64, busybox, cached kernels from
   ``python3 tests/vm/kernels.py fetch``) are missing is skipped with the reason -- except when
   ``CI=true``, where it fails instead.
@@ -12,19 +13,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from vm._fixtures import guest, guest_61, guest_612, require_vm, vm_pool  # noqa: F401
 
-_VM_DIR = Path(__file__).parent / "vm"
+_GUEST_FIXTURES = frozenset({"guest", "guest_61", "guest_612", "vm_pool"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test under tests/vm/ with ``vm``."""
+    """Mark every test that uses a guest fixture with ``vm``."""
     for item in items:
-        if _VM_DIR in Path(str(item.path)).parents and item.get_closest_marker("vm") is None:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _GUEST_FIXTURES and item.get_closest_marker("vm") is None:
             item.add_marker(pytest.mark.vm)
 
 

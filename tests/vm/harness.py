@@ -59,7 +59,6 @@ The guest (the rules this module keeps):
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import os
@@ -77,6 +76,7 @@ from . import kernels as _kernels
 from ._agent import agent_script
 from ._errors import GuestCommandError, GuestDied, GuestError, GuestTimeout
 from ._initramfs import build_initramfs
+from ._jobs import BgJob, CommandResult
 from ._qmp import Qmp
 
 __all__ = [
@@ -98,35 +98,6 @@ _RUN_ROOT = Path(__file__).resolve().parent / ".work"
 _counter = itertools.count(1)
 
 
-@dataclasses.dataclass(frozen=True)
-class CommandResult:
-    """Outcome of one command in the guest."""
-
-    cmd: str
-    """The shell command as given."""
-    rc: int
-    """Exit status (128+N when killed by signal N)."""
-    stdout: str
-    """Everything it wrote to stdout (decoded as UTF-8, errors replaced)."""
-    stderr: str
-    """Everything it wrote to stderr."""
-    seconds: float
-    """Wall time from submission to the rc file being seen on the host."""
-
-    def check(self) -> CommandResult:
-        """Return self if rc == 0.
-
-        Raises:
-            GuestCommandError: rc != 0 (message has the command, rc and both outputs' tails).
-        """
-        if self.rc != 0:
-            raise GuestCommandError(
-                f"guest command failed with rc {self.rc}: {self.cmd!r}\n"
-                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
-            )
-        return self
-
-
 def prerequisites_missing(kernel: str | None) -> str | None:
     """Return why a guest with ``kernel`` cannot boot here, or None if it can.
 
@@ -143,79 +114,6 @@ def prerequisites_missing(kernel: str | None) -> str | None:
     except _kernels.KernelFetchError as e:
         return str(e)
     return None
-
-
-class BgJob:
-    """A command started with :meth:`Guest.run_bg`."""
-
-    def __init__(self, guest: Guest, job_id: str, cmd: str) -> None:
-        self._guest = guest
-        self.id = job_id
-        self.cmd = cmd
-        self._t0 = time.monotonic()
-        self._pid: int | None = None
-
-    @property
-    def pid(self) -> int:
-        """Guest pid of the command's shell (its process group leader; waits up to 30 s).
-
-        Raises:
-            GuestTimeout: the agent did not start the command within 30 s.
-        """
-        if self._pid is None:
-            path = self._guest._cmd_dir / f"{self.id}.pid"
-            self._guest._wait_for(lambda: _read_int(path) is not None, 30, f"start of {self.cmd!r}")
-            self._pid = _read_int(path)
-        assert self._pid is not None
-        return self._pid
-
-    def poll(self) -> CommandResult | None:
-        """Return the result if the command has finished, else None (no waiting)."""
-        base = self._guest._cmd_dir / self.id
-        rc = _read_int(base.with_suffix(".rc"))
-        if rc is None:
-            return None
-        out = base.with_suffix(".out").read_bytes().decode(errors="replace")
-        err = base.with_suffix(".err").read_bytes().decode(errors="replace")
-        res = CommandResult(self.cmd, rc, out, err, time.monotonic() - self._t0)
-        if not self._guest.keep:
-            for suffix in (".rc", ".out", ".err", ".pid", ".sh", ".kill"):
-                base.with_suffix(suffix).unlink(missing_ok=True)
-        return res
-
-    def wait(self, timeout: float) -> CommandResult:
-        """Wait for the command to finish and return its result.
-
-        Raises:
-            GuestTimeout: not finished within ``timeout`` s (the command is killed first).
-            GuestDied: QEMU exited.
-        """
-        result: list[CommandResult] = []
-
-        def done() -> bool:
-            r = self.poll()
-            if r is not None:
-                result.append(r)
-            return r is not None
-
-        try:
-            self._guest._wait_for(done, timeout, f"command {self.cmd!r}")
-        except GuestTimeout:
-            self.kill()
-            raise
-        return result[0]
-
-    def kill(self) -> None:
-        """Ask the agent to SIGKILL the command's process group (returns immediately)."""
-        (self._guest._cmd_dir / f"{self.id}.kill").touch()
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-        return int(text) if text else None
-    except (OSError, ValueError):
-        return None
 
 
 class Guest:
