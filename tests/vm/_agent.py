@@ -4,7 +4,8 @@ Rules (see also :mod:`harness`):
 
 * It is bash from the host (the guest's ``/`` is the host's, read-only under a tmpfs overlay).
 * Order: fresh ``/run``, ``/dev/pts``, ``/dev/shm``; the guest kernel's modules bind-mounted at
-  ``/lib/modules/<version>`` (``/lib`` -> ``usr/lib`` on Debian 12); optionally udevd; then
+  ``/lib/modules/<version>`` (``/lib`` -> ``usr/lib`` on Debian 12); loopback up (the only
+  network: QEMU has ``-nic none``); optionally udevd; then
   ``ready`` is written (``<uname -r> <uptime>``) and the command loop starts.
 * The loop polls ``$W/cmd`` every 50 ms (``read -t`` on a private FIFO: no process per tick).
   A new ``<n>.sh`` becomes a background job with its own process group (``set -m``), stdout
@@ -73,6 +74,7 @@ mount -t tmpfs tmpfs /dev/shm
 mkdir -p /usr/lib/modules/{kver}
 mount --bind {moddir} /usr/lib/modules/{kver}
 hostname udriver-guest
+ip link set lo up  # loopback only: QEMU runs with -nic none
 echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
 {udev}
 mkfifo /run/agent.fifo

@@ -47,7 +47,8 @@ The guest (the rules this module keeps):
 * Exit: the agent flushes and powers off through ``/proc/sysrq-trigger``; QEMU is killed if it
   has not exited after 15 s. The run folder (console log ``console.log``, QEMU command line,
   the shared work folder) is deleted after a clean exit and kept, with its path logged, after an
-  exception or when ``UDRIVER_VM_KEEP=1``.
+  exception or when ``UDRIVER_VM_KEEP=1``; kept folders older than two days are pruned at the
+  next boot.
 * ``root_ports=N`` adds ``pcie-root-port`` ids ``rp1..rpN`` (chassis 1..N) for hotplug with
   ``g.qmp("device_add", driver="edu", bus="rp1", id="edu1")`` and ``device_del``.
 * ``udev=True`` starts ``systemd-udevd`` (unpacked from Debian's ``udev`` .deb by
@@ -96,6 +97,19 @@ QEMU = "qemu-system-x86_64"
 _POLL = 0.02
 _RUN_ROOT = Path(__file__).resolve().parent / ".work"
 _counter = itertools.count(1)
+
+
+def _prune_old_runs(max_age: float = 2 * 86400) -> None:
+    """Delete run folders kept by failed runs more than ``max_age`` seconds ago."""
+    if not _RUN_ROOT.is_dir():
+        return
+    now = time.time()
+    for d in _RUN_ROOT.iterdir():
+        try:
+            if now - d.stat().st_mtime > max_age:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def prerequisites_missing(kernel: str | None) -> str | None:
@@ -206,6 +220,7 @@ class Guest:
         if len(str(self._qmp_path)) > 100:  # sun_path is 108 bytes
             self._qmp_path = Path(f"/tmp/udvm-{os.getpid()}-{id(self)}.qmp")
             self._qmp = Qmp(self._qmp_path, self._tail)
+        _prune_old_runs()
         shutil.rmtree(self.rundir, ignore_errors=True)
         self._cmd_dir.mkdir(parents=True)
         udev_root = _kernels.fetch_udev() if self.udev else None

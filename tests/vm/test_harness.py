@@ -52,6 +52,12 @@ def test_result_carries_rc_stdout_stderr(guest: Guest) -> None:
         r.check()
 
 
+def test_network_is_loopback_only_and_up(guest: Guest) -> None:
+    assert guest.run("ls /sys/class/net", check=True).stdout.split() == ["lo"]
+    flags = int(guest.run("cat /sys/class/net/lo/flags", check=True).stdout, 16)
+    assert flags & 0x1  # IFF_UP (linux/if.h)
+
+
 def test_env_and_cwd(guest: Guest) -> None:
     r = guest.run('echo "$FOO $(pwd)"', env={"FOO": "a b"}, cwd="/usr", check=True)
     assert r.stdout == "a b /usr\n"
