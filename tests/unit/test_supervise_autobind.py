@@ -215,3 +215,17 @@ def test_stop_post_after_device_removal_forgets_it(bound: Path) -> None:
 ])
 def test_returncode_from_systemd_environment(env: dict, rc: int) -> None:
     assert _run._returncode(env) == rc
+
+
+def test_policy_from_env() -> None:
+    assert _run.policy_from_env({}).max_crashes == 5 and _run.policy_from_env({}).window == 60
+    p = _run.policy_from_env({"UDRIVER_MAX_CRASHES": "3", "UDRIVER_CRASH_WINDOW": "300"})
+    assert (p.max_crashes, p.window) == (3, 300.0)
+
+
+def test_policy_from_env_rejects_garbage() -> None:
+    from udriver.errors import ConfigError
+    with pytest.raises(ConfigError, match="invalid UDRIVER_MAX_CRASHES/UDRIVER_CRASH_WINDOW"):
+        _run.policy_from_env({"UDRIVER_CRASH_WINDOW": "soon"})
+    with pytest.raises(ConfigError):
+        _run.policy_from_env({"UDRIVER_MAX_CRASHES": "0"})

@@ -9,9 +9,12 @@ from pathlib import Path
 from . import env_option
 
 HELP = "run and supervise the driver of one device (restarts with backoff; for systemd too)"
+EPILOG = ("Gives up after UDRIVER_MAX_CRASHES (default 5) crashes within UDRIVER_CRASH_WINDOW "
+          "(default 60) seconds: the device is unbound and `udriver status` says why.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
     env_option(p, "--device", env="UDRIVER_DEVICE", required=False, metavar="BDF",
                help="PCI address of the device, e.g. 0000:01:00.0")
     p.add_argument("--driver", metavar="NAME",

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import DeviceError, UdriverError
+from ..errors import ConfigError, DeviceError, UdriverError
 from . import _status
 from ._kmsg import RemovalWatcher
 from ._policy import CrashTracker, RestartPolicy
@@ -35,6 +35,22 @@ from ._supervisor import REMOVED, Supervisor
 __all__ = ["driver_user", "resolve_driver", "supervise", "systemd_exec", "systemd_pre", "systemd_stop_post"]
 
 log = logging.getLogger(__name__)
+
+
+def policy_from_env(env: Mapping[str, str] | None = None) -> RestartPolicy:
+    """The restart policy, with UDRIVER_MAX_CRASHES / UDRIVER_CRASH_WINDOW overrides.
+
+    Raises:
+        ConfigError: an override is not a positive number.
+    """
+    env = os.environ if env is None else env
+    base = RestartPolicy()
+    try:
+        max_crashes = int(env.get("UDRIVER_MAX_CRASHES") or base.max_crashes)
+        window = float(env.get("UDRIVER_CRASH_WINDOW") or base.window)
+        return RestartPolicy(max_crashes=max_crashes, window=window)
+    except ValueError as e:
+        raise ConfigError(f"invalid UDRIVER_MAX_CRASHES/UDRIVER_CRASH_WINDOW: {e}") from e
 
 
 def driver_user(name: str | None) -> Credentials:
@@ -102,7 +118,7 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
     _status.clear_crash_history(bdf)
     sup = Supervisor(bdf, driver,
                      launcher=lambda: spawn_driver(bdf, driver, creds, root=root),
-                     unbind=lambda b: _unbind(b, root), policy=policy or RestartPolicy(),
+                     unbind=lambda b: _unbind(b, root), policy=policy or policy_from_env(),
                      stop_timeout=stop_timeout, device_gone=lambda: _gone(bdf, root))
     sup.install_signal_handlers()
     watcher = RemovalWatcher(bdf, lambda: sup.request_stop(REMOVED))
@@ -178,7 +194,7 @@ def systemd_stop_post(bdf: str, env: Mapping[str, str], *, root: Path = Path("/"
             _status.write_supervise_status(bdf, "stopped", "stopped by systemd")
         return 0
     t = time.monotonic() if now is None else now
-    tracker = CrashTracker(policy or RestartPolicy(), deque(t0 for t0 in times if t0 <= t))
+    tracker = CrashTracker(policy or policy_from_env(env), deque(t0 for t0 in times if t0 <= t))
     d = tracker.on_exit(_returncode(env) or 1, t, t)
     if d.give_up:
         reason = d.reason
