@@ -167,7 +167,7 @@ def build_initramfs(moddir: Path, dest_dir: Path) -> Path:
         names.append(name)
         cpio.file(f"modules/{name}", _module_bytes(moddir / rel))
     cpio.file("modules.order", ("\n".join(names) + "\n").encode())
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # several pytest runs may build at once
     tmp.write_bytes(cpio.finish())
     os.replace(tmp, out)
     return out

@@ -40,6 +40,7 @@ __all__ = [
     "KernelFetchError",
     "KernelPaths",
     "cache_dir",
+    "extract_vmlinux",
     "fetch",
     "fetch_udev",
     "kernel_paths",
@@ -125,12 +126,12 @@ def _run(argv: list[str], *, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def _debian_mirror() -> str:
+def _debian_mirror(sources: Path = _DEBIAN_SOURCES) -> str:
     """Read the main Debian mirror URI (the stanza serving ``bookworm``) from deb822 sources."""
     try:
-        text = _DEBIAN_SOURCES.read_text()
+        text = sources.read_text()
     except OSError as e:
-        raise KernelFetchError(f"cannot read {_DEBIAN_SOURCES} to find the mirror: {e}") from e
+        raise KernelFetchError(f"cannot read {sources} to find the mirror: {e}") from e
     for stanza in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
@@ -139,7 +140,7 @@ def _debian_mirror() -> str:
                 fields[m.group(1).lower()] = m.group(2).strip()
         if "bookworm" in fields.get("suites", "").split() and fields.get("uris"):
             return fields["uris"].split()[0]
-    raise KernelFetchError(f"no stanza with `Suites: bookworm` and `URIs:` in {_DEBIAN_SOURCES}")
+    raise KernelFetchError(f"no stanza with `Suites: bookworm` and `URIs:` in {sources}")
 
 
 def _ensure_backports() -> bool:

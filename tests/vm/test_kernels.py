@@ -1,0 +1,139 @@
+"""kernels.py and _initramfs.py pieces that need no guest: payload search, sources, cache, cpio."""
+
+from __future__ import annotations
+
+import lzma
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vm import kernels
+from vm._initramfs import _Cpio, _module_closure
+
+ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 64
+
+
+def _bzimage(tmp_path: Path, payload: bytes) -> Path:
+    # A decoy magic first (as in real bzImages, where the magic bytes also occur by chance).
+    img = tmp_path / "vmlinuz"
+    img.write_bytes(b"MZ" + b"\0" * 300 + b"\xfd7zXZ\x00garbage" + b"\1" * 50 + payload + b"\0" * 64)
+    return img
+
+
+def test_extract_vmlinux_xz(tmp_path: Path) -> None:
+    img = _bzimage(tmp_path, lzma.compress(ELF, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32))
+    assert kernels.extract_vmlinux(img) == ELF
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+def test_extract_vmlinux_zstd(tmp_path: Path) -> None:
+    z = subprocess.run(["zstd", "-q", "-c"], input=ELF, capture_output=True, check=True).stdout
+    assert kernels.extract_vmlinux(_bzimage(tmp_path, z)) == ELF
+
+
+def test_extract_vmlinux_rejects_non_elf_payload(tmp_path: Path) -> None:
+    img = _bzimage(tmp_path, lzma.compress(b"not an ELF file", format=lzma.FORMAT_XZ))
+    with pytest.raises(kernels.KernelFetchError, match="decompresses to an ELF vmlinux"):
+        kernels.extract_vmlinux(img)
+
+
+SOURCES = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def test_mirror_is_read_from_the_bookworm_stanza(tmp_path: Path) -> None:
+    src = tmp_path / "debian.sources"
+    src.write_text(SOURCES)
+    assert kernels._debian_mirror(src) == "http://mirror.example/debian"
+
+
+def test_mirror_missing_bookworm_stanza(tmp_path: Path) -> None:
+    src = tmp_path / "debian.sources"
+    src.write_text(SOURCES.split("\n\n")[1])
+    with pytest.raises(kernels.KernelFetchError, match="no stanza with `Suites: bookworm`"):
+        kernels._debian_mirror(src)
+
+
+def test_mirror_unreadable_sources(tmp_path: Path) -> None:
+    with pytest.raises(kernels.KernelFetchError, match="cannot read .* to find the mirror"):
+        kernels._debian_mirror(tmp_path / "absent.sources")
+
+
+def test_kernel_paths_unknown_name() -> None:
+    with pytest.raises(kernels.KernelFetchError, match="unknown kernel '5.10'"):
+        kernels.kernel_paths("5.10")
+
+
+def test_kernel_paths_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UDRIVER_VM_CACHE", str(tmp_path))
+    with pytest.raises(kernels.KernelFetchError, match="kernel 6.1 is not cached"):
+        kernels.kernel_paths("6.1")
+
+
+def test_kernel_paths_incomplete_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UDRIVER_VM_CACHE", str(tmp_path))
+    entry = tmp_path / "linux-6.12"
+    entry.mkdir()
+    (entry / "stamp.json").write_text(
+        '{"vmlinux": "%s/vmlinux", "modules_dir": "%s/m", "version": "6.12.0"}' % (entry, entry)
+    )
+    with pytest.raises(kernels.KernelFetchError, match="cache is incomplete"):
+        kernels.kernel_paths("6.12")
+
+
+def _moddir(tmp_path: Path) -> Path:
+    d = tmp_path / "lib/modules/6.1.0-1-amd64"
+    d.mkdir(parents=True)
+    (d / "modules.dep").write_text(
+        "kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/net/9p/9pnet.ko.xz\n"
+        "kernel/fs/netfs/netfs.ko.xz:\n"
+        "kernel/net/9p/9pnet.ko.xz:\n"
+        "kernel/net/9p/9pnet_virtio.ko.xz: kernel/net/9p/9pnet.ko.xz\n"
+        "kernel/fs/overlayfs/overlay.ko.xz:\n"
+    )
+    (d / "modules.builtin").write_text("kernel/drivers/virtio/virtio_pci.ko\n")
+    return d
+
+
+def test_module_closure_orders_dependencies_first_and_skips_builtins(tmp_path: Path) -> None:
+    order = _module_closure(_moddir(tmp_path), ("virtio_pci", "9pnet_virtio", "9p", "overlay"))
+    assert order == [
+        "kernel/net/9p/9pnet.ko.xz",
+        "kernel/net/9p/9pnet_virtio.ko.xz",
+        "kernel/fs/netfs/netfs.ko.xz",
+        "kernel/fs/9p/9p.ko.xz",
+        "kernel/fs/overlayfs/overlay.ko.xz",
+    ]
+
+
+def test_module_closure_unknown_module(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="'nosuch' is neither in modules.dep"):
+        _module_closure(_moddir(tmp_path), ("nosuch",))
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_cpio_is_readable_by_gnu_cpio(tmp_path: Path) -> None:
+    c = _Cpio()
+    c.dir("bin")
+    c.file("bin/busybox", b"\x7fELF" + b"x" * 1001, 0o755)
+    c.file("init", b"#!/bin/sh\n", 0o755)
+    (tmp_path / "a.cpio").write_bytes(c.finish())
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(tmp_path / "a.cpio", "rb") as f:
+        subprocess.run(["cpio", "-id", "--quiet"], stdin=f, cwd=out, check=True)
+    assert (out / "bin/busybox").read_bytes() == b"\x7fELF" + b"x" * 1001
+    assert (out / "init").stat().st_mode & 0o777 == 0o755
