@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import lzma
 import shutil
 import subprocess
@@ -87,9 +88,8 @@ def test_kernel_paths_incomplete_cache(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("UDRIVER_VM_CACHE", str(tmp_path))
     entry = tmp_path / "linux-6.12"
     entry.mkdir()
-    (entry / "stamp.json").write_text(
-        '{"vmlinux": "%s/vmlinux", "modules_dir": "%s/m", "version": "6.12.0"}' % (entry, entry)
-    )
+    stamp = {"vmlinux": f"{entry}/vmlinux", "modules_dir": f"{entry}/m", "version": "6.12.0"}
+    (entry / "stamp.json").write_text(json.dumps(stamp))
     with pytest.raises(kernels.KernelFetchError, match="cache is incomplete"):
         kernels.kernel_paths("6.12")
 
