@@ -91,9 +91,11 @@ class Gpg:
                         "--detach-sign", "--output", "-", data=data)
 
     def stop_agent(self) -> None:
-        """Stop this home's gpg-agent (tests and shutdown)."""
+        """Stop this home's gpg-agent and remove the short symlink (tests and shutdown)."""
+        link = self._short_home()
         try:
-            subprocess.run(["gpgconf", "--homedir", self._short_home(), "--kill", "gpg-agent"],
+            subprocess.run(["gpgconf", "--homedir", link, "--kill", "gpg-agent"],
                            capture_output=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:  # pragma: no cover
             log.warning("cannot stop gpg-agent: %s", e)
+        Path(link).unlink(missing_ok=True)
