@@ -461,7 +461,12 @@ class Guest:
 
     def _tail(self, n: int = 40) -> str:
         lines = self.console().splitlines()[-n:]
-        return f"\n--- console tail ({self.console_log}) ---\n" + "\n".join(lines)
+        text = f"\n--- console tail ({self.console_log}) ---\n" + "\n".join(lines)
+        try:
+            qemu = (self.rundir / "qemu.out").read_text(errors="replace").strip()
+        except OSError:
+            qemu = ""
+        return text + (f"\n--- QEMU output ---\n{qemu[-2000:]}" if qemu else "")
 
     def _wait_for(self, cond: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -5,11 +5,13 @@ These run the real thing: Debian's kernels under QEMU TCG with q35, intel-iommu 
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
 
-from vm.harness import Guest, GuestCommandError, GuestTimeout
+from vm._fixtures import require_vm
+from vm.harness import Guest, GuestCommandError, GuestDied, GuestError, GuestTimeout
 from vm.kernels import kernel_paths
 
 pytestmark = pytest.mark.vm
@@ -201,3 +203,40 @@ def test_udev_rule_fires_on_hotplug(vm_pool: object, kernel: str) -> None:
         g.run(f"rm -f {rule}")
         g.udev_reload()
         g.reset_devices()
+
+
+def test_unknown_kernel_is_refused() -> None:
+    with pytest.raises(GuestError, match="cannot boot kernel 4.19: unknown kernel '4.19'"):
+        Guest(kernel="4.19").start()
+
+
+def test_qemu_failing_to_start_is_reported() -> None:
+    require_vm("6.1")
+    g = Guest(kernel="6.1", qemu_args=["-device", "no-such-device"])
+    with pytest.raises(GuestDied, match="QEMU exited with rc 1 while waiting for guest boot"):
+        g.start()
+    assert "no-such-device" in (g.rundir / "qemu.out").read_text()
+    assert not g.alive
+    shutil.rmtree(g.rundir)
+
+
+def test_boot_timeout_kills_qemu_and_keeps_the_console() -> None:
+    require_vm("6.1")
+    g = Guest(kernel="6.1", boot_timeout=0.5)
+    with pytest.raises(GuestTimeout, match="waiting for guest boot"):
+        g.start()
+    assert not g.alive
+    assert g.console_log.exists()  # kept for diagnosis
+    shutil.rmtree(g.rundir)
+
+
+def test_qemu_death_is_reported_and_the_next_test_gets_a_new_guest(guest_61: Guest) -> None:
+    assert guest_61.qmp("quit") == {"return": {}}
+    with pytest.raises(GuestDied):
+        guest_61.run("true", timeout=30)
+    assert not guest_61.alive
+
+
+def test_guest_after_death_is_fresh(guest_61: Guest) -> None:
+    # Runs after the test above: the pool rebooted the guest.
+    assert guest_61.run("true", timeout=60).rc == 0
