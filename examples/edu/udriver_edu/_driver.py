@@ -46,7 +46,7 @@ class EduDriver(Driver):
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
         self.bar0: Region | None = None
-        self._waiter: asyncio.Future[tuple[int, int]] | None = None
+        self._waiter: asyncio.Future[tuple[int, int] | None] | None = None
         self.stray = 0
         """Interrupts that arrived while nothing was waiting for one."""
         self.checks = [c for c in self.options.get("checks", _DEFAULT_CHECKS).split(",") if c]
@@ -135,13 +135,16 @@ class EduDriver(Driver):
     async def _interrupt(self, trigger: Any) -> tuple[int, int] | None:
         """Arm a waiter, call `trigger()`, wait for the interrupt: (status, count) or None."""
         loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
+        waiter: asyncio.Future[tuple[int, int] | None] = loop.create_future()
+        self._waiter = waiter
+        # A timer instead of asyncio.wait_for(): on 3.11 wait_for can swallow a
+        # cancellation (SIGTERM) that races with the interrupt (CPython gh-86296).
+        timer = loop.call_later(_IRQ_TIMEOUT, lambda: waiter.done() or waiter.set_result(None))
         try:
             trigger()
-            return await asyncio.wait_for(self._waiter, _IRQ_TIMEOUT)
-        except TimeoutError:
-            return None
+            return await waiter
         finally:
+            timer.cancel()
             self._waiter = None
 
     # -- checks --------------------------------------------------------------------------

@@ -179,12 +179,15 @@ class Interrupts:
                 fut.set_result(None)
 
         loop.add_reader(fd, ready)
+        # A timer rather than asyncio.wait_for(), which on 3.11 can swallow a
+        # cancellation racing with the result (CPython gh-86296).
+        timer = None if timeout is None else loop.call_later(timeout, ready)
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return 0
+            await fut
         finally:
             loop.remove_reader(fd)
+            if timer is not None:
+                timer.cancel()
         return self._drain(fd)
 
     def detach(self) -> None:

@@ -116,6 +116,21 @@ def _check_ids(cls: type[Driver], bdf: str, sysfs: Path) -> None:
                           f"its `ids` are {[str(p) for p in cls.patterns()]}")
 
 
+async def _cancel(task: asyncio.Future[None], attempts: int = 10) -> None:
+    """Cancel `task` and wait for it, cancelling again if it swallowed the request.
+
+    asyncio.wait_for() in Python 3.11 can swallow a cancellation that races with its
+    inner future completing (CPython gh-86296); a busy driver hits that race often.
+    """
+    for _ in range(attempts):
+        if task.done():
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.done():
+        _log.error("driver task ignores cancellation; removing the driver anyway")
+
+
 async def _serve(driver: Driver, device: Device, once: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -132,10 +147,9 @@ async def _serve(driver: Driver, device: Device, once: bool) -> None:
         if task in done and not once and task.exception() is None:
             await stopper  # keep servicing interrupts until told to stop
     finally:
-        for t in (task, stopper):
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(task, stopper, return_exceptions=True)
+        stopper.cancel()
+        await _cancel(task)
+        await asyncio.gather(stopper, return_exceptions=True)
         device.interrupts.detach()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
