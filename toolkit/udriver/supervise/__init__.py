@@ -1,38 +1,26 @@
 """Running drivers: privilege separation, supervision, hotplug (udev) and systemd.
 
-Public API:
-    RestartPolicy, CrashTracker, Decision   pure restart/give-up rule (_policy)
-    Supervisor                              the `udriver supervise` loop (_supervisor)
-    resolve_user, open_vfio, drop_privileges, spawn_driver, exec_driver   (_privsep)
-    render_rules, write_rules               udev rules for installed drivers (_udev)
+Modules (private; the names below are the public API):
+
+    _policy      RestartPolicy, CrashTracker, Decision: the pure restart/give-up rule
+    _privsep     open VFIO as root, drop to an unprivileged user with no capabilities,
+                 exec `udriver run --container-fd N --group-fd M`
+    _supervisor  Supervisor: the `udriver supervise` loop (backoff, give-up, SIGTERM)
+    _kmsg        RemovalWatcher: vfio-pci's "give the device back" request on hot-unplug
+    _status      the supervisor's fields in `<state>/status/<bdf>.json`, claims in the run dir
+    _run         `udriver supervise` stand-alone and the systemd unit's three steps
+    _udev        render_rules/write_rules: udev rules for installed drivers' modaliases
+    _autobind    `udriver autobind`: udev's add/remove hook (install, bind, start / stop)
+    _systemd     the `udriver@.service` template unit
 """
 
 from ._policy import CrashTracker, Decision, RestartPolicy, describe_exit
-from ._privsep import (
-                       Credentials,
-                       PrivilegeError,
-                       VfioFds,
-                       drop_privileges,
-                       exec_driver,
-                       open_vfio,
-                       resolve_user,
-                       spawn_driver,
-)
+from ._privsep import (Credentials, PrivilegeError, VfioFds, drop_privileges, exec_driver,
+                       open_vfio, resolve_user, spawn_driver)
 from ._supervisor import Supervisor, SupervisorResult
+from ._udev import render_rules, write_rules
 
-__all__ = [
-                       "CrashTracker",
-                       "Credentials",
-                       "Decision",
-                       "PrivilegeError",
-                       "RestartPolicy",
-                       "Supervisor",
-                       "SupervisorResult",
-                       "VfioFds",
-                       "describe_exit",
-                       "drop_privileges",
-                       "exec_driver",
-                       "open_vfio",
-                       "resolve_user",
-                       "spawn_driver",
-]
+__all__ = ["CrashTracker", "Decision", "RestartPolicy", "describe_exit", "Credentials",
+           "PrivilegeError", "VfioFds", "drop_privileges", "exec_driver", "open_vfio",
+           "resolve_user", "spawn_driver", "Supervisor", "SupervisorResult", "render_rules",
+           "write_rules"]
