@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import lzma
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -159,9 +160,14 @@ class AptView:
         for name, data in files.items():
             write_atomic(idx_dir / name, data)
         release = self._release(files, now or datetime.now(UTC)).encode()
+        # The two signatures are independent gpg runs: make them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            detached = pool.submit(self.gpg.detach_sign, release)
+            inline = pool.submit(self.gpg.clearsign, release)
+            detached_sig, inline_signed = detached.result(), inline.result()
         write_atomic(self.dists / "Release", release)
-        write_atomic(self.dists / "Release.gpg", self.gpg.detach_sign(release))
-        write_atomic(self.dists / "InRelease", self.gpg.clearsign(release))
+        write_atomic(self.dists / "Release.gpg", detached_sig)
+        write_atomic(self.dists / "InRelease", inline_signed)
 
     def _release(self, files: dict[str, bytes], now: datetime) -> str:
         lines = [
