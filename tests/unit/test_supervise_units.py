@@ -37,7 +37,7 @@ def test_unit_has_the_sandbox_and_restart_policy() -> None:
     assert s["Restart"] == ["on-failure"]
     assert s["StartLimitIntervalSec"] == ["60"] and s["StartLimitBurst"] == ["5"]
     for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
-                       ("ProtectHome", "yes"), ("PrivateTmp", "yes"), ("PrivateNetwork", "yes"),
+                       ("ProtectHome", "read-only"), ("ProtectKernelTunables", "yes"), ("PrivateTmp", "yes"), ("PrivateNetwork", "yes"),
                        ("RestrictAddressFamilies", "AF_UNIX"), ("DynamicUser", "yes"),
                        ("SystemCallArchitectures", "native"), ("DevicePolicy", "closed")]:
         assert s[key] == [value], key
