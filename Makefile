@@ -15,7 +15,7 @@ demo: setup
 	$(PYTHON) -m udriver.demo
 
 bench: setup
-	$(PYTHON) bench/run.py
+	$(PYTHON) bench/run.py $(BENCH)
 
 lint:
 	$(PYTHON) -m ruff check toolkit tests
