@@ -2,11 +2,11 @@
 
 API::
 
-    from tests.vm.harness import Guest
+    from vm.harness import Guest
 
     with Guest(kernel="6.1", devices=["edu"], root_ports=2, mem_mb=1024,
                qemu_args=[], udev=False) as g:
-        r = g.run("python3 -m udriver --version", timeout=60)   # bash, as root, cwd /
+        r = g.run("udriver --version", timeout=60)   # bash script, as root, cwd /, env=, cwd=
         r.rc, r.stdout, r.stderr          # r.check() raises GuestCommandError if rc != 0
         job = g.run_bg("sleep 5")         # job.pid (guest pid), job.wait(timeout) -> result,
         job.kill()                        #   job.poll() -> result or None
@@ -36,8 +36,14 @@ The guest (the rules this module keeps):
   guest sees the checkout, the host's ``python3`` and the editable udriver install at the same
   paths, and its writes (``/etc/udriver``, ``/var/lib/udriver``, ``/tmp``...) never reach the
   host. ``/run`` and ``/dev/shm`` are fresh tmpfs; the kernel's own modules are bind-mounted at
-  ``/lib/modules/$(uname -r)``, so ``modprobe`` works. Remember ``modprobe vfio_iommu_type1``
-  before ``vfio-pci`` is not needed with kmod (it honours softdeps) but is harmless.
+  ``/lib/modules/$(uname -r)``, so ``modprobe`` works; the host's kmod honours the softdep, so
+  ``modprobe vfio-pci`` also loads ``vfio_iommu_type1`` (checked on 6.1 and 6.12; only busybox
+  modprobe needs it loaded explicitly). ``PATH`` starts with the directory of the host's
+  ``python3`` (so ``python3`` and the ``udriver`` console script are the host's). Only ``lo``
+  exists, and it is up.
+* The host root is mounted with 9p ``cache=loose`` (about 2x faster Python start-up): files the
+  guest already read do not change in the guest when the host rewrites them. Put per-test files
+  in ``g.workdir`` (no caching) or call ``g.drop_caches()``; ``host_cache="none"`` turns it off.
 * The work folder is a writable 9p share mounted at the same path as on the host. Commands are
   files ``cmd/<n>.sh`` in it; the agent loop (stage 2, ``agent.sh``, bash as PID 1) polls
   ``cmd/`` every 50 ms, runs each command as a job in its own process group (``set -m``), and
@@ -270,6 +276,8 @@ class Guest:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
+                if not (self.workdir / "ready").exists():
+                    raise OSError("no agent to shut down")  # boot failed: nothing to flush
                 (self.workdir / "shutdown").touch()
                 proc.wait(timeout=15)
             except (OSError, subprocess.TimeoutExpired):
@@ -362,11 +370,19 @@ class Guest:
         """Forget cached host files (needed with ``host_cache="loose"`` after host changes)."""
         self.run("sync; echo 3 > /proc/sys/vm/drop_caches", timeout=60, check=True)
 
-    def kill_jobs(self) -> None:
-        """SIGKILL every command that has not finished yet (whole process groups)."""
-        for sh in self._cmd_dir.glob("*.sh"):
-            if not sh.with_suffix(".rc").exists():
-                sh.with_suffix(".kill").touch()
+    def kill_jobs(self, timeout: float = 10) -> None:
+        """SIGKILL every command that has not finished yet (whole process groups).
+
+        Waits up to ``timeout`` s for the agent to have reaped them (no error if not).
+        """
+        pending = [sh for sh in self._cmd_dir.glob("*.sh") if not sh.with_suffix(".rc").exists()]
+        for sh in pending:
+            sh.with_suffix(".kill").touch()
+        deadline = time.monotonic() + timeout
+        while self.alive and time.monotonic() < deadline:
+            if all(sh.with_suffix(".rc").exists() for sh in pending):
+                break
+            time.sleep(_POLL)
 
     def reset_devices(self, timeout: float = 30) -> None:
         """Undo per-test device state: unplug hot-added devices, unbind every edu.
