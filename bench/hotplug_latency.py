@@ -32,6 +32,7 @@ from vm.test_hotplug_lib import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,
+    edu_bdfs,
     make_repo,
     prepare_guest,
     wait_for,
@@ -48,7 +49,7 @@ def _probed(log: Path) -> bool:
 
 
 def one_run(g: Guest, run_dir: Path, n: int, timeout: float) -> float:
-    before = set(g.edu_bdfs())
+    before = set(edu_bdfs(g))
     dev_id = f"edu-b{n}"
     logs = run_dir / "log"
     for old in logs.glob("*.log") if logs.is_dir() else []:
@@ -67,7 +68,7 @@ def one_run(g: Guest, run_dir: Path, n: int, timeout: float) -> float:
                                + " | ".join(p.read_text()[-400:] for p in found))
         time.sleep(0.005)
     assert "error" not in g.qmp("device_del", id=dev_id)
-    wait_for(lambda: set(g.edu_bdfs()) == before, 300, f"{dev_id} to leave", step=0.5)
+    wait_for(lambda: set(edu_bdfs(g)) == before, 300, f"{dev_id} to leave", step=0.5)
     wait_for(lambda: not any((run_dir / "supervise").glob("*.json")), 300,
              "the supervisor to exit", step=0.5)
     return dt

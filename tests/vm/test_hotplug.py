@@ -21,6 +21,7 @@ from vm.test_hotplug_lib import (
     build_edu_wheel,
     copy_repo,
     driver_log,
+    edu_bdfs,
     events,
     hotplug,
     make_repo,
@@ -97,11 +98,11 @@ def test_two_devices_at_once_two_processes_one_install(env) -> None:
     g, gr, repo = env
     gr.configure(repo / "public/keys/root.json")
     fetched = gr.downloads()
-    before = set(g.edu_bdfs())
+    before = set(edu_bdfs(g))
     for dev_id, bus in (("edu2", "rp2"), ("edu3", "rp3")):
         assert "error" not in g.qmp("device_add", driver="edu", bus=bus, id=dev_id)
-    bdfs = wait_for(lambda: sorted(set(g.edu_bdfs()) - before) if
-                    len(set(g.edu_bdfs()) - before) == 2 else None, 60, "two edus")
+    bdfs = wait_for(lambda: sorted(set(edu_bdfs(g)) - before) if
+                    len(set(edu_bdfs(g)) - before) == 2 else None, 60, "two edus")
     pids = set()
     for bdf in bdfs:
         evs = wait_done(g, bdf)
