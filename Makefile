@@ -12,7 +12,7 @@ test: setup
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
-	$(PYTHON) -m udriver.demo
+	$(PYTHON) examples/demo.py
 
 bench: setup
 	$(PYTHON) bench/run.py $(BENCH)
