@@ -80,6 +80,7 @@ class Client:
                  store: DriverStore | None = None, fetcher: FetcherInterface | None = None,
                  progress: Progress | None = None, provided: AbiVersion = ABI_VERSION) -> None:
         self.repos = list(repos) if repos is not None else list_repos()
+        self.offline = offline
         self.remotes = [RemoteRepo(c, offline=offline, fetcher=fetcher, progress=progress)
                         for c in self.repos]
         self.store = store or DriverStore()
@@ -101,6 +102,8 @@ class Client:
             RepositoryError, DownloadError: unless `tolerant`, when they are logged.
         """
         out: list[IndexEntry] = []
+        # Offline, metadata that was never cached only means "not known here": no warning.
+        report = log.info if self.offline else log.warning
         for remote in self.remotes:
             for v in sorted(set(vendors), key=lambda x: -1 if x is None else x):
                 key = (remote.name, CLASS_INDEX if v is None else f"{v:04x}")
@@ -110,7 +113,7 @@ class Client:
                     except UdriverError as e:
                         if not tolerant:
                             raise
-                        log.warning("%s", e)
+                        report("%s", e)
                         self._entries[key] = []
                 out.extend(self._entries[key])
         return out
