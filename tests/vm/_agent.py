@@ -7,8 +7,10 @@ Rules (see also :mod:`harness`):
   ``/lib/modules/<version>`` (``/lib`` -> ``usr/lib`` on Debian 12); loopback up (the only
   network: QEMU has ``-nic none``); optionally udevd; then
   ``ready`` is written (``<uname -r> <uptime>``) and the command loop starts.
-* The loop polls ``$W/cmd`` every 50 ms (``read -t`` on a private FIFO: no process per tick).
-  A new ``<n>.sh`` becomes a background job with its own process group (``set -m``), stdout
+* The loop scans ``$W/cmd`` when woken (a newline from the host on ``/dev/ttyS1``, or a job
+  ending) and at least once a second (``read -t`` on a FIFO: no process per tick).
+  A new ``<n>.sh`` becomes a background job (a subshell running ``bash <n>.sh``, then waking
+  the loop) with its own process group (``set -m``), stdout
   and stderr to ``<n>.out``/``<n>.err``; when it has exited, its status goes to ``<n>.rc``.
   ``<n>.kill`` makes the agent SIGKILL the job's process group. ``$W/shutdown`` ends the
   loop: ``sync`` and power off through ``/proc/sysrq-trigger`` (``o``), which QEMU, started with
@@ -77,8 +79,13 @@ hostname udriver-guest
 ip link set lo up  # loopback only: QEMU runs with -nic none
 echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
 {udev}
+# Wake-ups all arrive as newlines on one FIFO (fd 8), which the loop sleeps on for at most 1 s:
+# from the host via ttyS1 (raw, no echo back, no carrier needed) relayed by `cat`, and from
+# each job's wrapper when the job ends. A CHLD trap would not do: bash defers traps until
+# `read -t` returns.
 mkfifo /run/agent.fifo
-exec 9<>/run/agent.fifo
+exec 8<>/run/agent.fifo
+stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null && {{ cat /dev/ttyS1 >&8 2>/dev/null & }}
 declare -A started running
 # Job control: every background job is its own process group (pgid = pid), so a kill
 # reaches everything the command started, without an extra setsid exec per command.
@@ -92,7 +99,7 @@ while :; do
         id=${{id%.sh}}
         [ -n "${{started[$id]}}" ] && continue
         started[$id]=1
-        bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" &
+        ( bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" 8>&-; r=$?; echo >&8; exit $r ) &
         running[$id]=$!
     done
     for id in "${{!running[@]}}"; do
@@ -104,7 +111,7 @@ while :; do
         unset "running[$id]"
     done
     [ -e "$W/shutdown" ] && break
-    read -t 0.05 -u 9 _
+    read -t 1 -u 8 _
 done
 sync
 echo o > /proc/sysrq-trigger

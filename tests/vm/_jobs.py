@@ -113,6 +113,7 @@ class BgJob:
     def kill(self) -> None:
         """Ask the agent to SIGKILL the command's process group (returns immediately)."""
         (self._guest._cmd_dir / f"{self.id}.kill").touch()
+        self._guest.wake()
 
 
 def _read_int(path: Path) -> int | None:
