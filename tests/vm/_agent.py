@@ -102,16 +102,18 @@ while :; do
         ( bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" 8>&-; r=$?; echo >&8; exit $r ) &
         running[$id]=$!
     done
+    nap=1
     for id in "${{!running[@]}}"; do
         p=${{running[$id]}}
-        [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null
+        # A killed job's wrapper dies too and cannot wake us: look again soon.
+        [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null && nap=0.05
         kill -0 "$p" 2>/dev/null && continue
         wait "$p"
         echo $? > "$C/$id.rc"  # one small write, after .out/.err are closed
         unset "running[$id]"
     done
     [ -e "$W/shutdown" ] && break
-    read -t 1 -u 8 _
+    read -t "$nap" -u 8 _
 done
 sync
 echo o > /proc/sysrq-trigger
