@@ -12,11 +12,14 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
+import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared chroot helper
+
+from _chroot import need_tools, unpack_chroot
 from udriver.artifacts import read_deb
 from udriver.toolchain import build_project
 
@@ -36,19 +39,11 @@ JUSTIFIED = {
 }
 
 
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs {', '.join(missing)} (installed by .ci/setup)")
-        pytest.skip(f"needs {', '.join(missing)} (installed by .ci/setup)")
-
-
 @pytest.fixture(scope="module")
 def edu_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (EDU / "pyproject.toml").is_file():
         pytest.skip("examples/edu is not in the tree")
-    _need("dpkg-deb")
+    need_tools("dpkg-deb")
     out = tmp_path_factory.mktemp("edu-dist")
     # examples/edu names no author; the Debian convention supplies the maintainer.
     env = {"DEBFULLNAME": "udriver developers", "DEBEMAIL": "udriver-devel@example.org",
@@ -67,45 +62,9 @@ def edu_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return res.deb
 
 
-def _mirror() -> str:
-    text = Path("/etc/apt/sources.list.d/debian.sources").read_text()
-    for para in text.split("\n\n"):
-        if re.search(r"^Suites:.*\bbookworm\b", para, re.MULTILINE) and "debian-security" not in para:
-            m = re.search(r"^URIs:\s*(\S+)", para, re.MULTILINE)
-            if m:
-                return m.group(1)
-    raise AssertionError("no bookworm URIs in /etc/apt/sources.list.d/debian.sources")
-
-
-def _chroot_tarball() -> Path:
-    cache = Path(os.environ.get("UDRIVER_CHROOT_CACHE") or "/var/cache/udriver-chroot")
-    tarball = cache / "bookworm-minbase.tar.gz"
-    if tarball.is_file():
-        return tarball
-    _need("debootstrap")
-    cache.mkdir(parents=True, exist_ok=True)
-    work = cache / f".build-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    r = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(work), _mirror()],
-                       capture_output=True, text=True, timeout=1800, check=False)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    part = tarball.with_suffix(".part")
-    with tarfile.open(part, "w:gz", compresslevel=1) as tf:
-        tf.add(work, arcname=".")
-    os.replace(part, tarball)
-    shutil.rmtree(work, ignore_errors=True)
-    return tarball
-
-
 @pytest.fixture(scope="module")
 def chroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("chroot needs root")
-    tarball = _chroot_tarball()
-    root = tmp_path_factory.mktemp("chroot")
-    with tarfile.open(tarball) as tf:
-        tf.extractall(root, filter="fully_trusted")  # our own cache, made above
-    return root
+    return unpack_chroot(tmp_path_factory.mktemp("chroot"))
 
 
 def _lintian_tags(deb: Path) -> list[str]:
@@ -115,7 +74,7 @@ def _lintian_tags(deb: Path) -> list[str]:
 
 
 def test_edu_deb_lintian_no_errors(edu_deb: Path) -> None:
-    _need("lintian")
+    need_tools("lintian")
     tags = _lintian_tags(edu_deb)
     assert not [t for t in tags if t.startswith("E:")], tags
     warnings = [t for t in tags if t.startswith("W:")]
