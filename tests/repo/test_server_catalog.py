@@ -171,7 +171,8 @@ def test_config_from_env():
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots", "1.5"])
 def test_config_from_env_rejects_bad_numbers(value):
-    from udriver.errors import ConfigError
     from udriver_repo.server import ServerConfig
+
+    from udriver.errors import ConfigError
     with pytest.raises(ConfigError, match="`UDRIVER_REPO_MAX_UPLOAD` must be a positive int"):
         ServerConfig.from_env({"UDRIVER_REPO_MAX_UPLOAD": value})

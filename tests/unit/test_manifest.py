@@ -13,8 +13,9 @@ EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 
 
 def _manifest(**kw: object) -> DriverManifest:
-    base = dict(package="udriver-edu", version="0.1.0", driver="edu",
-                entry_point="udriver_edu:EduDriver", abi=(1, 0), modaliases=(EDU,))
+    base: dict[str, object] = {"package": "udriver-edu", "version": "0.1.0", "driver": "edu",
+                               "entry_point": "udriver_edu:EduDriver", "abi": (1, 0),
+                               "modaliases": (EDU,)}
     base.update(kw)
     return DriverManifest(**base)  # type: ignore[arg-type]
 

@@ -138,11 +138,11 @@ def test_index_lookup_equals_full_scan() -> None:
         index.add(parse_pattern(p), i)
     assert len(index) == len(patterns)
     for _ in range(200):
-        text = "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}".format(
+        text = str(Modalias(
             rng.choice([0x1234, 0x8086, 0x10DE]), rng.choice([0x11E8, 0x0D57, 0x2330]),
             rng.choice([0, 0x1AF4]), rng.choice([0, 0x1100]), rng.choice([0, 6, 3]),
             rng.choice([0, 0xFF]), rng.choice([0, 1]),
-        )
+        ))
         got = sorted(payload for _, payload in index.lookup(parse_modalias(text)))
         want = sorted(i for i, p in enumerate(patterns) if fnmatch.fnmatchcase(text, p))
         assert got == want, text

@@ -12,7 +12,7 @@ import re
 
 from .errors import AbiError
 
-__all__ = ["ABI_VERSION", "AbiVersion", "parse_abi", "format_abi", "is_compatible", "check_abi"]
+__all__ = ["ABI_VERSION", "AbiVersion", "check_abi", "format_abi", "is_compatible", "parse_abi"]
 
 AbiVersion = tuple[int, int]
 

@@ -9,17 +9,17 @@ Rules:
 from __future__ import annotations
 
 __all__ = [
-    "UdriverError",
-    "NativeError",
-    "DeviceError",
     "AbiError",
-    "PackageError",
-    "ManifestError",
     "BuildError",
-    "RepositoryError",
-    "DownloadError",
     "ConfigError",
+    "DeviceError",
+    "DownloadError",
     "InstallError",
+    "ManifestError",
+    "NativeError",
+    "PackageError",
+    "RepositoryError",
+    "UdriverError",
 ]
 
 

@@ -27,7 +27,7 @@ from .abi import AbiVersion, format_abi, parse_abi
 from .errors import AbiError, ManifestError
 from .modalias import Pattern, normalise_patterns, parse_pattern
 
-__all__ = ["DriverManifest", "MANIFEST_NAME", "ENTRY_POINT_GROUP", "FORMAT"]
+__all__ = ["ENTRY_POINT_GROUP", "FORMAT", "MANIFEST_NAME", "DriverManifest"]
 
 MANIFEST_NAME = "udriver.json"
 ENTRY_POINT_GROUP = "udriver.drivers"
@@ -72,7 +72,7 @@ class DriverManifest:
         return (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode()
 
     @classmethod
-    def from_json(cls, data: bytes, source: str = "udriver.json") -> "DriverManifest":
+    def from_json(cls, data: bytes, source: str = "udriver.json") -> DriverManifest:
         """Parse and validate a manifest; collects every problem before raising.
 
         Raises:
@@ -87,7 +87,7 @@ class DriverManifest:
         return cls.from_dict(obj, source)
 
     @classmethod
-    def from_dict(cls, obj: dict[str, object], source: str = "udriver.json") -> "DriverManifest":
+    def from_dict(cls, obj: dict[str, object], source: str = "udriver.json") -> DriverManifest:
         problems: list[str] = []
         if obj.get("format") != FORMAT:
             problems.append(f"`format` must be {FORMAT}, got {obj.get('format')!r}")

@@ -30,11 +30,11 @@ from .errors import ManifestError
 __all__ = [
     "Modalias",
     "Pattern",
-    "PciId",
     "PatternIndex",
+    "PciId",
+    "normalise_patterns",
     "parse_modalias",
     "parse_pattern",
-    "normalise_patterns",
 ]
 
 # Field name, width in hex digits, in the order the kernel writes them.
@@ -83,7 +83,7 @@ class Modalias:
 
     @classmethod
     def from_ids(cls, vendor: int, device: int, subvendor: int, subdevice: int,
-                 class_code: int) -> "Modalias":
+                 class_code: int) -> Modalias:
         """Build from sysfs values; `class_code` is the 24-bit class (e.g. 0x010802)."""
         return cls(vendor, device, subvendor, subdevice,
                    (class_code >> 16) & 0xFF, (class_code >> 8) & 0xFF, class_code & 0xFF)

@@ -16,8 +16,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["config_dir", "state_dir", "deb_driver_dir", "run_dir", "installed_driver_dirs",
-           "driver_search_path"]
+__all__ = [
+    "config_dir",
+    "deb_driver_dir",
+    "driver_search_path",
+    "installed_driver_dirs",
+    "run_dir",
+    "state_dir",
+]
 
 
 def _env_path(var: str, default: str) -> Path:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from cffi import FFI
+
 from udriver.runtime import get_include
 
 HERE = Path(__file__).resolve().parent

@@ -6,12 +6,11 @@ import ctypes
 import errno
 
 import pytest
+from udriver_edu_c import EduCDriver
+from udriver_edu_c._c import check_api
 
 from udriver.errors import ConfigError, NativeError
 from udriver.modalias import parse_modalias
-
-from udriver_edu_c import EduCDriver
-from udriver_edu_c._c import check_api
 
 
 def test_accepts_the_runtime_abi_table() -> None:

@@ -24,7 +24,7 @@ from types import ModuleType
 from .. import __version__
 from ..errors import UdriverError
 
-__all__ = ["main", "build_parser", "env_option"]
+__all__ = ["build_parser", "env_option", "main"]
 
 # name -> (module, one-line help). Only the module of the command being run is imported,
 # so `udriver devices` does not pay for the build toolchain's imports; the help text is
