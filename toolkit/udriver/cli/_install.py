@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..client._cli import add_client_options, devices, make_client, print_json
+from ..client._cli import add_client_options, devices, make_client, print_json, sync_udev_rules
 from ..errors import DeviceError, InstallError
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
         results.append(client.install_entry(client.find(spec, local)))
     if args.auto:
         results += client.install_auto(local)
+    if any(r.changed for r in results):
+        sync_udev_rules()
     if args.json:
         print_json([r.to_dict() for r in results])
     elif not results:

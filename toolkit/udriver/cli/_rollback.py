@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..client import DriverStore
-from ..client._cli import add_json_option, print_json
+from ..client._cli import add_json_option, print_json, sync_udev_rules
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     old, new = DriverStore().rollback(args.driver)
+    sync_udev_rules()
     if args.json:
         print_json({"driver": args.driver, "from": old, "to": new})
     else:

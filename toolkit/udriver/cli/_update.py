@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import add_client_options, make_client, print_json
+from ..client._cli import add_client_options, make_client, print_json, sync_udev_rules
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     results = make_client(args).update()
+    if results:
+        sync_udev_rules()
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0

@@ -188,8 +188,6 @@ class DriverStore:
 
     def _stage(self, wheel: Path, d: Path, version: str) -> None:
         stage = Path(tempfile.mkdtemp(prefix=f".stage-{version}-", dir=d))
-        # mkdtemp makes it 0700; the unprivileged driver process must read the version.
-        os.chmod(stage, 0o755)
         # mkdtemp makes it 0700; the driver runs as an unprivileged user and must read it.
         os.chmod(stage, 0o755)
         schemes = {"purelib": stage, "platlib": stage, "headers": stage / "include",
