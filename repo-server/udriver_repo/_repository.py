@@ -25,6 +25,7 @@ from tuf.api.metadata import (
     Targets,
 )
 
+from udriver.artifacts import read_deb
 from udriver.errors import PackageError, RepositoryError
 
 from ._apt import AptView, deb_stanza
@@ -308,20 +309,64 @@ class Repository(RotationMixin):
 
     def _publish_apt(self, debs: list[Artifact]) -> bool:
         """Add debs to the apt view unless it already has them; True when it changed."""
+        items = []
+        for a in debs:
+            assert a.control is not None
+            items.append((a.control, a.path.name, a.data))
+        return self._publish_apt_debs(items)
+
+    def _publish_apt_debs(self, debs: list[tuple[dict[str, str], str, bytes]]) -> bool:
         if not debs:
             return False
         stanzas = self.apt.committed_stanzas()
         changed = False
-        for a in debs:
-            assert a.control is not None
-            pool = self.apt.pool_path(a.control["Package"], a.path.name)
-            stanza = deb_stanza(a.control, pool, a.data)
+        for control, name, data in debs:
+            pool = self.apt.pool_path(control["Package"], name)
+            stanza = deb_stanza(control, pool, data)
             if stanzas.get(pool) != stanza:
-                self.apt.add_pool_file(pool, a.data)
+                self.apt.add_pool_file(pool, data)
                 stanzas[pool] = stanza
                 changed = True
         if changed:
             self.apt.commit(stanzas)
+        return changed
+
+    def publish_system(self, files: Sequence[Path | str]) -> bool:
+        """Add packages that are not drivers (udriver itself, say) to the apt view only.
+
+        An operator's action from the shell, never an upload: these packages get no TUF
+        targets and no vendor scope, so a driver package is refused here (it must go
+        through `publish`, where TUF signs it and the vendor's scope is checked). Returns
+        True when the apt view changed.
+
+        Raises:
+            PackageError: not a .deb, unreadable, a driver package, or a file name that
+                disagrees with its control data (deb-version(7): <name>_<version>_<arch>).
+            RepositoryError: a repository failure.
+        """
+        if not files:
+            raise PackageError("nothing to publish: no files given")
+        items: list[tuple[dict[str, str], str, bytes]] = []
+        for f in map(Path, files):
+            if f.suffix != ".deb":
+                raise PackageError(f"{f.name}: only .deb files go into the apt view")
+            info = read_deb(f)
+            if info.manifest is not None:
+                raise PackageError(f"{f.name} is a driver package: publish it with `--vendor` "
+                                   "so that TUF signs it within the vendor's scope")
+            c = info.control
+            try:
+                want = f"{c['Package']}_{c['Version'].rpartition(':')[2]}_{c['Architecture']}.deb"
+            except KeyError as e:
+                raise PackageError(f"{f.name}: control data has no `{e.args[0]}` field") from e
+            if f.name != want:
+                raise PackageError(f"{f.name}: the file name disagrees with its control data "
+                                   f"(expected {want!r})")
+            items.append((dict(c), f.name, f.read_bytes()))
+        with RepoLock(self.path):
+            changed = self._publish_apt_debs(items)
+        self.state.audit("operator", "publish-system" if changed else "publish-system-unchanged",
+                         " ".join(Path(f).name for f in files))
         return changed
 
     def _target_path(self, target: str, tf: TargetFile) -> Path:

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="validate and publish wheels and debs")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _env(p, "--vendor", env="UDRIVER_REPO_VENDOR", required=False, help="publishing vendor")
+    p.add_argument("--system", action="store_true",
+                   help="add packages that are not drivers (udriver itself) to the apt view only")
     _repo_option(p)
     p.set_defaults(_run=_publish)
 
@@ -170,6 +172,13 @@ def _vendor_revoke(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    if args.system:
+        if args.vendor:
+            raise RepositoryError("`--system` packages have no vendor: drop `--vendor`")
+        changed = _open(args).publish_system(args.files)
+        names = ", ".join(f.name for f in args.files)
+        print(f"{'published' if changed else 'unchanged'} in the apt view: {names}")
+        return 0
     if not args.vendor:
         raise RepositoryError("`--vendor` is required (or set UDRIVER_REPO_VENDOR)")
     res = _open(args).publish(args.files, vendor=args.vendor)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -87,3 +88,58 @@ def test_lintian_reports_no_errors(built: dict[str, Path]) -> None:
                        capture_output=True, text=True, timeout=600)
     errors = [line for line in r.stdout.splitlines() if line.startswith("E:")]
     assert errors == [], r.stdout
+
+
+def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """Issue 6, acceptance 2: a Debian 12 system installs udriver with apt from the
+    project's own signed apt view (its dependencies come from Debian), `udriver --version`
+    and `man udriver` work, and `apt-get purge` removes what the package created."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "repo"))
+    from _http import TreeServer
+    from udriver_repo import Repository
+
+    from _chroot import need_tools, run_in_chroot, unpack_chroot
+
+    need_tools("chroot", "gpg")
+    repo = Repository.init(tmp_path / "repo")
+    try:
+        assert repo.publish_system([built["udriver"]]) is True
+        assert repo.publish_system([built["udriver"]]) is False  # same bytes: unchanged
+    finally:
+        repo.stop_agent()
+    root = unpack_chroot(tmp_path / "root")
+    keyring = root / "etc/apt/keyrings/udriver.gpg"
+    keyring.parent.mkdir(parents=True, exist_ok=True)
+    keyring.write_bytes((tmp_path / "repo/public/keys/apt.gpg").read_bytes())
+
+    def chroot(*cmd: str, timeout: int = 900) -> str:
+        r = run_in_chroot(root, *cmd, timeout=timeout)
+        assert r.returncode == 0, f"{cmd}: {r.stdout[-3000:]}\nSTDERR: {r.stderr[:3000]}"
+        return r.stdout
+
+    with TreeServer(tmp_path / "repo/public") as server:
+        # Debian's own sources stay (python3 and friends come from there); ours is added.
+        (root / "etc/apt/sources.list.d/udriver.list").write_text(
+            f"deb [signed-by=/etc/apt/keyrings/udriver.gpg] {server.url} stable main\n")
+        chroot("apt-get", "update")
+        chroot("apt-get", "install", "-y", "--no-install-recommends", "udriver", "man-db")
+    assert chroot("udriver", "--version") == "udriver 0.1.0\n"
+    # The vendored python-tuf 7 / securesystemslib 1.x are the ones udriver imports.
+    assert chroot("python3", "-c", "import udriver, tuf, securesystemslib; "
+                  "print(tuf.__version__, securesystemslib.__version__)") == "7.0.1 1.6.0\n"
+    assert "python3-securesystemslib" not in chroot("dpkg-query", "-W", "-f", "${Package}\n")
+    page = chroot("man", "-P", "cat", "udriver")
+    assert "udriver" in page and "user-mode PCI drivers" in page.replace("\u2010", "-")
+    assert "udriver:" in chroot("getent", "passwd", "udriver")
+    owned = [p for p in ("usr/bin/udriver", "usr/lib/python3/dist-packages/udriver",
+                         "usr/lib/udriver/vendor/tuf", "lib/systemd/system/udriver@.service",
+                         "etc/udriver/repos.d", "var/lib/udriver")
+             if (root / p).exists()]
+    assert len(owned) == 6, owned
+    chroot("apt-get", "purge", "-y", "udriver")
+    left = [p for p in owned if (root / p).exists() or (root / p).is_symlink()]
+    assert left == [], left
+    # Debian policy 9.2.2: the system user is kept after purge.
+    assert "udriver:" in chroot("getent", "passwd", "udriver")
