@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
@@ -17,7 +16,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from udriver.errors import RepositoryError, UdriverError
+from udriver.cli import dispatch
+from udriver.errors import RepositoryError
 
 from ._meta import EXPIRY_DEFAULTS
 from ._repository import Repository
@@ -224,18 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    try:
-        return int(args._run(args))
-    except UdriverError as e:
-        print(f"error: {e}", file=sys.stderr)
-        if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return dispatch(args, args._run)
 
 
 def run() -> None:

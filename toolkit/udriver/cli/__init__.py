@@ -18,13 +18,13 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from .. import __version__
 from ..errors import UdriverError
 
-__all__ = ["build_parser", "env_option", "main"]
+__all__ = ["build_parser", "dispatch", "env_option", "main"]
 
 # name -> (module, one-line help). Only the module of the command being run is imported,
 # so `udriver devices` does not pay for the build toolchain's imports; the help text is
@@ -142,12 +142,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
+    return dispatch(args, args._main)
+
+
+def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], int]) -> int:
+    """Run `command` under the one top-level handler (shared with `udriver-repo`).
+
+    Installs the stderr log formatter (`-v` repeatable), turns a `UdriverError` into
+    `error: ...` (+ `hint: ...`) and exit status 1, Ctrl-C into 130, a closed stdout into
+    141, and lets anything unexpected keep its traceback.
+    """
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        return int(args._main(args))
+        return int(command(args))
     except UdriverError as e:
         print(f"error: {e}", file=sys.stderr)
         if e.hint:
