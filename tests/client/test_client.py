@@ -199,3 +199,24 @@ def test_two_processes_at_once_install_once(configured: Published, env: Path) ->
     assert DriverStore().get("edu").versions == ["0.1.0"]  # type: ignore[union-attr]
     assert os.readlink(d / "current") == "0.1.0"
     assert sorted(p.name for p in d.iterdir()) == [".lock", "0.1.0", "current"]
+
+
+_REFRESHER = """
+import sys
+from udriver.client import Client
+for _ in range(int(sys.argv[1])):
+    Client().entries({0x1234})  # a fresh Updater each time: loads root, refreshes
+"""
+
+
+def test_concurrent_refreshes_share_the_metadata_cache(configured: Published, env: Path) -> None:
+    """python-tuf swaps root.json by remove-then-symlink; processes must not trip on it."""
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", _REFRESHER, "15"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [e[-2000:] for _, e in outs]
+    meta = next(env.rglob("metadata/root.json"))
+    assert meta.is_symlink() and meta.resolve().is_file()

@@ -19,6 +19,7 @@ with a fetcher that refuses the network. Cached metadata that has expired is ref
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -159,10 +160,33 @@ class RemoteRepo:
         """
         if self._updater is not None:
             return self._updater
+        # python-tuf replaces root.json by remove-then-symlink (Updater.__init__ and root
+        # rotation in refresh), so two processes sharing this cache (two devices
+        # hot-plugged at once) can see it missing or collide on the symlink. Creating
+        # and refreshing the Updater is therefore serialised per repository cache; the
+        # other metadata writes are atomic renames and need no lock.
+        with self._tuf("locking the metadata cache"), self._metadata_lock():
+            return self._new_updater()
+
+    @contextmanager
+    def _metadata_lock(self) -> Iterator[None]:
+        if not self.metadata_dir.is_dir():
+            raise self._no_root()
+        fd = os.open(self.metadata_dir.parent / ".metadata.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _no_root(self) -> RepositoryError:
+        return RepositoryError(f"repository {self.name!r}: no trusted root in "
+                               f"{str(self.metadata_dir)!r}; re-add the repository")
+
+    def _new_updater(self) -> Updater:
         with self._tuf("loading trusted root"):
             if not (self.metadata_dir / "root.json").exists():
-                raise RepositoryError(f"repository {self.name!r}: no trusted root in "
-                                      f"{str(self.metadata_dir)!r}; re-add the repository")
+                raise self._no_root()
             self.target_dir.mkdir(parents=True, exist_ok=True)
             if self.offline:
                 cls: type[Updater] = _OfflineUpdater
