@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from _debian import ROOT, build_udriver_debs
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +28,7 @@ def _need(*tools: str) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _need("dpkg-buildpackage", "lintian", "git")
-    top = tmp_path_factory.mktemp("debbuild")
-    src = top / "udriver"
-    src.mkdir()
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           check=True, capture_output=True).stdout.split(b"\0")
-    for name in filter(None, files):
-        rel = name.decode()
-        if rel.endswith(".so") or not (ROOT / rel).is_file():
-            continue
-        dest = src / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest)
-    r = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, check=False,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    debs = {p.name.split("_")[0]: p for p in top.glob("*.deb")}
-    assert set(debs) >= {"udriver", "udriver-repo-server"}, sorted(debs)
-    return debs
+    return build_udriver_debs(tmp_path_factory.mktemp("debbuild"))
 
 
 def _contents(deb: Path) -> list[str]:

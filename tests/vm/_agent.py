@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .kernels import KernelPaths
 
-__all__ = ["agent_script"]
+__all__ = ["agent_script", "systemd_agent"]
 
 # udevd from Debian's udev .deb (dpkg -x, never installed on the host). udevadm is multi-call:
 # run as "systemd-udevd" it is the daemon. No coldplug: `udevadm trigger` of every device costs
@@ -62,8 +62,44 @@ def agent_script(*, work: str, pybin: str, kernel: KernelPaths, udev_root: Path 
         moddir=shlex.quote(str(kernel.modules_dir)),
         kver=shlex.quote(kernel.version),
         udev=udev,
-    )
+    ) + _LOOP
 
+
+def systemd_agent(*, work: str, ready_timeout: float) -> tuple[str, str]:
+    """Return (script, unit) for a guest that boots a Debian system with systemd as PID 1.
+
+    The agent is then an ordinary service, ``udriver-test-agent.service`` (stage 1 installs
+    and enables it): systemd has mounted ``/run``, ``/dev/pts`` and the rest, udevd is the
+    system's own, and the loop starts once ``systemctl is-system-running --wait`` says the
+    boot is over ("running", or "degraded" when some unit failed: the harness reports
+    which in ``boot.log`` and lets the tests judge).
+    """
+    setup = _SYSTEMD_SETUP.format(
+        path=shlex.quote("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        work=shlex.quote(work), timeout=int(ready_timeout))
+    unit = _SYSTEMD_UNIT.format(script=f"{work}/agent.sh")
+    return setup + _LOOP, unit
+
+
+_SYSTEMD_UNIT = """[Unit]
+Description=udriver test harness agent (runs the host's commands)
+After=systemd-udevd.service local-fs.target
+[Service]
+Type=simple
+ExecStart=/bin/bash {script}
+# The jobs' own process groups are the agent's business; stopping the agent stops them.
+KillMode=control-group
+"""
+
+_SYSTEMD_SETUP = r"""
+export PATH={path} HOME=/root LANG=C.UTF-8 TERM=dumb
+W={work}
+C="$W/cmd"
+echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
+state=$(timeout {timeout} systemctl is-system-running --wait 2>&1)
+echo "system $state $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
+systemctl --failed --no-legend --plain >> "$W/boot.log" 2>&1
+"""
 
 _AGENT = r"""
 export PATH={path} HOME=/root LANG=C.UTF-8 TERM=dumb
@@ -79,13 +115,16 @@ hostname udriver-guest
 ip link set lo up  # loopback only: QEMU runs with -nic none
 echo "stage2 $(cut -d' ' -f1 /proc/uptime)" >> "$W/boot.log"
 {udev}
+"""
+
+_LOOP = r"""
 # Wake-ups all arrive as newlines on one FIFO (fd 8), which the loop sleeps on for at most 1 s:
 # from the host via ttyS1 (raw, no echo back, no carrier needed) relayed by `cat`, and from
 # each job's wrapper when the job ends. A CHLD trap would not do: bash defers traps until
 # `read -t` returns.
 mkfifo /run/agent.fifo
 exec 8<>/run/agent.fifo
-stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null && {{ cat /dev/ttyS1 >&8 2>/dev/null & }}
+stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null && { cat /dev/ttyS1 >&8 2>/dev/null & }
 declare -A started running
 # Job control: every background job is its own process group (pgid = pid), so a kill
 # reaches everything the command started, without an extra setsid exec per command.
@@ -95,16 +134,16 @@ mv "$W/ready.tmp" "$W/ready"
 while :; do
     for f in "$C"/*.sh; do
         [ -e "$f" ] || continue
-        id=${{f##*/}}
-        id=${{id%.sh}}
-        [ -n "${{started[$id]}}" ] && continue
+        id=${f##*/}
+        id=${id%.sh}
+        [ -n "${started[$id]}" ] && continue
         started[$id]=1
         ( bash "$f" </dev/null >"$C/$id.out" 2>"$C/$id.err" 8>&-; r=$?; echo >&8; exit $r ) &
         running[$id]=$!
     done
     nap=1
-    for id in "${{!running[@]}}"; do
-        p=${{running[$id]}}
+    for id in "${!running[@]}"; do
+        p=${running[$id]}
         # A killed job's wrapper dies too and cannot wake us: look again soon.
         [ -e "$C/$id.kill" ] && kill -KILL -- "-$p" 2>/dev/null && nap=0.05
         kill -0 "$p" 2>/dev/null && continue

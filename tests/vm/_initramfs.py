@@ -11,8 +11,15 @@ Stage 1 only gets the guest onto the host's root filesystem:
 5. ``switch_root`` (not ``chroot``: udevadm refuses to work in a chroot) and exec
    ``/bin/bash $UDRIVER_WORK/agent.sh``, the stage 2 written by :mod:`harness` for each guest.
 
-``UDRIVER_WORK`` and ``UDRIVER_HOSTCACHE`` (the 9p ``cache=`` mode of the host root) arrive on
-the kernel command line; the kernel passes ``key=value`` words it
+Booting a Debian system instead (``Guest(system=...)``): the 9p ``hostroot`` share is that
+system's root directory, not the host's; ``UDRIVER_MODULES=<version>`` mounts the kernel's
+modules (9p tag ``modules``) at ``/usr/lib/modules/<version>``; ``UDRIVER_INIT=systemd``
+copies the agent's unit ``udriver-test-agent.service`` from the work folder into
+``/etc/systemd/system`` (the tmpfs upper layer), enables it for ``multi-user.target`` and
+execs ``/lib/systemd/systemd`` as PID 1.
+
+``UDRIVER_WORK``, ``UDRIVER_HOSTCACHE`` (the 9p ``cache=`` mode of the root share),
+``UDRIVER_MODULES`` and ``UDRIVER_INIT`` arrive on the kernel command line; the kernel passes ``key=value`` words it
 does not know into init's environment.
 
 The archive is the kernel's "newc" cpio format (``Documentation/driver-api/early-userspace/
@@ -53,9 +60,22 @@ $bb mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work over
 $bb mkdir -p "/newroot$UDRIVER_WORK"
 $bb mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 work "/newroot$UDRIVER_WORK" \
     || fail "mount work"
+if [ -n "$UDRIVER_MODULES" ]; then
+    m="/newroot/usr/lib/modules/$UDRIVER_MODULES"
+    $bb mkdir -p "$m"
+    $bb mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose modules "$m" \
+        || fail "mount modules"
+fi
 $bb mount --move /proc /newroot/proc
 $bb mount --move /sys /newroot/sys
 $bb mount --move /dev /newroot/dev
+if [ "$UDRIVER_INIT" = systemd ]; then
+    u=/newroot/etc/systemd/system
+    $bb mkdir -p "$u/multi-user.target.wants"
+    $bb cp "/newroot$UDRIVER_WORK/udriver-test-agent.service" "$u/" || fail "agent unit"
+    $bb ln -sf ../udriver-test-agent.service "$u/multi-user.target.wants/"
+    exec $bb switch_root /newroot /lib/systemd/systemd
+fi
 exec $bb switch_root /newroot /bin/bash "$UDRIVER_WORK/agent.sh"
 fail "switch_root"
 """

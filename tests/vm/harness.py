@@ -83,7 +83,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from . import kernels as _kernels
-from ._agent import agent_script
+from ._agent import agent_script, systemd_agent
 from ._errors import GuestCommandError, GuestDied, GuestError, GuestTimeout
 from ._initramfs import build_initramfs
 from ._jobs import BgJob, CommandResult
@@ -156,6 +156,7 @@ class Guest:
         keep: bool | None = None,
         host_cache: str = "loose",
         cpu: str = "max",
+        system: Path | None = None,
     ) -> None:
         """Describe a guest; nothing starts before ``__enter__``/``start``.
 
@@ -174,6 +175,10 @@ class Guest:
                 them; call :meth:`drop_caches` after rewriting a file the guest already read,
                 or pass "none".
             cpu: QEMU ``-cpu`` model.
+            system: boot this Debian root directory (see :mod:`vm.system`) with systemd as
+                PID 1 instead of the host's root with the agent as PID 1; ``udev`` is then
+                ignored (the system runs its own udevd, with coldplug). Commands run from
+                the agent service, so the host's Python and checkout are NOT visible.
         """
         self.kernel = kernel
         self.devices = list(devices)
@@ -185,6 +190,7 @@ class Guest:
         self.extra_cmdline = cmdline
         self.host_cache = host_cache
         self.cpu = cpu
+        self.system = system
         self.keep = bool(os.environ.get("UDRIVER_VM_KEEP")) if keep is None else keep
         self.kernel_version = ""
         self.boot_seconds = 0.0
@@ -235,17 +241,22 @@ class Guest:
         _prune_old_runs()
         shutil.rmtree(self.rundir, ignore_errors=True)
         self._cmd_dir.mkdir(parents=True)
-        udev_root = _kernels.fetch_udev() if self.udev else None
-        (self.workdir / "agent.sh").write_text(
-            agent_script(
-                work=self.guest_workdir,
-                pybin=str(Path(sys.executable).parent),
-                kernel=kp,
-                udev_root=udev_root,
+        if self.system is not None:
+            script, unit = systemd_agent(work=self.guest_workdir, ready_timeout=self.boot_timeout)
+            (self.workdir / "agent.sh").write_text(script)
+            (self.workdir / "udriver-test-agent.service").write_text(unit)
+        else:
+            udev_root = _kernels.fetch_udev() if self.udev else None
+            (self.workdir / "agent.sh").write_text(
+                agent_script(
+                    work=self.guest_workdir,
+                    pybin=str(Path(sys.executable).parent),
+                    kernel=kp,
+                    udev_root=udev_root,
+                )
             )
-        )
         initrd = build_initramfs(kp.modules_dir, kp.vmlinux.parent)
-        argv = self._qemu_argv(kp.vmlinux, initrd)
+        argv = self._qemu_argv(kp, initrd)
         (self.rundir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
         t0 = time.monotonic()
         try:
@@ -455,7 +466,7 @@ class Guest:
         Raises:
             GuestError: udev is not running in this guest, or the reload failed.
         """
-        if not self.udev:
+        if not self.udev and self.system is None:
             raise GuestError("udev_reload: this guest was started with udev=False")
         self.run("udevadm control --reload", timeout=30, check=True)
 
@@ -519,7 +530,12 @@ class Guest:
                 raise GuestTimeout(f"timed out after {timeout} s waiting for {what}" + self._tail())
             time.sleep(_POLL)
 
-    def _qemu_argv(self, vmlinux: Path, initrd: Path) -> list[str]:
+    def _qemu_argv(self, kp: _kernels.KernelPaths, initrd: Path) -> list[str]:
+        root = "/"
+        boot = []
+        if self.system is not None:
+            root = str(self.system)
+            boot = [f"UDRIVER_MODULES={kp.version}", "UDRIVER_INIT=systemd"]
         append = " ".join(
             [
                 "console=ttyS0",
@@ -534,6 +550,7 @@ class Guest:
                 "rdinit=/init",
                 f"UDRIVER_WORK={self.guest_workdir}",
                 f"UDRIVER_HOSTCACHE={self.host_cache}",
+                *boot,
                 self.extra_cmdline,
             ]
         ).strip()
@@ -541,7 +558,7 @@ class Guest:
             QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", self.cpu, "-smp", "1",
             "-m", str(self.mem_mb), "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-nic", "none",
-            "-kernel", str(vmlinux), "-initrd", str(initrd), "-append", append,
+            "-kernel", str(kp.vmlinux), "-initrd", str(initrd), "-append", append,
             "-serial", f"file:{self.console_log}",
             # ttyS1: a byte from the host wakes the agent's loop (see wake()).
             "-chardev", f"socket,id=wake,path={self._wake_path},server=on,wait=off",
@@ -550,9 +567,12 @@ class Guest:
             # The IOMMU must exist before the devices behind it.
             "-device", "intel-iommu,intremap=on",
             "-virtfs",
-            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+            f"local,path={root},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             "-virtfs", f"local,path={self.workdir},mount_tag=work,security_model=none",
         ]
+        if self.system is not None:
+            modules = f"local,path={kp.modules_dir},mount_tag=modules,security_model=none"
+            argv += ["-virtfs", modules + ",readonly=on"]
         n_edu = 0
         for spec in self.devices:
             driver = spec.split(",", 1)[0]

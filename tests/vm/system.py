@@ -1,0 +1,121 @@
+"""A Debian 12 system for ``Guest(system=...)``: udriver installed from its own .deb with apt.
+
+``system_root(debs)`` returns the root directory of a Debian 12 (bookworm) system made
+from the cached minbase chroot (:mod:`_chroot`), where real ``apt-get install`` put:
+
+* ``systemd``, ``systemd-sysv`` (systemd is ``/sbin/init``), ``udev``, ``kmod`` from Debian;
+* ``udriver`` and ``udriver-repo-server`` from the project's own signed apt view
+  (``udriver-repo publish --system``, served on the host's loopback for the install, with
+  ``signed-by`` the view's key), i.e. exactly what an administrator does.
+
+Timers that would try the network (apt-daily...) are masked, the hostname is set, the apt
+source that pointed at the build's loopback server is removed (its key stays in
+``/etc/apt/keyrings``). Nothing else is changed: the unit, the udev rules, the system user
+and the state directories are the packages' own.
+
+The result is cached under ``${UDRIVER_VM_CACHE:-/var/cache/udriver-vm}/system/<key>``,
+keyed by the .debs' bytes, the minbase tarball and this recipe; building it takes a minute
+or two (it downloads systemd and friends from the Debian mirror), a cached one nothing.
+Other cached systems are deleted when a new one is made. The guest mounts the root
+read-only (its writes go to a tmpfs overlay), so one copy serves every guest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from _chroot import chroot_tarball, need_tools, run_in_chroot, unpack_chroot
+
+from . import kernels
+
+__all__ = ["PACKAGES", "system_root"]
+
+PACKAGES = ("systemd", "systemd-sysv", "udev", "kmod", "udriver", "udriver-repo-server")
+"""What ``apt-get install --no-install-recommends`` puts on the minbase system."""
+
+_MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
+           "dpkg-db-backup.timer", "man-db.timer")
+_RECIPE = "1:" + ",".join(PACKAGES) + ":" + ",".join(_MASKED)
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _key(debs: dict[str, Path]) -> str:
+    h = hashlib.sha256(_RECIPE.encode())
+    tarball = chroot_tarball()
+    st = tarball.stat()
+    h.update(f"{tarball.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for name in ("udriver", "udriver-repo-server"):
+        h.update(name.encode() + b"\0" + debs[name].read_bytes())
+    return h.hexdigest()[:16]
+
+
+def system_root(debs: dict[str, Path], log: object = None) -> Path:
+    """The cached system for these .debs (``{"udriver": deb, "udriver-repo-server": deb}``).
+
+    Args:
+        debs: udriver's packages, e.g. from :func:`_debian.build_udriver_debs`.
+        log: a callable taking one line of progress (default: nothing).
+
+    Raises:
+        AssertionError: debootstrap or apt failed (with their output).
+    """
+    need_tools("chroot", "gpg")
+    say = log if callable(log) else (lambda line: None)
+    cache = kernels.cache_dir() / "system"
+    cache.mkdir(parents=True, exist_ok=True)
+    root = cache / _key(debs)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a test run and `make demo` may build at once
+        if root.is_dir():  # made by os.replace below: complete
+            return root
+        for old in cache.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
+            part = _build(Path(tmp), debs, say)
+            os.replace(part, root)
+    return root
+
+
+def _build(tmp: Path, debs: dict[str, Path], say: object) -> Path:
+    sys.path.insert(0, str(_ROOT / "tests" / "repo"))
+    from _http import TreeServer
+    from udriver_repo import Repository
+
+    say("  making the Debian 12 system (debootstrap minbase, cached)")  # type: ignore[operator]
+    root = unpack_chroot(tmp / "root")
+    repo = Repository.init(tmp / "repo")
+    try:
+        repo.publish_system([debs["udriver"], debs["udriver-repo-server"]])
+    finally:
+        repo.stop_agent()
+    keyring = root / "etc/apt/keyrings/udriver.gpg"
+    keyring.parent.mkdir(parents=True, exist_ok=True)
+    keyring.write_bytes((tmp / "repo/public/keys/apt.gpg").read_bytes())
+    sources = root / "etc/apt/sources.list.d/udriver.list"
+
+    def chroot(*cmd: str) -> None:
+        r = run_in_chroot(root, *cmd, timeout=1800)
+        assert r.returncode == 0, f"{cmd}: {r.stdout[-3000:]}\nSTDERR: {r.stderr[-3000:]}"
+
+    with TreeServer(tmp / "repo/public") as server:
+        sources.write_text(f"deb [signed-by=/etc/apt/keyrings/udriver.gpg] {server.url} "
+                           "stable main\n")
+        say(f"  apt-get install {' '.join(PACKAGES)} (udriver from the signed apt view)")  # type: ignore[operator]
+        chroot("apt-get", "update")
+        chroot("apt-get", "install", "-y", "--no-install-recommends", *PACKAGES)
+    sources.unlink()
+    chroot("apt-get", "clean")
+    for unit in _MASKED:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    (root / "etc/hostname").write_text("udriver-guest\n")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tudriver-guest\n")
+    return root
