@@ -11,23 +11,30 @@ drivers over 2,000 vendors is generated (bench/repo_synthetic.py), then:
 2. **Client bytes.** A fresh python-tuf `ngclient.Updater` (empty cache, bootstrap root)
    refreshes and downloads the index targets of 5 vendors, i.e. everything a machine
    with devices from 5 vendors needs in order to know its candidate drivers. Every byte
-   it fetches is counted (TUF metadata and index targets separately) and compared with a
-   single flat, signed `targets.json` listing every target of the same repository.
+   it fetches is counted per file (timestamp, snapshot, targets, bins, vendor roles,
+   index targets) and compared with a single flat, signed `targets.json` listing every
+   target of the same repository. The `gzip` column is what the same files weigh with
+   `Content-Encoding: gzip` (computed, level 6), next to the flat file's gzip size.
+
+With `--debs` the synthetic repository's apt view lists every synthetic deb, so the
+measured wheel+deb publishes update an apt view of N packages.
 
 Goals (DESIGN.md "Scale"): latency flat in N and < 0.5 s at 100k; client bytes
 independent of N and < 1% of the flat file at 100k.
 
-    python3 bench/repo_scale.py [--sizes 1000,10000,100000] [--runs 5] [--keep]
+    python3 bench/repo_scale.py [--sizes 1000,10000,100000] [--runs 5] [--keep] [--debs]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,23 +50,39 @@ from udriver_repo._verify import FileFetcher
 CLIENT_VENDORS = [0, 199, 398, 597, 796]  # each has drivers at every N >= 1000
 
 
+CATEGORIES = ("timestamp", "snapshot", "targets", "bins", "vendor roles", "indexes")
+
+
+def category(url: str) -> str:
+    name = url.rsplit("/", 1)[1]
+    if "/metadata/" not in url:
+        return "indexes"
+    role = name.split(".")[-2] if name != "timestamp.json" else "timestamp"
+    if role.startswith("bin-"):
+        return "bins"
+    if role.startswith("vendor-"):
+        return "vendor roles"
+    return role
+
+
 class _CountingFetcher(FileFetcher):
     def __init__(self) -> None:
-        self.metadata = 0
-        self.index = 0
+        self.raw: Counter[str] = Counter()
+        self.gz: Counter[str] = Counter()
+        self.files: Counter[str] = Counter()
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         chunks = list(super()._fetch(url))
-        n = sum(len(c) for c in chunks)
-        if "/metadata/" in url:
-            self.metadata += n
-        else:
-            self.index += n
+        data = b"".join(chunks)
+        c = category(url)
+        self.raw[c] += len(data)
+        self.gz[c] += len(gzip.compress(data, 6))
+        self.files[c] += 1
         return iter(chunks)
 
 
-def client_bytes(public: Path, vendors: list[int]) -> tuple[int, int]:
-    """(TUF metadata bytes, index bytes) a fresh client fetches for `vendors`."""
+def client_bytes(public: Path, vendors: list[int]) -> _CountingFetcher:
+    """Per-category bytes a fresh client fetches to learn the drivers of `vendors`."""
     root = (public / "metadata" / "1.root.json").read_bytes()
     fetcher = _CountingFetcher()
     with tempfile.TemporaryDirectory(prefix="udr-client-") as d:
@@ -70,7 +93,7 @@ def client_bytes(public: Path, vendors: list[int]) -> tuple[int, int]:
             info = up.get_targetinfo(f"index/{vendor_id(i):04x}.json")
             assert info is not None
             up.download_target(info, f"{d}/index-{i}")
-    return fetcher.metadata, fetcher.index
+    return fetcher
 
 
 def publish_latency(repo, work: Path, runs: int, deb: bool) -> list[float]:  # type: ignore[no-untyped-def]
@@ -103,33 +126,46 @@ def main() -> int:
         t = time.perf_counter()
         repo, targets = generate(base / "repo", n, a.vendors, a.debs)
         gen = time.perf_counter() - t
-        flat = flat_targets_size(targets)
-        meta, index = client_bytes(repo.public, CLIENT_VENDORS)
+        flat, flat_gz = flat_targets_size(targets)
+        before = client_bytes(repo.public, CLIENT_VENDORS)
         whl = publish_latency(repo, base / "dist", a.runs, deb=False)
         both = publish_latency(repo, base / "dist", max(3, a.runs // 2), deb=True)
-        meta2, index2 = client_bytes(repo.public, CLIENT_VENDORS)  # after the publishes
-        rows.append((n, gen, statistics.median(whl), max(whl), statistics.median(both),
-                     meta, index, flat))
+        after = client_bytes(repo.public, CLIENT_VENDORS)  # after the publishes
+        apt = {p.name: p.stat().st_size
+               for p in (repo.public / "dists/stable/main/binary-amd64").glob("Packages*")}
+        rows.append((n, gen, whl, both, before, flat, flat_gz, apt))
+        tot = sum(before.raw.values())
         print(f"N={n}: generated in {gen:.1f} s; publish wheel {statistics.median(whl):.3f} s, "
-              f"wheel+deb {statistics.median(both):.3f} s; client {meta + index} B "
-              f"(after publishes {meta2 + index2} B); flat targets.json {flat} B", flush=True)
+              f"wheel+deb {statistics.median(both):.3f} s; client {tot} B "
+              f"(after publishes {sum(after.raw.values())} B); flat targets.json {flat} B; "
+              f"apt {apt}", flush=True)
         repo.stop_agent()
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
+    mode = "wheel + deb" if a.debs else "wheel only"
     print()
     print(f"Publish latency, one more driver (median of {a.runs}; wheel+deb median of "
-          f"{max(3, a.runs // 2)}), {a.vendors} vendors, fsync on")
-    print(f"{'N':>8} | {'wheel (s)':>9} | {'wheel max':>9} | {'wheel+deb (s)':>13} | gen (s)")
-    for n, gen, med, mx, both, *_ in rows:
-        print(f"{n:>8} | {med:>9.3f} | {mx:>9.3f} | {both:>13.3f} | {gen:7.1f}")
+          f"{max(3, a.runs // 2)}), {a.vendors} vendors, fsync on, synthetic drivers: {mode}"
+          + (", apt view of N debs" if a.debs else ""))
+    print(f"{'N':>8} | {'wheel (s)':>9} | {'wheel max':>9} | {'wheel+deb (s)':>13} | "
+          f"{'w+d max':>7} | {'Packages.gz':>11} | {'Packages.xz':>11} | gen (s)")
+    for n, gen, whl, both, _, _, _, apt in rows:
+        print(f"{n:>8} | {statistics.median(whl):>9.3f} | {max(whl):>9.3f} | "
+              f"{statistics.median(both):>13.3f} | {max(both):>7.3f} | "
+              f"{apt.get('Packages.gz', 0):>11} | {apt.get('Packages.xz', 0):>11} | {gen:7.1f}")
     print()
-    print("Bytes a fresh client downloads for devices from 5 vendors vs one flat targets.json"
-          f" (synthetic drivers: {'wheel + deb' if a.debs else 'wheel only'})")
-    print(f"{'N':>8} | {'TUF meta':>9} | {'indexes':>8} | {'total':>8} | {'flat':>11} | "
-          f"{'total/flat':>10}")
-    for n, _, _, _, _, meta, index, flat in rows:
-        print(f"{n:>8} | {meta:>9} | {index:>8} | {meta + index:>8} | {flat:>11} | "
-              f"{100 * (meta + index) / flat:>9.2f}%")
+    print(f"Bytes a fresh client downloads for devices from {len(CLIENT_VENDORS)} vendors vs one "
+          f"flat targets.json (synthetic drivers: {mode})")
+    print(f"{'N':>8} | " + " | ".join(f"{c:>12}" for c in CATEGORIES)
+          + f" | {'total':>8} | {'flat':>10} | {'total/flat':>10} | {'gzip':>7} | "
+          f"{'flat gzip':>10} | {'gzip/flat gzip':>14}")
+    for n, _, _, _, b, flat, flat_gz, _ in rows:
+        tot, tgz = sum(b.raw.values()), sum(b.gz.values())
+        print(f"{n:>8} | " + " | ".join(f"{b.raw[c]:>12}" for c in CATEGORIES)
+              + f" | {tot:>8} | {flat:>10} | {100 * tot / flat:>9.2f}% | {tgz:>7} | "
+              f"{flat_gz:>10} | {100 * tgz / flat_gz:>13.2f}%")
+    print("(files fetched: " + ", ".join(f"{c} {rows[0][4].files[c]}" for c in CATEGORIES)
+          + "; root comes from the bootstrap)")
     return 0
 
 

@@ -10,7 +10,10 @@ for them, through the core's own pieces:
   synthetic wheel; the wheel files themselves are not materialised) and its index
   target, which *is* written (content-addressed) because clients download it;
 - the bins gain the vendors' delegations; everything is signed and committed with one
-  `Transaction` (new snapshot, timestamp switched last), exactly as a publish does.
+  `Transaction` (new snapshot, timestamp switched last), exactly as a publish does;
+- with debs, the apt view gets one `Packages` stanza per synthetic deb (the fields a
+  `udriver build` deb has; the pool files are not materialised), committed through the
+  apt view's own chunked writer, so a measured publish updates a view of N packages.
 
 Vendor i owns PCI vendor ID 0x1000 + i; driver j belongs to vendor j % V and matches
 device j // V + 1. The result is a valid repository: `udriver-repo publish` works on it.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import os
 import sys
@@ -31,6 +35,7 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 from udriver_repo import Repository
+from udriver_repo._apt import deb_stanza
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
@@ -43,6 +48,29 @@ DEB_SIZE = 20_000
 
 def vendor_id(i: int) -> int:
     return 0x1000 + i
+
+
+def _stanza(j: int, vendors: int) -> tuple[str, str]:
+    """(pool path, Packages stanza) of synthetic driver j's deb, as `udriver build` makes it."""
+    vid = vendor_id(j % vendors)
+    pkg = f"udriver-driver-s{j}"
+    pool = f"pool/main/u/{pkg}/{pkg}_1.0.0-1_all.deb"
+    pattern = f"pci:v0000{vid:04X}d{j // vendors + 1:08X}sv*sd*bc*sc*i*"
+    control = {
+        "Package": pkg, "Version": "1.0.0-1", "Installed-Size": "96",
+        "Maintainer": f"Vendor {j % vendors} <drivers@v{j % vendors}.example>",
+        "Architecture": "all",
+        "Depends": "python3 (>= 3.11), udriver (>= 0.1), udriver (<< 2)",
+        "Section": "misc", "Priority": "optional",
+        "Description": f"synthetic driver s{j}\nUser-mode PCI driver `s{j}` (udriver-s{j} "
+                       "1.0.0),\nrun by the udriver runtime as an unprivileged process over "
+                       "VFIO. It\nneeds udriver ABI 1.0 and drives devices matching:\n"
+                       + pattern,
+        "Modaliases": f"udriver({pattern})",
+    }
+    # Stand-in bytes for the hashes: hashing 20 kB per deb would only slow generation.
+    return pool, deb_stanza(control, pool, pkg.encode()).replace(
+        f"Size: {len(pkg)}", f"Size: {DEB_SIZE}")
 
 
 def _driver(j: int, vendors: int, deb: bool) -> tuple[dict[str, object], list[TargetFile]]:
@@ -75,8 +103,8 @@ def generate(path: Path, n: int, vendors: int = 2000, debs: bool = False
              ) -> tuple[Repository, list[TargetFile]]:
     """Create the repository at `path`; return it and every target (for the flat baseline).
 
-    With `debs`, every driver has a wheel and a deb target (as `udriver build` makes);
-    the synthetic debs are TUF targets only, not entries of the apt view.
+    With `debs`, every driver has a wheel and a deb target (as `udriver build` makes),
+    and a stanza in the apt view.
     """
     with _no_fsync():
         return _generate(path, n, vendors, debs)
@@ -116,17 +144,21 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
                 md.signed.targets[itf.path] = itf
             all_targets.extend(md.signed.targets.values())
         txn.commit()
+        if debs:
+            repo.apt.commit(dict(_stanza(j, vendors) for j in range(n)))
     return repo, all_targets
 
 
-def flat_targets_size(targets: list[TargetFile]) -> int:
-    """Bytes of one flat, signed targets.json listing every target (the baseline)."""
+def flat_targets_size(targets: list[TargetFile]) -> tuple[int, int]:
+    """Bytes of one flat, signed targets.json listing every target (the baseline), and
+    its gzip (level 6) size."""
     from tuf.api.metadata import Metadata, Targets
     from udriver_repo._keys import NaclSigner
     from udriver_repo._meta import SERIALIZER
     md = Metadata(Targets(targets={t.path: t for t in targets}))
     md.sign(NaclSigner(b"\0" * 32))
-    return len(md.to_bytes(SERIALIZER))
+    data = md.to_bytes(SERIALIZER)
+    return len(data), len(gzip.compress(data, 6))
 
 
 def main() -> int:

@@ -5,12 +5,29 @@ Format): `Packages` stanzas are the deb's control fields (Debian policy 5.3) plu
 Filename, Size, MD5sum, SHA256; `Release` lists every index file with its size and
 hashes, and sets `Acquire-By-Hash: yes` so apt fetches indexes by content hash.
 
+Scale (a publish must not cost O(N)): the index is published compressed only, as
+`Packages.gz` and `Packages.xz` (Debian's own archive ships no uncompressed Packages
+either). Stanzas fall into 256 *chunks* by sha256(Filename)[:2]; each compressed file is
+one gzip member per non-empty chunk, concatenated in chunk order (RFC 1952 2.2 "a gzip
+file consists of a series of members"; apt reads them all through zlib), and one xz
+stream whose blocks are the chunks' (see `_xzblocks`: apt reads only the first xz
+stream). `Release` lists the uncompressed `Packages` too (size and SHA256 only; apt
+skips an index whose uncompressed name Release does not list), but no such file is
+served. A publish re-encodes only the chunks it touches and copies the other members
+and blocks byte for byte from the committed files, located through a private,
+content-addressed chunk map `REPO/apt-state/<sha256 of Packages.gz>.json`. Without that
+map (an older tree), the committed files are decoded once in full.
+
 Commit order (a client sees the old or the new view, never a mix):
-1. `pool/main/<package>/<file>.deb` (new names only, never replaced);
-2. `main/binary-amd64/by-hash/SHA256/<sha256>` for Packages, .gz, .xz;
-3. the plain Packages files, `Release`, `Release.gpg`;
+1. `pool/main/<p>/<package>/<file>.deb` (new names only, never replaced);
+2. `main/binary-amd64/by-hash/SHA256/<sha256>` for Packages.gz and .xz, and the chunk map;
+3. the plain-named Packages.gz/.xz (hard links to the by-hash files), `Release`,
+   `Release.gpg`;
 4. `InRelease` by rename(2), last: apt reads InRelease first, and with by-hash every
-   index it names is immutable.
+   index it names is immutable;
+5. by-hash files and chunk maps of generations older than the previous one are deleted
+   (`KEEP_GENERATIONS`), so a client holding the previous InRelease still finds its
+   indexes.
 
 The committed state is read back from `InRelease` (via by-hash), never from the plain
 files, which may be ahead of it after a crash.
@@ -20,7 +37,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import lzma
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -29,12 +48,14 @@ from pathlib import Path
 from udriver.artifacts import parse_control
 from udriver.errors import RepositoryError
 
-from ._fsio import write_atomic, write_new
+from ._fsio import link_atomic, write_atomic, write_new
 from ._gpg import Gpg
+from ._xzblocks import Blocks, compress_blocks, join_blocks
 
 __all__ = [
     "ARCH",
     "COMPONENT",
+    "KEEP_GENERATIONS",
     "SUITE",
     "AptView",
     "deb_stanza",
@@ -46,6 +67,9 @@ SUITE = "stable"
 COMPONENT = "main"
 ARCH = "amd64"
 _INDEX = f"{COMPONENT}/binary-{ARCH}"
+_NAMES = ("Packages.gz", "Packages.xz")
+KEEP_GENERATIONS = 2
+"""Generations of by-hash indexes kept: the committed one and the one before it."""
 
 # Debian policy 5.3: the usual order of binary package fields in Packages.
 _ORDER = ["Package", "Source", "Version", "Installed-Size", "Maintainer", "Architecture",
@@ -82,12 +106,37 @@ def _split_stanzas(text: str) -> dict[str, str]:
 
 
 def parse_packages(data: bytes) -> dict[str, dict[str, str]]:
-    """Filename -> fields of every stanza of a Packages file."""
-    return {k: parse_control(v, "Packages") for k, v in _split_stanzas(data.decode()).items()}
+    """Filename -> fields of every stanza of a Packages file (plain, .gz or .xz)."""
+    return {k: parse_control(v, "Packages") for k, v in _split_stanzas(_decode(data)).items()}
 
 
-def release_packages_sha(release: str) -> str | None:
-    """The SHA256 a Release (or the signed text of InRelease) gives for main's Packages."""
+def _decode(data: bytes) -> str:
+    """Text of a Packages file, plain or compressed (every member/stream)."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif data[:6] == b"\xfd7zXZ\x00":
+        data = lzma.decompress(data)
+    return data.decode()
+
+
+def chunk_of(filename: str) -> str:
+    """The chunk ("00".."ff") a stanza belongs to, by its pool file name."""
+    return hashlib.sha256(filename.encode()).hexdigest()[:2]
+
+
+Chunk = tuple[bytes, Blocks]
+"""A chunk, encoded: its gzip member and its xz blocks."""
+
+
+def _encode_chunk(stanzas: dict[str, str]) -> Chunk:
+    """(gzip member, xz blocks) of one chunk's stanzas, sorted by Filename."""
+    plain = "".join(stanzas[k] + "\n\n" for k in sorted(stanzas)).encode()
+    # mtime=0 and fixed presets: equal content gives equal bytes (by-hash stays stable).
+    return gzip.compress(plain, compresslevel=6, mtime=0), compress_blocks(plain)
+
+
+def release_packages_sha(release: str, name: str = "Packages.gz") -> str | None:
+    """The SHA256 a Release (or the signed text of InRelease) gives for main's `name`."""
     in_sha = False
     for line in release.splitlines():
         if line.startswith("-----BEGIN PGP SIGNATURE"):
@@ -96,42 +145,74 @@ def release_packages_sha(release: str) -> str | None:
             in_sha = line.startswith("SHA256:")
             continue
         parts = line.split()
-        if in_sha and len(parts) == 3 and parts[2] == f"{_INDEX}/Packages":
+        if in_sha and len(parts) == 3 and parts[2] == f"{_INDEX}/{name}":
             return parts[0]
     return None
 
 
 class AptView:
-    """Reads and rewrites the apt view under `public/`."""
+    """Reads and rewrites the apt view under `public/` (chunk maps under `state_dir`)."""
 
-    def __init__(self, public: Path, gpg: Gpg) -> None:
+    def __init__(self, public: Path, gpg: Gpg, state_dir: Path | None = None) -> None:
         self.public = public
         self.dists = public / "dists" / SUITE
+        self.by_hash = self.dists / _INDEX / "by-hash" / "SHA256"
+        self.state_dir = state_dir if state_dir is not None else public.parent / "apt-state"
         self.gpg = gpg
 
     # -- committed state ---------------------------------------------------------------
 
-    def committed_stanzas(self) -> dict[str, str]:
-        """Filename -> stanza as named by the committed InRelease ({} before the first).
-
-        Raises:
-            RepositoryError: InRelease names a Packages file that is missing or corrupt.
-        """
+    def _committed_sha(self) -> str | None:
         try:
             text = (self.dists / "InRelease").read_text()
         except FileNotFoundError:
-            return {}
+            return None
         sha = release_packages_sha(text)
         if sha is None:
-            raise RepositoryError(f"{self.dists}/InRelease names no {_INDEX}/Packages")
-        path = self.dists / _INDEX / "by-hash" / "SHA256" / sha
+            raise RepositoryError(f"{self.dists}/InRelease names no {_INDEX}/Packages.gz")
+        return sha
+
+    def _read_by_hash(self, sha: str) -> bytes:
+        path = self.by_hash / sha
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise RepositoryError(f"apt view: committed Packages missing: {path}") from e
+            raise RepositoryError(f"apt view: committed index missing: {path}") from e
         if hashlib.sha256(data).hexdigest() != sha:
-            raise RepositoryError(f"apt view: committed Packages corrupt: {path}")
-        return _split_stanzas(data.decode())
+            raise RepositoryError(f"apt view: committed index corrupt: {path}")
+        return data
+
+    def committed_stanzas(self) -> dict[str, str]:
+        """Filename -> stanza as named by the committed InRelease ({} before the first).
+
+        Decodes the whole index (O(N)): for checks and tests; publishing uses the chunks.
+
+        Raises:
+            RepositoryError: InRelease names a Packages.gz that is missing or corrupt.
+        """
+        sha = self._committed_sha()
+        return {} if sha is None else _split_stanzas(_decode(self._read_by_hash(sha)))
+
+    def _committed_chunks(self) -> dict[str, Chunk]:
+        """Chunk -> (gzip member, xz blocks) of the committed view."""
+        sha = self._committed_sha()
+        if sha is None:
+            return {}
+        gz = self._read_by_hash(sha)
+        try:
+            cmap = json.loads((self.state_dir / f"{sha}.json").read_bytes())
+            xz = self._read_by_hash(cmap["xz"])
+            out = {c: (gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]))
+                   for c, (g0, gl, x0, xl, recs) in cmap["chunks"].items()}
+            if sum(len(g) for g, _ in out.values()) == len(gz) or not out:
+                return out
+        except (OSError, ValueError, KeyError, TypeError, RepositoryError):
+            pass
+        # No usable chunk map (older tree, or it was lost): re-chunk from the full index.
+        by_chunk: dict[str, dict[str, str]] = {}
+        for name, stanza in _split_stanzas(_decode(gz)).items():
+            by_chunk.setdefault(chunk_of(name), {})[name] = stanza
+        return {c: _encode_chunk(s) for c, s in by_chunk.items()}
 
     # -- publishing --------------------------------------------------------------------
 
@@ -141,25 +222,70 @@ class AptView:
     def add_pool_file(self, rel: str, data: bytes) -> None:
         write_new(self.public / rel, data)
 
+    def update(self, stanzas: dict[str, str], now: datetime | None = None) -> bool:
+        """Add or replace stanzas (by Filename), re-encoding only their chunks.
+
+        Returns True when the view changed (and was committed).
+
+        Raises:
+            RepositoryError: gpg, a write, or the committed view failed.
+        """
+        chunks = self._committed_chunks()
+        touched: dict[str, dict[str, str]] = {}
+        for name, stanza in stanzas.items():
+            touched.setdefault(chunk_of(name), {})[name] = stanza
+        changed = False
+        for c, new in touched.items():
+            current = _split_stanzas(gzip.decompress(chunks[c][0]).decode()) if c in chunks \
+                else {}
+            if all(current.get(k) == v for k, v in new.items()):
+                continue
+            current.update(new)
+            chunks[c] = _encode_chunk(current)
+            changed = True
+        if changed:
+            self._commit_chunks(chunks, now)
+        return changed
+
     def commit(self, stanzas: dict[str, str], now: datetime | None = None) -> None:
-        """Write Packages{,.gz,.xz}, Release, Release.gpg, and switch InRelease last.
+        """Replace the whole view with `stanzas` (init, bulk imports).
 
         Raises:
             RepositoryError: gpg or a write failed.
         """
-        body = "\n\n".join(stanzas[k] for k in sorted(stanzas)) + ("\n" if stanzas else "")
-        plain = body.encode()
-        files = {
-            "Packages": plain,
-            "Packages.gz": gzip.compress(plain, compresslevel=9, mtime=0),
-            "Packages.xz": lzma.compress(plain, preset=6),
-        }
-        idx_dir = self.dists / _INDEX
+        by_chunk: dict[str, dict[str, str]] = {}
+        for name, stanza in stanzas.items():
+            by_chunk.setdefault(chunk_of(name), {})[name] = stanza
+        self._commit_chunks({c: _encode_chunk(s) for c, s in by_chunk.items()}, now)
+
+    def _commit_chunks(self, chunks: dict[str, Chunk],
+                       now: datetime | None) -> None:
+        previous = self._generation()
+        order = sorted(chunks)
+        gz = b"".join(chunks[c][0] for c in order) if order else gzip.compress(b"", mtime=0)
+        xz = join_blocks([chunks[c][1] for c in order])
+        files = {"Packages.gz": gz, "Packages.xz": xz}
+        shas = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
+        # apt only fetches an index whose *uncompressed* name Release lists, and checks
+        # the decompressed bytes against it; no file of that name is served.
+        plain = gzip.decompress(gz)
+        listed = {"Packages": (len(plain), hashlib.sha256(plain).hexdigest()),
+                  **{n: (len(d), shas[n]) for n, d in files.items()}}
+        del plain
         for name, data in files.items():
-            write_new(idx_dir / "by-hash" / "SHA256" / hashlib.sha256(data).hexdigest(), data)
-        for name, data in files.items():
-            write_atomic(idx_dir / name, data)
-        release = self._release(files, now or datetime.now(UTC)).encode()
+            write_new(self.by_hash / shas[name], data)
+        cmap: dict[str, list[object]] = {}
+        g, x = 0, 12  # the xz blocks follow the 12-byte stream header
+        for c in order:
+            gl, xl = len(chunks[c][0]), len(chunks[c][1][0])
+            cmap[c] = [g, gl, x, xl, chunks[c][1][1]]
+            g, x = g + gl, x + xl
+        write_new(self.state_dir / f"{shas['Packages.gz']}.json",
+                  json.dumps({"xz": shas["Packages.xz"], "chunks": cmap},
+                             sort_keys=True).encode())
+        for name in files:
+            link_atomic(self.by_hash / shas[name], self.dists / _INDEX / name)
+        release = self._release(listed, now or datetime.now(UTC)).encode()
         # The two signatures are independent gpg runs: make them side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
             detached = pool.submit(self.gpg.detach_sign, release)
@@ -168,8 +294,31 @@ class AptView:
         write_atomic(self.dists / "Release", release)
         write_atomic(self.dists / "Release.gpg", detached_sig)
         write_atomic(self.dists / "InRelease", inline_signed)
+        self._prune({*shas.values(), *previous})
 
-    def _release(self, files: dict[str, bytes], now: datetime) -> str:
+    def _generation(self) -> set[str]:
+        """The by-hash names of the committed generation (empty before the first)."""
+        try:
+            text = (self.dists / "InRelease").read_text()
+        except FileNotFoundError:
+            return set()
+        return {s for n in _NAMES if (s := release_packages_sha(text, n)) is not None}
+
+    def _prune(self, keep: set[str]) -> None:
+        """Delete by-hash files and chunk maps outside `keep` (the last KEEP_GENERATIONS)."""
+        for d, suffix in ((self.by_hash, ""), (self.state_dir, ".json")):
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            for n in names:
+                if n.startswith(".") or n.removesuffix(suffix) in keep:
+                    continue
+                (d / n).unlink(missing_ok=True)
+
+    def _release(self, files: dict[str, tuple[int, str]], now: datetime) -> str:
+        """Release text; `files` maps index names to (size, sha256). No MD5Sum: apt
+        has not trusted MD5 for Release since 1.1 and it would cost a second pass."""
         lines = [
             "Origin: udriver",
             "Label: udriver",
@@ -180,10 +329,8 @@ class AptView:
             f"Components: {COMPONENT}",
             "Acquire-By-Hash: yes",
             "Description: udriver user-mode PCI drivers",
+            "SHA256:",
         ]
-        for field, algo in (("MD5Sum", "md5"), ("SHA256", "sha256")):
-            lines.append(f"{field}:")
-            for name, data in files.items():
-                h = hashlib.new(algo, data).hexdigest()
-                lines.append(f" {h} {len(data):>8} {_INDEX}/{name}")
+        for name, (size, sha) in files.items():
+            lines.append(f" {sha} {size:>8} {_INDEX}/{name}")
         return "\n".join(lines) + "\n"

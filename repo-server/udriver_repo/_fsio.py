@@ -24,7 +24,8 @@ from typing import Self
 
 from udriver.errors import RepositoryError
 
-__all__ = ["CRASH_ENV", "STEP_LOG_ENV", "RepoLock", "fsync_dir", "step", "write_atomic", "write_new"]
+__all__ = ["CRASH_ENV", "STEP_LOG_ENV", "RepoLock", "fsync_dir", "link_atomic", "step", "write_atomic",
+           "write_new"]
 
 CRASH_ENV = "UDRIVER_REPO_CRASH_AFTER"
 STEP_LOG_ENV = "UDRIVER_REPO_STEP_LOG"
@@ -81,6 +82,28 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise RepositoryError(f"cannot write {path}: {e.strerror}") from e
+
+
+def link_atomic(src: Path, path: Path) -> None:
+    """Make `path` a hard link to the (immutable) file `src`, replacing it atomically.
+
+    Used for plain names of content-addressed files, so large files are not written twice.
+
+    Raises:
+        RepositoryError: the link or rename failed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        step(f"link {path.name}")
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        step(f"rename {path.name}")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RepositoryError(f"cannot link {path} to {src}: {e.strerror}") from e
 
 
 def write_new(path: Path, data: bytes) -> bool:

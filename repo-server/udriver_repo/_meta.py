@@ -130,6 +130,11 @@ class Keyring:
         self._cache[name] = generate_key(self.dir / f"{name}.key")
         return self._cache[name]
 
+    def forget(self, name: str) -> None:
+        """Delete the private key `name` (a revoked publisher's)."""
+        self._cache.pop(name, None)
+        (self.dir / f"{name}.key").unlink(missing_ok=True)
+
     def put(self, name: str, signer: NaclSigner) -> None:
         self._cache[name] = signer
 

@@ -187,12 +187,36 @@ class Repository(RotationMixin):
         return self.state.vendors()
 
     def revoke_vendor(self, name: str) -> None:
-        """Revoke a publisher and its tokens; its published drivers stay.
+        """Revoke a publisher: its tokens, its delegation, its role and its key.
+
+        The bins stop delegating to `vendor-<name>` and drop its public key, so clients
+        no longer trust anything that key signs (TUF spec 5.6.7: a target is only found
+        through delegations); its drivers disappear from the TUF view. Its private key file is deleted. The apt view keeps its debs, and
+        its PCI vendor IDs stay assigned to it (an operator decision to reassign).
 
         Raises:
             RepositoryError: unknown vendor.
         """
-        self.state.revoke(name)
+        v = self.state.vendor(name)
+        if v is None:
+            raise RepositoryError(f"no such vendor: {name!r}")
+        role = vendor_role(name)
+        with RepoLock(self.path):
+            self.state.revoke(name)
+            txn = Transaction(self.metadata_dir, self.keys, self.expiry)
+            for b in sorted({bin_of(f"{x:04x}") for x in v.pci_vendors}):
+                md = txn.load(b)
+                dele = md.signed.delegations
+                assert dele is not None and dele.roles is not None
+                if dele.roles.pop(role, None) is not None:
+                    self._drop_unused_keys(md)
+                    txn.stage(b, md)
+            # The role stays listed in snapshot at its last version: a new snapshot may
+            # not drop a file the previous one listed (TUF client workflow 5.5.5,
+            # rollback protection), and without a delegation no client consults it.
+            if txn.staged:
+                txn.commit()
+            self.keys.forget(role)
         self.state.audit("admin", "vendor-revoke", name)
 
     def authenticate(self, token: str) -> Vendor | None:
@@ -318,18 +342,12 @@ class Repository(RotationMixin):
     def _publish_apt_debs(self, debs: list[tuple[dict[str, str], str, bytes]]) -> bool:
         if not debs:
             return False
-        stanzas = self.apt.committed_stanzas()
-        changed = False
+        stanzas: dict[str, str] = {}
         for control, name, data in debs:
             pool = self.apt.pool_path(control["Package"], name)
-            stanza = deb_stanza(control, pool, data)
-            if stanzas.get(pool) != stanza:
-                self.apt.add_pool_file(pool, data)
-                stanzas[pool] = stanza
-                changed = True
-        if changed:
-            self.apt.commit(stanzas)
-        return changed
+            stanzas[pool] = deb_stanza(control, pool, data)
+            self.apt.add_pool_file(pool, data)
+        return self.apt.update(stanzas)
 
     def publish_system(self, files: Sequence[Path | str]) -> bool:
         """Add packages that are not drivers (udriver itself, say) to the apt view only.

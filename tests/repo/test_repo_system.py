@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def _plain_deb(tmp: Path, name: str = "hello-udriver", version: str = "1.0",
 def test_system_deb_lands_in_apt_view_only(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     deb = _plain_deb(tmp_path)
     assert repo.publish_system([deb]) is True
-    packages = (repo.public / "dists/stable/main/binary-amd64/Packages").read_text()
+    packages = gzip.decompress(
+        (repo.public / "dists/stable/main/binary-amd64/Packages.gz").read_bytes()).decode()
     assert "Package: hello-udriver" in packages
     assert not list((repo.public / "targets").rglob("*hello-udriver*"))  # no TUF target
     assert repo.publish_system([deb]) is False  # same bytes: unchanged
