@@ -20,12 +20,13 @@ map (an older tree), the committed files are decoded once in full.
 
 Commit order (a client sees the old or the new view, never a mix):
 1. `pool/main/<p>/<package>/<file>.deb` (new names only, never replaced);
-2. `main/binary-amd64/by-hash/SHA256/<sha256>` for Packages.gz and .xz, and the chunk map;
+2. new chunks' plain text (`REPO/apt-state/chunks/<sha256>`), the by-hash Packages.gz
+   and .xz (`main/binary-amd64/by-hash/SHA256/<sha256>`), and the chunk map;
 3. the plain-named Packages.gz/.xz (hard links to the by-hash files), `Release`,
    `Release.gpg`;
 4. `InRelease` by rename(2), last: apt reads InRelease first, and with by-hash every
    index it names is immutable;
-5. by-hash files and chunk maps of generations older than the previous one are deleted
+5. by-hash files, chunk maps and chunks of generations older than the previous one are deleted
    (`KEEP_GENERATIONS`), so a client holding the previous InRelease still finds its
    indexes.
 
@@ -41,6 +42,7 @@ import json
 import lzma
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -124,15 +126,28 @@ def chunk_of(filename: str) -> str:
     return hashlib.sha256(filename.encode()).hexdigest()[:2]
 
 
-Chunk = tuple[bytes, Blocks]
-"""A chunk, encoded: its gzip member and its xz blocks."""
+@dataclass
+class _Chunk:
+    """One chunk of the index, encoded."""
+
+    gz: bytes
+    """Its gzip member."""
+    xz: Blocks
+    """Its xz blocks and their index records."""
+    sha: str
+    """sha256 of its uncompressed stanzas (also its file name under apt-state/chunks)."""
+    size: int
+    """Length of its uncompressed stanzas."""
+    plain: bytes | None = None
+    """The uncompressed stanzas, when at hand."""
 
 
-def _encode_chunk(stanzas: dict[str, str]) -> Chunk:
-    """(gzip member, xz blocks) of one chunk's stanzas, sorted by Filename."""
+def _encode_chunk(stanzas: dict[str, str]) -> _Chunk:
+    """One chunk's stanzas, sorted by Filename, encoded."""
     plain = "".join(stanzas[k] + "\n\n" for k in sorted(stanzas)).encode()
     # mtime=0 and fixed presets: equal content gives equal bytes (by-hash stays stable).
-    return gzip.compress(plain, compresslevel=6, mtime=0), compress_blocks(plain)
+    return _Chunk(gzip.compress(plain, compresslevel=6, mtime=0), compress_blocks(plain),
+                  hashlib.sha256(plain).hexdigest(), len(plain), plain)
 
 
 def release_packages_sha(release: str, name: str = "Packages.gz") -> str | None:
@@ -158,6 +173,7 @@ class AptView:
         self.dists = public / "dists" / SUITE
         self.by_hash = self.dists / _INDEX / "by-hash" / "SHA256"
         self.state_dir = state_dir if state_dir is not None else public.parent / "apt-state"
+        self.chunk_dir = self.state_dir / "chunks"
         self.gpg = gpg
 
     # -- committed state ---------------------------------------------------------------
@@ -193,8 +209,8 @@ class AptView:
         sha = self._committed_sha()
         return {} if sha is None else _split_stanzas(_decode(self._read_by_hash(sha)))
 
-    def _committed_chunks(self) -> dict[str, Chunk]:
-        """Chunk -> (gzip member, xz blocks) of the committed view."""
+    def _committed_chunks(self) -> dict[str, _Chunk]:
+        """Chunk -> its encoding in the committed view."""
         sha = self._committed_sha()
         if sha is None:
             return {}
@@ -202,9 +218,10 @@ class AptView:
         try:
             cmap = json.loads((self.state_dir / f"{sha}.json").read_bytes())
             xz = self._read_by_hash(cmap["xz"])
-            out = {c: (gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]))
-                   for c, (g0, gl, x0, xl, recs) in cmap["chunks"].items()}
-            if sum(len(g) for g, _ in out.values()) == len(gz) or not out:
+            out = {c: _Chunk(gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]),
+                             sha, size)
+                   for c, (g0, gl, x0, xl, recs, sha, size) in cmap["chunks"].items()}
+            if sum(len(ch.gz) for ch in out.values()) == len(gz) or not out:
                 return out
         except (OSError, ValueError, KeyError, TypeError, RepositoryError):
             pass
@@ -236,8 +253,7 @@ class AptView:
             touched.setdefault(chunk_of(name), {})[name] = stanza
         changed = False
         for c, new in touched.items():
-            current = _split_stanzas(gzip.decompress(chunks[c][0]).decode()) if c in chunks \
-                else {}
+            current = _split_stanzas(self._plain(chunks[c]).decode()) if c in chunks else {}
             if all(current.get(k) == v for k, v in new.items()):
                 continue
             current.update(new)
@@ -258,27 +274,48 @@ class AptView:
             by_chunk.setdefault(chunk_of(name), {})[name] = stanza
         self._commit_chunks({c: _encode_chunk(s) for c, s in by_chunk.items()}, now)
 
-    def _commit_chunks(self, chunks: dict[str, Chunk],
+    def _plain(self, chunk: _Chunk) -> bytes:
+        """A chunk's uncompressed stanzas: at hand, from apt-state/chunks, or decoded."""
+        if chunk.plain is not None:
+            return chunk.plain
+        try:
+            # Written atomically under its own hash and never rewritten, so the size
+            # check is enough here (hashing every chunk again would double the cost).
+            data = (self.chunk_dir / chunk.sha).read_bytes()
+            if len(data) == chunk.size:
+                return data
+        except OSError:
+            pass
+        data = gzip.decompress(chunk.gz)
+        write_new(self.chunk_dir / chunk.sha, data)
+        return data
+
+    def _commit_chunks(self, chunks: dict[str, _Chunk],
                        now: datetime | None) -> None:
         previous = self._generation()
         order = sorted(chunks)
-        gz = b"".join(chunks[c][0] for c in order) if order else gzip.compress(b"", mtime=0)
-        xz = join_blocks([chunks[c][1] for c in order])
+        gz = b"".join(chunks[c].gz for c in order) if order else gzip.compress(b"", mtime=0)
+        xz = join_blocks([chunks[c].xz for c in order])
         files = {"Packages.gz": gz, "Packages.xz": xz}
         shas = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
         # apt only fetches an index whose *uncompressed* name Release lists, and checks
-        # the decompressed bytes against it; no file of that name is served.
-        plain = gzip.decompress(gz)
-        listed = {"Packages": (len(plain), hashlib.sha256(plain).hexdigest()),
+        # the decompressed bytes against it; no file of that name is served. Its hash
+        # runs over the chunks' stored plain text (no decompression).
+        h = hashlib.sha256()
+        for c in order:
+            ch = chunks[c]
+            if ch.plain is not None:
+                write_new(self.chunk_dir / ch.sha, ch.plain)
+            h.update(self._plain(ch))
+        listed = {"Packages": (sum(chunks[c].size for c in order), h.hexdigest()),
                   **{n: (len(d), shas[n]) for n, d in files.items()}}
-        del plain
         for name, data in files.items():
             write_new(self.by_hash / shas[name], data)
         cmap: dict[str, list[object]] = {}
         g, x = 0, 12  # the xz blocks follow the 12-byte stream header
         for c in order:
-            gl, xl = len(chunks[c][0]), len(chunks[c][1][0])
-            cmap[c] = [g, gl, x, xl, chunks[c][1][1]]
+            gl, xl = len(chunks[c].gz), len(chunks[c].xz[0])
+            cmap[c] = [g, gl, x, xl, chunks[c].xz[1], chunks[c].sha, chunks[c].size]
             g, x = g + gl, x + xl
         write_new(self.state_dir / f"{shas['Packages.gz']}.json",
                   json.dumps({"xz": shas["Packages.xz"], "chunks": cmap},
@@ -305,14 +342,23 @@ class AptView:
         return {s for n in _NAMES if (s := release_packages_sha(text, n)) is not None}
 
     def _prune(self, keep: set[str]) -> None:
-        """Delete by-hash files and chunk maps outside `keep` (the last KEEP_GENERATIONS)."""
-        for d, suffix in ((self.by_hash, ""), (self.state_dir, ".json")):
+        """Delete by-hash files, chunk maps and chunks outside `keep` (by-hash names of the
+        last KEEP_GENERATIONS) and the chunk maps they have."""
+        chunks: set[str] = set()
+        for sha in keep:
+            try:
+                cmap = json.loads((self.state_dir / f"{sha}.json").read_bytes())
+            except (OSError, ValueError):
+                continue
+            chunks.update(str(v[5]) for v in cmap.get("chunks", {}).values())
+        for d, suffix, kept in ((self.by_hash, "", keep), (self.state_dir, ".json", keep),
+                                (self.chunk_dir, "", chunks)):
             try:
                 names = os.listdir(d)
             except FileNotFoundError:
                 continue
             for n in names:
-                if n.startswith(".") or n.removesuffix(suffix) in keep:
+                if n.startswith(".") or n.removesuffix(suffix) in kept or n == "chunks":
                     continue
                 (d / n).unlink(missing_ok=True)
 

@@ -42,8 +42,8 @@ def test_update_reencodes_only_the_touched_chunk(repo):
     assert repo.apt.update({name: stanza}) is True
     _, after, gz_after, xz_after = _committed(repo)
     touched = chunk_of(name)
-    for c, (g0, gl, x0, xl, _) in before.items():
-        a0, al, y0, yl, _ = after[c]
+    for c, (g0, gl, x0, xl, *_) in before.items():
+        a0, al, y0, yl, *_ = after[c]
         same = gz_before[g0:g0 + gl] == gz_after[a0:a0 + al]
         assert same is (c != touched), c
         same = xz_before[x0:x0 + xl] == xz_after[y0:y0 + yl]
@@ -61,7 +61,7 @@ def test_update_reencodes_only_the_touched_chunk(repo):
 
 def test_update_without_chunk_map_rebuilds_the_same_view(repo):
     repo.apt.commit(dict(_stanza(i) for i in range(40)))
-    for p in (repo.path / "apt-state").iterdir():
+    for p in (repo.path / "apt-state").glob("*.json"):
         p.unlink()
     name, stanza = _stanza(40)
     assert repo.apt.update({name: stanza}) is True
@@ -80,7 +80,11 @@ def test_by_hash_keeps_the_committed_and_previous_generation(repo, dist):
         generations.append({release_packages_sha(text, n) for n in ("Packages.gz", "Packages.xz")})
     assert KEEP_GENERATIONS == 2
     assert {p.name for p in by_hash.iterdir()} == generations[-1] | generations[-2]
-    assert len(list((repo.path / "apt-state").iterdir())) == 2
+    state = repo.path / "apt-state"
+    assert len(list(state.glob("*.json"))) == 2
+    # Stored chunk texts: exactly those the two kept chunk maps name.
+    named = {v[5] for m in state.glob("*.json") for v in json.loads(m.read_bytes())["chunks"].values()}
+    assert {p.name for p in (state / "chunks").iterdir()} == named
     assert len(repo.apt.committed_stanzas()) == 4
     assert repo.verify().ok
 
@@ -128,3 +132,15 @@ def test_client_refuses_targets_signed_by_a_revoked_key(published_repo, make_cli
     up.refresh()
     assert up.get_targetinfo(tf.path) is None
     assert up.get_targetinfo("index/1234.json") is None
+
+
+def test_update_without_stored_chunks_decodes_them(repo):
+    repo.apt.commit(dict(_stanza(i) for i in range(40)))
+    for p in (repo.path / "apt-state" / "chunks").iterdir():
+        p.unlink()
+    name, stanza = _stanza(40)
+    assert repo.apt.update({name: stanza}) is True
+    sha = _committed(repo)[0]
+    repo.apt.commit(dict(_stanza(i) for i in range(41)))
+    assert _committed(repo)[0] == sha
+    assert len(list((repo.path / "apt-state" / "chunks").iterdir())) >= 30  # restored
