@@ -30,11 +30,13 @@ from ._meta import (
     BINS,
     CLASS_ROLE,
     EXPIRY_DEFAULTS,
+    MID_BINS,
     SERIALIZER,
     Keyring,
     bin_paths,
     delegated,
     make_bin,
+    mid_of,
 )
 from ._scope import CLASS_INDEX
 from ._state import State
@@ -97,14 +99,21 @@ def create_repository(repo: Path, root_threshold: int, expiry: dict[str, timedel
     bins_key, class_key = online["bins"].public_key, online[CLASS_ROLE].public_key
     roles = {CLASS_ROLE: delegated(CLASS_ROLE, class_key.keyid,
                                    ["drivers/class/*", f"index/{CLASS_INDEX}.json"])}
-    roles.update({b: delegated(b, bins_key.keyid, bin_paths(b)) for b in BINS})
+    roles.update({b: delegated(b, bins_key.keyid, bin_paths(b)) for b in MID_BINS})
     targets.signed.delegations = Delegations(
         keys={bins_key.keyid: bins_key, class_key.keyid: class_key}, roles=roles)
+    mids = {m: make_bin() for m in MID_BINS}
+    for leaf in BINS:
+        dele = mids[mid_of(leaf)].signed.delegations
+        assert dele is not None and dele.roles is not None
+        dele.keys[bins_key.keyid] = bins_key
+        dele.roles[leaf] = delegated(leaf, bins_key.keyid, bin_paths(leaf))
     snapshot = Metadata(Snapshot(expires=now + lifetimes["snapshot"]))
     snapshot.signed.meta = {"targets.json": MetaFile(1)}
     for role, md, signer in ([("targets", targets, online["targets"]),
                               (CLASS_ROLE, Metadata(Targets(expires=now + lifetimes["class"])),
                                online[CLASS_ROLE])]
+                             + [(m, mids[m], online["bins"]) for m in MID_BINS]
                              + [(b, make_bin(), online["bins"]) for b in BINS]):
         if role.startswith("bin-"):
             md.signed.expires = now + lifetimes["bins"]

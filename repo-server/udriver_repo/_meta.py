@@ -2,15 +2,20 @@
 
 Role layout (TUF spec 4.3/4.5 delegations; consistent snapshots, spec 5.x):
 
-    root ─ targets ─┬─ class                   paths drivers/class/*, index/class.json
-                    └─ bin-00 .. bin-ff        paths drivers/??XX/*, index/??XX.json
-                          └─ vendor-<name>     paths drivers/<vvvv>/*, index/<vvvv>.json
-                                               for each owned PCI vendor vvvv ending in XX
+    root ─ targets ─┬─ class              paths drivers/class/*, index/class.json
+                    └─ bin-0 .. bin-f     paths drivers/???X/*, index/???X.json
+                        └─ bin-YX         paths drivers/??YX/*, index/??YX.json
+                            └─ vendor-<name>  paths drivers/<vvvv>/*, index/<vvvv>.json
+                                              for each owned PCI vendor vvvv ending in YX
 
-The 256 bins key vendors by the *low* byte of the PCI vendor ID (real IDs cluster in
-their high byte), so `targets.json` has a fixed size and each bin lists ~1/256 of the
-publishers. All bins share one online `bins` key; `class` has its own online key and
-is signed by the repository after it checked the publisher's class grant.
+The 256 leaf bins key vendors by the *low* byte of the PCI vendor ID (real IDs cluster
+in their high byte), so each lists ~1/256 of the publishers; 16 middle bins, keyed by
+the last hex digit, delegate 16 leaves each. Two levels of 16 instead of one of 256:
+a client looking up k vendors fetches targets.json (16 delegations) plus k middle and k
+leaf bins, ~2.5 kB + k * 6.5 kB, instead of a 45 kB targets.json plus k leaves (the
+metadata a client fetches does not depend on the number of drivers; see
+bench/repo_scale.py). All bins share one online `bins` key; `class` has its own online
+key and is signed by the repository after it checked the publisher's class grant.
 
 Commit protocol (what makes a publish atomic and crash-safe):
 
@@ -56,12 +61,14 @@ __all__ = [
     "CLASS_ROLE",
     "EXPIRY_DEFAULTS",
     "KEEP_VERSIONS",
+    "MID_BINS",
     "SERIALIZER",
     "Keyring",
     "Transaction",
     "bin_of",
     "bin_paths",
     "expiry_kind",
+    "mid_of",
     "vendor_paths",
     "vendor_role",
 ]
@@ -76,14 +83,22 @@ EXPIRY_DEFAULTS: dict[str, timedelta] = {
     "timestamp": timedelta(days=1),
 }
 BINS = [f"bin-{i:02x}" for i in range(256)]
+"""The leaf bins, which delegate to vendor roles."""
+MID_BINS = [f"bin-{i:x}" for i in range(16)]
+"""The middle bins: `targets` delegates to these, each delegates to 16 leaves."""
 CLASS_ROLE = "class"
 SERIALIZER = JSONSerializer(compact=True)
 KEEP_VERSIONS = 4
 
 
 def bin_of(vvvv: str) -> str:
-    """The bin role delegating PCI vendor `vvvv` (4 lower-case hex digits)."""
+    """The leaf bin role delegating PCI vendor `vvvv` (4 lower-case hex digits)."""
     return f"bin-{vvvv[2:]}"
+
+
+def mid_of(leaf: str) -> str:
+    """The middle bin delegating leaf bin `leaf` ("bin-YX" -> "bin-X")."""
+    return f"bin-{leaf[-1]}"
 
 
 def vendor_role(name: str) -> str:
@@ -91,8 +106,10 @@ def vendor_role(name: str) -> str:
 
 
 def bin_paths(bin_name: str) -> list[str]:
+    """Paths delegated to a leaf ("bin-YX") or middle ("bin-X") bin."""
     xx = bin_name[4:]
-    return [f"drivers/??{xx}/*", f"index/??{xx}.json"]
+    wild = "?" * (4 - len(xx))
+    return [f"drivers/{wild}{xx}/*", f"index/{wild}{xx}.json"]
 
 
 def vendor_paths(ids: list[str]) -> list[str]:

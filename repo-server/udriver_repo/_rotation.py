@@ -32,6 +32,7 @@ from ._keys import NaclSigner, generate_key, load_key
 from ._meta import (
     BINS,
     CLASS_ROLE,
+    MID_BINS,
     SERIALIZER,
     Keyring,
     Transaction,
@@ -231,7 +232,7 @@ class RotationMixin:
         targets = txn.load("targets")
         dele = targets.signed.delegations
         assert dele is not None and dele.roles is not None
-        members = BINS if name == "bins" else [CLASS_ROLE]
+        members = MID_BINS if name == "bins" else [CLASS_ROLE]
         for r in members:
             dele.roles[r].keyids = [nxt.keyid]
         dele.keys[nxt.keyid] = nxt.public_key
@@ -240,7 +241,17 @@ class RotationMixin:
             del dele.keys[k]
         txn.stage("targets", targets)
         for r in members:
-            txn.stage(r, txn.load(r))
+            md = txn.load(r)
+            mid = md.signed.delegations
+            if name == "bins" and mid is not None and mid.roles is not None:
+                # The middle bins delegate the leaves with the same `bins` key.
+                mid.keys = {nxt.keyid: nxt.public_key}
+                for leaf in mid.roles.values():
+                    leaf.keyids = [nxt.keyid]
+            txn.stage(r, md)
+        if name == "bins":
+            for r in BINS:
+                txn.stage(r, txn.load(r))
         self.keys.put(name, nxt)
         txn.commit()
         self._install_key(name, nxt)
