@@ -9,8 +9,10 @@ drivers over 2,000 vendors is generated (bench/repo_synthetic.py), then:
    different vendor each run, with fsync on, the repository lock, validation, signing
    of the vendor role, index, snapshot and timestamp. Median of `--runs` runs.
 2. **Client bytes.** A fresh python-tuf `ngclient.Updater` (empty cache, bootstrap root)
-   refreshes and downloads the index targets of 5 vendors, i.e. everything a machine
-   with devices from 5 vendors needs in order to know its candidate drivers. Every byte
+   refreshes and looks up what `udriver` looks up for one device of each of 5 vendors
+   (the device's index shard, the vendor's `any` shard, a format-1 per-vendor index,
+   and the class index) and downloads those that exist, i.e. everything a machine with
+   devices from 5 vendors needs in order to know its candidate drivers. Every byte
    it fetches is counted per file (timestamp, snapshot, targets, bins, vendor roles,
    index targets) and compared with a single flat, signed `targets.json` listing every
    target of the same repository. The `gzip` column is what the same files weigh with
@@ -90,9 +92,14 @@ def client_bytes(public: Path, vendors: list[int]) -> _CountingFetcher:
                      fetcher=fetcher, bootstrap=root)
         up.refresh()
         for i in vendors:
-            info = up.get_targetinfo(f"index/{vendor_id(i):04x}.json")
-            assert info is not None
-            up.download_target(info, f"{d}/index-{i}")
+            # The client has device 0001 of each vendor (driver i matches it at every N).
+            vid = vendor_id(i)
+            for name in (f"{vid:04x}/1", f"{vid:04x}/any", f"{vid:04x}", "class"):
+                info = up.get_targetinfo(f"index/{name}.json")
+                if name == f"{vid:04x}/1":
+                    assert info is not None
+                if info is not None:
+                    up.download_target(info, f"{d}/index-{name.replace('/', '-')}")
     return fetcher
 
 

@@ -8,7 +8,8 @@ for them, through the core's own pieces:
 - vendors go into state.db in one transaction and get real ed25519 keys;
 - each vendor's delegated role lists its drivers' wheel targets (length and sha256 of a
   synthetic wheel; the wheel files themselves are not materialised) and its index
-  target, which *is* written (content-addressed) because clients download it;
+  shards (`index/<vvvv>/<x>.json`), which *are* written (content-addressed) because
+  clients download them;
 - the bins gain the vendors' delegations; everything is signed and committed with one
   `Transaction` (new snapshot, timestamp switched last), exactly as a publish does;
 - with debs, the apt view gets one `Packages` stanza per synthetic deb (the fields a
@@ -39,6 +40,7 @@ from udriver_repo._apt import deb_stanza
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
+from udriver_repo._scope import index_names
 
 __all__ = ["flat_targets_size", "generate", "vendor_id"]
 
@@ -136,10 +138,15 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
             md = txn.new_role(role)
             for tf in files[i]:
                 md.signed.targets[tf.path] = tf
-            if entries[i]:
-                data = encode_index(vid, entries[i])
-                itf = TargetFile.from_data(f"index/{vid}.json", data, ["sha256"])
-                write_new(repo.public / "targets/index" / f"{itf.hashes['sha256']}.{vid}.json",
+            shards: dict[str, list[dict[str, object]]] = {}
+            for e in entries[i]:
+                for shard in index_names(e["modaliases"]):  # type: ignore[arg-type]
+                    shards.setdefault(shard, []).append(e)
+            for shard, listed in sorted(shards.items()):
+                data = encode_index(shard, listed)
+                d, _, base = shard.rpartition("/")
+                itf = TargetFile.from_data(f"index/{shard}.json", data, ["sha256"])
+                write_new(repo.public / "targets/index" / d / f"{itf.hashes['sha256']}.{base}.json",
                           data)
                 md.signed.targets[itf.path] = itf
             all_targets.extend(md.signed.targets.values())

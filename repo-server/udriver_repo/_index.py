@@ -1,8 +1,11 @@
-"""Index targets: `index/<vvvv>.json` and `index/class.json`  (pure).
+"""Index targets: the shards `index/<vvvv>/<x>.json`, `index/<vvvv>/any.json`, and
+`index/class.json`  (pure; which shard lists a driver: `_scope.index_names`).
 
-Format 1 (repo-contract), encoded with sorted keys so equal content gives equal bytes:
+Format 1 (repo-contract), encoded with sorted keys so equal content gives equal bytes;
+`index` is the shard's name ("1234/8", "1234/any", "class"; "1234" in a per-vendor
+index, which the repository no longer writes but clients still read):
 
-    {"format": 1, "index": "1234", "drivers": [
+    {"format": 1, "index": "1234/8", "drivers": [
       {"package": ..., "driver": ..., "version": ..., "abi": "1.0",
        "modaliases": [...], "files": {"wheel": "drivers/1234/x.whl", "deb": "..."}}]}
 

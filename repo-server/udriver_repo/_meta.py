@@ -3,10 +3,11 @@
 Role layout (TUF spec 4.3/4.5 delegations; consistent snapshots, spec 5.x):
 
     root ─ targets ─┬─ class              paths drivers/class/*, index/class.json
-                    └─ bin-0 .. bin-f     paths drivers/???X/*, index/???X.json
-                        └─ bin-YX         paths drivers/??YX/*, index/??YX.json
-                            └─ vendor-<name>  paths drivers/<vvvv>/*, index/<vvvv>.json
-                                              for each owned PCI vendor vvvv ending in YX
+                    └─ bin-0 .. bin-f     paths drivers/???X/*, index/???X/*, index/???X.json
+                        └─ bin-YX         paths drivers/??YX/*, index/??YX/*, index/??YX.json
+                            └─ vendor-<name>  paths drivers/<vvvv>/*, index/<vvvv>/*,
+                                              index/<vvvv>.json, for each owned PCI
+                                              vendor vvvv ending in YX
 
 The 256 leaf bins key vendors by the *low* byte of the PCI vendor ID (real IDs cluster
 in their high byte), so each lists ~1/256 of the publishers; 16 middle bins, keyed by
@@ -109,11 +110,13 @@ def bin_paths(bin_name: str) -> list[str]:
     """Paths delegated to a leaf ("bin-YX") or middle ("bin-X") bin."""
     xx = bin_name[4:]
     wild = "?" * (4 - len(xx))
-    return [f"drivers/{wild}{xx}/*", f"index/{wild}{xx}.json"]
+    return [f"drivers/{wild}{xx}/*", f"index/{wild}{xx}/*", f"index/{wild}{xx}.json"]
 
 
 def vendor_paths(ids: list[str]) -> list[str]:
-    return [p for v in ids for p in (f"drivers/{v}/*", f"index/{v}.json")]
+    """Paths delegated to a vendor role: its drivers, its index shards, and the
+    per-vendor index of format 1 (`index/<vvvv>.json`), which clients still read."""
+    return [p for v in ids for p in (f"drivers/{v}/*", f"index/{v}/*", f"index/{v}.json")]
 
 
 def expiry_kind(role: str) -> str:

@@ -280,7 +280,7 @@ class Repository(RotationMixin):
         for (pkg, ver), group in sorted(groups.items()):
             m = group[0].manifest
             idx = index_names(m.modaliases)
-            dirname = CLASS_INDEX if CLASS_INDEX in idx else idx[0]
+            dirname = CLASS_INDEX if CLASS_INDEX in idx else idx[0].split("/")[0]
             files_role = CLASS_ROLE if dirname == CLASS_INDEX else vrole
             files: dict[str, str] = {}
             for a in sorted(group, key=lambda a: a.kind):
@@ -405,16 +405,28 @@ class Repository(RotationMixin):
         return decode_index(data, name)
 
     def index(self, name: str) -> list[dict[str, Any]]:
-        """The committed entries of `index/<name>.json` ("1234" or "class"); [] if none."""
+        """Committed index entries; [] if none.
+
+        `name` is a shard ("1234/8", "1234/any"), "class", or a PCI vendor ("1234"): then
+        every entry of its shards (and of a format-1 `index/1234.json`, if one is listed),
+        each (package, version, driver) once, sorted.
+        """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
         if name == CLASS_INDEX:
-            role = CLASS_ROLE
-        else:
-            owner = self.state.owner_of([int(name, 16)]).get(int(name, 16))
-            if owner is None or not txn.has(vendor_role(owner)):
-                return []
-            role = vendor_role(owner)
-        return self._read_index(txn.load(role), f"index/{name}.json", name)
+            return self._read_index(txn.load(CLASS_ROLE), f"index/{name}.json", name)
+        vid = name.split("/")[0]
+        owner = self.state.owner_of([int(vid, 16)]).get(int(vid, 16))
+        if owner is None or not txn.has(vendor_role(owner)):
+            return []
+        md = txn.load(vendor_role(owner))
+        if "/" in name:
+            return self._read_index(md, f"index/{name}.json", name)
+        merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for path in sorted(md.signed.targets):
+            if path == f"index/{vid}.json" or path.startswith(f"index/{vid}/"):
+                for e in self._read_index(md, path, path[len("index/"):-len(".json")]):
+                    merged.setdefault((e["package"], e["version"], e["driver"]), e)
+        return [merged[k] for k in sorted(merged)]
 
     # ------------------------------------------------------------------ verify
 

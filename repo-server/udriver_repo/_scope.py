@@ -18,7 +18,7 @@ from udriver.modalias import Pattern, parse_pattern
 from ._errors import ScopeError
 from ._types import Vendor
 
-__all__ = ["CLASS_INDEX", "check_scope", "index_names", "scope_problems"]
+__all__ = ["CLASS_INDEX", "check_scope", "index_names", "scope_problems", "shard_name"]
 
 CLASS_INDEX = "class"
 
@@ -54,10 +54,22 @@ def check_scope(vendor: Vendor, patterns: Iterable[Pattern | str], what: str = "
                          f"(owns {owned}): " + "; ".join(problems))
 
 
+def shard_name(pattern: Pattern) -> str:
+    """The index shard listing drivers with `pattern` (see `index_names`)."""
+    if pattern.vendor is None:
+        return CLASS_INDEX
+    if pattern.device is None:
+        return f"{pattern.vendor:04x}/any"
+    return f"{pattern.vendor:04x}/{pattern.device & 0xF:x}"
+
+
 def index_names(patterns: Iterable[Pattern | str]) -> list[str]:
-    """The index keys a driver with these patterns is listed in: "vvvv" or "class", sorted."""
-    out: set[str] = set()
-    for p in patterns:
-        pat = parse_pattern(p) if isinstance(p, str) else p
-        out.add(CLASS_INDEX if pat.vendor is None else f"{pat.vendor:04x}")
-    return sorted(out)
+    """The index shards a driver with these patterns is listed in, sorted.
+
+    A vendor's drivers are split over at most 17 shards, `index/<vvvv>/<x>.json` for
+    device IDs ending in hex digit x and `index/<vvvv>/any.json` for patterns with
+    device `*`, so a client fetches the shards of its own devices only and a vendor
+    role lists at most 17 index targets. Class-wide drivers stay in `index/class.json`.
+    """
+    return sorted({shard_name(parse_pattern(p) if isinstance(p, str) else p)
+                   for p in patterns})

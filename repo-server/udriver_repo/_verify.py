@@ -5,7 +5,8 @@ repository's first root, runs the client workflow (TUF spec 5.3 root chain, 5.4
 timestamp, 5.5 snapshot, 5.6 targets and delegations), then downloads and verifies
 every index target and every driver file the indexes name (5.7). The indexes are found
 through the verified metadata itself: probing one path per bin loads every bin, and the
-bins' delegations name each vendor's `index/<vvvv>.json`.
+bins' delegations name each vendor's shard directory `index/<vvvv>/*`, whose 17 possible
+shard names (`0`..`f`, `any`) are probed, and its format-1 `index/<vvvv>.json`.
 
 apt: `InRelease` must verify with gpgv against `keys/apt.gpg`, the by-hash Packages it
 names must match, and every deb named in Packages must match its size and SHA256.
@@ -86,8 +87,12 @@ def verify_tree(root: bytes, public: Path | None = None, url: str | None = None)
             if p.exists():
                 signed = json.loads(p.read_bytes())["signed"]
                 for r in (signed.get("delegations") or {}).get("roles", []):
-                    names.update(x[len("index/"):-len(".json")] for x in r["paths"]
-                                 if x.startswith("index/"))
+                    for x in r["paths"]:
+                        if x.startswith("index/") and x.endswith("/*"):  # shards
+                            v = x[len("index/"):-len("/*")]
+                            names.update([f"{v}/{d:x}" for d in range(16)] + [f"{v}/any"])
+                        elif x.startswith("index/"):  # a format-1 per-vendor index
+                            names.add(x[len("index/"):-len(".json")])
         for name in sorted(names):
             _check_index(up, name, t_dir, report)
     _check_apt(public, url, report)

@@ -110,7 +110,7 @@ def test_conformance_self_check(core: Core, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert {"root.json", "timestamp.json", "snapshot.json", "targets.json"} <= {
         p.name for p in md.iterdir()}
-    for name in ("index/1234.json", "drivers/1234/udriver_edu-0.1.0-py3-none-any.whl"):
+    for name in ("index/1234/8.json", "drivers/1234/udriver_edu-0.1.0-py3-none-any.whl"):
         r = _conf("--metadata-dir", str(md), "--metadata-url", f"{url}/metadata",
                   "--target-name", name, "--target-base-url", f"{url}/targets",
                   "--target-dir", str(td), "download")

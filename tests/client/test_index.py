@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from udriver.client._index import build_pattern_index, in_scope, index_target, parse_index
+from udriver.client._index import (
+    build_pattern_index,
+    in_scope,
+    index_target,
+    lookup_names,
+    parse_index,
+)
 from udriver.errors import RepositoryError
 from udriver.modalias import parse_modalias, parse_pattern
 
@@ -30,6 +36,13 @@ def test_index_target_names() -> None:
     assert index_target(0x1234) == "index/1234.json"
     assert index_target(0xABCD) == "index/abcd.json"
     assert index_target(None) == "index/class.json"
+    assert index_target("1234/8") == "index/1234/8.json"
+
+
+def test_lookup_names_for_a_device_a_vendor_and_class() -> None:
+    assert lookup_names(0x1234, 0x11E8) == ["1234/8", "1234/any", "1234"]
+    assert lookup_names(0x1234) == [f"1234/{d:x}" for d in range(16)] + ["1234/any", "1234"]
+    assert lookup_names(None) == ["class"]
 
 
 @pytest.mark.parametrize("data,msg", [
@@ -90,3 +103,7 @@ def test_scope_class_index_only_indexes_class_wide() -> None:
     assert not in_scope(parse_pattern("pci:v00001234d*sv*sd*bc01sc08i02*"), "class")
     assert in_scope(parse_pattern("pci:v00001234d*sv*sd*bc*sc*i*"), "1234")
     assert not in_scope(parse_pattern("pci:v00001235d*sv*sd*bc*sc*i*"), "1234")
+    # A shard is scoped by its vendor part.
+    assert in_scope(parse_pattern("pci:v00001234d000011E8sv*sd*bc*sc*i*"), "1234/8")
+    assert not in_scope(parse_pattern("pci:v00001235d000011E8sv*sd*bc*sc*i*"), "1234/8")
+    assert not in_scope(parse_pattern("pci:v*d*sv*sd*bc01sc08i02*"), "1234/any")

@@ -75,9 +75,9 @@ def test_publish_then_unchanged_then_verify(repo, edu_files, capsys):
     r = str(repo.path)
     files = [str(f) for f in edu_files]
     assert _run(capsys, "publish", *files, "--vendor", "qemu", "--repo", r) == \
-        (0, "published: udriver-edu 0.1.0 (edu) -> index/1234.json\n", "")
+        (0, "published: udriver-edu 0.1.0 (edu) -> index/1234/8.json\n", "")
     assert _run(capsys, "publish", *files, "--vendor", "qemu", "--repo", r) == \
-        (0, "unchanged: udriver-edu 0.1.0 (edu) -> index/1234.json\n", "")
+        (0, "unchanged: udriver-edu 0.1.0 (edu) -> index/1234/8.json\n", "")
     code, out, err = _run(capsys, "verify", "--repo", r)
     assert code == 0 and err == ""
     assert out.startswith("OK: root=1 timestamp=")
@@ -115,7 +115,7 @@ def test_verify_failure_exit_code(published_repo, capsys):
     wheel.write_bytes(b"tampered")
     code, out, _ = _run(capsys, "verify", "--repo", str(published_repo.path))
     assert code == 1
-    assert out.splitlines()[0].startswith("FAILED index/1234.json: LengthOrHashMismatchError")
+    assert out.splitlines()[0].startswith("FAILED index/1234/8.json: LengthOrHashMismatchError")
     assert out.splitlines()[-1].startswith("FAILED: root=1 ")
 
 

@@ -32,10 +32,10 @@ pytestmark = pytest.mark.slow
 
 KINDS = {
     "single": ("qemu", "udriver-edu", "edu", ("pci:v00001234d000011E8sv*sd*bc*sc*i*",),
-               ["1234"]),
+               ["1234/8"]),
     "multi": ("acme", "udriver-multi", "multi", ("pci:v00001AF4d00001000sv*sd*bc*sc*i*",
                                                  "pci:v00008086d00001234sv*sd*bc*sc*i*"),
-              ["1af4", "8086"]),
+              ["1af4/0", "8086/4"]),
 }
 
 

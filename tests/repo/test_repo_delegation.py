@@ -3,7 +3,8 @@
 An attacker holding vendor `qemu`'s key (and, worse, the online snapshot/timestamp keys)
 writes metadata directly on disk. A plain ngclient must still refuse to attribute a
 target for acme's PCI vendor 8086 to qemu: the bins delegate `drivers/8086/*` and
-`index/8086.json` only to acme's role (TUF spec 5.6.7.2.1, delegated role paths), and
+`index/8086/*` (and `index/8086.json`) only to acme's role (TUF spec 5.6.7.2.1,
+delegated role paths), and
 acme's role must carry acme's signature (5.6.5).
 """
 
@@ -33,11 +34,13 @@ def _forge(repo, role: str, target: str, data: bytes, signer_role: str) -> None:
 def test_other_vendors_target_in_own_role_is_not_found(repo, make_client):
     _forge(repo, "vendor-qemu", "drivers/8086/evil.whl", b"evil", "vendor-qemu")
     _forge(repo, "vendor-qemu", "index/8086.json", b'{"evil": 1}', "vendor-qemu")
+    _forge(repo, "vendor-qemu", "index/8086/4.json", b'{"evil": 2}', "vendor-qemu")
     up = make_client()
     up.refresh()
     # The path is not delegated to qemu, so the client never even consults qemu's role.
     assert up.get_targetinfo("drivers/8086/evil.whl") is None
     assert up.get_targetinfo("index/8086.json") is None
+    assert up.get_targetinfo("index/8086/4.json") is None
 
 
 def test_other_vendors_role_signed_with_wrong_key_is_rejected(repo, make_client):

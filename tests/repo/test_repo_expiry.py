@@ -26,7 +26,7 @@ def test_expired_timestamp_is_refused_then_refresh_fixes_it(published_repo, make
     fixed.refresh()
     up = make_client("b")
     up.refresh()
-    assert up.get_targetinfo("index/1234.json") is not None
+    assert up.get_targetinfo("index/1234/8.json") is not None
 
 
 def test_refresh_cli_fixes_an_expired_timestamp(published_repo, make_client, capsys):

@@ -27,7 +27,7 @@ def test_publish_returns_what_it_published(repo, edu_files):
     assert not res.unchanged and res.timestamp_version > 0
     (d,) = res.drivers
     assert (d.package, d.driver, d.version, d.abi) == ("udriver-edu", "edu", "0.1.0", "1.0")
-    assert d.indexes == ("index/1234.json",)
+    assert d.indexes == ("index/1234/8.json",)
     assert repo.index("1234")[0]["files"] == d.files
 
 
@@ -65,7 +65,7 @@ def test_class_wide_with_grant_goes_to_the_class_index(repo, dist):
     _, files = make_driver(dist, "udriver-nvme", driver="nvme", deb=False,
                            modaliases=("pci:v*d*sv*sd*bc01sc08i02*", "pci:v00001B36d*sv*sd*bc*sc*i*"))
     res = repo.publish(files, vendor="classy")
-    assert res.drivers[0].indexes == ("index/1b36.json", "index/class.json")
+    assert res.drivers[0].indexes == ("index/1b36/any.json", "index/class.json")
     assert res.drivers[0].files == {"wheel": "drivers/class/udriver_nvme-0.1.0-py3-none-any.whl"}
     assert repo.index("class")[0]["driver"] == "nvme"
     assert repo.index("1b36")[0]["files"] == res.drivers[0].files
@@ -197,7 +197,8 @@ def test_new_vendor_gets_a_delegation_limited_to_its_ids(repo):
     txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
     for b, vid in (("bin-ec", "10ec"), ("bin-e4", "14e4")):
         role = txn.load(b).signed.delegations.roles["vendor-newco"]
-        assert role.paths == [f"drivers/{vid}/*", f"index/{vid}.json"] and role.terminating
+        assert role.paths == [f"drivers/{vid}/*", f"index/{vid}/*", f"index/{vid}.json"]
+        assert role.terminating
 
 
 def test_open_a_directory_that_is_not_a_repository(tmp_path):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_publish_udriver_build_output_and_fetch_it(repo, built_edu, make_client):
     res = repo.publish(built_edu, vendor="qemu")
     (d,) = res.drivers
-    assert d.indexes == ("index/1234.json",) and set(d.files) == {"wheel", "deb"}
+    assert d.indexes == ("index/1234/8.json",) and set(d.files) == {"wheel", "deb"}
     up = make_client()
     up.refresh()
     info = up.get_targetinfo(d.files["wheel"])

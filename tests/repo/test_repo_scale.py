@@ -93,7 +93,7 @@ def test_revoke_drops_delegation_role_and_key(published_repo, make_client):
     repo = published_repo
     up = make_client()
     up.refresh()
-    assert up.get_targetinfo("index/1234.json") is not None
+    assert up.get_targetinfo("index/1234/8.json") is not None
     wheel = repo.index("1234")[0]["files"]["wheel"]
     assert up.get_targetinfo(wheel) is not None
     old_key = repo.keys.get("vendor-qemu")
@@ -105,7 +105,7 @@ def test_revoke_drops_delegation_role_and_key(published_repo, make_client):
     assert "vendor-qemu" not in bin34.roles and old_key.public_key.keyid not in bin34.keys
     up = make_client()
     up.refresh()
-    assert up.get_targetinfo("index/1234.json") is None
+    assert up.get_targetinfo("index/1234/8.json") is None
     assert up.get_targetinfo(wheel) is None
     assert repo.verify().ok
 
@@ -131,7 +131,7 @@ def test_client_refuses_targets_signed_by_a_revoked_key(published_repo, make_cli
     up = make_client()
     up.refresh()
     assert up.get_targetinfo(tf.path) is None
-    assert up.get_targetinfo("index/1234.json") is None
+    assert up.get_targetinfo("index/1234/8.json") is None
 
 
 def test_update_without_stored_chunks_decodes_them(repo):

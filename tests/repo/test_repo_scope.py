@@ -63,9 +63,13 @@ def test_subsystem_vendor_does_not_count_as_ownership():
 
 
 @pytest.mark.parametrize("patterns,want", [
-    (["pci:v00001AF4d*sv*sd*bc*sc*i*"], ["1af4"]),
-    (["pci:v00008086d*sv*sd*bc*sc*i*", "pci:v00001AF4d00000001sv*sd*bc*sc*i*"], ["1af4", "8086"]),
-    ([NVME, "pci:v00001B36d*sv*sd*bc*sc*i*"], ["1b36", "class"]),
+    (["pci:v00001AF4d*sv*sd*bc*sc*i*"], ["1af4/any"]),
+    (["pci:v00008086d*sv*sd*bc*sc*i*", "pci:v00001AF4d00000001sv*sd*bc*sc*i*"],
+     ["1af4/1", "8086/any"]),
+    ([NVME, "pci:v00001B36d*sv*sd*bc*sc*i*"], ["1b36/any", "class"]),
+    # Shards by the device ID's last hex digit; several devices may share one.
+    (["pci:v00001234d000011E8sv*sd*bc*sc*i*", "pci:v00001234d000010F8sv*sd*bc*sc*i*",
+      "pci:v00001234d0000ABCDsv00001AF4sd*bc*sc*i*"], ["1234/8", "1234/d"]),
 ])
 def test_index_names(patterns, want):
     assert index_names(patterns) == want

@@ -17,10 +17,10 @@ from tuf.api import exceptions as tuf_exc
 def test_plain_updater_downloads_published_driver(published_repo, make_client, edu_files):
     up = make_client()
     up.refresh()
-    info = up.get_targetinfo("index/1234.json")
+    info = up.get_targetinfo("index/1234/8.json")  # the shard of devices 1234:???8
     assert info is not None
     index = json.loads(Path(up.download_target(info)).read_bytes())
-    assert index["format"] == 1 and index["index"] == "1234"
+    assert index["format"] == 1 and index["index"] == "1234/8"
     (entry,) = index["drivers"]
     assert entry["package"] == "udriver-edu" and entry["driver"] == "edu"
     assert entry["modaliases"] == ["pci:v00001234d000011E8sv*sd*bc*sc*i*"]
@@ -36,8 +36,9 @@ def test_plain_updater_downloads_published_driver(published_repo, make_client, e
 def test_unknown_vendor_index_is_absent(published_repo, make_client):
     up = make_client()
     up.refresh()
-    assert up.get_targetinfo("index/abcd.json") is None
-    assert up.get_targetinfo("index/1af4.json") is None  # acme owns it, published nothing
+    assert up.get_targetinfo("index/abcd/8.json") is None
+    assert up.get_targetinfo("index/1af4/8.json") is None  # acme owns it, published nothing
+    assert up.get_targetinfo("index/1234/0.json") is None  # no qemu device ends in 0
 
 
 def test_tampered_target_file_is_rejected(published_repo, make_client):

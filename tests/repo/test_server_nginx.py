@@ -88,7 +88,8 @@ def test_nginx_serves_the_same_bytes_and_cache_headers(stack):
     public = Path(str(stack["repo"])) / "public"
     names = ["metadata/timestamp.json", "metadata/1.root.json", "keys/apt.asc",
              "dists/stable/InRelease"]
-    names += [f"targets/index/{p.name}" for p in sorted((public / "targets/index").iterdir())][:1]
+    names += [f"targets/{p.relative_to(public / 'targets')}"
+              for p in sorted((public / "targets/index").rglob("*.json"))][:1]
     for name in names:
         a = requests.get(f"{stack['nginx']}/{name}", timeout=30)
         b = requests.get(f"{stack['server']}/{name}", timeout=30)

@@ -7,10 +7,13 @@ specification 1.0 section 5.6/5.5):
 1. `metadata/timestamp.json` -> the snapshot version S (timestamp.json is renamed into
    place last by the publisher, so it always names a complete state);
 2. `metadata/S.snapshot.json` -> the version V of every targets role;
-3. each `metadata/V.<role>.json` -> its target entries named `index/<name>.json`;
-4. each index target at `targets/index/<sha256>.<name>.json` (consistent-snapshot target
-   name), checked against the sha256 in the metadata, parsed as the index format of the
-   repository contract.
+3. each `metadata/V.<role>.json` -> its target entries named `index/<name>.json`, where
+   name is `class`, a vendor's shard `<vvvv>/<x>` or `<vvvv>/any`, or a format-1
+   per-vendor index `<vvvv>`;
+4. each index target at `targets/index/[<vvvv>/]<sha256>.<base>.json` (consistent-snapshot
+   target name), checked against the sha256 in the metadata, parsed as the index format
+   of the repository contract; a vendor's shards are merged under its vendor ID, each
+   (package, version, driver) once.
 
 Signatures are deliberately not verified here: the server reads its own tree from its own
 disk; `udriver-repo verify` is the tool that runs a real client. The result is cached and
@@ -23,7 +26,7 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +146,23 @@ class Catalog:
                 if not (target.startswith("index/") and target.endswith(".json")):
                     continue
                 name = target[len("index/"):-len(".json")]
-                if "/" in name:
+                parts = name.split("/")
+                if len(parts) > 2 or any(not p or p.startswith(".") for p in parts):
                     continue
                 sha = str(tinfo["hashes"]["sha256"])
                 # 4. consistent-snapshot target file, checked against the metadata
-                path = self._public / "targets" / "index" / f"{sha}.{name}.json"
+                path = self._public.joinpath("targets", "index", *parts[:-1],
+                                             f"{sha}.{parts[-1]}.json")
                 data = path.read_bytes()
                 if hashlib.sha256(data).hexdigest() != sha:
                     _log.warning("index %s: %s does not match its sha256; skipped", name, path)
                     continue
-                indexes[name] = parse_index(data, name)
+                have = indexes.setdefault(parts[0], [])
+                seen = {(e.package, e.version, e.driver) for e in have}
+                for e in parse_index(data, name):
+                    if (e.package, e.version, e.driver) not in seen:
+                        seen.add((e.package, e.version, e.driver))
+                        have.append(replace(e, index=parts[0]))
+        for entries in indexes.values():
+            entries.sort(key=lambda e: (e.package, e.version, e.driver))
         return CatalogView(snap_version, indexes)

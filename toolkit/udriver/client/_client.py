@@ -2,7 +2,8 @@
 
 This module joins the pieces and owns the order of operations of an install:
 
-1. resolve each device through its vendor's index and the class index (`resolve`);
+1. resolve each device through its index shard (and its vendor's `any` shard and
+   per-vendor index, if any) and the class index (`resolve`);
 2. group devices by the chosen driver version, so a package is installed once even
    for several devices;
 3. download the wheel through TUF (length and hashes verified, TUF spec 5.7);
@@ -31,7 +32,7 @@ from ..errors import ConfigError, InstallError, ManifestError, UdriverError
 from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pattern
 from ._config import RepoConfig, list_repos
 from ._fetcher import Progress
-from ._index import CLASS_INDEX, IndexEntry, build_pattern_index
+from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._remote import RemoteRepo
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -94,35 +95,56 @@ class Client:
             raise err
 
     # -- index access ----------------------------------------------------------------
-    def entries(self, vendors: Iterable[int | None], *, tolerant: bool = False
+    def entries(self, indexes: Iterable[int | str | None], *, tolerant: bool = False
                 ) -> list[IndexEntry]:
-        """Entries of the given vendors' indexes (None: class index), every repository.
+        """Entries of the given indexes, every repository, each driver version once.
+
+        Args:
+            indexes: index names ("1234/8", "class", ...; see `lookup_names`), or PCI
+                vendors, meaning every index of that vendor (None: the class index).
 
         Raises:
             RepositoryError, DownloadError: unless `tolerant`, when they are logged.
         """
+        names: set[str] = set()
+        for i in indexes:
+            names.update([i] if isinstance(i, str) else lookup_names(i))
         out: list[IndexEntry] = []
+        seen: set[tuple[str, str, str, str]] = set()
         # Offline, metadata that was never cached only means "not known here": no warning.
         report = log.info if self.offline else log.warning
         for remote in self.remotes:
-            for v in sorted(set(vendors), key=lambda x: -1 if x is None else x):
-                key = (remote.name, CLASS_INDEX if v is None else f"{v:04x}")
+            for name in sorted(names):
+                key = (remote.name, name)
                 if key not in self._entries:
                     try:
-                        self._entries[key] = remote.index(v)
+                        self._entries[key] = remote.index(name)
                     except UdriverError as e:
                         if not tolerant:
                             raise
                         report("%s", e)
                         self._entries[key] = []
-                out.extend(self._entries[key])
+                # A driver for several devices is listed in each of their shards.
+                for entry in self._entries[key]:
+                    k = (entry.repo, entry.package, entry.version, entry.driver)
+                    if k not in seen:
+                        seen.add(k)
+                        out.append(entry)
+        return out
+
+    @staticmethod
+    def _device_indexes(devices: Iterable[Modalias]) -> set[str]:
+        """The indexes that can list drivers for `devices`, and the class index."""
+        out = {CLASS_INDEX}
+        for a in devices:
+            out.update(lookup_names(a.vendor, a.device))
         return out
 
     def pattern_index(self, devices: Mapping[str, Modalias], *, tolerant: bool = False
                       ) -> PatternIndex[IndexEntry]:
-        """A PatternIndex over the indexes the devices' vendors (and class) need."""
-        vendors: set[int | None] = {a.vendor for a in devices.values()} | {None}
-        return build_pattern_index(self.entries(vendors, tolerant=tolerant))
+        """A PatternIndex over the indexes the devices (and class-wide drivers) need."""
+        return build_pattern_index(self.entries(self._device_indexes(devices.values()),
+                                                tolerant=tolerant))
 
     def resolve(self, devices: Mapping[str, Modalias], *, tolerant: bool = False
                 ) -> dict[str, Candidate | None]:
@@ -206,8 +228,9 @@ class Client:
 
     def find(self, spec: str, devices: Mapping[str, Modalias], verb: str = "install"
              ) -> IndexEntry:
-        """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine
-        (the local devices' vendors, the class index, and any index already cached).
+        """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine: the
+        local devices' shards, the class index and any index already cached, then every
+        shard of the local devices' vendors.
 
         Raises:
             InstallError: not found, or no ABI-compatible version.
@@ -219,9 +242,14 @@ class Client:
                 Version(version)
             except InvalidVersion as e:
                 raise InstallError(f"Invalid version in {spec!r} (not PEP 440)") from e
-        vendors = {a.vendor for a in devices.values()} | {None} | self._cached_vendors()
-        entries = self.entries(vendors)
+        entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
         best = choose_version(entries, name, version or None, self.provided)
+        if best is None:
+            # Not in the devices' own shards: widen to every shard of their vendors.
+            wide: set[int | str | None] = {a.vendor for a in devices.values()}
+            entries = self.entries(wide | self._device_indexes(devices.values())
+                                   | self._cached_indexes())
+            best = choose_version(entries, name, version or None, self.provided)
         if best is None:
             known = [e for e in entries if name in (e.driver, e.package)]
             if known:
@@ -235,16 +263,8 @@ class Client:
             raise err
         return best
 
-    def _cached_vendors(self) -> set[int | None]:
-        out: set[int | None] = set()
-        for r in self.remotes:
-            for n in r.cached_index_names():
-                if n != CLASS_INDEX and len(n) == 4:
-                    try:
-                        out.add(int(n, 16))
-                    except ValueError:
-                        pass
-        return out
+    def _cached_indexes(self) -> set[str]:
+        return {n for r in self.remotes for n in r.cached_index_names()}
 
     def install_local_wheel(self, wheel: Path, devices: Mapping[str, Modalias] | None = None
                             ) -> InstallResult:
@@ -276,8 +296,8 @@ class Client:
             m = inst.manifest()
             if m is None or inst.current is None:
                 continue
-            vendors: set[int | None] = {p.vendor for p in m.patterns}
-            best = choose_version(self.entries(vendors), inst.driver, None, self.provided)
+            names = {n for p in m.patterns for n in lookup_names(p.vendor, p.device)}
+            best = choose_version(self.entries(names), inst.driver, None, self.provided)
             if best is not None and best.parsed_version > Version(inst.current):
                 out.append(self.install_entry(best))
         return out
@@ -295,7 +315,7 @@ class Client:
         alias = _query_alias(q)
         if alias is not None:
             vendor, device = alias
-            entries = self.entries({vendor, None})
+            entries = self.entries({CLASS_INDEX, *lookup_names(vendor, device)})
             hits = []
             for e in entries:
                 for p in map(parse_pattern, e.modaliases):
@@ -303,8 +323,8 @@ class Client:
                         hits.append(e)
                         break
         else:
-            vendors = {a.vendor for a in (devices or {}).values()} | {None}
-            entries = self.entries(vendors | self._cached_vendors())
+            names = self._device_indexes((devices or {}).values())
+            entries = self.entries(names | self._cached_indexes())
             hits = [e for e in entries if q in e.driver.lower() or q in e.package.lower()]
         return sorted(set(hits), key=lambda e: (e.driver, e.parsed_version, e.repo))
 
@@ -312,8 +332,9 @@ class Client:
                                                                       InstalledDriver | None]:
         """Every published version of a driver, and what is installed of it."""
         best = self.find(spec.partition("==")[0], devices, verb="show")
-        versions = [e for e in self.entries({*(parse_pattern(m).vendor for m in best.modaliases)})
-                    if e.driver == best.driver]
+        names = {n for p in map(parse_pattern, best.modaliases)
+                 for n in lookup_names(p.vendor, p.device)}
+        versions = [e for e in self.entries(names) if e.driver == best.driver]
         return sorted(set(versions), key=lambda e: e.parsed_version), self.store.get(best.driver)
 
 

@@ -1,8 +1,14 @@
-"""Per-vendor driver indexes: parse, validate and scope them. Pure: no I/O.
+"""Driver indexes: name, parse, validate and scope them. Pure: no I/O.
 
-A repository cannot list its targets (TUF has no such call), so each PCI vendor has
-one small signed target, `index/<vvvv>.json`, listing its drivers and their modalias
-patterns; class-wide drivers live in `index/class.json` (see the repository contract).
+A repository cannot list its targets (TUF has no such call), so drivers are listed in
+small signed index targets (see the repository contract):
+
+- `index/<vvvv>/<x>.json`: vendor vvvv's drivers with a pattern for a device ID ending
+  in hex digit x (a *shard*), and `index/<vvvv>/any.json` for patterns with device `*`;
+  a machine fetches only the shards of its own devices (`lookup_names`), so what it
+  downloads does not grow with the vendor's catalogue;
+- `index/class.json`: class-wide drivers;
+- `index/<vvvv>.json`: a whole vendor in one file (the first layout), still read.
 
 Rules applied here, in this order:
 
@@ -11,12 +17,13 @@ Rules applied here, in this order:
 2. Every entry is validated; a malformed entry makes the whole index invalid
    (`RepositoryError`), because a signed index that is half-wrong is a publisher bug
    we do not want to guess around.
-3. Scope: in `index/<vvvv>.json` only patterns whose vendor is exactly `vvvv` are used
-   for matching, and in `index/class.json` only class-wide patterns (vendor `*`).
-   TUF delegation already restricts who can sign `index/<vvvv>.json`; this step
-   makes sure a vendor's index cannot claim another vendor's devices either. Patterns
-   out of scope are kept in the entry (the package's table is what it is) but are
-   not indexed from this file.
+3. Scope: in `index/<vvvv>/*.json` and `index/<vvvv>.json` only patterns whose vendor
+   is exactly `vvvv` are used for matching, and in `index/class.json` only class-wide
+   patterns (vendor `*`). TUF delegation already restricts who can sign a vendor's
+   index targets; this step makes sure a vendor's index cannot claim another vendor's
+   devices either. Patterns out of scope are kept in the entry (the package's table is
+   what it is) but are not indexed from this file. Which shard of its vendor lists an
+   entry is not a trust question (only the vendor's key can sign any of them).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ __all__ = [
     "build_pattern_index",
     "index_name",
     "index_target",
+    "lookup_names",
     "parse_index",
 ]
 
@@ -84,9 +92,20 @@ def index_name(vendor: int | None) -> str:
     return CLASS_INDEX if vendor is None else f"{vendor:04x}"
 
 
-def index_target(vendor: int | None) -> str:
-    """TUF target name of the index for `vendor` (None: class-wide)."""
-    return f"index/{index_name(vendor)}.json"
+def index_target(index: int | str | None) -> str:
+    """TUF target name of an index: a name ("1234/8", "class") or a vendor (per-vendor
+    index; None: class-wide)."""
+    return f"index/{index if isinstance(index, str) else index_name(index)}.json"
+
+
+def lookup_names(vendor: int | None, device: int | None = None) -> list[str]:
+    """The indexes that can list drivers for `vendor`:`device` (device None: any of the
+    vendor's devices; vendor None: class-wide drivers)."""
+    if vendor is None:
+        return [CLASS_INDEX]
+    v = f"{vendor:04x}"
+    shards = [f"{d:x}" for d in range(16)] if device is None else [f"{device & 0xF:x}"]
+    return [f"{v}/{s}" for s in shards] + [f"{v}/any", v]
 
 
 def _entry(obj: object, i: int, name: str) -> IndexEntry:
@@ -170,7 +189,7 @@ def in_scope(pattern: Pattern, index: str) -> bool:
     """Whether `pattern` may be matched from `index/<index>.json` (rule 3)."""
     if index == CLASS_INDEX:
         return pattern.is_class_wide
-    return pattern.vendor is not None and f"{pattern.vendor:04x}" == index
+    return pattern.vendor is not None and f"{pattern.vendor:04x}" == index.split("/")[0]
 
 
 def build_pattern_index(entries: Iterable[IndexEntry],

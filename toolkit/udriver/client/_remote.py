@@ -268,24 +268,28 @@ class RemoteRepo:
             raise RepositoryError(f"repository {self.name!r}: unsafe target name {name!r}")
         return self.target_dir.joinpath(*parts)
 
-    def index(self, vendor: int | None) -> list[IndexEntry]:
-        """Entries of `index/<vvvv>.json` (or `index/class.json`); [] if there is none.
+    def index(self, index: int | str | None) -> list[IndexEntry]:
+        """Entries of one index target; [] if no role lists it.
+
+        Args:
+            index: its name ("1234/8", "1234/any", "class", "1234"), or a PCI vendor
+                for the per-vendor `index/<vvvv>.json` (None: `index/class.json`).
 
         Raises:
             RepositoryError: verification failed or the index is malformed.
             DownloadError: download failed.
         """
-        target = index_target(vendor)
+        name = index if isinstance(index, str) else index_name(index)
+        target = index_target(name)
         info = self.targetinfo(target)
         if info is None:
             return []
         path = self.fetch(target, info)
-        return parse_index(path.read_bytes(), index_name(vendor), self.name)
+        return parse_index(path.read_bytes(), name, self.name)
 
     def cached_index_names(self) -> list[str]:
-        """Indexes present in the target cache (used by text search)."""
-        out = []
-        for p in sorted((self.target_dir / "index").glob("*.json")):
-            out.append(p.stem)
-        return out
+        """Indexes present in the target cache, e.g. ["1234", "1234/8"] (text search)."""
+        base = self.target_dir / "index"
+        return sorted(p.relative_to(base).with_suffix("").as_posix()
+                      for p in base.rglob("*.json") if not p.name.startswith("."))
 
