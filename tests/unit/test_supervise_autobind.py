@@ -108,6 +108,19 @@ def test_match_installed_takes_the_driver_udev_rule_1_would_name(
     assert rec["driver"] == "edu" and rec["state"] == "failed", rec
 
 
+def test_unexpected_error_is_recorded_not_left_installing(
+        machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[DriverManifest]:
+        raise AttributeError("'WheelFile' object has no attribute 'validate_record'")
+    monkeypatch.setattr(_autobind, "installed_manifests", broken)
+    assert _autobind.add_device(BDF, None, root=machine) == 1
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "failed", rec
+    assert rec["reason"].startswith("internal error (AttributeError: 'WheelFile' object has "
+                                    "no attribute 'validate_record'); see "), rec
+    assert (machine / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "(null)\n"
+
+
 def test_add_missing_device(machine: Path) -> None:
     assert _autobind.add_device("0000:09:00.0", None, root=machine) == 1
     assert not (Path(os.environ["UDRIVER_STATE_DIR"]) / "status").exists()

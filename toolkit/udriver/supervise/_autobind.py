@@ -200,10 +200,15 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
         _status.write_supervise_status(bdf, "binding", f"binding to vfio-pci for "
                                        f"{m.driver} {m.version}", driver=m.driver)
         pci.bind(bdf, sysfs_root=root)
-    except UdriverError as e:
-        log.error("%s: %s", bdf, e)
+    except Exception as e:  # the worker's last word must be in the status record
+        if isinstance(e, UdriverError):
+            log.error("%s: %s", bdf, e)
+            reason = str(e)
+        else:  # a bug: keep the traceback in the log, never leave "installing" behind
+            log.exception("%s: unexpected error", bdf)
+            reason = f"internal error ({type(e).__name__}: {e}); see {log_path(bdf)}"
         try:
-            _status.write_supervise_status(bdf, "failed", str(e), driver=driver)
+            _status.write_supervise_status(bdf, "failed", reason, driver=driver)
         except (OSError, UdriverError) as e2:
             log.error("%s: cannot record the failure: %s", bdf, e2)
         return 1
