@@ -50,6 +50,7 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
                  "/usr/lib/python3/dist-packages/udriver/include/udriver.h",
                  # Debian 12 (debhelper 13.11) keeps units in /lib/systemd/system.
                  "/lib/systemd/system/udriver@.service",
+                 "/lib/systemd/system/udriver-autobind@.service",
                  "/usr/share/udriver/driver-template/README.md",
                  "/var/lib/udriver/",
                  "/etc/udriver/repos.d/"):
@@ -112,7 +113,14 @@ def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
     # The vendored python-tuf 7 / securesystemslib 1.x are the ones udriver imports.
     assert chroot("python3", "-c", "import udriver, tuf, securesystemslib; "
                   "print(tuf.__version__, securesystemslib.__version__)") == "7.0.1 1.6.0\n"
-    assert "python3-securesystemslib" not in chroot("dpkg-query", "-W", "-f", "${Package}\n")
+    # ...and what python-tuf's client and udriver's fetcher need (Debian 12's are too old).
+    assert chroot("python3", "-c", "import udriver.client._client, tuf.ngclient, urllib3, "
+                  "requests, installer; from installer.sources import WheelFile; "
+                  "assert WheelFile.validate_record; "
+                  "print(urllib3.__version__, requests.__version__, installer.__version__)"
+                  ) == "2.7.0 2.34.2 0.7.0\n"
+    installed = chroot("dpkg-query", "-W", "-f", "${Package}\n").split()
+    assert "python3-securesystemslib" not in installed and "python3-urllib3" not in installed
     page = chroot("man", "-P", "cat", "udriver")
     assert "udriver" in page and "user-mode PCI drivers" in page.replace("\u2010", "-")
     assert "udriver:" in chroot("getent", "passwd", "udriver")

@@ -90,6 +90,37 @@ def test_add_leaves_kernel_driven_device_alone(machine: Path) -> None:
     assert _status.read_status(BDF) == {}
 
 
+def test_match_installed_takes_the_driver_udev_rule_1_would_name(
+        machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd mode: one unit for every device; the ID tables name the driver, so a device
+    a kernel driver took is handed over only when an installed driver claims it."""
+    drv = machine / "sys/bus/pci/drivers/e1000e"
+    drv.mkdir(parents=True)
+    (machine / "sys/bus/pci/devices" / BDF / "driver").symlink_to(drv)
+    monkeypatch.setattr(_autobind, "installed_manifests", lambda: [OTHER])
+    assert _autobind.add_device(BDF, None, root=machine, match_installed=True) == 0
+    assert _status.read_status(BDF) == {}  # left alone: nothing installed claims it
+    monkeypatch.setattr(_autobind, "installed_manifests", lambda: [WIDE, EDU, OTHER])
+    _autobind.add_device(BDF, None, root=machine, match_installed=True)
+    # Claimed: the most specific installed driver was chosen and binding was attempted
+    # (this fake sysfs has no vfio-pci to bind to, so it is recorded as failed).
+    rec = _status.read_status(BDF)
+    assert rec["driver"] == "edu" and rec["state"] == "failed", rec
+
+
+def test_unexpected_error_is_recorded_not_left_installing(
+        machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[DriverManifest]:
+        raise AttributeError("'WheelFile' object has no attribute 'validate_record'")
+    monkeypatch.setattr(_autobind, "installed_manifests", broken)
+    assert _autobind.add_device(BDF, None, root=machine) == 1
+    rec = _status.read_status(BDF)
+    assert rec["state"] == "failed", rec
+    assert rec["reason"].startswith("internal error (AttributeError: 'WheelFile' object has "
+                                    "no attribute 'validate_record'); see "), rec
+    assert (machine / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "(null)\n"
+
+
 def test_add_missing_device(machine: Path) -> None:
     assert _autobind.add_device("0000:09:00.0", None, root=machine) == 1
     assert not (Path(os.environ["UDRIVER_STATE_DIR"]) / "status").exists()

@@ -10,7 +10,7 @@ import pytest
 
 from udriver.errors import ConfigError
 from udriver.manifest import DriverManifest
-from udriver.supervise._systemd import unit_text
+from udriver.supervise._systemd import AUTOBIND_TEMPLATE, UNIT_TEMPLATE, unit_text
 from udriver.supervise._udev import autobind_command, render_rules
 
 EDU = DriverManifest("udriver-edu", "0.1.0", "edu", "udriver_edu:Edu", (1, 0),
@@ -48,19 +48,28 @@ def test_unit_has_the_sandbox_and_restart_policy() -> None:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [UNIT_TEMPLATE, AUTOBIND_TEMPLATE])
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     exe = bindir / "udriver"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    (tmp_path / "udriver@.service").write_text(unit_text(bindir))
+    (tmp_path / name).write_text(unit_text(bindir, name))
     # FILE:NAME verifies the template as the instance for a real PCI address.
-    r = subprocess.run(["systemd-analyze", "verify", "--man=no",
-                        "./udriver@.service:udriver@0000:01:00.0.service"],
-                       cwd=tmp_path, capture_output=True, text=True)
+    instance = name.replace("@", "@0000:01:00.0")
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", f"./{name}:{instance}"],
+                       cwd=tmp_path, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stderr == "" and r.stdout == ""
+
+
+def test_autobind_unit_runs_the_worker() -> None:
+    s = unit_settings(unit_text(Path("/opt/u/bin"), AUTOBIND_TEMPLATE))
+    assert s["ExecStart"] == [("/opt/u/bin/udriver autobind --worker --match-installed "
+                               "--action add %I")]
+    assert s["Type"] == ["oneshot"]
+    assert s["ConditionPathExists"] == ["/sys/bus/pci/devices/%I"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
@@ -68,7 +77,7 @@ def test_systemd_analyze_would_catch_a_bad_key(tmp_path: Path) -> None:
     (tmp_path / "udriver@.service").write_text(unit_text(Path("/bin")) + "\nBogusKey=1\n")
     r = subprocess.run(["systemd-analyze", "verify", "--man=no",
                         "./udriver@.service:udriver@0000:01:00.0.service"],
-                       cwd=tmp_path, capture_output=True, text=True)
+                       cwd=tmp_path, capture_output=True, text=True, check=False)
     assert "Unknown key 'BogusKey'" in r.stderr
 
 
@@ -98,6 +107,18 @@ def test_catch_all_rule_only_with_auto_install() -> None:
     assert catch_all in on.splitlines() and catch_all not in off
 
 
+def test_systemd_rules_start_the_autobind_unit() -> None:
+    text = render_rules([EDU], auto_install=True, command=CMD, state_dir=Path("/s"),
+                        systemd=True)
+    runs = [line for line in text.splitlines() if "RUN+=" in line]
+    start = 'RUN+="/bin/systemctl --no-block start udriver-autobind@$kernel.service"'
+    assert [r.endswith(start) for r in runs] == [True, True, False], runs
+    assert 'ENV{UDRIVER_DRIVER}=="?*"' in runs[0] and 'ENV{UDRIVER_DRIVER}!="?*"' in runs[1]
+    assert "setsid" not in text
+    assert runs[2] == ('ACTION=="remove", SUBSYSTEM=="pci", TEST=="/s/status/$kernel.json", '
+                       'RUN+="/usr/bin/udriver autobind --action remove $kernel"')
+
+
 def test_no_drivers_no_auto_install_has_no_add_match() -> None:
     text = render_rules([], auto_install=False, command=CMD, state_dir=Path("/s"))
     assert "MODALIAS" not in text and "!=" not in text
@@ -119,6 +140,8 @@ def test_autobind_command_rejects_unsafe_values() -> None:
 def test_cli_installs_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from udriver.cli import main
     assert main(["autobind", "--install-unit", str(tmp_path)]) == 0
-    assert capsys.readouterr().out == f"wrote {tmp_path / 'udriver@.service'}\n"
+    assert capsys.readouterr().out == (f"wrote {tmp_path / 'udriver@.service'}\n"
+                                       f"wrote {tmp_path / 'udriver-autobind@.service'}\n")
+    assert "@bindir@" not in (tmp_path / "udriver-autobind@.service").read_text()
     text = (tmp_path / "udriver@.service").read_text()
     assert "@bindir@" not in text and "/udriver supervise --systemd-exec --device %I" in text

@@ -21,12 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", action="store_true",
                    help="like --foreground, with output appended to <run>/log/<BDF>.log (udev "
                         "rules start it through `setsid -f`)")
+    p.add_argument("--match-installed", action="store_true",
+                   help="no --driver: take it from the installed drivers' ID tables, as the "
+                        "udev rules do (udriver-autobind@.service uses this)")
     p.add_argument("--update-rules", action="store_true",
                    help="regenerate the udev rules for the installed drivers and exit")
     p.add_argument("--install-unit", type=Path, metavar="DIR", nargs="?",
                    const=Path("/etc/systemd/system"),
-                   help="write the udriver@.service template unit into DIR "
-                        "(default /etc/systemd/system) and exit")
+                   help="write the udriver@.service and udriver-autobind@.service template "
+                        "units into DIR (default /etc/systemd/system) and exit")
     p.add_argument("--rules-file", type=Path, metavar="PATH",
                    help="rules file (default /etc/udev/rules.d/60-udriver.rules) "
                         "[env: UDRIVER_UDEV_RULES]")
@@ -37,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
     from ..supervise import _autobind, _udev
     if args.install_unit is not None:
         from ..supervise._systemd import install_unit
-        print(f"wrote {install_unit(args.install_unit)}")
+        for path in install_unit(args.install_unit):
+            print(f"wrote {path}")
         return 0
     if args.update_rules:
         path = _udev.write_rules(args.rules_file)
@@ -55,4 +59,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"{args.bdf}: autobind worker {pid}, log {_autobind.log_path(args.bdf)}")
         return 0
     root = Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/")
-    return _autobind.add_device(args.bdf, args.driver, root=root)
+    return _autobind.add_device(args.bdf, args.driver, root=root,
+                                match_installed=args.match_installed)

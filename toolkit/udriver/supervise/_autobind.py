@@ -37,6 +37,7 @@ from ..errors import DeviceError, InstallError, UdriverError
 from ..manifest import DriverManifest
 from ..modalias import Modalias
 from . import _status
+from ._systemd import systemd_running
 from ._udev import installed_manifests, write_rules
 
 __all__ = [
@@ -54,9 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def systemd_running() -> bool:
-    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
-    return Path("/run/systemd/system").is_dir()
 
 
 def unit_name(bdf: str) -> str:
@@ -160,8 +158,12 @@ def _install(bdf: str, alias: Modalias) -> None:
         log.info("%s: installed %s %s from %s", bdf, res.driver, res.version, res.repo)
 
 
-def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
+def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
+               match_installed: bool = False) -> int:
     """The `add` worker (module steps 1-5). Returns the exit status.
+
+    `match_installed`: no rule named the driver (systemd mode starts one unit for every
+    device): take it from the installed drivers' ID tables, as udev rule 1 would have.
 
     Errors are recorded in the status record and logged, never raised: nothing is bound
     when the driver cannot be trusted.
@@ -174,6 +176,13 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
     except DeviceError as e:
         log.error("%s", e)
         return 1
+    if driver is None and match_installed:
+        try:
+            m = find_installed(dev.modalias, None, installed_manifests())
+        except UdriverError as e:
+            log.error("%s: %s", bdf, e)
+            return 1
+        driver = m.driver if m is not None else None
     if driver is None and dev.driver is not None and not pci.is_vfio_driver(dev.driver):
         log.info("%s: bound to kernel driver %s; leaving it alone", bdf, dev.driver)
         return 0
@@ -191,10 +200,15 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/")) -> int:
         _status.write_supervise_status(bdf, "binding", f"binding to vfio-pci for "
                                        f"{m.driver} {m.version}", driver=m.driver)
         pci.bind(bdf, sysfs_root=root)
-    except UdriverError as e:
-        log.error("%s: %s", bdf, e)
+    except Exception as e:  # the worker's last word must be in the status record
+        if isinstance(e, UdriverError):
+            log.error("%s: %s", bdf, e)
+            reason = str(e)
+        else:  # a bug: keep the traceback in the log, never leave "installing" behind
+            log.exception("%s: unexpected error", bdf)
+            reason = f"internal error ({type(e).__name__}: {e}); see {log_path(bdf)}"
         try:
-            _status.write_supervise_status(bdf, "failed", str(e), driver=driver)
+            _status.write_supervise_status(bdf, "failed", reason, driver=driver)
         except (OSError, UdriverError) as e2:
             log.error("%s: cannot record the failure: %s", bdf, e2)
         return 1

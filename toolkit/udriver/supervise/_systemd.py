@@ -1,7 +1,8 @@
-"""The `udriver@.service` template unit shipped in `udriver/data/`.
+"""The template units shipped in `udriver/data/`: `udriver@.service` (runs a device's
+driver) and `udriver-autobind@.service` (the hotplug worker, started by the udev rules).
 
-`unit_text` fills in `@bindir@` (the directory of the `udriver` program) so that the unit
-runs the udriver this machine has installed; `install_unit` writes it where systemd looks
+`unit_text` fills in `@bindir@` (the directory of the `udriver` program) so that the units
+run the udriver this machine has installed; `install_unit` writes them where systemd looks
 for administrator units and reloads systemd when it is running.
 """
 
@@ -14,11 +15,18 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["UNIT_TEMPLATE", "bindir", "install_unit", "unit_text"]
+__all__ = ["AUTOBIND_TEMPLATE", "UNIT_TEMPLATE", "bindir", "install_unit", "systemd_running",
+           "unit_text"]
 
 log = logging.getLogger(__name__)
 
 UNIT_TEMPLATE = "udriver@.service"
+AUTOBIND_TEMPLATE = "udriver-autobind@.service"
+
+
+def systemd_running() -> bool:
+    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
+    return Path("/run/systemd/system").is_dir()
 
 
 def bindir() -> Path:
@@ -27,22 +35,25 @@ def bindir() -> Path:
     return Path(exe).parent if exe else Path(sys.executable).parent
 
 
-def unit_text(bin_dir: Path | None = None) -> str:
-    """The template unit with `@bindir@` replaced."""
-    text = resources.files("udriver").joinpath("data", UNIT_TEMPLATE).read_text()
+def unit_text(bin_dir: Path | None = None, name: str = UNIT_TEMPLATE) -> str:
+    """The template unit `name` with `@bindir@` replaced."""
+    text = resources.files("udriver").joinpath("data", name).read_text()
     return text.replace("@bindir@", str(bin_dir or bindir()))
 
 
-def install_unit(dest: Path = Path("/etc/systemd/system")) -> Path:
-    """Write the unit to `dest` and `systemctl daemon-reload` if systemd is PID 1.
+def install_unit(dest: Path = Path("/etc/systemd/system")) -> list[Path]:
+    """Write both template units to `dest` and `systemctl daemon-reload` if systemd is PID 1.
 
     Raises:
         OSError: `dest` is not writable.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    path = dest / UNIT_TEMPLATE
-    path.write_text(unit_text())
-    if Path("/run/systemd/system").is_dir():
+    out = []
+    for name in (UNIT_TEMPLATE, AUTOBIND_TEMPLATE):
+        path = dest / name
+        path.write_text(unit_text(name=name))
+        log.info("installed %s", path)
+        out.append(path)
+    if systemd_running():
         subprocess.run(["systemctl", "daemon-reload"], check=False)
-    log.info("installed %s", path)
-    return path
+    return out

@@ -20,6 +20,14 @@ a new session and return at once); its output goes to `<run>/log/<bdf>.log`.
 udev passes RUN programs a minimal environment, so UDRIVER_* overrides present when the
 rules are rendered are written into the command (`/usr/bin/env VAR=value ...`).
 
+When systemd is PID 1 (`systemd=True`, the default where /run/systemd/system exists), rules
+2 and 3 instead start the worker as a unit, `systemctl --no-block start
+udriver-autobind@<bdf>.service`: systemd-udevd.service confines RUN programs (in Debian 12:
+IPAddressDeny=any, MemoryDenyWriteExecute=yes, and its cgroup is cleaned up after the
+event), so no repository could be reached from there. The unit's worker takes the driver
+from the installed drivers' ID tables (`--match-installed`), the same tables rule 1 is
+made of; overrides for it go in a unit drop-in, not into the rules.
+
 `render_rules` is pure; `write_rules` writes atomically and asks udevd to reload.
 """
 
@@ -38,6 +46,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import ConfigError, PackageError
 from ..manifest import DriverManifest
+from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 
 __all__ = [
     "DEB_MANIFEST_DIR",
@@ -52,6 +61,10 @@ log = logging.getLogger(__name__)
 
 SETSID = "/usr/bin/setsid"
 """util-linux setsid(1); `-f` forks so that udev's RUN returns immediately."""
+
+SYSTEMCTL = "/bin/systemctl"
+"""systemctl(1) (Debian 12 has both /bin and /usr/bin; /bin also without merged /usr)."""
+
 
 DEB_MANIFEST_DIR = Path("/usr/share/udriver/drivers")
 """Where a driver .deb puts its `udriver.json` (as `<driver>.json`)."""
@@ -89,7 +102,7 @@ def autobind_command(env: Mapping[str, str] | None = None) -> str:
 
 
 def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, command: str,
-                 state_dir: Path) -> str:
+                 state_dir: Path, systemd: bool = False) -> str:
     """The rules file for `manifests` (module rules 1-4). Pure.
 
     Args:
@@ -97,9 +110,16 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
         auto_install: add the catch-all rule (3).
         command: the RUN prefix, see `autobind_command`.
         state_dir: where status records live (`<state>/status/<bdf>.json`), for rule 4.
+        systemd: systemd is PID 1: rules 2 and 3 start `udriver-autobind@<bdf>.service`.
     """
     lines = [_HEADER]
     detached = f"{SETSID} -f {command} --worker"
+    if systemd:
+        add = f"{SYSTEMCTL} --no-block start {AUTOBIND_TEMPLATE.replace('@', '@$kernel')}"
+        add_named = add_any = add
+    else:
+        add_named = f"{detached} --action add --driver $env{{UDRIVER_DRIVER}} $kernel"
+        add_any = f"{detached} --action add $kernel"
     entries = sorted((p.specificity, str(p), m.driver, f"{m.package} {m.version}")
                       for m in manifests for p in m.patterns)
     if entries:
@@ -110,11 +130,11 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
                      f'ENV{{UDRIVER_DRIVER}}="{driver}"\n')
     lines.append("# 2. hand a matched device to its driver\n")
     lines.append(f'ACTION=="add", SUBSYSTEM=="pci", ENV{{UDRIVER_DRIVER}}=="?*", '
-                 f'RUN+="{detached} --action add --driver $env{{UDRIVER_DRIVER}} $kernel"\n')
+                 f'RUN+="{add_named}"\n')
     if auto_install:
         lines.append("# 3. auto-install is enabled: look up devices no installed driver claims\n")
         lines.append(f'ACTION=="add", SUBSYSTEM=="pci", ENV{{UDRIVER_DRIVER}}!="?*", '
-                     f'RUN+="{detached} --action add $kernel"\n')
+                     f'RUN+="{add_any}"\n')
     status = _safe(str(state_dir / "status"), "the state directory")
     lines.append("# 4. stop the driver of a removed device and forget it\n")
     lines.append(f'ACTION=="remove", SUBSYSTEM=="pci", TEST=="{status}/$kernel.json", '
@@ -164,7 +184,8 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
     """
     path = path or rules_path()
     text = render_rules(installed_manifests(), auto_install=auto_install_enabled(),
-                        command=autobind_command(), state_dir=paths.state_dir())
+                        command=autobind_command(), state_dir=paths.state_dir(),
+                        systemd=systemd_running())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -1,0 +1,170 @@
+"""Issue 6, acceptance 3: a booted Debian 12 system, systemd as PID 1, udriver from its .deb.
+
+Host: `dpkg-buildpackage` udriver; a Debian 12 system gets it with `apt-get install` from
+the project's own signed apt view (:mod:`vm.system`); `udriver build` the edu driver and
+publish it to a signed repository. Guest: boots that system (the host's files are not
+visible; only the shared work folder is), serves the repository on its loopback with the
+packaged `udriver-repo serve`, `udriver repo add --auto-install`; then QMP `device_add`
+edu: udev -> `udriver autobind` -> TUF-verified install -> vfio-pci ->
+`udriver@<BDF>.service` under the unit's sandbox, whose factorial and DMA checks must pass;
+`systemctl stop` stops it cleanly; `journalctl -u` has its log.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from _chroot import need_tools
+from _debian import build_udriver_debs
+from vm._fixtures import require_vm
+from vm.harness import Guest
+from vm.system import system_root
+from vm.test_hotplug_lib import (
+    GuestRepo,
+    build_edu_wheel,
+    copy_repo,
+    events,
+    hotplug,
+    make_repo,
+    status,
+    unplug,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Guest, GuestRepo]]:
+    require_vm("6.1")
+    need_tools("dpkg-buildpackage", "debootstrap", "git")
+    tmp = tmp_path_factory.mktemp("booted")
+    root = system_root(build_udriver_debs(tmp / "debs"))
+    repo = make_repo(tmp / "repo", [build_edu_wheel(tmp / "dist")])
+    with Guest(kernel="6.1", devices=[], root_ports=2, mem_mb=1024, system=root,
+               boot_timeout=400) as g:
+        shared = copy_repo(repo, g.workdir / "repo")
+        gr = GuestRepo(g, shared)
+        try:
+            # As an administrator would, on top of what the package installed.
+            g.run(f"set -e; udriver repo add main {gr.url} "
+                  f"--root {shlex.quote(str(shared / 'public/keys/root.json'))} --auto-install; "
+                  "udriver autobind --update-rules; udevadm control --reload",
+                  timeout=600, check=True)
+            yield g, gr
+        finally:
+            gr.stop()
+
+
+def sh(g: Guest, cmd: str, timeout: float = 120) -> str:
+    return g.run(cmd, timeout=timeout, check=True).stdout
+
+
+def unit_props(g: Guest, unit: str, *names: str) -> dict[str, str]:
+    out = sh(g, f"systemctl show {shlex.quote(unit)} " + " ".join(f"-p {n}" for n in names))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def journal(g: Guest, unit: str) -> str:
+    return sh(g, f"journalctl --no-pager -o cat -u {shlex.quote(unit)}")
+
+
+def journal_events(g: Guest, unit: str) -> list[dict[str, Any]]:
+    return events(journal(g, unit))
+
+
+def test_system_is_debian_with_systemd_and_the_packaged_udriver(booted) -> None:
+    g, _ = booted
+    assert sh(g, "readlink /proc/1/exe").strip() == "/usr/lib/systemd/systemd"
+    assert sh(g, "systemctl is-system-running || true").strip() in ("running", "degraded")
+    assert "VERSION_CODENAME=bookworm" in sh(g, "cat /etc/os-release")
+    # udriver is the Debian package's, installed by apt from the signed view.
+    assert sh(g, "dpkg-query -W -f '${Status} ${Version}' udriver") == \
+        "install ok installed 0.1.0"
+    assert sh(g, "command -v udriver").strip() == "/usr/bin/udriver"
+    assert sh(g, "udriver --version") == "udriver 0.1.0\n"
+    assert "udriver:" in sh(g, "getent passwd udriver")
+
+
+def test_hotplug_starts_the_sandboxed_unit_checks_pass_stop_and_journal(booted) -> None:
+    g, _ = booted
+    bdf = hotplug(g, "edu1", "rp1", timeout=120)
+    unit = f"udriver@{bdf}.service"
+
+    def done() -> list[dict[str, Any]] | None:
+        st = status(g, bdf)
+        if st.get("state") == "failed":
+            raise AssertionError(f"autobind failed: {st}\n"
+                                 + g.run(f"cat /run/udriver/log/{bdf}.log", timeout=60).stdout)
+        evs = journal_events(g, unit)
+        return evs if any(e.get("event") == "done" for e in evs) else None
+
+    evs = wait_for(done, 300, f"edu driver checks in {unit}", step=2.0)
+    checks = {e["check"]: e for e in evs if "check" in e}
+    assert checks["factorial_msi"]["ok"] and checks["dma"]["ok"], checks
+    assert [e for e in evs if e.get("event") == "done"] == [{"event": "done", "ok": True}]
+    # Installed from the repository by udev -> autobind, bound to vfio-pci, run by systemd.
+    assert sh(g, "readlink /var/lib/udriver/drivers/edu/current").strip() == "1.0.0"
+    assert sh(g, f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver)").strip() == "vfio-pci"
+    props = unit_props(g, unit, "ActiveState", "SubState", "MainPID", "User", "DynamicUser",
+                       "ProtectSystem", "PrivateNetwork", "NoNewPrivileges")
+    assert (props["ActiveState"], props["SubState"]) == ("active", "running"), props
+    assert props["ProtectSystem"] == "strict" and props["PrivateNetwork"] == "yes", props
+    pid = int(props["MainPID"])
+    [probed] = [e for e in evs if e.get("event") == "probed"]
+    assert probed["pid"] == pid  # the unit's main process is the driver itself
+    # The unit's sandbox, seen from inside the driver's process.
+    ps = dict(line.split(":\t", 1) for line in sh(g, f"cat /proc/{pid}/status").splitlines()
+              if ":\t" in line)
+    assert ps["Uid"].split()[:2] != ["0", "0"] and "0" not in ps["Uid"].split(), ps["Uid"]
+    assert ps["CapEff"] == ps["CapPrm"] == ps["CapBnd"] == "0000000000000000", ps
+    assert ps["NoNewPrivs"] == "1" and ps["Seccomp"].strip() == "2", ps
+    # Own mount namespace (ProtectSystem=strict): / is read-only for the driver.
+    assert sh(g, f"readlink /proc/{pid}/ns/mnt") != sh(g, "readlink /proc/1/ns/mnt")
+    mounts = [line.split() for line in sh(g, f"cat /proc/{pid}/mountinfo").splitlines()]
+    root_opts = [m[5].split(",") for m in mounts if m[4] == "/"]
+    assert root_opts and "ro" in root_opts[-1], root_opts
+    # No network in the driver's namespace but loopback.
+    assert sh(g, f"readlink /proc/{pid}/ns/net") != sh(g, "readlink /proc/1/ns/net")
+
+    # systemctl stop: SIGTERM -> Driver.remove -> clean exit, no restart, not a crash.
+    sh(g, f"systemctl stop {unit}", timeout=120)
+    props = unit_props(g, unit, "ActiveState", "Result", "NRestarts")
+    assert props["ActiveState"] == "inactive" and props["Result"] == "success", props
+    assert props["NRestarts"] == "0", props
+    assert g.run(f"test -e /proc/{pid}", timeout=60).rc != 0
+    log = journal(g, unit)
+    assert any(e.get("event") == "removed" for e in events(log)), log
+    assert f"Stopped {unit}" in log or "Deactivated successfully" in log, log
+    assert status(g, bdf).get("state") != "failed", status(g, bdf)
+    unplug(g, "edu1", bdf)
+
+
+def test_crashing_unit_is_restarted_by_systemd(booted) -> None:
+    """Restart=on-failure: a SIGKILLed driver comes back as a new process."""
+    g, _ = booted
+    bdf = hotplug(g, "edu2", "rp2", timeout=120)
+    unit = f"udriver@{bdf}.service"
+
+    def pid_when_running() -> int | None:
+        p = unit_props(g, unit, "ActiveState", "MainPID")
+        probed = [e for e in journal_events(g, unit) if e.get("event") == "probed"]
+        if p["ActiveState"] == "active" and probed and probed[-1]["pid"] == int(p["MainPID"]):
+            return int(p["MainPID"])
+        return None
+
+    first = wait_for(pid_when_running, 300, f"{unit} running", step=2.0)
+    sh(g, f"kill -KILL {first}")
+    second = wait_for(lambda: (p := pid_when_running()) and p != first and p, 120,
+                      f"{unit} restarted", step=2.0)
+    assert second != first
+    assert int(unit_props(g, unit, "NRestarts")["NRestarts"]) >= 1
+    crashes = json.loads(sh(g, f"cat /var/lib/udriver/status/{bdf}.json"))
+    assert crashes.get("driver") == "edu", crashes
+    sh(g, f"systemctl stop {unit}", timeout=120)
+    unplug(g, "edu2", bdf)
