@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from vm.harness import Guest
-from vm.test_hotplug_lib import (
+from vm.hotplug import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,

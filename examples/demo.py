@@ -3,16 +3,22 @@
 
 1. `udriver build` the example driver (examples/edu) into a wheel and a .deb;
 2. `udriver-repo init` a signed repository (TUF + apt), add the vendor that owns PCI
-   vendor 1234, and `udriver-repo publish` the driver;
-3. boot a Linux guest (Debian's kernel under QEMU/TCG, q35, intel-iommu) with udev;
+   vendor 1234, `udriver-repo publish` the driver, and publish udriver's own .debs
+   (`dpkg-buildpackage`) into its apt view with `udriver-repo publish --system`;
+3. make a Debian 12 system (debootstrap) where `apt-get install udriver` takes udriver
+   from that signed apt view (cached after the first run), and boot it in a guest:
+   Debian's kernel under QEMU/TCG, q35, intel-iommu, systemd as PID 1;
 4. in the guest, serve the repository on its own loopback with `udriver-repo serve`,
    configure the client with the repository's root and auto-install, write udev rules;
-5. hot-plug QEMU's edu device (QMP device_add): udev -> `udriver autobind` -> verified
-   install -> bind to vfio-pci -> the driver runs, unprivileged and supervised;
-6. show `udriver devices`, `udriver status` and the driver's own output, then unplug it.
+5. hot-plug QEMU's edu device (QMP device_add): udev -> udriver-autobind@<BDF>.service ->
+   verified install -> bind to vfio-pci -> udriver@<BDF>.service runs the driver,
+   unprivileged and sandboxed;
+6. show `systemctl status`, `udriver devices`, `udriver status` and the driver's own
+   output from `journalctl -u`, then `systemctl stop` it and unplug the device.
 
-Everything listens on loopback; nothing leaves the machine. Work files go to
-`--workdir` (default: a temporary directory, removed afterwards unless --keep).
+Everything listens on loopback; nothing leaves the machine but the Debian mirror fetches
+of the first run. Work files go to `--workdir` (default: a temporary directory, removed
+afterwards unless --keep).
 """
 
 from __future__ import annotations
@@ -29,18 +35,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _debian import build_udriver_debs
 from vm.harness import Guest, prerequisites_missing
-from vm.test_hotplug_lib import (
+from vm.hotplug import (
     GuestRepo,
     copy_repo,
-    driver_log,
     events,
     hotplug,
-    prepare_guest,
+    journal,
     status,
+    unit_props,
     unplug,
     wait_for,
 )
+from vm.system import system_root
 
 VENDOR = "qemu"
 
@@ -75,6 +83,10 @@ def run(work: Path, kernel: str) -> int:
     if missing:
         print(f"demo: cannot boot a guest: {missing} (run `make setup` first)", file=sys.stderr)
         return 1
+    if os.geteuid() != 0:
+        print("demo: run it as root (debootstrap and chroot make the guest's Debian system)",
+              file=sys.stderr)
+        return 1
 
     step(1, "Building the example driver (examples/edu) with `udriver build`")
     src = work / "edu"
@@ -86,37 +98,51 @@ def run(work: Path, kernel: str) -> int:
     artifacts = sorted(str(p) for p in (work / "dist").iterdir())
     sh("udriver", "check", *artifacts)
 
-    step(2, "Creating a signed repository and publishing the driver")
+    step(2, "Creating a signed repository; publishing the driver and udriver's own .debs")
     repo = work / "repo"
     sh("udriver-repo", "init", str(repo))
     sh("udriver-repo", "vendor", "add", VENDOR, "--pci-vendor", "1234", "--repo", str(repo))
     sh("udriver-repo", "publish", "--vendor", VENDOR, "--repo", str(repo), *artifacts)
+    print("  $ dpkg-buildpackage -us -uc -b   (udriver and udriver-repo-server)", flush=True)
+    debs = build_udriver_debs(work / "debs")
+    sh("udriver-repo", "publish", "--system", "--repo", str(repo),
+       str(debs["udriver"]), str(debs["udriver-repo-server"]))
     sh("udriver-repo", "verify", "--repo", str(repo))
 
-    step(3, f"Booting a guest: Debian's {kernel} kernel, QEMU TCG, q35 + intel-iommu, udev")
+    step(3, f"Booting Debian 12 with udriver installed by apt from its .deb: Debian's {kernel} "
+            "kernel, QEMU TCG, q35 + intel-iommu, systemd as PID 1")
+    root = system_root(debs, log=print)
+    print(f"  system: {root}", flush=True)
     t0 = time.monotonic()
-    with Guest(kernel=kernel, devices=[], root_ports=1, udev=True, mem_mb=1024) as g:
+    with Guest(kernel=kernel, devices=[], root_ports=1, mem_mb=1024, system=root,
+               boot_timeout=600) as g:
         print(f"  booted in {time.monotonic() - t0:.1f} s", flush=True)
-        prepare_guest(g)
+        guest(g, "ps -o comm= -p 1 2>/dev/null || readlink /proc/1/exe; "
+                 "dpkg-query -W udriver udriver-repo-server; systemctl is-system-running")
         shared = copy_repo(repo, g.workdir / "repo")
 
         step(4, "Serving the repository on the guest's loopback; client trusts its root")
         gr = GuestRepo(g, shared)
         try:
             print(f"  udriver-repo serve listening on {gr.url} (inside the guest)")
-            gr.configure(shared / "public/keys/root.json")
+            root_json = shared / "public/keys/root.json"
+            guest(g, f"udriver repo add main {gr.url} --root {root_json} --auto-install")
+            guest(g, "udriver autobind --update-rules && udevadm control --reload")
             guest(g, "udriver repo list")
 
             step(5, "Hot-plugging an edu device (QMP device_add)")
             t1 = time.monotonic()
-            bdf = hotplug(g, "edu1", "rp1")
-            print(f"  the guest sees {bdf}; udev hands it to `udriver autobind`", flush=True)
+            bdf = hotplug(g, "edu1", "rp1", timeout=120)
+            unit = f"udriver@{bdf}.service"
+            print(f"  the guest sees {bdf}; udev starts udriver-autobind@{bdf}.service",
+                  flush=True)
 
             def finished() -> list[dict[str, object]] | None:
                 st = status(g, bdf)
                 if st.get("state") == "failed":
-                    raise SystemExit(f"demo: the driver failed: {st}\n{driver_log(g, bdf)}")
-                evs = events(driver_log(g, bdf))
+                    log = g.run(f"cat /run/udriver/log/{bdf}.log", timeout=60).stdout
+                    raise SystemExit(f"demo: the driver failed: {st}\n{log}")
+                evs = events(journal(g, unit))
                 return evs if any(e.get("event") == "done" for e in evs) else None
 
             evs = wait_for(finished, 600, "the edu driver's checks", step=1.0)
@@ -124,15 +150,19 @@ def run(work: Path, kernel: str) -> int:
                   "device_add", flush=True)
 
             step(6, "The driver at work")
+            guest(g, f"systemctl status --no-pager --lines=0 {unit}")
             guest(g, "udriver devices")
             guest(g, "udriver status")
-            print("  driver output (JSON lines from the edu driver):")
+            print(f"  driver output (`journalctl -u {unit}`, JSON lines from the edu driver):")
             for e in evs:
                 print(f"    {e}")
             ok = [e for e in evs if e.get("event") == "done"] == [{"event": "done", "ok": True}]
+            guest(g, f"systemctl stop {unit}")
+            props = unit_props(g, unit, "ActiveState", "Result")
+            print(f"  systemctl stop: {props['ActiveState']}, result {props['Result']}")
+            ok = ok and props["Result"] == "success"
             unplug(g, "edu1", bdf)
-            wait_for(lambda: not status(g, bdf), 120, "the driver to stop")
-            print("  device_del: the driver called remove() and exited; state cleaned up")
+            print("  device_del: the device is gone; its state cleaned up")
         finally:
             gr.stop()
     print("\nDemo " + ("PASSED: the hot-plugged edu device was driven by the driver from the "

@@ -23,18 +23,20 @@ from _chroot import need_tools
 from _debian import build_udriver_debs
 from vm._fixtures import require_vm
 from vm.harness import Guest
-from vm.system import system_root
-from vm.test_hotplug_lib import (
+from vm.hotplug import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,
     events,
     hotplug,
+    journal,
     make_repo,
     status,
+    unit_props,
     unplug,
     wait_for,
 )
+from vm.system import system_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -63,15 +65,6 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Guest, Gu
 
 def sh(g: Guest, cmd: str, timeout: float = 120) -> str:
     return g.run(cmd, timeout=timeout, check=True).stdout
-
-
-def unit_props(g: Guest, unit: str, *names: str) -> dict[str, str]:
-    out = sh(g, f"systemctl show {shlex.quote(unit)} " + " ".join(f"-p {n}" for n in names))
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def journal(g: Guest, unit: str) -> str:
-    return sh(g, f"journalctl --no-pager -o cat -u {shlex.quote(unit)}")
 
 
 def journal_events(g: Guest, unit: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import pytest
 
 from vm._fixtures import require_vm
 from vm.harness import Guest
-from vm.test_hotplug_lib import (
+from vm.hotplug import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,

@@ -17,7 +17,7 @@ import pytest
 
 from vm._fixtures import require_vm
 from vm.harness import Guest
-from vm.test_hotplug_lib import (
+from vm.hotplug import (
     build_edu_wheel,
     crashing_wheel,
     driver_log,

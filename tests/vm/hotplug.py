@@ -30,12 +30,14 @@ __all__ = [
     "driver_log",
     "events",
     "hotplug",
+    "journal",
     "make_repo",
     "mismatching_repo",
     "prepare_guest",
     "publish_more",
     "status",
     "tamper_driver_file",
+    "unit_props",
     "unplug",
     "wait_for",
 ]
@@ -153,6 +155,19 @@ def events(log: str) -> list[dict[str, Any]]:
             except ValueError:
                 pass
     return out
+
+
+def journal(g: Guest, unit: str) -> str:
+    """`journalctl -u unit` (messages only) in a guest booted with systemd."""
+    return g.run(f"journalctl --no-pager -o cat -u {shlex.quote(unit)}", timeout=120,
+                 check=True).stdout
+
+
+def unit_props(g: Guest, unit: str, *names: str) -> dict[str, str]:
+    """`systemctl show -p NAME...` of `unit` as a dict."""
+    out = g.run(f"systemctl show {shlex.quote(unit)} " + " ".join(f"-p {n}" for n in names),
+                timeout=120, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def edu_bdfs(g: Guest, timeout: float = 180) -> list[str]:
