@@ -138,6 +138,34 @@ def test_hotplug_starts_the_sandboxed_unit_checks_pass_stop_and_journal(booted) 
     unplug(g, "edu1", bdf)
 
 
+def test_unplug_while_running_removes_the_driver_and_the_device_goes(booted) -> None:
+    """device_del of a device whose driver runs: vfio-pci signals the request IRQ the
+    runner registered, the driver's remove() runs, the process exits 0 (so systemd does
+    not restart it), the device is released and leaves; nothing waits on user space."""
+    g, _ = booted
+    bdf = hotplug(g, "edu3", "rp1", timeout=120)
+    unit = f"udriver@{bdf}.service"
+
+    def running() -> int | None:
+        p = unit_props(g, unit, "ActiveState", "MainPID")
+        probed = [e for e in journal_events(g, unit) if e.get("event") == "probed"]
+        if p["ActiveState"] == "active" and probed and probed[-1]["pid"] == int(p["MainPID"]):
+            return int(p["MainPID"])
+        return None
+
+    pid = wait_for(running, 300, f"{unit} running", step=2.0)
+    unplug(g, "edu3", bdf, timeout=120)
+    props = wait_for(lambda: (p := unit_props(g, unit, "ActiveState", "Result", "NRestarts"))
+                     ["ActiveState"] in ("inactive", "failed") and p, 120, f"{unit} to stop")
+    assert props == {"ActiveState": "inactive", "Result": "success", "NRestarts": "0"}, props
+    assert g.run(f"test -e /proc/{pid}", timeout=60).rc != 0
+    log = journal(g, unit)
+    assert "the kernel asks for the device back" in log, log
+    assert any(e.get("event") == "removed" for e in events(log)), log
+    kernel = sh(g, "dmesg")
+    assert f"vfio-pci {bdf}: No device request channel registered" not in kernel
+
+
 def test_crashing_unit_is_restarted_by_systemd(booted) -> None:
     """Restart=on-failure: a SIGKILLed driver comes back as a new process."""
     g, _ = booted

@@ -37,6 +37,10 @@ class IrqType(enum.IntEnum):
     MSIX = 2
 
 
+REQ_IRQ_INDEX = 4
+"""VFIO_PCI_REQ_IRQ_INDEX: vfio-pci signals it when the kernel wants the device back."""
+
+
 class Interrupts:
     """The interrupts of one open device."""
 
@@ -45,6 +49,7 @@ class Interrupts:
         self.kind: IrqType | None = None
         """The enabled IRQ type, or None."""
         self._fds: list[int] = []
+        self._req_fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._callback: InterruptCallback | None = None
 
@@ -90,6 +95,49 @@ class Interrupts:
         self.kind, self._fds = k, fds
         self._watch()
         return list(fds)
+
+    def request_channel(self) -> int | None:
+        """An eventfd the kernel signals when it asks for the device back.
+
+        On hot-unplug (or an unbind), vfio-pci's remove waits until user space closes the
+        device and meanwhile signals VFIO_PCI_REQ_IRQ_INDEX (drivers/vfio/pci/
+        vfio_pci_core.c, `vfio_pci_core_request`); without this channel it can only log
+        "No device request channel registered, blocked until released by user". The
+        runner registers it for every driver and removes the driver when it fires.
+        Independent of `enable()`. Idempotent.
+
+        Returns:
+            The eventfd (owned by this object), or None if the device has no such IRQ.
+
+        Raises:
+            NativeError: VFIO_DEVICE_SET_IRQS failed.
+        """
+        if self._req_fd is not None:
+            return self._req_fd
+        info = ffi.new("struct udriver_irq_info *")
+        if lib.ud_api_irq_info(self._device.c_handle, REQ_IRQ_INDEX, info) != 0 \
+                or info.count < 1:
+            return None
+        fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            check(lib.ud_api_irq_enable(self._device.c_handle, REQ_IRQ_INDEX, 0, 1,
+                                        ffi.new("int32_t[]", [fd])), "enable the request IRQ")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._req_fd = fd
+        return fd
+
+    def close_request_channel(self) -> None:
+        """Unregister and close the request eventfd. Idempotent; never raises."""
+        fd, self._req_fd = self._req_fd, None
+        if fd is None:
+            return
+        try:
+            if self._device.is_open:
+                lib.ud_api_irq_disable(self._device.c_handle, REQ_IRQ_INDEX)
+        finally:
+            os.close(fd)
 
     def fileno(self, vector: int = 0) -> int:
         """The eventfd of `vector`.

@@ -7,7 +7,8 @@ Order of operations (each step refuses before the next one starts):
    `abi`) with `udriver.abi.check_abi` - before the device is even opened;
 3. check that the driver's `ids` match the device's modalias (sysfs);
 4. open the device, attach interrupts to the event loop, `probe()`, `await run()`;
-5. on SIGTERM/SIGINT (or when `run()` returns and `once` is set): `remove()`, close,
+5. on SIGTERM/SIGINT, when the kernel asks for the device back (the VFIO request IRQ:
+   hot-unplug or unbind), or when `run()` returns and `once` is set: `remove()`, close,
    exit status 0.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata as md
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -136,6 +138,14 @@ async def _serve(driver: Driver, device: Device, once: bool) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    req = device.interrupts.request_channel()
+    if req is not None:
+        def requested() -> None:
+            os.eventfd_read(req)
+            _log.warning("%s: the kernel asks for the device back (hot-unplug or unbind); "
+                         "removing the driver", device.bdf)
+            stop.set()
+        loop.add_reader(req, requested)
     device.interrupts.attach(loop, driver.on_interrupt)
     driver.probe(device)
     _log.info("%s probed %s", type(driver).__name__, device.bdf)
@@ -151,6 +161,8 @@ async def _serve(driver: Driver, device: Device, once: bool) -> None:
         await _cancel(task)
         await asyncio.gather(stopper, return_exceptions=True)
         device.interrupts.detach()
+        if req is not None:
+            loop.remove_reader(req)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     exc = task.exception() if task.done() and not task.cancelled() else None
@@ -187,5 +199,6 @@ def run_driver(bdf: str, name: str, *, options: Mapping[str, str] | None = None,
             asyncio.run(_serve(driver, device, once))
         finally:
             driver.remove()
+            device.interrupts.close_request_channel()
             _log.info("%s removed from %s", type(driver).__name__, bdf)
     return 0
