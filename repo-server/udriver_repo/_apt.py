@@ -41,6 +41,7 @@ import hashlib
 import json
 import lzma
 import os
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -219,8 +220,8 @@ class AptView:
             cmap = json.loads((self.state_dir / f"{sha}.json").read_bytes())
             xz = self._read_by_hash(cmap["xz"])
             out = {c: _Chunk(gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]),
-                             sha, size)
-                   for c, (g0, gl, x0, xl, recs, sha, size) in cmap["chunks"].items()}
+                             plain_sha, size)
+                   for c, (g0, gl, x0, xl, recs, plain_sha, size) in cmap["chunks"].items()}
             if sum(len(ch.gz) for ch in out.values()) == len(gz) or not out:
                 return out
         except (OSError, ValueError, KeyError, TypeError, RepositoryError):
@@ -275,7 +276,11 @@ class AptView:
         self._commit_chunks({c: _encode_chunk(s) for c, s in by_chunk.items()}, now)
 
     def _plain(self, chunk: _Chunk) -> bytes:
-        """A chunk's uncompressed stanzas: at hand, from apt-state/chunks, or decoded."""
+        """A chunk's uncompressed stanzas: at hand, from apt-state/chunks, or decoded.
+
+        Raises:
+            RepositoryError: the committed gzip member does not decode to the chunk.
+        """
         if chunk.plain is not None:
             return chunk.plain
         try:
@@ -286,7 +291,14 @@ class AptView:
                 return data
         except OSError:
             pass
-        data = gzip.decompress(chunk.gz)
+        try:
+            data = gzip.decompress(chunk.gz)
+        except (OSError, EOFError, zlib.error) as e:
+            raise RepositoryError(f"apt view: a committed Packages.gz member is corrupt: {e}") \
+                from e
+        if hashlib.sha256(data).hexdigest() != chunk.sha:
+            raise RepositoryError(f"apt view: a committed Packages.gz member does not match "
+                                  f"its chunk map (sha256 {chunk.sha})")
         write_new(self.chunk_dir / chunk.sha, data)
         return data
 

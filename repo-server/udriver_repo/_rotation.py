@@ -125,10 +125,14 @@ class RotationMixin:
                 self._rotate_delegating(role)
             else:
                 name = role.removeprefix("vendor-")
-                if self.state.vendor(name) is None:
+                vendor = self.state.vendor(name)
+                if vendor is None:
                     raise RepositoryError(
                         f"unknown role {role!r}: expected one of {', '.join(TOP_LEVEL)}, "
                         "bins, class, or a vendor name")
+                if vendor.revoked:
+                    raise RepositoryError(f"vendor {name!r} is revoked: it has no key to "
+                                          "rotate (no delegation trusts one)")
                 self._rotate_vendor(name)
         self.state.audit("admin", "rotate-key", role)
 

@@ -13,10 +13,13 @@ import gzip
 import json
 import lzma
 
+import pytest
 from _factory import make_driver
 from tuf.api.metadata import Metadata, TargetFile, Targets
 from udriver_repo._apt import KEEP_GENERATIONS, chunk_of, parse_packages, release_packages_sha
 from udriver_repo._meta import Transaction
+
+from udriver.errors import RepositoryError
 
 
 def _stanza(i: int) -> tuple[str, str]:
@@ -144,3 +147,10 @@ def test_update_without_stored_chunks_decodes_them(repo):
     repo.apt.commit(dict(_stanza(i) for i in range(41)))
     assert _committed(repo)[0] == sha
     assert len(list((repo.path / "apt-state" / "chunks").iterdir())) >= 30  # restored
+
+
+def test_revoked_vendor_has_no_key_to_rotate(published_repo):
+    published_repo.revoke_vendor("qemu")
+    with pytest.raises(RepositoryError, match="vendor 'qemu' is revoked"):
+        published_repo.rotate_key("qemu")
+    assert not (published_repo.path / "keys" / "vendor-qemu.key").exists()
