@@ -13,10 +13,12 @@ With one byte of InRelease changed, `apt-get update` must fail on the signature.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from _factory import make_driver
 from _http import TreeServer
 
 from _chroot import need_tools, run_in_chroot, unpack_chroot
@@ -85,3 +87,30 @@ def test_apt_update_and_install_then_tampered_inrelease_fails(repo, built_edu, c
         assert r.returncode != 0, r.stdout + r.stderr
         out = r.stdout + r.stderr
         assert "BADSIG" in out or "signatures were invalid" in out, out
+
+
+def test_apt_reads_every_chunk_of_the_index(repo, chroot, tmp_path):
+    """The index is one gzip member and one xz block per chunk (see `_apt`); real apt
+    must see every package, whichever compression it picks."""
+    names = []
+    for i in range(8):
+        _, files = make_driver(tmp_path / f"d{i}", f"udriver-c{i}", "1.0.0", f"c{i}",
+                               (f"pci:v00001234d0000{0x100 + i:04X}sv*sd*bc*sc*i*",))
+        repo.publish(files, vendor="qemu")
+        names.append(f"udriver-driver-c{i}")
+    chunks = json.loads(next((repo.path / "apt-state").glob("*.json")).read_bytes())["chunks"]
+    assert len(chunks) > 1
+    with TreeServer(repo.public) as srv:
+        for compression in ("xz", "gz"):
+            _configure(chroot, repo, srv.url)
+            r = run_in_chroot(chroot, "apt-get", "update",
+                              "-o", f"Acquire::CompressionTypes::Order::={compression}")
+            assert r.returncode == 0 and "W:" not in r.stdout + r.stderr, r.stdout + r.stderr
+            # apt names the download size: it fetched the compression asked for.
+            size = (repo.public / f"dists/stable/main/binary-amd64/Packages.{compression}"
+                    ).stat().st_size
+            assert f"amd64 Packages [{size} B]" in r.stdout, (size, r.stdout)
+            r = run_in_chroot(chroot, "apt-cache", "dumpavail")
+            got = sorted(ln.split(": ", 1)[1] for ln in r.stdout.splitlines()
+                         if ln.startswith("Package: "))
+            assert got == sorted(names), (compression, r.stdout)
