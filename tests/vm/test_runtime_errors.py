@@ -80,8 +80,20 @@ native = {
 }
 print(json.dumps({"case": "native", "returns": native}), flush=True)
 
+# A slice of a DMA buffer's view keeps its memory alive: free() refuses (after unmapping),
+# the slice stays usable, and once it is released free() succeeds.
+held = dev.dma_alloc(4096, (1 << 28) - 1)
+piece = held.view[8:16]
+piece[:] = b"udriver!"
+case("free_with_live_slice", held.free)
+print(json.dumps({"case": "after_refused_free", "piece": bytes(piece).decode(),
+                  "mapped": held.mapped}), flush=True)
+piece.release()
+case("free_after_slice_released", held.free)
+
 buf = dev.dma_alloc(4096, (1 << 28) - 1)
 view_ok = bytes(buf.view[:4])
+survivor = buf.view[:4]  # still alive when the device closes below
 dev.interrupts.enable("msi")
 dev.close()
 case("use_after_close_bar", lambda: dev.bar(0))
@@ -90,6 +102,8 @@ case("use_after_close_dma", lambda: buf.view)
 case("use_after_close_irq", lambda: dev.interrupts.enable("msi"))
 case("use_after_close_reset", lambda: dev.reset())
 case("close_twice", lambda: dev.close())
+survivor[:] = b"live"  # the memory a live view reaches was never released: no crash
+print(json.dumps({"case": "survivor", "value": bytes(survivor).decode()}), flush=True)
 print(json.dumps({"case": "end"}), flush=True)
 '''
 
@@ -135,6 +149,7 @@ CASES = [
     ("dma_size_zero", "AccessError", "must be a positive number of bytes, got 0"),
     ("dma_size_one_too_large", "AccessError", "DMA buffer size 0x10000001 is too large"),
     ("irq_count_too_large", "ValueError", "MSI: `count` must be 1..1, got 2"),
+    ("free_with_live_slice", "DeviceError", "cannot free a DMA buffer while views of it"),
     ("use_after_close_bar", "DeviceError", "is closed"),
     ("use_after_close_region", "DeviceError", "is closed"),
     ("use_after_close_dma", "DeviceError", "DMA buffer used after it was freed"),
@@ -153,6 +168,15 @@ def test_rejection(results: dict[str, Any], name: str, exc: str, words: str) -> 
 
 def test_close_twice_is_harmless(results: dict[str, Any]) -> None:
     assert results["close_twice"]["exc"] is None
+
+
+def test_dma_memory_outlives_free_while_a_view_lives(results: dict[str, Any]) -> None:
+    """A refused free() unmaps but keeps the memory; the slice still reads what was written;
+    once released, free() works; a view alive at close() keeps working (no use-after-free)."""
+    assert results["after_refused_free"] == {"case": "after_refused_free",
+                                             "piece": "udriver!", "mapped": False}
+    assert results["free_after_slice_released"]["exc"] is None
+    assert results["survivor"]["value"] == "live"
 
 
 def test_native_layer_returns_negative_errno(results: dict[str, Any]) -> None:

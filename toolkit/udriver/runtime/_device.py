@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
 from pathlib import Path
 from types import TracebackType
@@ -125,15 +126,19 @@ class Device:
         for buf in list(self._dma):
             try:
                 buf.free()
-            except NativeError as e:
+            except (NativeError, DeviceError) as e:
                 _log.warning("%s: freeing DMA buffer on close: %s", self.bdf, e)
         handle, self._handle = self._handle, ffi.NULL
         self._regions.clear()
         check(lib.ud_api_close(handle), f"close {self.bdf}")
         # Buffers whose unmap failed above: the close just dropped every IOVA mapping,
-        # so their memory can go now.
+        # so their memory can go now (or, while views of it live, when they go).
         for buf in list(self._dma):
-            buf.free()
+            try:
+                buf.free()
+            except DeviceError:
+                buf._abandon()
+        self._dma.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -227,12 +232,24 @@ class Device:
             raise AccessError(f"DMA buffer size {size:#x} is too large (limit "
                               f"{min(MAX_DMA_SIZE, dma_mask + 1):#x} for DMA mask {dma_mask:#x})")
         cdma = ffi.new("struct udriver_dma *")
+        # The native allocation only sizes the buffer (granule-aligned for this IOMMU);
+        # the memory itself is an mmap Python can track (see _dma's module docstring).
         check(lib.ud_api_dma_alloc(handle, size, cdma), f"allocate {size} DMA bytes")
+        length = int(cdma.size)
+        check(lib.ud_api_dma_free(ffi.NULL, cdma), "size a DMA buffer")
+        try:
+            mem = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError as e:
+            code = e.errno or errno.ENOMEM
+            raise NativeError(code, os.strerror(code), f"allocate {size} DMA bytes") from e
+        addr = ffi.from_buffer(mem)
+        cdma.vaddr, cdma.size = ffi.cast("void *", addr), length
+        del addr  # the address stays valid: `mem` is not closed while the buffer lives
         ret = lib.ud_api_dma_map(handle, cdma, dma_mask)
         if ret < 0:
-            lib.ud_api_dma_free(handle, cdma)
+            mem.close()
             check(ret, f"map {size} DMA bytes below {dma_mask:#x}")
-        buf = DmaBuffer(self, cdma, size, dma_mask)
+        buf = DmaBuffer(self, cdma, mem, size, dma_mask)
         self._dma.append(buf)
         return buf
 
