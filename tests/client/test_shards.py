@@ -98,9 +98,7 @@ def test_a_driver_in_two_shards_is_listed_once(client):
 def test_a_per_vendor_index_is_still_read_next_to_shards(tmp_path, env):
     """The first layout, `index/<vvvv>.json` (format 1, a whole vendor), signed by the
     vendor's role: the client reads it as well as the shards of its devices."""
-    from tuf.api.metadata import TargetFile
-    from udriver_repo._index import encode_index
-    from udriver_repo._meta import Transaction, vendor_role
+    from repo._factory import sign_vendor_index
 
     repo = udriver_repo.Repository.init(tmp_path / "repo")
     try:
@@ -108,17 +106,7 @@ def test_a_per_vendor_index_is_still_read_next_to_shards(tmp_path, env):
         mods = ["pci:v00001234d000011E9sv*sd*bc*sc*i*"]  # shard 9: not this machine's
         repo.publish([make_wheel(tmp_path / "w", package="udriver-old", driver="old",
                                  modaliases=mods)], vendor="qemu")
-        entries = repo.index("1234")
-        for e in entries:
-            e["modaliases"] = ["pci:v00001234d000011E8sv*sd*bc*sc*i*"]
-        data = encode_index("1234", entries)
-        txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
-        md = txn.load(vendor_role("qemu"))
-        tf = TargetFile.from_data("index/1234.json", data, ["sha256"])
-        md.signed.targets["index/1234.json"] = tf
-        txn.stage(vendor_role("qemu"), md)
-        repo._target_path("index/1234.json", tf).write_bytes(data)
-        txn.commit()
+        sign_vendor_index(repo, "qemu", "1234", ["pci:v00001234d000011E8sv*sd*bc*sc*i*"])
         server = Server(tmp_path / "repo" / "public")
         try:
             add_repo("main", server.url, tmp_path / "repo" / "public" / "keys" / "root.json")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from udriver.manifest import DriverManifest
 
-__all__ = ["make_deb", "make_driver", "make_manifest", "make_wheel"]
+__all__ = ["make_deb", "make_driver", "make_manifest", "make_wheel", "sign_vendor_index"]
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 
@@ -81,3 +81,25 @@ def make_driver(out_dir: Path, package: str = "udriver-edu", version: str = "0.1
     m = make_manifest(package, version, driver, modaliases)
     w = make_wheel(out_dir, m, extra)
     return m, [w, make_deb(w, m, out_dir)] if deb else [w]
+
+
+def sign_vendor_index(repo: object, vendor: str, pci_vendor: str, patterns: list[str]) -> None:
+    """Sign, with `vendor`'s own key, a per-vendor `index/<pci_vendor>.json` in which every
+    published driver of that PCI vendor claims `patterns` (a lying index: only the
+    client's check of the package's own ID table after download can catch it)."""
+    from tuf.api.metadata import TargetFile
+    from udriver_repo._index import encode_index
+    from udriver_repo._meta import Transaction, vendor_role
+
+    entries = repo.index(pci_vendor)  # type: ignore[attr-defined]
+    for e in entries:
+        e["modaliases"] = list(patterns)
+    data = encode_index(pci_vendor, entries)
+    name = f"index/{pci_vendor}.json"
+    txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)  # type: ignore[attr-defined]
+    md = txn.load(vendor_role(vendor))
+    tf = TargetFile.from_data(name, data, ["sha256"])
+    md.signed.targets[name] = tf
+    txn.stage(vendor_role(vendor), md)
+    repo._target_path(name, tf).write_bytes(data)  # type: ignore[attr-defined]
+    txn.commit()

@@ -271,27 +271,14 @@ def mismatching_repo(path: Path, work: Path) -> Path:
     the vendor's key: only the client's check after download can catch it)."""
     import sys
     sys.path.insert(0, str(ROOT / "tests"))
-    from tuf.api.metadata import TargetFile
     from udriver_repo import Repository
-    from udriver_repo._index import encode_index
-    from udriver_repo._meta import Transaction, vendor_role
 
-    from repo._factory import make_manifest, make_wheel
+    from repo._factory import make_manifest, make_wheel, sign_vendor_index
 
     liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
     make_repo(path, [make_wheel(work, liar)])
     repo = Repository.open(path)
-    entries = repo.index("1234")
-    for e in entries:
-        e["modaliases"] = [EDU_PATTERN]
-    data = encode_index("1234", entries)
-    txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
-    md = txn.load(vendor_role("qemu"))
-    tf = TargetFile.from_data("index/1234.json", data, ["sha256"])
-    md.signed.targets["index/1234.json"] = tf
-    txn.stage(vendor_role("qemu"), md)
-    repo._target_path("index/1234.json", tf).write_bytes(data)
-    txn.commit()
+    sign_vendor_index(repo, "qemu", "1234", [EDU_PATTERN])
     repo.stop_agent()
     repo.close()
     return path

@@ -71,6 +71,15 @@ def journal_events(g: Guest, unit: str) -> list[dict[str, Any]]:
     return events(journal(g, unit))
 
 
+def running_pid(g: Guest, unit: str) -> int | None:
+    """The unit's main pid once it runs the driver (which reported it probed), else None."""
+    p = unit_props(g, unit, "ActiveState", "MainPID")
+    probed = [e for e in journal_events(g, unit) if e.get("event") == "probed"]
+    if p["ActiveState"] == "active" and probed and probed[-1]["pid"] == int(p["MainPID"]):
+        return int(p["MainPID"])
+    return None
+
+
 def test_system_is_debian_with_systemd_and_the_packaged_udriver(booted) -> None:
     g, _ = booted
     assert sh(g, "readlink /proc/1/exe").strip() == "/usr/lib/systemd/systemd"
@@ -146,14 +155,7 @@ def test_unplug_while_running_removes_the_driver_and_the_device_goes(booted) -> 
     bdf = hotplug(g, "edu3", "rp1", timeout=120)
     unit = f"udriver@{bdf}.service"
 
-    def running() -> int | None:
-        p = unit_props(g, unit, "ActiveState", "MainPID")
-        probed = [e for e in journal_events(g, unit) if e.get("event") == "probed"]
-        if p["ActiveState"] == "active" and probed and probed[-1]["pid"] == int(p["MainPID"]):
-            return int(p["MainPID"])
-        return None
-
-    pid = wait_for(running, 300, f"{unit} running", step=2.0)
+    pid = wait_for(lambda: running_pid(g, unit), 300, f"{unit} running", step=2.0)
     unplug(g, "edu3", bdf, timeout=120)
     props = wait_for(lambda: (p := unit_props(g, unit, "ActiveState", "Result", "NRestarts"))
                      ["ActiveState"] in ("inactive", "failed") and p, 120, f"{unit} to stop")
@@ -172,16 +174,9 @@ def test_crashing_unit_is_restarted_by_systemd(booted) -> None:
     bdf = hotplug(g, "edu2", "rp2", timeout=120)
     unit = f"udriver@{bdf}.service"
 
-    def pid_when_running() -> int | None:
-        p = unit_props(g, unit, "ActiveState", "MainPID")
-        probed = [e for e in journal_events(g, unit) if e.get("event") == "probed"]
-        if p["ActiveState"] == "active" and probed and probed[-1]["pid"] == int(p["MainPID"]):
-            return int(p["MainPID"])
-        return None
-
-    first = wait_for(pid_when_running, 300, f"{unit} running", step=2.0)
+    first = wait_for(lambda: running_pid(g, unit), 300, f"{unit} running", step=2.0)
     sh(g, f"kill -KILL {first}")
-    second = wait_for(lambda: (p := pid_when_running()) and p != first and p, 120,
+    second = wait_for(lambda: (p := running_pid(g, unit)) and p != first and p, 120,
                       f"{unit} restarted", step=2.0)
     assert second != first
     assert int(unit_props(g, unit, "NRestarts")["NRestarts"]) >= 1
