@@ -72,6 +72,9 @@ def test_lintian_reports_no_errors(built: dict[str, Path]) -> None:
                        capture_output=True, text=True, timeout=600)
     errors = [line for line in r.stdout.splitlines() if line.startswith("E:")]
     assert errors == [], r.stdout
+    # No warnings either: there is none to justify.
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("W:")]
+    assert warnings == [], r.stdout
 
 
 def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
