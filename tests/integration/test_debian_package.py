@@ -127,11 +127,16 @@ def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
     page = chroot("man", "-P", "cat", "udriver")
     assert "udriver" in page and "user-mode PCI drivers" in page.replace("\u2010", "-")
     assert "udriver:" in chroot("getent", "passwd", "udriver")
+    # postinst wrote the hotplug rules for what is installed (nothing yet: the remove rule).
+    rules = (root / "etc/udev/rules.d/60-udriver.rules").read_text()
+    assert 'ACTION=="remove", SUBSYSTEM=="pci"' in rules and "/usr/bin/udriver autobind" in rules
     owned = [p for p in ("usr/bin/udriver", "usr/lib/python3/dist-packages/udriver",
                          "usr/lib/udriver/vendor/tuf", "lib/systemd/system/udriver@.service",
+                         "lib/systemd/system/udriver-autobind@.service",
+                         "etc/udev/rules.d/60-udriver.rules",
                          "etc/udriver/repos.d", "var/lib/udriver")
              if (root / p).exists()]
-    assert len(owned) == 6, owned
+    assert len(owned) == 8, owned
     chroot("apt-get", "purge", "-y", "udriver")
     left = [p for p in owned if (root / p).exists() or (root / p).is_symlink()]
     assert left == [], left

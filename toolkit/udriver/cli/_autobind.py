@@ -55,6 +55,10 @@ def main(args: argparse.Namespace) -> int:
     if args.worker:
         _autobind.redirect_output(args.bdf)
     elif not args.foreground:
+        if _autobind.systemd_running():
+            # Under systemd the work happens in udriver-autobind@<BDF>.service, never in
+            # udev's confined, short-lived RUN environment (see supervise._udev).
+            return _autobind.start_autobind_unit(args.bdf)
         pid = _autobind.detach_add(args.bdf, args.driver)
         print(f"{args.bdf}: autobind worker {pid}, log {_autobind.log_path(args.bdf)}")
         return 0

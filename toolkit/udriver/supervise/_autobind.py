@@ -37,7 +37,7 @@ from ..errors import DeviceError, InstallError, UdriverError
 from ..manifest import DriverManifest
 from ..modalias import Modalias
 from . import _status
-from ._systemd import systemd_running
+from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 from ._udev import installed_manifests, write_rules
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "log_path",
     "redirect_output",
     "remove_device",
+    "start_autobind_unit",
     "systemd_running",
     "unit_name",
 ]
@@ -109,6 +110,19 @@ def detach_add(bdf: str, driver: str | None) -> int:
                                 start_new_session=True, close_fds=True)
     log.info("%s: autobind worker pid %d, log %s", bdf, proc.pid, logf)
     return proc.pid
+
+
+def start_autobind_unit(bdf: str) -> int:
+    """systemd mode: queue `udriver-autobind@<bdf>.service` (which runs the `add` worker
+    with `--match-installed`) and return at once. Returns systemctl's exit status."""
+    unit = AUTOBIND_TEMPLATE.replace("@", f"@{_status.check_bdf(bdf)}")
+    r = subprocess.run(["systemctl", "--no-block", "start", unit], check=False,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log.error("%s: systemctl start %s failed: %s", bdf, unit, r.stderr.strip())
+    else:
+        print(f"{bdf}: started {unit}")
+    return r.returncode
 
 
 @contextmanager
