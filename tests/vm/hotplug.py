@@ -11,6 +11,7 @@ Guest side: `udriver-repo serve` on the guest's loopback, `udriver repo add ... 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -48,8 +49,9 @@ PORT = 8765
 SERVE_LOG = "/tmp/udriver-repo-serve.log"
 
 
-def build_edu_wheel(out: Path, version: str | None = None) -> Path:
-    """`udriver build` of examples/edu (optionally with another version) -> the wheel."""
+def build_edu_wheel(out: Path, version: str | None = None, *, deb: bool = False) -> Path:
+    """`udriver build` of examples/edu (optionally with another version) -> the wheel
+    (with `deb`, its .deb is built too, next to it in `out`)."""
     src = out / f"src-{version or 'default'}"
     shutil.copytree(ROOT / "examples/edu", src,
                     ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
@@ -58,8 +60,9 @@ def build_edu_wheel(out: Path, version: str | None = None) -> Path:
         text = py.read_text()
         import re
         py.write_text(re.sub(r'(?m)^version = "[^"]*"', f'version = "{version}"', text, count=1))
-    subprocess.run(["udriver", "build", str(src), "-o", str(out), "--no-deb"], check=True,
-                   capture_output=True, timeout=300)
+    env = dict(os.environ, DEBEMAIL="tests@udriver.dev", DEBFULLNAME="udriver tests")
+    subprocess.run(["udriver", "build", str(src), "-o", str(out), *([] if deb else ["--no-deb"])],
+                   check=True, capture_output=True, timeout=300, env=env)
     [whl] = sorted(out.glob(f"udriver_edu-{version or '*'}-py3-none-any.whl"))[-1:]
     return whl
 

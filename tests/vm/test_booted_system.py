@@ -47,7 +47,9 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Guest, Gu
     need_tools("dpkg-buildpackage", "debootstrap", "git")
     tmp = tmp_path_factory.mktemp("booted")
     root = system_root(build_udriver_debs(tmp / "debs"))
-    repo = make_repo(tmp / "repo", [build_edu_wheel(tmp / "dist")])
+    wheel = build_edu_wheel(tmp / "dist", deb=True)
+    # The wheel for `udriver install`, the .deb (same driver) for the apt view.
+    repo = make_repo(tmp / "repo", [wheel, *(tmp / "dist").glob("*.deb")])
     with Guest(kernel="6.1", devices=[], root_ports=2, mem_mb=1024, system=root,
                boot_timeout=400) as g:
         shared = copy_repo(repo, g.workdir / "repo")
@@ -184,3 +186,38 @@ def test_crashing_unit_is_restarted_by_systemd(booted) -> None:
     assert crashes.get("driver") == "edu", crashes
     sh(g, f"systemctl stop {unit}", timeout=120)
     unplug(g, "edu2", bdf)
+
+
+def test_driver_deb_installed_with_apt_drives_the_device(booted) -> None:
+    """The other way to get a driver: `apt-get install` of its .deb from the repository's
+    signed apt view. Its own udev rule (`udriver autobind --driver edu $kernel`) hands the
+    device to udriver-autobind@<BDF>.service, which binds it and starts udriver@<BDF>."""
+    g, gr = booted
+    # Forget the repository-installed edu and auto-install: only the .deb can drive it now.
+    # The generated rules go too, so that only the .deb's own rule can pick the device up.
+    sh(g, "udriver remove edu; udriver repo remove main; "
+          "set -e; rm -f /etc/udev/rules.d/60-udriver.rules; udevadm control --reload",
+       timeout=300)
+    assert "edu" not in sh(g, "udriver status")
+    keyring = gr.g.guest_workdir + "/repo/public/keys/apt.gpg"
+    sh(g, f"set -e; echo 'deb [signed-by={keyring}] {gr.url} stable main' "
+          "> /etc/apt/sources.list.d/udriver.list; apt-get update -q; "
+          "DEBIAN_FRONTEND=noninteractive apt-get install -y -q udriver-driver-edu", timeout=600)
+    assert sh(g, "dpkg-query -W -f '${Status}' udriver-driver-edu") == "install ok installed"
+    assert sh(g, "ls /etc/udev/rules.d/ /usr/lib/udev/rules.d/ | grep udriver") == \
+        "60-udriver-edu.rules\n"
+    bdf = hotplug(g, "edu4", "rp2", timeout=120)
+    unit = f"udriver@{bdf}.service"
+    pid = wait_for(lambda: running_pid(g, unit), 300, f"{unit} running", step=2.0)
+    evs = wait_for(lambda: (e := journal_events(g, unit)) and
+                   any(x.get("event") == "done" for x in e) and e, 300, "edu checks", step=2.0)
+    checks = {e["check"]: e["ok"] for e in evs if "check" in e}
+    assert checks["factorial_msi"] and checks["dma"], checks
+    # The driver came from the .deb: nothing in udriver's own store.
+    assert g.run("test -e /var/lib/udriver/drivers/edu", timeout=60).rc != 0
+    assert f"{bdf}  edu  running pid {pid}" in sh(g, "udriver status")
+    # ...and was handed over by the .deb's own rule to the autobind unit, which succeeded.
+    assert unit_props(g, f"udriver-autobind@{bdf}.service", "Result", "ExecMainStatus") == \
+        {"Result": "success", "ExecMainStatus": "0"}
+    sh(g, f"systemctl stop {unit}", timeout=120)
+    unplug(g, "edu4", bdf, timeout=120)
