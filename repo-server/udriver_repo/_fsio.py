@@ -18,6 +18,7 @@ import fcntl
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -58,15 +59,28 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _replace_via_temp(path: Path, make: Callable[[Path], None], what: str) -> None:
+    """`make` a temporary sibling of `path`, then rename it over `path` and fsync the
+    directory; on failure the temporary is removed and RepositoryError("{what}: ...")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        make(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+        step(f"rename {path.name}")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RepositoryError(f"{what}: {e.strerror}") from e
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync dir).
 
     Raises:
         RepositoryError: the write failed.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    def write(tmp: Path) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
             view = memoryview(data)
@@ -76,12 +90,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         finally:
             os.close(fd)
         step(f"write {path.name}")
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        step(f"rename {path.name}")
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise RepositoryError(f"cannot write {path}: {e.strerror}") from e
+
+    _replace_via_temp(path, write, f"cannot write {path}")
 
 
 def link_atomic(src: Path, path: Path) -> None:
@@ -92,18 +102,12 @@ def link_atomic(src: Path, path: Path) -> None:
     Raises:
         RepositoryError: the link or rename failed.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    def link(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
         os.link(src, tmp)
         step(f"link {path.name}")
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        step(f"rename {path.name}")
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise RepositoryError(f"cannot link {path} to {src}: {e.strerror}") from e
+
+    _replace_via_temp(path, link, f"cannot link {path} to {src}")
 
 
 def write_new(path: Path, data: bytes) -> bool:

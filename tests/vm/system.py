@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _chroot import chroot_tarball, need_tools, run_in_chroot, unpack_chroot
@@ -55,7 +56,7 @@ def _key(debs: dict[str, Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def system_root(debs: dict[str, Path], log: object = None) -> Path:
+def system_root(debs: dict[str, Path], log: Callable[[str], object] | None = None) -> Path:
     """The cached system for these .debs (``{"udriver": deb, "udriver-repo-server": deb}``).
 
     Args:
@@ -66,7 +67,7 @@ def system_root(debs: dict[str, Path], log: object = None) -> Path:
         AssertionError: debootstrap or apt failed (with their output).
     """
     need_tools("chroot", "gpg")
-    say = log if callable(log) else (lambda line: None)
+    say = log or (lambda line: None)
     cache = kernels.cache_dir() / "system"
     cache.mkdir(parents=True, exist_ok=True)
     root = cache / _key(debs)
@@ -83,12 +84,12 @@ def system_root(debs: dict[str, Path], log: object = None) -> Path:
     return root
 
 
-def _build(tmp: Path, debs: dict[str, Path], say: object) -> Path:
+def _build(tmp: Path, debs: dict[str, Path], say: Callable[[str], object]) -> Path:
     sys.path.insert(0, str(_ROOT / "tests" / "repo"))
     from _http import TreeServer
     from udriver_repo import Repository
 
-    say("  making the Debian 12 system (debootstrap minbase, cached)")  # type: ignore[operator]
+    say("  making the Debian 12 system (debootstrap minbase, cached)")
     root = unpack_chroot(tmp / "root")
     repo = Repository.init(tmp / "repo")
     try:
@@ -107,7 +108,7 @@ def _build(tmp: Path, debs: dict[str, Path], say: object) -> Path:
     with TreeServer(tmp / "repo/public") as server:
         sources.write_text(f"deb [signed-by=/etc/apt/keyrings/udriver.gpg] {server.url} "
                            "stable main\n")
-        say(f"  apt-get install {' '.join(PACKAGES)} (udriver from the signed apt view)")  # type: ignore[operator]
+        say(f"  apt-get install {' '.join(PACKAGES)} (udriver from the signed apt view)")
         chroot("apt-get", "update")
         chroot("apt-get", "install", "-y", "--no-install-recommends", *PACKAGES)
     sources.unlink()
