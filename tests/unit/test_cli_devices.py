@@ -15,9 +15,9 @@ from udriver.pci import _bind as bind_mod
 from udriver.pci import bind, unbind
 from udriver.pci.testing import FakeSysfs
 
-# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+# The project carries its sysfs snapshots in tests/fixtures/ (copied from shared/fixtures).
 FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
-                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
+                or Path(__file__).resolve().parents[1] / "fixtures") / "sysfs"
 GPU = FIXTURES / "gpu-server"
 SMALL = FIXTURES / "small-vm"
 PCI_IDS = Path("/usr/share/misc/pci.ids")

@@ -12,9 +12,9 @@ from udriver.modalias import Modalias
 from udriver.pci import PciIds, get_device, list_devices, normalise_bdf
 from udriver.pci.testing import FakeSysfs
 
-# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+# The project carries its sysfs snapshots in tests/fixtures/ (copied from shared/fixtures).
 FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
-                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
+                or Path(__file__).resolve().parents[1] / "fixtures") / "sysfs"
 GPU = FIXTURES / "gpu-server"
 SMALL = FIXTURES / "small-vm"
 NO_DB = PciIds(None)
