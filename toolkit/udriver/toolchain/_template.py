@@ -57,7 +57,10 @@ def template_dir() -> Path:
     for c in candidates:
         if (c / "common" / "pyproject.toml").is_file():
             return c
-    raise ConfigError(f"driver template not found (looked in {', '.join(map(str, candidates))})")
+    err = ConfigError(f"driver template not found (looked in {', '.join(map(str, candidates))})")
+    err.hint = ("set UDRIVER_TEMPLATE_DIR to a copy of the checkout's driver-template/ folder, "
+                "or reinstall udriver from its wheel or .deb (both ship the template)")
+    raise err
 
 
 def _author() -> tuple[str, str]:

@@ -1,0 +1,100 @@
+"""The pip route: udriver's own wheel, installed into a clean venv, works as an ordinary user.
+
+Issue 13: `pip install udriver` then `udriver new` failed with "driver template not found",
+because the wheel did not ship `driver-template/`. The wheel is built from a `git ls-files`
+export of the checkout (nothing from the working copy leaks in), installed into a venv made
+by Debian's own /usr/bin/python3 (outside /root, so an unprivileged user can run it; its
+dependencies come from the package index), and `udriver new` runs as `nobody`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world_readable_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="udriver-routes-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def wheel(world_readable_dir: Path) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    src = world_readable_dir / "src"
+    src.mkdir()
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        rel = Path(os.fsdecode(name))
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    out = world_readable_dir / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(out),
+                    str(src)], check=True, capture_output=True, timeout=600)
+    (whl,) = out.glob("udriver-*.whl")
+    return whl
+
+
+def test_the_wheel_ships_the_driver_template(wheel: Path) -> None:
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "udriver/data/driver-template/common/pyproject.toml" in names
+    assert "udriver/data/driver-template/c/native/build_ffi.py" in names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_pip_installed_udriver_new_as_an_ordinary_user(wheel: Path,
+                                                       world_readable_dir: Path) -> None:
+    if not SYSTEM_PYTHON.exists() or shutil.which("runuser") is None:
+        pytest.skip("needs Debian's /usr/bin/python3 and runuser (.ci/setup installs python3)")
+    venv = world_readable_dir / "venv"
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, timeout=120)
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                        str(wheel)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    work = world_readable_dir / "work"
+    work.mkdir()
+    shutil.chown(work, "nobody", "nogroup")
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
+    r = subprocess.run([str(shutil.which("runuser")), "-u", "nobody", "--", str(venv / "bin" / "udriver"), "new",
+                        "acme", "--pci", "1de5:f00d"], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert "Traceback" not in r.stderr
+    pyproject = (work / "acme" / "pyproject.toml").read_text()
+    assert "pci:v00001DE5d0000F00Dsv*sd*bc*sc*i*" in pyproject
+    assert (work / "acme").stat().st_uid == 65534
+
+
+def test_a_missing_template_names_the_variable_that_fixes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from udriver.errors import ConfigError
+    from udriver.toolchain import _template
+
+    # As if installed somewhere that has no template beside it (not this checkout).
+    monkeypatch.setattr(_template, "__file__", str(tmp_path / "a/b/c/udriver/toolchain/x.py"))
+    monkeypatch.setenv("UDRIVER_TEMPLATE_DIR", str(tmp_path / "nowhere"))
+    if Path("/usr/share/udriver/driver-template/common/pyproject.toml").is_file():
+        pytest.skip("the udriver .deb is installed on this machine, so a template is found")
+    with pytest.raises(ConfigError, match="driver template not found") as e:
+        _template.template_dir()
+    assert str(tmp_path / "nowhere") in str(e.value)
+    assert e.value.hint is not None and "UDRIVER_TEMPLATE_DIR" in e.value.hint
