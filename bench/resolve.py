@@ -13,7 +13,7 @@ What it does, in one run:
      helper tests/client/tufrepo.py), the worst case for targets.json.
 2. Serves it on 127.0.0.1, configures a client, and fills the metadata cache once.
 3. Times `udriver.client.annotate()` over the devices of the sysfs snapshots in
-   ../shared/fixtures/sysfs (13 devices), with cached metadata (offline), median of
+   tests/fixtures/sysfs (13 devices), with cached metadata (offline), median of
    `--runs` runs: device discovery + TUF metadata load/verification + index lookup.
 4. Times the baseline the way ubuntu-drivers matches: for every device, `fnmatch` the
    modalias against every pattern of every driver (100k patterns).
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "client"))
 
 from tufrepo import Server, TufRepo
 
-SNAPSHOTS = Path(os.environ.get("UDRIVER_FIXTURES") or ROOT.parent / "shared" / "fixtures") / "sysfs"
+SNAPSHOTS = Path(os.environ.get("UDRIVER_FIXTURES") or ROOT / "tests" / "fixtures") / "sysfs"
 
 
 def _devices() -> dict[str, str]:

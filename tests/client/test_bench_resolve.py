@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "resolve.py"
-# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+# The project carries its sysfs snapshots in tests/fixtures/ (copied from shared/fixtures).
 FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
-                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
+                or Path(__file__).resolve().parents[1] / "fixtures") / "sysfs"
 
 
 @pytest.mark.slow

@@ -12,9 +12,9 @@ from conftest import BDF, Published
 from udriver.cli import main
 from udriver.client import record_status
 
-# shared/ lies beside the checkout (/work/shared for /work/main; CI copies it beside its clone).
+# The project carries its sysfs snapshots in tests/fixtures/ (copied from shared/fixtures).
 FIXTURES = Path(os.environ.get("UDRIVER_FIXTURES")
-                or Path(__file__).resolve().parents[3] / "shared" / "fixtures") / "sysfs"
+                or Path(__file__).resolve().parents[1] / "fixtures") / "sysfs"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -2,7 +2,7 @@
 
 The sysfs root is injectable (`UDRIVER_SYSFS_ROOT`, default "/", the same variable as
 `udriver devices --sysfs-root`), so tests and the benchmark run against snapshots such
-as /work/shared/fixtures/sysfs/<machine>.
+as tests/fixtures/sysfs/<machine>.
 """
 
 from __future__ import annotations
