@@ -153,14 +153,20 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
     `error: ...` (+ `hint: ...`) and exit status 1, Ctrl-C into 130, a closed stdout into
     141, and lets anything unexpected keep its traceback.
     """
+    from ..client._auth import MaskingFilter, mask_secrets
+
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # credentials never reach a log line
+        handler.addFilter(MaskingFilter())
+    if args.verbose < 2:  # urllib3's "Retrying (Retry(total=2...))" lines are debug detail
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         return int(command(args))
     except UdriverError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(e))}", file=sys.stderr)
         if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
+            print(f"hint: {mask_secrets(e.hint)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

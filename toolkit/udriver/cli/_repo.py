@@ -43,16 +43,16 @@ def main(args: argparse.Namespace) -> int:
         cfg = add_repo(args.name, args.url, Path(args.root), auto_install=args.auto_install,
                        ca_bundle=args.ca_bundle)
         if args.json:
-            print_json({"name": cfg.name, "url": _mask(cfg.url), "auto_install": cfg.auto_install,
+            print_json({"name": cfg.name, "url": cfg.display_url, "auto_install": cfg.auto_install,
                         "ca_bundle": cfg.ca_bundle})
             return 0
         auto = " (auto-install)" if cfg.auto_install else ""
-        print(f"added repository {cfg.name} at {_mask(cfg.url)}{auto}")
+        print(f"added repository {cfg.name} at {cfg.display_url}{auto}")
         return 0
     if args.repo_command == "list":
         repos = list_repos()
         if args.json:
-            print_json([{"name": r.name, "url": _mask(r.url), "auto_install": r.auto_install,
+            print_json([{"name": r.name, "url": r.display_url, "auto_install": r.auto_install,
                          "ca_bundle": r.ca_bundle} for r in repos])
             return 0
         if not repos:
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         w = max(len(r.name) for r in repos)
         for r in repos:
-            print(f"{r.name:{w}}  {_mask(r.url)}{'  auto-install' if r.auto_install else ''}")
+            print(f"{r.name:{w}}  {r.display_url}{'  auto-install' if r.auto_install else ''}")
         return 0
     remove_repo(args.name)
     if args.json:
@@ -68,16 +68,3 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"removed repository {args.name}")
     return 0
-
-
-def _mask(url: str) -> str:
-    """Hide credentials in a URL (twine's sanitize_url)."""
-    from urllib.parse import urlsplit, urlunsplit
-    p = urlsplit(url)
-    if p.username or p.password:
-        host = p.hostname or ""
-        if p.port:
-            host += f":{p.port}"
-        return urlunsplit((p.scheme, f"{p.username or ''}:********@{host}", p.path, p.query,
-                           p.fragment))
-    return url

@@ -3,6 +3,7 @@
 Layout (see `udriver.paths`):
 
     <config>/repos.d/<name>.json              {"name", "url", "auto_install", "ca_bundle"}
+    <config>/auth.d/<name>.json               its credentials, 0600 (see `_auth`)
     <state>/repos/<name>/metadata/root.json   trusted root (python-tuf keeps it current)
     <state>/repos/<name>/targets/             verified target cache (indexes, packages)
 
@@ -29,6 +30,14 @@ from tuf.api.metadata import Metadata, Root  # type: ignore[attr-defined]
 
 from ..errors import ConfigError
 from ..paths import config_dir, state_dir
+from ._auth import (
+    Credentials,
+    load_credentials,
+    mask_secrets,
+    remove_credentials,
+    save_credentials,
+    split_credentials,
+)
 
 __all__ = [
     "RepoConfig",
@@ -57,6 +66,19 @@ class RepoConfig:
     """Install drivers automatically for new devices (hotplug, `install --auto`)."""
     ca_bundle: str | None = None
     """CA bundle for HTTPS, instead of the system default."""
+
+    def credentials(self) -> Credentials | None:
+        """Its stored credentials (`<config>/auth.d/<name>.json`), or None.
+
+        Raises:
+            ConfigError: the credentials file is unreadable, malformed or not 0600.
+        """
+        return load_credentials(self.name)
+
+    @property
+    def display_url(self) -> str:
+        """The URL as it may be shown: any password masked."""
+        return mask_secrets(self.url)
 
     @property
     def metadata_url(self) -> str:
@@ -105,13 +127,15 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as e:
-        raise ConfigError(f"Invalid repository URL ({e}): {url!r}") from e
+        raise ConfigError(f"Invalid repository URL ({e}): {mask_secrets(url)!r}") from e
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"Invalid repository URL (scheme must be http or https): {url!r}")
+        raise ConfigError(f"Invalid repository URL (scheme must be http or https): "
+                          f"{mask_secrets(url)!r}")
     if not parts.hostname:
-        raise ConfigError(f"Invalid repository URL (no host): {url!r}")
+        raise ConfigError(f"Invalid repository URL (no host): {mask_secrets(url)!r}")
     if parts.query or parts.fragment:
-        raise ConfigError(f"Invalid repository URL (no query or fragment allowed): {url!r}")
+        raise ConfigError(f"Invalid repository URL (no query or fragment allowed): "
+                          f"{mask_secrets(url)!r}")
     return url.rstrip("/")
 
 
@@ -140,6 +164,8 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
              ca_bundle: str | None = None) -> RepoConfig:
     """Configure a repository and install its trust anchor.
 
+    A `user:password@` in `url` is stored apart from it, 0600 (see `_auth`).
+
     Raises:
         ConfigError: bad name or URL, duplicate name, unreadable or invalid root,
             missing CA bundle.
@@ -147,7 +173,7 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
     if not _NAME_RE.match(name):
         raise ConfigError(f"Invalid repository name (lower-case letters, digits, `.`, `_`, "
                           f"`-`; at most 64): {name!r}")
-    url = check_url(url)
+    url, creds = split_credentials(check_url(url))
     if (_repos_dir() / f"{name}.json").exists():
         err = ConfigError(f"A repository named {name!r} is already configured")
         err.hint = f"remove it first with `udriver repo remove {name}`"
@@ -165,9 +191,13 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
         shutil.rmtree(cfg.state)
     meta.mkdir(parents=True)
     _write_atomic(meta / "root.json", data)
+    if creds is not None:
+        save_credentials(name, creds)
+    else:
+        remove_credentials(name)  # leftovers of a removed repo with the same name
     _write_atomic(_repos_dir() / f"{name}.json",
                   (json.dumps(asdict(cfg), sort_keys=True, indent=2) + "\n").encode())
-    log.info("added repository %s at %s", name, url)
+    log.info("added repository %s at %s", name, cfg.display_url)
     return cfg
 
 
@@ -221,5 +251,6 @@ def remove_repo(name: str) -> None:
     """
     cfg = get_repo(name)
     (_repos_dir() / f"{name}.json").unlink()
+    remove_credentials(name)
     shutil.rmtree(cfg.state, ignore_errors=True)
     log.info("removed repository %s", name)

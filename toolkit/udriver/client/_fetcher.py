@@ -7,7 +7,10 @@ signatures stay python-tuf's job. What the session adds for users:
 - retries with backoff for connection errors and 429/5xx (urllib3 `Retry`), GET only;
 - proxies and `REQUESTS_CA_BUNDLE` from the environment (`trust_env`), or an explicit
   CA bundle;
-- an optional progress callback per download (the CLI draws a bar on a terminal).
+- an optional progress callback per download (the CLI draws a bar on a terminal);
+- HTTP Basic credentials stored apart from the URL (`_auth`); messages never carry them,
+  and a failed connection is reported by its cause ("connection refused"), not by
+  urllib3's retry chain.
 
 `OfflineFetcher` refuses every request; it backs `--offline`.
 """
@@ -15,6 +18,7 @@ signatures stay python-tuf's job. What the session adds for users:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -25,6 +29,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from urllib3.util.retry import Retry
 
 from .. import __version__
+from ._auth import Credentials, mask_secrets
 
 __all__ = ["FetchOptions", "OfflineFetcher", "Progress", "RequestsFetcher"]
 
@@ -50,6 +55,22 @@ class FetchOptions:
     """CA bundle path; None uses the environment / system default."""
     chunk_size: int = 64 * 1024
     """Bytes per chunk handed to python-tuf."""
+    auth: Credentials | None = None
+    """HTTP Basic credentials for this repository (None: none)."""
+
+
+_ERRNO = re.compile(r"\[Errno (-?\d+)\] ([^'\")\]]+)")
+
+
+def _reason(e: BaseException) -> str:
+    """The root cause of a requests/urllib3 failure in a few words, credentials masked."""
+    text = str(e)
+    m = _ERRNO.search(text)
+    if m:
+        return f"{m.group(2).strip().rstrip('.').lower()} (errno {m.group(1)})"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    return mask_secrets(text)[:200]
 
 
 class RequestsFetcher(FetcherInterface):
@@ -64,6 +85,8 @@ class RequestsFetcher(FetcherInterface):
         self.session.headers["User-Agent"] = f"udriver/{__version__}"
         if options.ca_bundle:
             self.session.verify = options.ca_bundle
+        if options.auth is not None:
+            self.session.auth = (options.auth.username, options.auth.password)
         retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
                       status=options.retries, backoff_factor=options.backoff,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
@@ -81,15 +104,19 @@ class RequestsFetcher(FetcherInterface):
             tuf.api.exceptions.DownloadError: connection failed after retries.
         """
         o = self.options
+        shown = mask_secrets(url)
         try:
             resp = self.session.get(url, stream=True, timeout=(o.connect_timeout, o.read_timeout))
+        except requests.exceptions.ConnectTimeout as e:
+            raise exceptions.DownloadError(f"cannot fetch {shown}: connection timed out") from e
         except requests.exceptions.Timeout as e:
-            raise exceptions.SlowRetrievalError(f"timed out fetching {url}") from e
+            raise exceptions.SlowRetrievalError(f"timed out fetching {shown}") from e
         except requests.exceptions.RequestException as e:
-            raise exceptions.DownloadError(f"cannot fetch {url}: {e}") from e
+            raise exceptions.DownloadError(f"cannot fetch {shown}: {_reason(e)}") from e
         if resp.status_code != 200:
             resp.close()
-            raise exceptions.DownloadHTTPError(f"HTTP {resp.status_code} fetching {url}",
+            hint = " (wrong or missing credentials)" if resp.status_code in (401, 403) else ""
+            raise exceptions.DownloadHTTPError(f"HTTP {resp.status_code} fetching {shown}{hint}",
                                                resp.status_code)
         return self._chunks(url, resp)
 
@@ -106,8 +133,9 @@ class RequestsFetcher(FetcherInterface):
         except requests.exceptions.RequestException as e:
             # urllib3 ReadTimeoutError surfaces as ConnectionError here
             if "timed out" in str(e).lower():
-                raise exceptions.SlowRetrievalError(f"timed out reading {url}") from e
-            raise exceptions.DownloadError(f"connection lost reading {url}: {e}") from e
+                raise exceptions.SlowRetrievalError(f"timed out reading {mask_secrets(url)}") from e
+            raise exceptions.DownloadError(
+                f"connection lost reading {mask_secrets(url)}: {_reason(e)}") from e
         finally:
             if self.progress:
                 self.progress(url, got, total, True)

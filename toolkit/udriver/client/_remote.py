@@ -101,7 +101,9 @@ def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
     if isinstance(e, tuf_exc.SlowRetrievalError):
         return DownloadError(f"{where}: server too slow: {e}")
     if isinstance(e, tuf_exc.DownloadError):
-        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        # The fetcher already named the cause of a network failure (requests' exceptions
+        # are OSErrors); repeating urllib3's retry chain only buries it.
+        cause = f" ({e.__cause__})" if e.__cause__ and not isinstance(e.__cause__, OSError) else ""
         return DownloadError(f"{where}: download failed: {e}{cause}")
     if isinstance(e, tuf_exc.RepositoryError):
         return RepositoryError(f"{where}: metadata failed verification: {e}")
@@ -194,7 +196,8 @@ class RemoteRepo:
             else:
                 cls = Updater
                 fetcher = self._fetcher or RequestsFetcher(
-                    FetchOptions(ca_bundle=self.config.ca_bundle))
+                    FetchOptions(ca_bundle=self.config.ca_bundle,
+                                 auth=self.config.credentials()))
             # bootstrap=None: the cached root.json, installed by `repo add` and kept
             # current by python-tuf across root rotations, is the trust anchor.
             upd = cls(str(self.metadata_dir), self.metadata_url,
