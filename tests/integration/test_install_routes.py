@@ -61,8 +61,8 @@ def test_the_wheel_ships_the_driver_template(wheel: Path) -> None:
     assert not any("__pycache__" in n for n in names)
 
 
-def test_pip_installed_udriver_new_as_an_ordinary_user(wheel: Path,
-                                                       world_readable_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def venv(wheel: Path, world_readable_dir: Path) -> Path:
     if not SYSTEM_PYTHON.exists() or shutil.which("runuser") is None:
         pytest.skip("needs Debian's /usr/bin/python3 and runuser (.ci/setup installs python3)")
     venv = world_readable_dir / "venv"
@@ -70,18 +70,58 @@ def test_pip_installed_udriver_new_as_an_ordinary_user(wheel: Path,
     r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
                         str(wheel)], check=False, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    work = world_readable_dir / "work"
-    work.mkdir()
-    shutil.chown(work, "nobody", "nogroup")
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
-    r = subprocess.run([str(shutil.which("runuser")), "-u", "nobody", "--", str(venv / "bin" / "udriver"), "new",
-                        "acme", "--pci", "1de5:f00d"], cwd=work, env=env, capture_output=True,
-                       text=True, timeout=120, check=False)
+    return venv
+
+
+def _as_nobody(venv: Path, cwd: Path, *argv: str,
+               **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
+    return subprocess.run([str(shutil.which("runuser")), "-u", "nobody", "--",
+                           str(venv / "bin" / "udriver"), *argv], cwd=cwd, env={**base, **env},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _nobody_dir(parent: Path, name: str) -> Path:
+    d = parent / name
+    d.mkdir()
+    shutil.chown(d, "nobody", "nogroup")
+    return d
+
+
+def test_pip_installed_udriver_new_as_an_ordinary_user(venv: Path,
+                                                       world_readable_dir: Path) -> None:
+    work = _nobody_dir(world_readable_dir, "work")
+    r = _as_nobody(venv, work, "new", "acme", "--pci", "1de5:f00d")
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     assert "Traceback" not in r.stderr
     pyproject = (work / "acme" / "pyproject.toml").read_text()
     assert "pci:v00001DE5d0000F00Dsv*sd*bc*sc*i*" in pyproject
     assert (work / "acme").stat().st_uid == 65534
+
+
+def test_an_ordinary_user_writing_system_state_gets_one_line(venv: Path,
+                                                             world_readable_dir: Path) -> None:
+    """`udriver repo add` as non-root wrote a traceback (PermissionError on /etc/udriver)."""
+    sys.path.insert(0, str(ROOT / "tests" / "client"))
+    from tufrepo import TufRepo
+
+    work = _nobody_dir(world_readable_dir, "work-root")
+    repo = TufRepo(world_readable_dir / "tuf")
+    repo.publish()
+    root = world_readable_dir / "root.json"
+    shutil.copy(repo.path / "root.json", root)
+    root.chmod(0o644)
+    system = world_readable_dir / "system-etc"  # stands in for /etc/udriver: root's, 0755
+    system.mkdir(mode=0o755)
+    r = _as_nobody(venv, work, "repo", "add", "main", "http://127.0.0.1:9", "--root", str(root),
+                   UDRIVER_CONFIG_DIR=str(system), UDRIVER_STATE_DIR=str(system / "state"))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"error: permission denied: '{system / 'state'}': this needs root"
+    assert lines[1].startswith("hint: run it as root")
+    assert len(lines) == 2
+    assert not any(system.iterdir())  # nothing half-written
 
 
 def test_a_missing_template_names_the_variable_that_fixes_it(

@@ -150,7 +150,8 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
     """Run `command` under the one top-level handler (shared with `udriver-repo`).
 
     Installs the stderr log formatter (`-v` repeatable), turns a `UdriverError` into
-    `error: ...` (+ `hint: ...`) and exit status 1, Ctrl-C into 130, a closed stdout into
+    `error: ...` (+ `hint: ...`) and exit status 1, a `PermissionError` (an ordinary user
+    writing what needs root) into one such line too, Ctrl-C into 130, a closed stdout into
     141, and lets anything unexpected keep its traceback.
     """
     from ..client._auth import MaskingFilter, mask_secrets
@@ -167,6 +168,15 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
         print(f"error: {mask_secrets(str(e))}", file=sys.stderr)
         if e.hint:
             print(f"hint: {mask_secrets(e.hint)}", file=sys.stderr)
+        return 1
+    except PermissionError as e:
+        # Writing /etc/udriver, /var/lib/udriver, sysfs or a unit as an ordinary user: a
+        # mistake the user can fix, so one line, not a traceback.
+        where = f": {mask_secrets(str(e.filename))!r}" if e.filename else ""
+        print(f"error: permission denied{where}: this needs root", file=sys.stderr)
+        print("hint: run it as root (e.g. with sudo); udriver's own files can also go to "
+              "directories you own with UDRIVER_CONFIG_DIR and UDRIVER_STATE_DIR",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
