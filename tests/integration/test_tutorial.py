@@ -1,8 +1,8 @@
 """docs/tutorial.md, run word for word as a new user would (issue 6, acceptance 5).
 
 Every ```sh block of the tutorial is run, in order, by one bash with `set -euo pipefail`,
-in an empty directory; only the machine-wide locations (/etc/udriver, /var/lib/udriver)
-are pointed at the test's own directories.
+in an empty directory; nothing is set for it: the tutorial points udriver's configuration and state at
+directories of its own, as it tells the reader to.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def test_tutorial_word_for_word(tmp_path: Path) -> None:
     script += "\n".join(_blocks(TUTORIAL.read_text()))
     work = tmp_path / "work"
     work.mkdir()
-    env = dict(os.environ, UDRIVER_CONFIG_DIR=str(tmp_path / "etc"),
-               UDRIVER_STATE_DIR=str(tmp_path / "var"))
-    for var in ("UDRIVER_REPO_DIR", "UDRIVER_REPO_VENDOR", "UDRIVER_SYSFS_ROOT", "NO_COLOR"):
+    env = dict(os.environ)  # the tutorial sets UDRIVER_CONFIG_DIR/STATE_DIR itself
+    for var in ("UDRIVER_REPO_DIR", "UDRIVER_REPO_VENDOR", "UDRIVER_SYSFS_ROOT", "NO_COLOR",
+                "UDRIVER_CONFIG_DIR", "UDRIVER_STATE_DIR"):
         env.pop(var, None)
     r = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, check=False,
                        text=True, timeout=900)
@@ -54,7 +54,8 @@ def test_tutorial_word_for_word(tmp_path: Path) -> None:
     assert "udriver_acme-0.1.0-py3-none-any.whl" in out
     assert "FAILED" not in out
     assert '"result": "published"' in out
-    assert "acme 0.1.0  udriver-acme  [local]  pci:v00001AF4d00001041sv*sd*bc*sc*i*" in out
+    assert "acme 0.1.0  udriver-acme  [local]  pci:v00005A5Ad00000001sv*sd*bc*sc*i*" in out
     assert "installed acme 0.1.0 from local" in out
-    current = tmp_path / "var" / "drivers" / "acme" / "current"
+    assert not (tmp_path / "etc").exists()
+    current = work / "state" / "drivers" / "acme" / "current"
     assert current.is_symlink() and os.readlink(current) == "0.1.0"

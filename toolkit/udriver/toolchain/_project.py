@@ -12,7 +12,7 @@ The one place a driver declares what it drives is `[tool.udriver]`:
     [tool.udriver]
     driver = "acme"
     abi = "1.0"
-    modaliases = ["pci:v00001AF4d00001041sv*sd*bc*sc*i*"]
+    modaliases = ["pci:v00005A5Ad00000001sv*sd*bc*sc*i*"]
 
 Validation collects every problem before raising, and each problem names the file, the
 line (found by locating the offending value in the text) and the fix. This module only

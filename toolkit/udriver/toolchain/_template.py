@@ -126,7 +126,7 @@ def new_driver(name: str, pci: str, *, class_code: str | None = None, with_c: bo
     """
     if not _NAME_RE.match(name):
         raise ManifestError(f"driver name must match {_NAME_RE.pattern} (it is also the Python "
-                            f"module name), got {name!r}; e.g. `udriver new acme --pci 1af4:1041`")
+                            f"module name), got {name!r}; e.g. `udriver new acme --pci 5a5a:0001`")
     values = _values(name, pci, class_code, with_c, author)
     tpl = template_dir()
     target = Path(directory) / name
