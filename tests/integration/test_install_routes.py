@@ -138,3 +138,20 @@ def test_a_missing_template_names_the_variable_that_fixes_it(
         _template.template_dir()
     assert str(tmp_path / "nowhere") in str(e.value)
     assert e.value.hint is not None and "UDRIVER_TEMPLATE_DIR" in e.value.hint
+
+
+@pytest.mark.parametrize("example", ["edu", "edu-c"])
+def test_the_examples_build_as_shipped(example: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`udriver build examples/edu` failed: "the .deb needs a maintainer" (issue 13)."""
+    for var in ("DEBEMAIL", "DEBFULLNAME", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    src = tmp_path / example
+    shutil.copytree(ROOT / "examples" / example, src,
+                    ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    r = subprocess.run([sys.executable, "-c", "from udriver.cli import run; run()", "build",
+                        str(src)], capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    built = sorted(p.name for p in (src / "dist").iterdir())
+    assert any(n.endswith(".whl") for n in built) and any(n.endswith(".deb") for n in built)
