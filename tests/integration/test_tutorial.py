@@ -30,7 +30,8 @@ def test_tutorial_has_runnable_steps() -> None:
     assert len(blocks) >= 8
     joined = "\n".join(blocks)
     for command in ("udriver new", "udriver build", "udriver check", "udriver-repo init",
-                    "udriver-repo serve", "udriver repo add", "udriver install"):
+                    "udriver-repo serve", "udriver upload", "udriver repo add",
+                    "udriver install"):
         assert command in joined, command
 
 
@@ -53,7 +54,8 @@ def test_tutorial_word_for_word(tmp_path: Path) -> None:
     assert "5 passed" in out or re.search(r"\d+ passed", out)
     assert "udriver_acme-0.1.0-py3-none-any.whl" in out
     assert "FAILED" not in out
-    assert '"result": "published"' in out
+    assert "published udriver_acme-0.1.0-py3-none-any.whl (sha256 " in out
+    assert "published udriver-driver-acme_0.1.0-1_all.deb (sha256 " in out
     assert "acme 0.1.0  udriver-acme  [local]  pci:v00005A5Ad00000001sv*sd*bc*sc*i*" in out
     assert "installed acme 0.1.0 from local" in out
     assert not (tmp_path / "etc").exists()

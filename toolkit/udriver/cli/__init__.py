@@ -86,6 +86,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "udriver.cli._rollback",
         "switch a driver back to its previous version",
     ),
+    "upload": (
+        "udriver.cli._upload",
+        "upload built driver wheels and debs to a repository server (vendors; token from env)",
+    ),
     "status": (
         "udriver.cli._status",
         "show installed drivers, bound devices and failures",
