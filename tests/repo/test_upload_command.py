@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from test_server_helpers import ServerThread, copy_repo
-from udriver.cli import main
 from udriver_repo.server import ServerConfig, create_app
+
+from udriver.cli import main
 
 
 @pytest.fixture
@@ -100,14 +101,14 @@ def test_mistakes_before_anything_is_sent(server: dict[str, object], tmp_path: P
     before = _audit_rows(server["path"])
     missing = tmp_path / "udriver_x-1.0-py3-none-any.whl"
     assert _run(capsys, "upload", str(missing)) == (
-        1, "", "error: `--url URL` is required: the repository server to upload to\n"
-               "hint: or set UDRIVER_UPLOAD_URL\n")
+        1, "", ("error: `--url URL` is required: the repository server to upload to\n"
+               "hint: or set UDRIVER_UPLOAD_URL\n"))
     code, _, err = _run(capsys, "upload", "--url", str(server["url"]), str(missing))
     assert code == 1 and err.startswith("error: No upload token\nhint: set UDRIVER_UPLOAD_TOKEN")
     monkeypatch.setenv("UDRIVER_UPLOAD_TOKEN", str(server["qemu"]))
     assert _run(capsys, "upload", "--url", str(server["url"]), str(missing), "notes.txt") == (
-        1, "", f"error: Nothing uploaded: {str(missing)!r} does not exist; "
-               "'notes.txt' is not a .whl or .deb file\n")
+        1, "", (f"error: Nothing uploaded: {str(missing)!r} does not exist; "
+               "'notes.txt' is not a .whl or .deb file\n"))
     assert _audit_rows(server["path"]) == before
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
