@@ -37,13 +37,13 @@ def test_available_then_installed(capsys: pytest.CaptureFixture[str], configured
     monkeypatch.setenv("UDRIVER_PCI_IDS", "")
     # Before any refresh there is no cached metadata: nothing is known to be available.
     assert _devices(capsys, machine).splitlines()[1].split() == [
-        BDF, "1234:11e8", "00ff00", "-", "-", "-", "-"]
+        BDF, "1234:11e8", "00ff00", "-", "-", "-", "-", "-"]
     # --refresh fetches the verified index; the cache then answers without network.
     assert _devices(capsys, machine, "--refresh").splitlines()[1].split() == [
-        BDF, "1234:11e8", "00ff00", "-", "-", "edu", "0.1.0", "-"]
+        BDF, "1234:11e8", "00ff00", "-", "-", "-", "edu", "0.1.0", "-"]
     configured.server.close()
     assert _devices(capsys, machine).splitlines()[1].split() == [
-        BDF, "1234:11e8", "00ff00", "-", "-", "edu", "0.1.0", "-"]
+        BDF, "1234:11e8", "00ff00", "-", "-", "-", "edu", "0.1.0", "-"]
     # After install, the INSTALLED column names the running version.
     [wheel] = sorted((configured.wheels / "0.1.0").glob("*.whl"))
     DriverStore().install_wheel(wheel)

@@ -44,24 +44,24 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 GPU_TABLE = """\
-BDF           IDS        CLASS   DRIVER      INSTALLED  AVAILABLE  NAME
-0000:00:00.0  8086:0d57  060000  -           -          -          Host bridge: Intel Corporation Device 0d57
-0000:00:01.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:02.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:03.0  1af4:1041  020000  virtio-pci  -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
-0000:00:04.0  1af4:1053  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
-0000:00:05.0  1af4:1044  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
-0000:00:06.0  10de:2330  030200  nvidia      -          -          3D controller: NVIDIA Corporation GH100[H100 SXM5 80GB]
+BDF           IDS        CLASS   DRIVER      IOMMU  INSTALLED  AVAILABLE  NAME
+0000:00:00.0  8086:0d57  060000  -           -      -          -          Host bridge: Intel Corporation Device 0d57
+0000:00:01.0  1af4:1042  018000  virtio-pci  -      -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:02.0  1af4:1042  018000  virtio-pci  -      -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:03.0  1af4:1041  020000  virtio-pci  -      -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
+0000:00:04.0  1af4:1053  ffff00  virtio-pci  -      -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
+0000:00:05.0  1af4:1044  ffff00  virtio-pci  -      -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
+0000:00:06.0  10de:2330  030200  nvidia      -      -          -          3D controller: NVIDIA Corporation GH100[H100 SXM5 80GB]
 """
 
 SMALL_TABLE = """\
-BDF           IDS        CLASS   DRIVER      INSTALLED  AVAILABLE  NAME
-0000:00:00.0  8086:0d57  060000  -           -          -          Host bridge: Intel Corporation Device 0d57
-0000:00:01.0  1af4:1045  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 memory balloon
-0000:00:02.0  1af4:1042  018000  virtio-pci  -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
-0000:00:03.0  1af4:1041  020000  virtio-pci  -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
-0000:00:04.0  1af4:1053  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
-0000:00:05.0  1af4:1044  ffff00  virtio-pci  -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
+BDF           IDS        CLASS   DRIVER      IOMMU  INSTALLED  AVAILABLE  NAME
+0000:00:00.0  8086:0d57  060000  -           -      -          -          Host bridge: Intel Corporation Device 0d57
+0000:00:01.0  1af4:1045  ffff00  virtio-pci  -      -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 memory balloon
+0000:00:02.0  1af4:1042  018000  virtio-pci  -      -          -          Mass storage controller: Red Hat, Inc. Virtio 1.0 block device
+0000:00:03.0  1af4:1041  020000  virtio-pci  -      -          -          Ethernet controller: Red Hat, Inc. Virtio 1.0 network device
+0000:00:04.0  1af4:1053  ffff00  virtio-pci  -      -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 socket
+0000:00:05.0  1af4:1044  ffff00  virtio-pci  -      -          -          Unassigned class: Red Hat, Inc. Virtio 1.0 RNG
 """
 
 
@@ -125,13 +125,37 @@ def test_devices_without_pci_ids(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("UDRIVER_PCI_IDS", "")
     rc, out, _ = _run(capsys, "devices", "--sysfs-root", str(GPU))
     assert rc == 0
-    assert out.splitlines()[-1] == "0000:00:06.0  10de:2330  030200  nvidia      -          -          -"
+    assert out.splitlines()[-1] == (
+        "0000:00:06.0  10de:2330  030200  nvidia      -      -          -          -")
 
 
 def test_devices_empty_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "sys/bus/pci/devices").mkdir(parents=True)
     assert _run(capsys, "devices", "--sysfs-root", str(tmp_path)) == (
-        0, "BDF  IDS  CLASS  DRIVER  INSTALLED  AVAILABLE  NAME\n", "")
+        0, "BDF  IDS  CLASS  DRIVER  IOMMU  INSTALLED  AVAILABLE  NAME\n", "")
     assert _run(capsys, "devices", "--json", "--sysfs-root", str(tmp_path)) == (0, "[]\n", "")
+
+
+def test_devices_without_a_sysfs_tree_is_an_error(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    """`--sysfs-root /nonexistent` printed an empty table and exit 0 (issue 13)."""
+    root = tmp_path / "nonexistent"
+    assert _run(capsys, "devices", "--sysfs-root", str(root)) == (
+        1, "", (f"error: No PCI devices directory under the sysfs root: "
+                f"'{root}/sys/bus/pci/devices'\n"
+                "hint: is sysfs mounted? `--sysfs-root` (or UDRIVER_SYSFS_ROOT) names the "
+                "directory that holds sys/, / by default\n"))
+
+
+def test_devices_shows_the_iommu_group(capsys: pytest.CaptureFixture[str],
+                                       fake: FakeSysfs, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UDRIVER_PCI_IDS", "")
+    rc, out, _ = _run(capsys, "devices", "--sysfs-root", str(fake.root))
+    assert rc == 0
+    rows = [line.split()[:5] for line in out.splitlines()[1:]]
+    assert rows == [["0000:00:03.0", "1234:11e8", "00ff00", "-", "3"],
+                    ["0000:01:00.0", "8086:1521", "020000", "igb", "4"],
+                    ["0000:01:00.1", "8086:1521", "020000", "igb", "4"]]
 
 
 @needs_fixtures

@@ -32,7 +32,7 @@ __all__ = ["build_parser", "dispatch", "env_option", "main"]
 _COMMANDS: dict[str, tuple[str, str]] = {
     "devices": (
         "udriver.cli._devices",
-        "list PCI devices: address, IDs, class, bound driver and name",
+        "list PCI devices: address, IDs, class, bound driver, IOMMU group and name",
     ),
     "bind": (
         "udriver.cli._bind",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..cli import env_option
+from ..errors import DeviceError
 from ..pci import PciDevice, list_devices
 
 __all__ = [
@@ -20,7 +21,7 @@ __all__ = [
     "sysfs_root",
 ]
 
-HELP = "list PCI devices: address, IDs, class, bound driver and name"
+HELP = "list PCI devices: address, IDs, class, bound driver, IOMMU group and name"
 
 
 def add_sysfs_root_option(p: argparse.ArgumentParser) -> None:
@@ -69,7 +70,14 @@ def _driver_cell(d: dict[str, str] | None) -> str:
 def main(args: argparse.Namespace) -> int:
     from ..client import annotate  # not at import time: `udriver bind` shares this module
 
-    devices = list_devices(sysfs_root(args))
+    root = sysfs_root(args)
+    if not (root / "sys/bus/pci/devices").is_dir():
+        err = DeviceError(f"No PCI devices directory under the sysfs root: "
+                          f"{str(root / 'sys/bus/pci/devices')!r}")
+        err.hint = ("is sysfs mounted? `--sysfs-root` (or UDRIVER_SYSFS_ROOT) names the "
+                    "directory that holds sys/, / by default")
+        raise err
+    devices = list_devices(root)
     # Installed and available drivers per device: resolved through the cached, verified
     # per-vendor indexes (no network unless --refresh).
     drivers = annotate({d.bdf: d.modalias for d in devices}, refresh=args.refresh)
@@ -77,8 +85,10 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps([{**d.to_json(), **drivers[d.bdf]} for d in devices], indent=2))
         return 0
     rows = [[d.bdf, d.ids, f"{d.class_code:06x}", d.driver or "-",
+             "-" if d.iommu_group is None else str(d.iommu_group),
              _driver_cell(drivers[d.bdf]["installed"]), _driver_cell(drivers[d.bdf]["available"]),
              display_name(d)]
             for d in devices]
-    print(format_table(["BDF", "IDS", "CLASS", "DRIVER", "INSTALLED", "AVAILABLE", "NAME"], rows))
+    print(format_table(["BDF", "IDS", "CLASS", "DRIVER", "IOMMU", "INSTALLED", "AVAILABLE",
+                        "NAME"], rows))
     return 0
