@@ -81,3 +81,11 @@ def test_only_the_invoked_command_is_imported() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('udriver.cli._')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['udriver.cli._devices']"
+
+
+@pytest.mark.parametrize("argv,level", [(["-v", "devices"], 1), (["devices", "-v"], 1),
+                                        (["devices", "-vv"], 2), (["devices"], 0),
+                                        (["install", "--verbose", "acme"], 1)])
+def test_verbose_before_or_after_the_command(argv: list[str], level: int) -> None:
+    from udriver.cli import build_parser
+    assert build_parser(argv).parse_args(argv).verbose == level

@@ -134,8 +134,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     wanted = None if argv is None else _command_word(argv)
+    # `-v` works after the command word too (`udriver install -v acme`), as in apt and pip.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more diagnostics on stderr (repeat for debug)")
     for name, (modname, help_text) in _COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         if argv is not None and name != wanted:
             continue
         mod: ModuleType = importlib.import_module(modname)
