@@ -19,6 +19,7 @@ Upload API:
 from __future__ import annotations
 
 from ._app import create_app, serve
+from ._guard import GuardedRunner
 from ._state import ServerConfig
 
-__all__ = ["ServerConfig", "create_app", "serve"]
+__all__ = ["GuardedRunner", "ServerConfig", "create_app", "serve"]

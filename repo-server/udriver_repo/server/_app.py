@@ -8,7 +8,8 @@ Routes:
 
 Start-up order: open the repository (RepositoryError if REPO is not one), create
 REPO/staging (0700) and remove upload directories a previous crash left there, create the
-audit table, then bind.
+audit table, then bind. Run it with `GuardedRunner` (as `serve` does): that adds the
+header timeout, the keep-alive timeout and the escaping access log (`_guard`, `_access`).
 
 Shutdown on SIGTERM or SIGINT, in this order:
 1. close the listening socket (new connections are refused);
@@ -39,13 +40,14 @@ from udriver.errors import RepositoryError
 from ._audit import AuditLog
 from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
+from ._guard import GUARDS, GuardedRunner, UploadSlots, mark_request
 from ._pciids import PciNames
 from ._state import STATE, ServerConfig, ServerState, app_key, json_error
 from ._static import handle_static
 from ._upload import UPLOAD_PATH, expect_upload, handle_upload
 from ._web import NAMES, handle_ui
 
-__all__ = ["create_app", "serve"]
+__all__ = ["GuardedRunner", "create_app", "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -160,9 +162,11 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     state = ServerState(
         repo_path=repo, public=public.resolve(), staging=staging, config=config,
         gateway=RepoGateway(repo, factory, workers=config.workers),
-        audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()))
-    app = web.Application(middlewares=[_count, _errors])
+        audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()),
+        slots=UploadSlots(config.vendor_uploads))
+    app = web.Application(middlewares=[mark_request, _count, _errors])
     app[STATE] = state
+    app[GUARDS] = {}
     app[_INFLIGHT] = _InFlight()
     app[NAMES] = PciNames(config.pci_ids)
     app.router.add_route("PUT", UPLOAD_PATH, handle_upload, expect_handler=expect_upload)
@@ -183,9 +187,7 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
     # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 (Debian 12) on the site.
     timeout: dict[str, Any] = {"shutdown_timeout": config.shutdown_timeout}
     on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
-    runner = web.AppRunner(app, handle_signals=False,
-                           access_log=logging.getLogger("udriver_repo.server.access"),
-                           **(timeout if on_runner else {}))
+    runner = GuardedRunner(app, **(timeout if on_runner else {}))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, **({} if on_runner else timeout))
@@ -194,8 +196,11 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes)",
-                  app[STATE].repo_path, host, port, config.max_upload_bytes)
+        _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes, %d per vendor at "
+                  "once; header timeout %g s, body pause %g s, upload %g s)",
+                  app[STATE].repo_path, host, port, config.max_upload_bytes,
+                  config.vendor_uploads, config.header_timeout, config.body_timeout,
+                  config.upload_timeout)
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
