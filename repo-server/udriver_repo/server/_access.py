@@ -11,6 +11,10 @@ Rules:
 - A request that aiohttp's HTTP parser refused (bad request line, header over its size
   limit, invalid bytes) never reaches the application; its 400 is written to the audit
   log here (`action` `http`, `result` `malformed-request`), so that it too leaves a row.
+- aiohttp logs such a refusal on `aiohttp.server` at ERROR with the exception, whose
+  message quotes the offending line, e.g. the first 8 KiB of an over-long
+  `Authorization: Bearer ...`: `RedactParserErrors` replaces that record by one line
+  naming the client and the kind of error, without the bytes.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ._audit import escape_text
-from ._state import STATE
 
-__all__ = ["AccessLogger", "log_line"]
+__all__ = ["AccessLogger", "RedactParserErrors", "log_line"]
 
 
 def log_line(request: web.BaseRequest, status: int, size: int, seconds: float) -> str:
@@ -40,7 +43,18 @@ def log_line(request: web.BaseRequest, status: int, size: int, seconds: float) -
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp access logger writing `log_line`; audits requests the parser refused."""
+    """aiohttp access logger writing `log_line`; audits requests the parser refused.
+
+    aiohttp builds it from `(logger, log_format)` only; `bound(state)` makes the subclass
+    that knows the server's state (a refused request has no route, so no `request.app`).
+    """
+
+    _state: Any = None
+
+    @classmethod
+    def bound(cls, state: Any) -> type[AccessLogger]:
+        """A subclass whose audit rows go to `state.audit`."""
+        return type("BoundAccessLogger", (cls,), {"_state": state})
 
     @property
     def enabled(self) -> bool:
@@ -63,9 +77,8 @@ class AccessLogger(AbstractAccessLogger):
 
     def _audit_malformed(self, request: web.BaseRequest, status: int) -> None:
         # aiohttp answers with a request whose method is UNKNOWN when its parser refused
-        # the bytes (web_protocol.RequestHandler._make_error_handler); its app is ours.
-        app: Any = getattr(request, "app", None) or getattr(request, "_app", None)
-        state = app.get(STATE) if app is not None else None
+        # the bytes (web_protocol.RequestHandler._make_error_handler).
+        state = self._state
         if state is None:
             return
         client = str(request.remote)
@@ -73,3 +86,23 @@ class AccessLogger(AbstractAccessLogger):
             action="http", status=status, result="malformed-request", client=client,
             message="the HTTP parser refused the request (bad request line, a header over "
                     "the size limit or invalid bytes)"))
+
+
+class RedactParserErrors(logging.Filter):
+    """Filter for `aiohttp.server`: an HTTP parser error is logged without its bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a record carrying an `HttpProcessingError`; pass every other record."""
+        from aiohttp.http_exceptions import HttpProcessingError
+        try:
+            exc = record.exc_info[1] if record.exc_info else None
+            if isinstance(exc, HttpProcessingError):
+                args = (escape_text(record.getMessage()), type(exc).__name__,
+                        getattr(exc, "code", 400))
+                record.msg, record.args = "%s (%s %s; the offending bytes are not logged)", args
+                record.exc_info = None
+                record.exc_text = None
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        except Exception:  # noqa: BLE001 - a filter must never fail the request being answered
+            record.msg, record.args, record.exc_info = "(unloggable parser error)", (), None
+        return True

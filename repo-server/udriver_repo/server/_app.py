@@ -25,6 +25,7 @@ at once, which would fail an upload that is half-way through.)
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import shutil
@@ -42,6 +43,7 @@ from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
 from ._guard import GUARDS, GuardedRunner, UploadSlots, mark_request
 from ._pciids import PciNames
+from ._request import Reject, refuse_query
 from ._state import STATE, ServerConfig, ServerState, app_key, json_error
 from ._static import handle_static
 from ._upload import UPLOAD_PATH, expect_upload, handle_upload
@@ -52,6 +54,23 @@ __all__ = ["GuardedRunner", "create_app", "serve"]
 _log = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _query_tokens(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """A token in a URL is refused on every path (RFC 6750 section 5.3: URLs get logged);
+    the upload handler refuses any query string itself, with its own audit row."""
+    if request.query_string and request.match_info.handler is not handle_upload:
+        try:
+            refuse_query(request.query, request.query_string)
+        except Reject as r:
+            if r.code == "token-in-query":
+                state: ServerState = request.app[STATE]
+                await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                    state.audit.record, action="request", status=r.status, result=r.code,
+                    client=request.remote, filename=request.path[:200], message=r.message))
+                return json_error(r.status, r.code, r.message)
+    return await handler(request)
 
 
 @web.middleware
@@ -164,7 +183,7 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
         gateway=RepoGateway(repo, factory, workers=config.workers),
         audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()),
         slots=UploadSlots(config.vendor_uploads))
-    app = web.Application(middlewares=[mark_request, _count, _errors])
+    app = web.Application(middlewares=[mark_request, _count, _errors, _query_tokens])
     app[STATE] = state
     app[GUARDS] = {}
     app[_INFLIGHT] = _InFlight()

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._access import AccessLogger
+from ._access import AccessLogger, RedactParserErrors
 from ._state import STATE, ServerState, app_key
 
 __all__ = ["GUARDS", "GuardedRunner", "UploadSlots", "mark_request"]
@@ -130,9 +130,12 @@ class GuardedRunner(web.AppRunner):
         """
         state: ServerState = app[STATE]
         kwargs.setdefault("keepalive_timeout", state.config.header_timeout)
-        kwargs.setdefault("access_log_class", AccessLogger)
+        kwargs.setdefault("access_log_class", AccessLogger.bound(state))
         kwargs.setdefault("access_log", logging.getLogger("udriver_repo.server.access"))
         super().__init__(app, handle_signals=False, **kwargs)
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, RedactParserErrors) for f in server_log.filters):
+            server_log.addFilter(RedactParserErrors())
         self._udriver_state = state
         self._udriver_registry: dict[Any, _Guarded] = app[GUARDS]
 

@@ -102,7 +102,6 @@ def _precheck(request: web.Request, state: ServerState) -> UploadName:
         name = parse_upload_name(request.match_info["filename"])
     except PackageError as e:
         raise _Reject(400, "bad-filename", str(e)) from e
-    refuse_query(request.query, request.query_string)
     check_content_type(name.kind, request.headers.get("Content-Type"),
                        request.headers.get("Content-Encoding"))
     length = request.content_length
@@ -155,6 +154,7 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     state: ServerState = request.app[STATE]
     vendor = None
     try:
+        refuse_query(request.query, request.query_string)
         vendor = await _authenticate(request, state)
         _precheck(request, state)
         _slot_check(state, vendor)
@@ -311,6 +311,7 @@ async def handle_upload(request: web.Request) -> web.Response:
     stage: Path | None = None
     slot: str | None = None
     try:
+        refuse_query(request.query, request.query_string)
         vendor = await _authenticate(request, state)
         name = _precheck(request, state)
         if not state.slots.acquire(vendor.name):
