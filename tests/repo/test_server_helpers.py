@@ -137,7 +137,6 @@ class ServerThread:
 
     def _main(self) -> None:
         from aiohttp import web
-
         from udriver_repo.server import GuardedRunner
 
         async def run() -> None:

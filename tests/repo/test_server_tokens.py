@@ -13,17 +13,28 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from _hardening import Srv, audit_rows, error, nothing_published, raw, running, verifies
-from test_server_helpers import make_wheel
+from _hardening import (
+    Srv,
+    audit_rows,
+    error,
+    nothing_published,
+    raw,
+    running,
+    verifies,
+    wait_for,
+)
+from test_server_helpers import copy_repo, make_wheel
 from udriver_repo.server import ServerConfig
 
 WHEEL = "udriver_tok-0.1.0-py3-none-any.whl"
@@ -102,7 +113,6 @@ def test_header_over_the_parser_limit_is_400_audited_and_not_logged(srv, guard, 
     n = len(audit_rows(srv.path))
     resp = _raw_put(srv, f"Bearer udr_0123456789ab_{SECRET}".encode() + b"B" * 20000)
     assert _status(resp) == 400
-    from _hardening import wait_for
     assert wait_for(lambda: len(audit_rows(srv.path)) > n, 5)
     row = audit_rows(srv.path)[n]
     assert (row["action"], row["status"], row["result"]) == ("http", 400, "malformed-request")
@@ -173,8 +183,6 @@ def _free_port() -> int:
 def test_access_log_under_v_has_no_query_token_and_no_raw_controls(repo_template, tmp_path):
     """`udriver-repo -v serve`, as an operator runs it: the access log (stderr) gets no
     query string, no token and no raw control or bidi character."""
-    from test_server_helpers import copy_repo
-    import tempfile
     base = Path(tempfile.mkdtemp(prefix="udr-v-"))
     repo = copy_repo(repo_template.path, base / "repo")
     port = _free_port()
@@ -198,7 +206,6 @@ def test_access_log_under_v_has_no_query_token_and_no_raw_controls(repo_template
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
-    import shutil
     shutil.rmtree(base, ignore_errors=True)
     text = err.decode("utf-8", "surrogateescape")
     assert "udriver_repo.server.access" in text or '"GET /ui/' in text, text[-2000:]
