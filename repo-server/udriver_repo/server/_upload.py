@@ -144,8 +144,18 @@ async def _reject_response(state: ServerState, request: web.Request, r: _Reject,
         headers["WWW-Authenticate"] = 'Bearer realm="udriver"'
     resp = json_error(r.status, r.code, r.message, headers=headers or None)
     if r.status in (408, 413) or not request.content.is_eof():
-        # Do not drain a body we refused: close the connection after answering.
+        # Do not drain a body we refused: close the connection after answering, at once
+        # (without the protocol's force_close aiohttp would read and discard the rest of
+        # the body for up to its lingering_time, 10 s).
         resp.force_close()
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the client is gone; nothing to answer
+        protocol = request.protocol
+        if protocol is not None:
+            protocol.force_close()  # the answer is in the transport's buffer: flushed, then FIN
     return resp
 
 
