@@ -8,7 +8,7 @@ Routes:
 
 Start-up order: open the repository (RepositoryError if REPO is not one), create
 REPO/staging (0700) and remove upload directories a previous crash left there, create the
-audit table, then bind. Run it with `GuardedRunner` (as `serve` does): that adds the
+audit table and make state.db (and its -wal/-shm) 0600, then bind. Run it with `GuardedRunner` (as `serve` does): that adds the
 header timeout, the keep-alive timeout and the escaping access log (`_guard`, `_access`).
 
 Shutdown on SIGTERM or SIGINT, in this order:
@@ -147,6 +147,19 @@ def _clean_staging(staging: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _private_db(db: Path) -> None:
+    """state.db (token digests, audit log) and its WAL files 0600, also in a repository
+    made before `udriver-repo init` created it so."""
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            if f.exists() and f.stat().st_mode & 0o077:
+                _log.warning("%s was readable by others (mode %o): now 0600", f,
+                             f.stat().st_mode & 0o777)
+                f.chmod(0o600)
+        except OSError as e:
+            _log.warning("cannot make %s private (0600): %s", f, e.strerror)
+
+
 def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
                repo_factory: Callable[[Path], RepositoryLike] | None = None) -> web.Application:
     """Build the application for one repository directory.
@@ -178,10 +191,12 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     except OSError as e:
         raise RepositoryError(f"cannot create {staging}: {e.strerror}") from e
     _clean_staging(staging)
+    audit = AuditLog(repo / "state.db")
+    _private_db(repo / "state.db")
     state = ServerState(
         repo_path=repo, public=public.resolve(), staging=staging, config=config,
         gateway=RepoGateway(repo, factory, workers=config.workers),
-        audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()),
+        audit=audit, catalog=Catalog(public.resolve()),
         slots=UploadSlots(config.vendor_uploads))
     app = web.Application(middlewares=[mark_request, _count, _errors, _query_tokens])
     app[STATE] = state
