@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -74,17 +75,22 @@ def test_private_files_are_0600_under_umask_022(fresh, tmp_path):
         assert (_mode(staging), _mode(upload_dir), _mode(staged)) == (0o700, 0o700, 0o600)
         s.close()
         assert wait_for(lambda: not any(staging.iterdir()), 10)
-        # A real publish, so that state.db has its WAL files and gnupg its agent.
+        # A real publish, so that state.db has its WAL files and gnupg its agent. An open
+        # reader keeps SQLite from deleting the WAL files when the server's connections
+        # close.
+        reader = sqlite3.connect(path / "state.db")
+        reader.execute("SELECT count(*) FROM server_audit").fetchone()
         _, files = make_driver(tmp_path, "udriver-modes", driver="modes",
                                modaliases=("pci:v00001234d00000042sv*sd*bc*sc*i*",))
         for f in files:
             r = requests.put(f"{srv.url}/api/v1/packages/{f.name}", data=f.read_bytes(),
                              headers={"Authorization": f"Bearer {token}"}, timeout=120)
             assert r.status_code == 201, r.text
-        # While the server runs, SQLite's WAL files exist; they take state.db's mode.
+        # SQLite's WAL files take state.db's mode.
         wal = [path / "state.db-wal", path / "state.db-shm"]
-        assert any(w.exists() for w in wal)
-        assert all(_mode(w) == 0o600 for w in wal if w.exists())
+        assert all(w.exists() for w in wal)
+        assert [_mode(w) for w in wal] == [0o600, 0o600]
+        reader.close()
     finally:
         srv.stop()
     modes = _private_modes(path)
