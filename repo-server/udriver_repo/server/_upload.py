@@ -344,22 +344,25 @@ async def handle_upload(request: web.Request) -> web.Response:
                 str(stage), "staging")
             raise r from e
     except _Reject as r:
-        return await _reject_response(state, request, r, vendor, size, sha)
+        rejection: _Reject | None = r
     except ConnectionError as e:  # the client went away mid-body; nobody reads the answer
-        aborted = _Reject(400, "aborted", f"upload aborted by the client: {e}")
-        return await _reject_response(state, request, aborted, vendor, size, sha)
+        rejection = _Reject(400, "aborted", f"upload aborted by the client: {e}")
     except UdriverError as e:  # the repository could not be opened to check the token
-        return await _reject_response(state, request, _classify(e), vendor, size, sha)
+        rejection = _classify(e)
     except Exception as e:  # noqa: BLE001 - a bug: still one audit row, never a traceback
         _log.exception("upload failed: %s", escape_text(str(e)))
-        return await _reject_response(state, request, _Reject(
-            500, "internal-error", "internal server error (see the server log)"),
-            vendor, size, sha)
+        rejection = _Reject(500, "internal-error", "internal server error (see the server log)")
+    else:
+        rejection = None
     finally:
+        # Before any answer is sent: a client that has its answer finds staging clean.
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
         if slot is not None:
             state.slots.release(slot)
+    if rejection is not None or vendor is None:
+        rejection = rejection or _Reject(500, "internal-error", "no vendor after the checks")
+        return await _reject_response(state, request, rejection, vendor, size, sha)
     unchanged = bool(getattr(result, "unchanged", False))
     code = "unchanged" if unchanged else "published"
     status = 200 if unchanged else 201
