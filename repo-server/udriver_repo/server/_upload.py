@@ -173,6 +173,10 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     except UdriverError as e:
         return await _reject_response(state, request,
                                       _Reject(500, "repository-error", str(e)), vendor)
+    except Exception as e:  # noqa: BLE001 - outside the middlewares: audit a bug here too
+        _log.exception("upload check failed: %s", escape_text(str(e)))
+        return await _reject_response(state, request, _Reject(
+            500, "internal-error", "internal server error (see the server log)"), vendor)
     if request.headers.get("Expect", "").lower() != "100-continue":
         return await _reject_response(state, request, _Reject(
             417, "expectation-failed", f"unknown Expect: {request.headers.get('Expect')!r}"),
