@@ -217,3 +217,35 @@ def test_access_log_under_v_has_no_query_token_and_no_raw_controls(repo_template
 
 def test_repository_still_verifies(srv):
     verifies(srv.path)
+
+
+def test_a_bug_behind_the_token_check_is_a_500_with_an_audit_row(tmp_path):
+    """What the non-UTF-8 token used to hit (an exception the handler did not expect, a
+    500 without an audit row): any bug is now still one audit row and a JSON 500, with and
+    without `Expect: 100-continue`."""
+    from test_server_helpers import FakeRepository, ServerThread
+    from udriver_repo.server import create_app
+
+    class Broken(FakeRepository):
+        def authenticate(self, token: str):  # type: ignore[no-untyped-def]
+            raise UnicodeEncodeError("utf-8", token, 0, 1, "surrogates not allowed")
+
+    base = Path(tempfile.mkdtemp(prefix="udr-bug-"))
+    fake = Broken.create(base / "repo")
+    srv = ServerThread(create_app(base / "repo", repo_factory=fake.factory)).start()
+    try:
+        w = make_wheel(tmp_path, "tok")
+        headers = {"Authorization": "Bearer udr_0123456789ab_secretsecret"}
+        r = requests.put(f"{srv.url}/api/v1/packages/{w.name}", data=w.read_bytes(),
+                         headers=headers, timeout=30)
+        assert "server log" in error(r, 500, "internal-error")
+        resp = raw(srv.port, (f"PUT /api/v1/packages/{w.name} HTTP/1.1\r\nHost: x\r\n"
+                              f"Authorization: {headers['Authorization']}\r\n"
+                              "Expect: 100-continue\r\nContent-Length: 10\r\n\r\n").encode())
+        assert _status(resp) == 500 and b"internal-error" in resp
+        rows = audit_rows(base / "repo")
+        assert [(x["status"], x["result"]) for x in rows] == [(500, "internal-error")] * 2
+        assert list((base / "repo" / "staging").iterdir()) == []
+    finally:
+        srv.stop()
+        shutil.rmtree(base, ignore_errors=True)
