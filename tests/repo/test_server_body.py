@@ -12,6 +12,7 @@ verifies afterwards. Positive controls show that the accepted types do publish.
 from __future__ import annotations
 
 import gzip
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,21 @@ def test_deb_content_type_publishes_a_deb(srv, tmp_path):
     r = _put(srv, d.name, d.read_bytes(),
              {"Content-Type": "application/vnd.debian.binary-package"})
     assert r.status_code == 201, r.text
+
+
+def test_documented_curl_command_publishes(srv, tmp_path):
+    """The upload command of docs/serving.md (`curl -T`), as is: it sends no Content-Type
+    (or octet-stream), and is accepted; `curl -F` (multipart) is refused with 415."""
+    _, (w,) = make_driver(tmp_path, "udriver-curl", driver="curl", deb=False,
+                          modaliases=("pci:v00001234d00000778sv*sd*bc*sc*i*",))
+    url = f"{srv.url}/api/v1/packages/{w.name}"
+    auth = f"Authorization: Bearer {srv.tokens['qemu']}"
+    form = subprocess.run(["curl", "-sS", "-F", f"file=@{w}", "-H", auth, url],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert '"unsupported-media-type"' in form.stdout, form.stdout
+    ok = subprocess.run(["curl", "--fail-with-body", "-sS", "-T", str(w), "-H", auth, url],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0 and '"published"' in ok.stdout, ok.stdout + ok.stderr
 
 
 def test_repository_still_verifies(srv):
