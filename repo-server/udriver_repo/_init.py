@@ -69,7 +69,7 @@ def create_repository(repo: Path, root_threshold: int, expiry: dict[str, timedel
     try:
         repo.mkdir(parents=True, exist_ok=True)
         (repo / "keys").mkdir(mode=0o700, exist_ok=True)
-        (repo / "staging").mkdir(exist_ok=True)
+        (repo / "staging").mkdir(mode=0o700, exist_ok=True)  # uploads: private
         for d in ("metadata", "targets", "pool", "dists", "keys"):
             (repo / "public" / d).mkdir(parents=True, exist_ok=True)
     except OSError as e:

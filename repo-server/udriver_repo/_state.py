@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -69,6 +70,17 @@ class State:
             con.close()
 
     def create(self) -> None:
+        """Create the file 0600 whatever the umask (it holds token digests and the audit
+        log; SQLite gives its -wal and -shm files the database file's mode), then the schema.
+
+        Raises:
+            RepositoryError: the file cannot be created or written.
+        """
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.chmod(self.path, 0o600)
+        except OSError as e:
+            raise RepositoryError(f"cannot create {self.path}: {e.strerror}") from e
         with self._db() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)

@@ -125,9 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
          help="address to bind (default: 127.0.0.1, loopback only)")
     _env(p, "--port", env="UDRIVER_REPO_PORT", type=int, default=8080,
          help="port (default: 8080)")
+    # Limits: None here means "ServerConfig.from_env decides" (environment, then default).
+    for flag, kind, env, what in _SERVE_LIMITS:
+        p.add_argument(flag, type=kind, default=None, metavar="N",
+                       help=f"{what} [env: {env}]")
     _repo_option(p)
     p.set_defaults(_run=_serve)
     return parser
+
+
+_SERVE_LIMITS: list[tuple[str, type[int | float], str, str]] = [
+    ("--max-upload", int, "UDRIVER_REPO_MAX_UPLOAD", "largest upload in bytes (default 256 MiB)"),
+    ("--header-timeout", float, "UDRIVER_REPO_HEADER_TIMEOUT",
+     "seconds to receive a complete request head, and keep-alive idle time (default 20)"),
+    ("--body-timeout", float, "UDRIVER_REPO_BODY_TIMEOUT",
+     "seconds an upload body may pause between two chunks (default 30)"),
+    ("--upload-timeout", float, "UDRIVER_REPO_UPLOAD_TIMEOUT",
+     "seconds a whole upload body may take (default 600)"),
+    ("--vendor-uploads", int, "UDRIVER_REPO_VENDOR_UPLOADS",
+     "uploads one vendor may have in progress; one more gets 429 (default 4)"),
+]
 
 
 def _open(args: argparse.Namespace) -> Repository:
@@ -217,8 +234,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import serve
-    serve(Path(args.repo), host=args.host, port=int(args.port))
+    from .server import ServerConfig, serve
+    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+                 for flag, *_ in _SERVE_LIMITS}
+    overrides["max_upload_bytes"] = overrides.pop("max_upload")
+    config = ServerConfig.from_env(**overrides)  # ConfigError for a bad value
+    serve(Path(args.repo), host=args.host, port=int(args.port), config=config)
     return 0
 
 

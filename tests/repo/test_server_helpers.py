@@ -137,12 +137,14 @@ class ServerThread:
 
     def _main(self) -> None:
         from aiohttp import web
+        from udriver_repo.server import GuardedRunner
 
         async def run() -> None:
             # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 on the site
             on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
             timeout = {"shutdown_timeout": 10}
-            runner = web.AppRunner(self.app, **(timeout if on_runner else {}))
+            # What `serve` runs: header timeout, keep-alive timeout, escaping access log.
+            runner = GuardedRunner(self.app, **(timeout if on_runner else {}))
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0, **({} if on_runner else timeout))
             await site.start()

@@ -8,7 +8,8 @@ Routes:
 
 Start-up order: open the repository (RepositoryError if REPO is not one), create
 REPO/staging (0700) and remove upload directories a previous crash left there, create the
-audit table, then bind.
+audit table and make state.db (and its -wal/-shm) 0600, then bind. Run it with `GuardedRunner` (as `serve` does): that adds the
+header timeout, the keep-alive timeout and the escaping access log (`_guard`, `_access`).
 
 Shutdown on SIGTERM or SIGINT, in this order:
 1. close the listening socket (new connections are refused);
@@ -24,6 +25,7 @@ at once, which would fail an upload that is half-way through.)
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import shutil
@@ -39,17 +41,36 @@ from udriver.errors import RepositoryError
 from ._audit import AuditLog
 from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
+from ._guard import GUARDS, GuardedRunner, UploadSlots, mark_request
 from ._pciids import PciNames
+from ._request import Reject, refuse_query
 from ._state import STATE, ServerConfig, ServerState, app_key, json_error
 from ._static import handle_static
 from ._upload import UPLOAD_PATH, expect_upload, handle_upload
 from ._web import NAMES, handle_ui
 
-__all__ = ["create_app", "serve"]
+__all__ = ["GuardedRunner", "create_app", "serve"]
 
 _log = logging.getLogger(__name__)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _query_tokens(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """A token in a URL is refused on every path (RFC 6750 section 5.3: URLs get logged);
+    the upload handler refuses any query string itself, with its own audit row."""
+    if request.query_string and request.match_info.handler is not handle_upload:
+        try:
+            refuse_query(request.query, request.query_string)
+        except Reject as r:
+            if r.code == "token-in-query":
+                state: ServerState = request.app[STATE]
+                await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                    state.audit.record, action="request", status=r.status, result=r.code,
+                    client=request.remote, filename=request.path[:200], message=r.message))
+                return json_error(r.status, r.code, r.message)
+    return await handler(request)
 
 
 @web.middleware
@@ -126,6 +147,19 @@ def _clean_staging(staging: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _private_db(db: Path) -> None:
+    """state.db (token digests, audit log) and its WAL files 0600, also in a repository
+    made before `udriver-repo init` created it so."""
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            if f.exists() and f.stat().st_mode & 0o077:
+                _log.warning("%s was readable by others (mode %o): now 0600", f,
+                             f.stat().st_mode & 0o777)
+                f.chmod(0o600)
+        except OSError as e:
+            _log.warning("cannot make %s private (0600): %s", f, e.strerror)
+
+
 def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
                repo_factory: Callable[[Path], RepositoryLike] | None = None) -> web.Application:
     """Build the application for one repository directory.
@@ -157,12 +191,16 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     except OSError as e:
         raise RepositoryError(f"cannot create {staging}: {e.strerror}") from e
     _clean_staging(staging)
+    audit = AuditLog(repo / "state.db")
+    _private_db(repo / "state.db")
     state = ServerState(
         repo_path=repo, public=public.resolve(), staging=staging, config=config,
         gateway=RepoGateway(repo, factory, workers=config.workers),
-        audit=AuditLog(repo / "state.db"), catalog=Catalog(public.resolve()))
-    app = web.Application(middlewares=[_count, _errors])
+        audit=audit, catalog=Catalog(public.resolve()),
+        slots=UploadSlots(config.vendor_uploads))
+    app = web.Application(middlewares=[mark_request, _count, _errors, _query_tokens])
     app[STATE] = state
+    app[GUARDS] = {}
     app[_INFLIGHT] = _InFlight()
     app[NAMES] = PciNames(config.pci_ids)
     app.router.add_route("PUT", UPLOAD_PATH, handle_upload, expect_handler=expect_upload)
@@ -183,9 +221,7 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
     # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 (Debian 12) on the site.
     timeout: dict[str, Any] = {"shutdown_timeout": config.shutdown_timeout}
     on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
-    runner = web.AppRunner(app, handle_signals=False,
-                           access_log=logging.getLogger("udriver_repo.server.access"),
-                           **(timeout if on_runner else {}))
+    runner = GuardedRunner(app, **(timeout if on_runner else {}))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, **({} if on_runner else timeout))
@@ -194,8 +230,11 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes)",
-                  app[STATE].repo_path, host, port, config.max_upload_bytes)
+        _log.info("serving %s on http://%s:%d/ (uploads up to %d bytes, %d per vendor at "
+                  "once; header timeout %g s, body pause %g s, upload %g s)",
+                  app[STATE].repo_path, host, port, config.max_upload_bytes,
+                  config.vendor_uploads, config.header_timeout, config.body_timeout,
+                  config.upload_timeout)
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ._audit import AuditLog
     from ._catalog import Catalog
     from ._gateway import RepoGateway
+    from ._guard import UploadSlots
 
-__all__ = ["STATE", "ServerConfig", "ServerState", "app_key", "json_error"]
+__all__ = ["ENV", "STATE", "ServerConfig", "ServerState", "app_key", "json_error"]
 
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
 """Same as `udriver.artifacts.Limits.archive_bytes`: a bigger upload could not be read anyway."""
@@ -35,21 +36,45 @@ class ServerConfig:
     """Worker threads for blocking repository calls."""
     pci_ids: Path | None = None
     """pci.ids file for device names on the web page; None looks in the usual places."""
+    header_timeout: float = 20.0
+    """Seconds a connection may take to send a complete request head (from being
+    accepted, or from the end of the previous response on a keep-alive connection)."""
+    body_timeout: float = 30.0
+    """Seconds an upload body may pause between two chunks."""
+    upload_timeout: float = 600.0
+    """Seconds a whole upload body may take (256 MiB at 0.45 MiB/s)."""
+    vendor_uploads: int = 4
+    """Uploads one vendor may have in progress at once; one more gets 429."""
+
+    def __post_init__(self) -> None:
+        """Raises:
+            ConfigError: a limit or timeout is not a positive number.
+        """
+        for field in ("max_upload_bytes", "shutdown_timeout", "workers", "header_timeout",
+                      "body_timeout", "upload_timeout", "vendor_uploads"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"`{field}` must be a positive number, got {value!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
-        """Defaults overridden by `UDRIVER_REPO_MAX_UPLOAD` (bytes),
-        `UDRIVER_REPO_SHUTDOWN_TIMEOUT` (seconds), `UDRIVER_REPO_WORKERS` and
-        `UDRIVER_REPO_PCI_IDS` (a path); `serve()` uses this when given no config.
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 **overrides: object) -> ServerConfig:
+        """Defaults overridden by the environment, then by `overrides` that are not None
+        (the `udriver-repo serve` options); `serve()` uses this when given no config.
+
+        Variables (see `ENV`): `UDRIVER_REPO_MAX_UPLOAD` (bytes),
+        `UDRIVER_REPO_SHUTDOWN_TIMEOUT`, `UDRIVER_REPO_HEADER_TIMEOUT`,
+        `UDRIVER_REPO_BODY_TIMEOUT`, `UDRIVER_REPO_UPLOAD_TIMEOUT` (seconds),
+        `UDRIVER_REPO_WORKERS`, `UDRIVER_REPO_VENDOR_UPLOADS` (counts) and
+        `UDRIVER_REPO_PCI_IDS` (a path).
 
         Raises:
-            ConfigError: a variable is set to something that is not a positive number.
+            ConfigError: a variable or override is set to something that is not a
+                positive number.
         """
         env = os.environ if environ is None else environ
         kwargs: dict[str, object] = {}
-        for var, field, kind in (("UDRIVER_REPO_MAX_UPLOAD", "max_upload_bytes", int),
-                                 ("UDRIVER_REPO_SHUTDOWN_TIMEOUT", "shutdown_timeout", float),
-                                 ("UDRIVER_REPO_WORKERS", "workers", int)):
+        for var, (field, kind) in ENV.items():
             raw = env.get(var)
             if raw is None or raw == "":
                 continue
@@ -62,7 +87,20 @@ class ServerConfig:
             kwargs[field] = value
         if env.get("UDRIVER_REPO_PCI_IDS"):
             kwargs["pci_ids"] = Path(env["UDRIVER_REPO_PCI_IDS"])
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+ENV: dict[str, tuple[str, type[int | float]]] = {
+    "UDRIVER_REPO_MAX_UPLOAD": ("max_upload_bytes", int),
+    "UDRIVER_REPO_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
+    "UDRIVER_REPO_WORKERS": ("workers", int),
+    "UDRIVER_REPO_HEADER_TIMEOUT": ("header_timeout", float),
+    "UDRIVER_REPO_BODY_TIMEOUT": ("body_timeout", float),
+    "UDRIVER_REPO_UPLOAD_TIMEOUT": ("upload_timeout", float),
+    "UDRIVER_REPO_VENDOR_UPLOADS": ("vendor_uploads", int),
+}
+"""Environment variable -> (`ServerConfig` field, type)."""
 
 
 @dataclass
@@ -83,6 +121,8 @@ class ServerState:
     """Audit table in state.db."""
     catalog: Catalog
     """What is published, read from the public tree (for the web page)."""
+    slots: UploadSlots
+    """Uploads in progress per vendor."""
 
 
 def app_key(name: str, kind: type) -> Any:

@@ -3,21 +3,34 @@
 Protocol (each step's failure is one status code; every attempt gets one audit row):
 
 1. `Authorization: Bearer <token>` must name a live vendor token (RFC 6750 section 2.1)
-   -> else 401 with `WWW-Authenticate: Bearer`.
-2. `<filename>` must be a plain wheel or deb basename (`_names.parse_upload_name`) -> 400.
+   -> else 401 with `WWW-Authenticate: Bearer`. A header that is missing, too long, not
+   printable ASCII or not shaped like a udriver token is refused before the repository is
+   asked (`_request.bearer_token`); the token itself is never logged or echoed.
+2. `<filename>` must be a plain wheel or deb basename (`_names.parse_upload_name`) -> 400;
+   a query string -> 400 (`token-in-query` if it carries a token: tokens go in the header
+   only); a `Content-Type` other than the file's own or `application/octet-stream`
+   (e.g. `multipart/form-data`), or any `Content-Encoding` -> 415.
 3. A declared `Content-Length` over the limit -> 413 before any of the body is read; with
-   `Expect: 100-continue` (RFC 9110 section 10.1.1) steps 1-3 run before the client sends
+   `Expect: 100-continue` (RFC 9110 section 10.1.1) steps 1-4 run before the client sends
    the body at all. A body without a length is cut off at the limit while streaming -> 413.
-4. The body is streamed to `REPO/staging/upload-<random>/<filename>` (0700 directory),
-   hashing as it goes; nothing else is written. An empty body -> 400; a client that
-   disconnects mid-body gets an `aborted` audit row (and no answer, it is gone).
-5. In a worker thread, under the publish lock: the artifact is read with the safe readers
+4. The vendor must have a free upload slot (`ServerConfig.vendor_uploads`) -> else 429
+   with `Retry-After`; the slot is held until step 7.
+5. The body is streamed to `REPO/staging/upload-<random>/<filename>` (0700 directory,
+   0600 file), hashing as it goes; nothing else is written. Its first bytes must be the
+   format's signature (`PK\\x03\\x04`, `!<arch>\\n`) -> else 400 `bad-body`. A pause
+   between chunks over `body_timeout` or a body taking over `upload_timeout` -> 408 (the
+   connection is closed). An empty body -> 400; a client that disconnects mid-body gets
+   an `aborted` audit row (and no answer, it is gone).
+6. In a worker thread, under the publish lock: the artifact is read with the safe readers
    of `udriver.artifacts` (PackageError for truncated or corrupt archives, `../` or
    absolute member paths, bombs, a missing ID table) -> 400; its name must agree with its
    metadata -> 400; then `Repository.publish([file], vendor=...)`:
    PackageError -> 400, ScopeError -> 403 (nothing published), ConflictError -> 409,
    `unchanged` -> 200, else 201.
-6. The staging directory is removed, whatever happened.
+7. The staging directory is removed and the slot released, whatever happened (the
+   `finally` runs when the body times out or the client goes away too).
+
+A bug is still a 500, but with its audit row (`internal-error`), never a traceback.
 
 Responses are JSON: `{"result": ..., ...}` on success, `{"error": code, "message": ...,
 "status": N}` on failure.
@@ -29,6 +42,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
 import secrets
 import shutil
 import zipfile
@@ -42,9 +56,18 @@ from udriver.artifacts import Limits, read_deb, read_wheel_manifest
 from udriver.errors import ManifestError, PackageError, RepositoryError, UdriverError
 from udriver.manifest import DriverManifest
 
+from ._audit import escape_text
 from ._gateway import RepositoryLike, VendorView
 from ._names import UploadName, check_deb_name, check_wheel_name, parse_upload_name
-from ._state import STATE, ServerState, json_error
+from ._request import (
+    MAGIC_LENGTH,
+    Reject,
+    bearer_token,
+    check_content_type,
+    check_magic,
+    refuse_query,
+)
+from ._state import STATE, ServerConfig, ServerState, json_error
 
 __all__ = ["UPLOAD_PATH", "expect_upload", "handle_upload"]
 
@@ -58,33 +81,15 @@ _CHUNK = 256 * 1024
 _BOMB_MEMBER = 32 * 1024 * 1024
 _BOMB_RATIO = 200
 _LIMITS = Limits()
-
-
-class _Reject(Exception):
-    """A rejection decided by the handler: status, short code, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _bearer(request: web.BaseRequest) -> str | None:
-    # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
-    value = request.headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
+_RETRY_AFTER = 5  # seconds (RFC 9110 section 10.2.3) suggested with a 429
+_Reject = Reject
 
 
 async def _authenticate(request: web.Request, state: ServerState) -> VendorView:
     cached = request.get(_VENDOR)
     if isinstance(cached, VendorView):
         return cached
-    token = _bearer(request)
-    if token is None:
-        raise _Reject(401, "unauthorized", "missing `Authorization: Bearer <token>` header")
+    token = bearer_token(request.headers.get("Authorization"))
     vendor = await state.gateway.authenticate(token)
     if vendor is None or vendor.revoked:
         raise _Reject(401, "unauthorized", "the token is not valid (unknown or revoked)")
@@ -97,11 +102,21 @@ def _precheck(request: web.Request, state: ServerState) -> UploadName:
         name = parse_upload_name(request.match_info["filename"])
     except PackageError as e:
         raise _Reject(400, "bad-filename", str(e)) from e
+    check_content_type(name.kind, request.headers.get("Content-Type"),
+                       request.headers.get("Content-Encoding"))
     length = request.content_length
     if length is not None and length > state.config.max_upload_bytes:
         raise _Reject(413, "too-large", f"upload of {length} bytes is over the limit of "
                       f"{state.config.max_upload_bytes} bytes")
     return name
+
+
+def _slot_check(state: ServerState, vendor: VendorView) -> None:
+    if state.slots.in_use(vendor.name) >= state.slots.per_vendor:
+        raise _Reject(429, "too-many-uploads",
+                      f"vendor {vendor.name!r} already has {state.slots.per_vendor} uploads "
+                      "in progress (the limit); retry when one has finished",
+                      headers={"Retry-After": str(_RETRY_AFTER)})
 
 
 def _client(request: web.BaseRequest) -> str | None:
@@ -124,11 +139,23 @@ async def _reject_response(state: ServerState, request: web.Request, r: _Reject,
     await _audit(state, status=r.status, result=r.code, vendor=vendor.name if vendor else None,
                  client=_client(request), filename=request.match_info.get("filename"),
                  size=size, sha256=sha256, message=r.message)
-    headers = {"WWW-Authenticate": 'Bearer realm="udriver"'} if r.status == 401 else None
-    resp = json_error(r.status, r.code, r.message, headers=headers)
-    if r.status == 413 or (r.status == 401 and request.content_length):
-        # Do not drain a body we refused: close the connection after answering.
+    headers = dict(r.headers)
+    if r.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="udriver"'
+    resp = json_error(r.status, r.code, r.message, headers=headers or None)
+    if r.status in (408, 413) or not request.content.is_eof():
+        # Do not drain a body we refused: close the connection after answering, at once
+        # (without the protocol's force_close aiohttp would read and discard the rest of
+        # the body for up to its lingering_time, 10 s).
         resp.force_close()
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the client is gone; nothing to answer
+        protocol = request.protocol
+        if protocol is not None:
+            protocol.force_close()  # the answer is in the transport's buffer: flushed, then FIN
     return resp
 
 
@@ -137,13 +164,19 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     state: ServerState = request.app[STATE]
     vendor = None
     try:
+        refuse_query(request.query, request.query_string)
         vendor = await _authenticate(request, state)
         _precheck(request, state)
+        _slot_check(state, vendor)
     except _Reject as r:
         return await _reject_response(state, request, r, vendor)
     except UdriverError as e:
         return await _reject_response(state, request,
                                       _Reject(500, "repository-error", str(e)), vendor)
+    except Exception as e:  # noqa: BLE001 - outside the middlewares: audit a bug here too
+        _log.exception("upload check failed: %s", escape_text(str(e)))
+        return await _reject_response(state, request, _Reject(
+            500, "internal-error", "internal server error (see the server log)"), vendor)
     if request.headers.get("Expect", "").lower() != "100-continue":
         return await _reject_response(state, request, _Reject(
             417, "expectation-failed", f"unknown Expect: {request.headers.get('Expect')!r}"),
@@ -154,18 +187,51 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     return None
 
 
-async def _receive(request: web.Request, dest: Path, limit: int) -> tuple[int, str]:
+async def _next_chunk(request: web.Request, config: ServerConfig, deadline: float) -> bytes:
+    """The next chunk of the body (b"" at its end) within both body timeouts.
+
+    Raises:
+        Reject: 408 `timeout` when the client paused too long or the body took too long.
+    """
+    loop = asyncio.get_running_loop()
+    left = deadline - loop.time()
+    if left <= 0:
+        raise _Reject(408, "timeout", f"the upload took over {config.upload_timeout:g} s "
+                      "(`upload_timeout`); stopped reading")
+    try:
+        return await asyncio.wait_for(request.content.read(_CHUNK),
+                                      min(config.body_timeout, left))
+    except TimeoutError:
+        if loop.time() >= deadline:
+            raise _Reject(408, "timeout", f"the upload took over {config.upload_timeout:g} s "
+                          "(`upload_timeout`); stopped reading") from None
+        raise _Reject(408, "timeout", f"no body data for {config.body_timeout:g} s "
+                      "(`body_timeout`); stopped reading") from None
+
+
+async def _receive(request: web.Request, dest: Path, kind: str,
+                   config: ServerConfig) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
+    limit = config.max_upload_bytes
+    deadline = asyncio.get_running_loop().time() + config.upload_timeout
+    head = b""
     # Plain writes of 256 KiB chunks to local disk: cheaper than a thread hop per chunk.
-    with open(dest, "xb") as f:  # noqa: ASYNC230
-        async for chunk in request.content.iter_chunked(_CHUNK):
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:  # noqa: ASYNC230
+        while chunk := await _next_chunk(request, config, deadline):
+            if len(head) < MAGIC_LENGTH:
+                head += chunk[:MAGIC_LENGTH]
+                if len(head) >= MAGIC_LENGTH:
+                    check_magic(kind, head)
             size += len(chunk)
             if size > limit:
                 raise _Reject(413, "too-large", f"upload is over the limit of {limit} bytes "
                               "(stopped reading)")
             digest.update(chunk)
             f.write(chunk)
+    if 0 < size < MAGIC_LENGTH:
+        check_magic(kind, head)
     return size, digest.hexdigest()
 
 
@@ -232,9 +298,9 @@ def _classify(e: UdriverError) -> _Reject:
     if isinstance(e, PackageError):
         return _Reject(400, "invalid-package", str(e))
     if isinstance(e, RepositoryError):
-        _log.error("publish failed: %s", e)
+        _log.error("publish failed: %s", escape_text(str(e)))
         return _Reject(500, "repository-error", str(e))
-    _log.error("publish failed: %s", e)
+    _log.error("publish failed: %s", escape_text(str(e)))
     return _Reject(500, "internal-error", str(e))
 
 
@@ -257,13 +323,18 @@ async def handle_upload(request: web.Request) -> web.Response:
     size: int | None = None
     sha: str | None = None
     stage: Path | None = None
+    slot: str | None = None
     try:
+        refuse_query(request.query, request.query_string)
         vendor = await _authenticate(request, state)
         name = _precheck(request, state)
+        if not state.slots.acquire(vendor.name):
+            _slot_check(state, vendor)  # raises the 429
+        slot = vendor.name
         stage = state.staging / f"upload-{secrets.token_hex(12)}"
         stage.mkdir(mode=0o700, parents=False)
         dest = stage / name.filename
-        size, sha = await _receive(request, dest, state.config.max_upload_bytes)
+        size, sha = await _receive(request, dest, name.kind, state.config)
         if size == 0:
             raise _Reject(400, "empty", "the request body is empty")
         vname = vendor.name
@@ -277,15 +348,25 @@ async def handle_upload(request: web.Request) -> web.Response:
                 str(stage), "staging")
             raise r from e
     except _Reject as r:
-        return await _reject_response(state, request, r, vendor, size, sha)
+        rejection: _Reject | None = r
     except ConnectionError as e:  # the client went away mid-body; nobody reads the answer
-        aborted = _Reject(400, "aborted", f"upload aborted by the client: {e}")
-        return await _reject_response(state, request, aborted, vendor, size, sha)
+        rejection = _Reject(400, "aborted", f"upload aborted by the client: {e}")
     except UdriverError as e:  # the repository could not be opened to check the token
-        return await _reject_response(state, request, _classify(e), vendor, size, sha)
+        rejection = _classify(e)
+    except Exception as e:  # noqa: BLE001 - a bug: still one audit row, never a traceback
+        _log.exception("upload failed: %s", escape_text(str(e)))
+        rejection = _Reject(500, "internal-error", "internal server error (see the server log)")
+    else:
+        rejection = None
     finally:
+        # Before any answer is sent: a client that has its answer finds staging clean.
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+        if slot is not None:
+            state.slots.release(slot)
+    if rejection is not None or vendor is None:
+        rejection = rejection or _Reject(500, "internal-error", "no vendor after the checks")
+        return await _reject_response(state, request, rejection, vendor, size, sha)
     unchanged = bool(getattr(result, "unchanged", False))
     code = "unchanged" if unchanged else "published"
     status = 200 if unchanged else 201

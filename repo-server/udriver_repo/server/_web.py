@@ -2,7 +2,9 @@
 
 Rules:
 - Plain HTML and CSS, no JavaScript, no forms, no external resources; every value from
-  the repository is escaped (`html.escape`) because vendors choose driver names.
+  the repository is escaped (`html.escape`) because vendors choose driver names, after
+  `escape_text` (control, bidi and other format characters written as `\\u202e`...), so
+  that a name cannot reorder or hide the text around it.
 - The content is what clients see: `_catalog` reads the committed TUF tree; publishers
   come from the core's vendor table; device names from pci.ids (`_pciids`).
 - A driver listed in several of one publisher's PCI vendor indexes is shown once.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from html import escape
+from html import escape as _html_escape
 from typing import Any
 
 from aiohttp import web
@@ -22,12 +24,18 @@ from packaging.version import InvalidVersion, Version
 from udriver.errors import ManifestError
 from udriver.modalias import parse_pattern
 
+from ._audit import escape_text
 from ._catalog import CatalogView, DriverEntry
 from ._gateway import VendorView
 from ._pciids import PciNames
 from ._state import STATE, ServerState, app_key
 
 __all__ = ["NAMES", "describe_pattern", "handle_ui", "render_page"]
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control and bidi characters made visible (`escape_text`)."""
+    return _html_escape(escape_text(text))
 
 NAMES: Any = app_key("udriver_pci_names", PciNames)
 
