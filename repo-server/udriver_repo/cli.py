@@ -54,9 +54,22 @@ def _expiry(text: str) -> tuple[str, timedelta]:
     return role, timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
+def _version() -> str:
+    """The installed udriver-repo-server version (and the udriver it runs on)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from udriver import __version__ as udriver_version
+    try:
+        mine = version("udriver-repo-server")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        mine = "(not installed)"
+    return f"{mine} (udriver {udriver_version})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="udriver-repo",
                                      description="Create and run a signed udriver repository.")
+    parser.add_argument("--version", action="version", version=f"udriver-repo {_version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more diagnostics on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
