@@ -252,7 +252,11 @@ def _serve(args: argparse.Namespace) -> int:
                  for flag, *_ in _SERVE_LIMITS}
     overrides["max_upload_bytes"] = overrides.pop("max_upload")
     config = ServerConfig.from_env(**overrides)  # ConfigError for a bad value
-    serve(Path(args.repo), host=args.host, port=int(args.port), config=config)
+
+    def ready(url: str) -> None:
+        print(f"serving {args.repo} at {url} (Ctrl-C or SIGTERM stops)", flush=True)
+
+    serve(Path(args.repo), host=args.host, port=int(args.port), config=config, on_ready=ready)
     return 0
 
 

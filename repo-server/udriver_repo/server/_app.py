@@ -25,6 +25,7 @@ at once, which would fail an upload that is half-way through.)
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import inspect
 import logging
@@ -36,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from udriver.errors import RepositoryError
+from udriver.errors import ConfigError, RepositoryError
 
 from ._audit import AuditLog
 from ._catalog import Catalog
@@ -217,7 +218,8 @@ async def _to_ui_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/ui/")
 
 
-async def _run(app: web.Application, host: str, port: int, config: ServerConfig) -> None:
+async def _run(app: web.Application, host: str, port: int, config: ServerConfig,
+               on_ready: Callable[[str], None] | None = None) -> None:
     # aiohttp >= 3.9 takes shutdown_timeout on the runner, 3.8 (Debian 12) on the site.
     timeout: dict[str, Any] = {"shutdown_timeout": config.shutdown_timeout}
     on_runner = "shutdown_timeout" in inspect.signature(web.BaseRunner.__init__).parameters
@@ -225,7 +227,20 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, **({} if on_runner else timeout))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            reason = (e.strerror or str(e)).split(": ")[-1]
+            err = ConfigError(f"cannot listen on {host}:{port}: {reason}")
+            err.hint = ("another program uses that port: choose another with --port "
+                        "(--port 0 takes a free one and prints it)"
+                        if e.errno == errno.EADDRINUSE else
+                        "check --host (an address of this machine) and --port")
+            raise err from e
+        if on_ready is not None:
+            addr = runner.addresses[0]
+            shown = f"[{addr[0]}]" if ":" in str(addr[0]) else str(addr[0])
+            on_ready(f"http://{shown}:{addr[1]}/")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -255,7 +270,8 @@ async def _run(app: web.Application, host: str, port: int, config: ServerConfig)
 
 
 def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,
-          config: ServerConfig | None = None) -> None:
+          config: ServerConfig | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
     """Serve a repository until SIGTERM or SIGINT, then shut down gracefully.
 
     Listens on 127.0.0.1 by default; put nginx or a CDN in front for anything public
@@ -267,13 +283,15 @@ def serve(repo_path: str | Path, host: str = "127.0.0.1", port: int = 8080,
         host: address to bind (loopback by default).
         port: TCP port.
         config: limits and timeouts; None reads `ServerConfig.from_env()`.
+        on_ready: called with the base URL once the server listens (port 0: the port
+            the kernel chose).
 
     Raises:
         RepositoryError: REPO is not a repository.
-        ConfigError: a `UDRIVER_REPO_*` variable is invalid.
-        OSError: the address cannot be bound.
+        ConfigError: a `UDRIVER_REPO_*` variable is invalid, or the address cannot be
+            bound (in use, not an address of this machine).
     """
     config = config or ServerConfig.from_env()
     app = create_app(repo_path, config)
-    asyncio.run(_run(app, host, port, config))
+    asyncio.run(_run(app, host, port, config, on_ready))
     _log.info("server stopped")
