@@ -9,7 +9,13 @@ This module joins the pieces and owns the order of operations of an install:
 3. download the wheel through TUF (length and hashes verified, TUF spec 5.7);
 4. read its embedded `udriver.json` and check it against the index entry and every
    device (`_verify.check_package`); on any mismatch nothing is installed;
-5. install into the store (`_store.DriverStore`), which switches `current` atomically.
+5. install into the store (`_store.DriverStore`), which switches `current` atomically,
+   and record the owner role it came from.
+
+Name ownership: every index entry was checked against the signed owner of its names
+when its index was read (`_remote.RemoteRepo.check_owners`), so only the owner's
+driver of a name can be resolved; and an installed driver is never replaced by, nor
+counted as "unchanged" against, a driver of another owner (`_check_origin`).
 
 Repositories are consulted in name order; a repository that fails verification fails
 the operation (an attacker must not be able to steer us to another mirror by breaking
@@ -173,6 +179,8 @@ class Client:
             raise InstallError(f"{entry.package} {entry.version} has no wheel in repository "
                                f"{entry.repo!r} (only a .deb; install it with apt)")
         before = self.store.get(entry.driver)
+        if before is not None and before.current is not None:
+            self._check_origin(entry, before)
         if before is not None and before.current == entry.version:
             return InstallResult(entry.driver, entry.version, before.previous, entry.repo,
                                  sorted(devices or {}), changed=False)
@@ -180,9 +188,45 @@ class Client:
         manifest = read_wheel_manifest(wheel)
         check_package(manifest, entry, devices)
         info = self.store.install_wheel(wheel, manifest)
+        if entry.publisher:
+            self.store.set_origin(entry.driver, entry.repo, entry.publisher)
         return InstallResult(info.driver, entry.version,
                              before.current if before else None, entry.repo,
                              sorted(devices or {}))
+
+    def _check_origin(self, entry: IndexEntry, before: InstalledDriver) -> None:
+        """Refuse to replace, or to keep as "unchanged", an installed driver that came
+        from another owner than the one `entry` comes from (name ownership, `_owners`).
+
+        With a recorded origin, the repository and the owner role must be the same. A
+        driver installed without one (a local wheel, or before origins were recorded)
+        must at least be the same distribution, and at the same version the same ID
+        table, as `entry`.
+
+        Raises:
+            InstallError: naming both owners (or both packages).
+        """
+        origin = self.store.origin(entry.driver)
+        if origin is not None and entry.publisher and origin != (entry.repo, entry.publisher):
+            err = InstallError(
+                f"driver {entry.driver!r} is installed from {origin[1]!r} (repository "
+                f"{origin[0]!r}), but repository {entry.repo!r} lists {entry.driver} "
+                f"{entry.version} from {entry.publisher!r}: refusing to replace or keep "
+                "another vendor's driver under this name")
+            err.hint = (f"if the owner really changed, `udriver remove {entry.driver}` "
+                        "and install it again")
+            raise err
+        m = before.manifest() if origin is None else None
+        if m is not None and (m.package != entry.package or (
+                before.current == entry.version and set(m.modaliases) != set(entry.modaliases))):
+            err = InstallError(
+                f"the installed {entry.driver} {before.current} ({m.package}) is not the "
+                f"driver repository {entry.repo!r} lists ({entry.package} {entry.version}, "
+                f"from {entry.publisher or 'an unknown publisher'!r}): refusing to replace or "
+                "keep it")
+            err.hint = (f"`udriver remove {entry.driver}` and install it again if the "
+                        "repository's driver is the one you want")
+            raise err
 
     def install_for_devices(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Resolve and install drivers for `devices`; each package is installed once.
