@@ -8,8 +8,8 @@ as the publish that claims it, and a refused claim writes nothing.
   `names` role, its key and its 256 bins, and every name its committed indexes list is
   assigned to the vendor role that signs that index (class-wide drivers: to the
   publisher named in the class index entry, else to the one vendor with a class grant).
-  A name two vendors both list is left unassigned and reported: an operator decides
-  with `assign_name`. It runs inside the first publish after an upgrade, or
+  A name two vendors both list is recorded as `RESERVED` (nobody may publish it) and
+  reported: an operator decides with `assign_name`. It runs inside the first publish after an upgrade, or
   explicitly as `udriver-repo names migrate`.
 - `check_names(txn, role, claims, writes)`: refuse names owned by another role
   (`NameOwnedError`, HTTP 403), record the free ones for `role`.
@@ -34,6 +34,7 @@ from ._fsio import RepoLock, write_new
 from ._meta import CLASS_ROLE, Keyring, Transaction, delegated, names_roles, vendor_role
 from ._owners import (
     NAMES_ROLE,
+    RESERVED,
     canonical_name,
     claimed_names,
     name_target,
@@ -62,7 +63,7 @@ class MigrationReport:
     contested: dict[str, list[str]] = field(default_factory=dict)
     """name -> the roles listing it (left unassigned for the operator)."""
     unassigned: list[str] = field(default_factory=list)
-    """Class-wide names whose publisher could not be told (left for the operator)."""
+    """Class-wide names whose publisher could not be told (reserved for the operator)."""
 
 
 class NamingMixin:
@@ -88,9 +89,15 @@ class NamingMixin:
         assert dele is not None and dele.succinct_roles is not None
         return dele.succinct_roles.get_role_for_target(name_target(name))
 
+    @staticmethod
+    def names_delegated(txn: Transaction) -> bool:
+        """Whether top-level targets delegates `names/*` (TUF spec 4.5) in `txn`."""
+        dele = txn.load("targets").signed.delegations
+        return dele is not None and dele.roles is not None and NAMES_ROLE in dele.roles
+
     def name_owner(self, txn: Transaction, name: str) -> str | None:
         """The role owning `name` in the metadata `txn` will commit (None: free)."""
-        if not txn.has(NAMES_ROLE):
+        if not self.names_delegated(txn):
             return None
         md = txn.load(self._name_bin(txn, name))
         return owner_of(md.signed.targets.get(name_target(name)))
@@ -98,7 +105,7 @@ class NamingMixin:
     def names(self) -> dict[str, str]:
         """Every recorded name and its owner role (reads all 256 bins: operator view)."""
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-        if not txn.has(NAMES_ROLE):
+        if not self.names_delegated(txn):
             return {}
         dele = txn.load(NAMES_ROLE).signed.delegations
         assert dele is not None and dele.succinct_roles is not None
@@ -153,7 +160,7 @@ class NamingMixin:
             RepositoryError: the `targets` key is not available, or an index is corrupt.
         """
         report = MigrationReport()
-        if txn.has(NAMES_ROLE):
+        if self.names_delegated(txn):
             return report
         if not self.keys.have("targets"):
             raise RepositoryError("cannot add the `names` role: the `targets` key "
@@ -199,12 +206,15 @@ class NamingMixin:
                 claims.setdefault(n, set()).add(grants[0])
         else:
             report.unassigned = sorted(n for n in class_only if n not in claims)
+            for n in report.unassigned:
+                self._record(txn, n, RESERVED, writes)
         for n, roles in sorted(claims.items()):
             if len(roles) == 1:
                 owner = next(iter(roles))
                 self._record(txn, n, owner, writes)
                 report.assigned[n] = owner
             else:
+                self._record(txn, n, RESERVED, writes)
                 report.contested[n] = sorted(roles)
         if report.contested or report.unassigned:
             log.warning("names left for the operator (`udriver-repo names assign`): "

@@ -41,6 +41,7 @@ __all__ = [
     "NAMES_ROLE",
     "NAME_BITS",
     "NAME_PREFIX",
+    "RESERVED",
     "canonical_name",
     "claimed_names",
     "deb_version_cmp",
@@ -59,6 +60,9 @@ NAME_BITS = 8
 """TAP 15 `bit_length`: 256 bins `names-00`..`names-ff`."""
 NAME_PREFIX = "names"
 """TAP 15 `name_prefix` of the bins."""
+RESERVED = "-reserved-"
+"""Owner of a name two vendors published before names were owned: nobody may publish
+it until the operator assigns it (never a role name: those start with `vendor-`)."""
 _FOLD = re.compile(r"[-_.]+")
 
 
@@ -111,7 +115,8 @@ def owner_of(tf: TargetFile | None) -> str | None:
 def ownership_problems(role: str, owners: Mapping[str, str | None]) -> list[str]:
     """Why role `role` may not publish names owned as in `owners` (name -> owner or None
     for a free name). An empty list: every name is free or already `role`'s."""
-    return [f"the name `{n}` belongs to {o!r}, not {role!r}"
+    return [f"the name `{n}` is reserved until the repository's operator assigns it"
+            if o == RESERVED else f"the name `{n}` belongs to {o!r}, not {role!r}"
             for n, o in sorted(owners.items()) if o is not None and o != role]
 
 
