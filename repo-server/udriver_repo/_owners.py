@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from tuf.api.metadata import SuccinctRoles, TargetFile
 
 __all__ = [
@@ -180,6 +180,18 @@ def deb_version_cmp(a: str, b: str) -> int:
     return _verrevcmp(ua, ub) or _verrevcmp(ra, rb)
 
 
+def _same_deb_version(a: str, b: str) -> bool:
+    """Equal for dpkg, or (driver debs carry the PEP 440 version as their upstream
+    version, `udriver build`'s `deb_version`) equal upstream versions under PEP 440."""
+    if deb_version_cmp(a, b) == 0:
+        return True
+    (ea, ua, ra), (eb, ub, rb) = _split_deb_version(a), _split_deb_version(b)
+    try:
+        return (ea, ra) == (eb, rb) and Version(ua) == Version(ub)
+    except InvalidVersion:
+        return False
+
+
 def _identity(filename: str) -> tuple[str, str, str] | None:
     """(kind, canonical package, version text) of a driver file name, or None."""
     if filename.endswith(".whl"):
@@ -200,7 +212,9 @@ def version_problems(existing: Iterable[str], new: Iterable[str]) -> list[str]:
     """New driver file names that repeat a published version under another spelling.
 
     Equal versions are compared normalised: PEP 440 for wheels (`1.0.0.0` is `1.0.0`,
-    PEP 440 "Normalization"), dpkg's order for debs (`1.0-01` is `1.0-1`). A file name
+    PEP 440 "Normalization"), dpkg's order for debs (`1.0-01` is `1.0-1`), and for debs
+    also PEP 440 on the upstream part (`1.0.0.0-1` is `1.0.0-1`: both are the deb of
+    a driver whose PEP 440 versions are equal). A file name
     equal to a published one is not a problem here (its bytes are compared elsewhere).
 
     Args:
@@ -222,7 +236,7 @@ def version_problems(existing: Iterable[str], new: Iterable[str]) -> list[str]:
             if other == f:
                 continue
             same = (Version(other_ver) == Version(ver) if kind == "wheel"
-                    else deb_version_cmp(other_ver, ver) == 0)
+                    else _same_deb_version(other_ver, ver))
             if same:
                 problems.append(f"{f} has the same version as the published {other} "
                                 f"({ver} == {other_ver} once normalised); publish a new version")

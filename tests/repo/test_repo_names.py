@@ -130,12 +130,19 @@ def test_dpkg_equal_deb_versions_conflict() -> None:
     assert "same version" in p
 
 
+def test_pep440_equal_deb_upstream_versions_conflict() -> None:
+    [p] = version_problems(["udriver-driver-edu_1.0.0-1_all.deb"],
+                           ["udriver-driver-edu_1.0.0.0-1_all.deb"])
+    assert "(1.0.0.0-1 == 1.0.0-1 once normalised)" in p
+
+
 def test_distinct_versions_packages_and_same_file_do_not_conflict() -> None:
     existing = ["udriver_edu-1.0.0-py3-none-any.whl", "udriver-driver-edu_1.0.0-1_all.deb"]
     assert version_problems(existing, ["udriver_edu-1.0.1-py3-none-any.whl",
                                        "udriver_other-1.0.0-py3-none-any.whl",
                                        "udriver_edu-1.0.0-py3-none-any.whl",
-                                       "udriver-driver-edu_1.0.0.0-1_all.deb"]) == []
+                                       "udriver-driver-edu_1.0.0-2_all.deb",
+                                       "udriver-driver-edu_1.0.0.1-1_all.deb"]) == []
 
 
 # ----------------------------------------------------------------- pure: apt stanza
