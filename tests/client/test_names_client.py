@@ -174,9 +174,10 @@ def test_case5_installed_driver_of_another_owner_is_not_replaced_or_kept(core: E
         "'main' lists edu 1.0.0 from 'vendor-qemu': refusing to replace or keep another "
         "vendor's driver under this name")
     assert ei.value.hint == "if the owner really changed, `udriver remove edu` and install it again"
-    # `udriver update` reads acme's index for the installed driver: refused, clearly.
-    with pytest.raises(RepositoryError, match="lists edu 1.0.0, but the name `edu` belongs "
-                                              "to 'vendor-qemu', not to 'vendor-acme'"):
+    # `udriver update` of the installed driver: its name changed owner, refused clearly.
+    with pytest.raises(InstallError, match="driver 'edu' was installed from 'vendor-acme' "
+                                           "\\(repository 'main'\\), but the name now belongs "
+                                           "to 'vendor-qemu': refusing to update it"):
         Client().update()
     inst = DriverStore().get("edu")
     assert inst is not None and inst.current == "1.0.0"

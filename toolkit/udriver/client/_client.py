@@ -12,10 +12,11 @@ This module joins the pieces and owns the order of operations of an install:
 5. install into the store (`_store.DriverStore`), which switches `current` atomically,
    and record the owner role it came from.
 
-Name ownership: every index entry was checked against the signed owner of its names
-when its index was read (`_remote.RemoteRepo.check_owners`), so only the owner's
-driver of a name can be resolved; and an installed driver is never replaced by, nor
-counted as "unchanged" against, a driver of another owner (`_check_origin`).
+Name ownership: before an entry is installed (or returned by `find`), its names must
+be owned by the role that signed its index (`_remote.RemoteRepo.check_owner`), so only
+the owner's driver of a name is ever installed; an installed driver is never replaced
+by, nor counted as "unchanged" against, a driver of another owner (`_check_origin`),
+and `update` refuses a driver whose name changed owner (`_check_still_owned`).
 
 Repositories are consulted in name order; a repository that fails verification fails
 the operation (an attacker must not be able to steer us to another mirror by breaking
@@ -39,6 +40,7 @@ from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pa
 from ._config import RepoConfig, list_repos
 from ._fetcher import Progress
 from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
+from ._owners import canonical_name
 from ._remote import RemoteRepo
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -178,6 +180,8 @@ class Client:
         if target is None:
             raise InstallError(f"{entry.package} {entry.version} has no wheel in repository "
                                f"{entry.repo!r} (only a .deb; install it with apt)")
+        if entry.repo:
+            self._remote(entry.repo).check_owner(entry)
         before = self.store.get(entry.driver)
         if before is not None and before.current is not None:
             self._check_origin(entry, before)
@@ -226,6 +230,29 @@ class Client:
                 "keep it")
             err.hint = (f"`udriver remove {entry.driver}` and install it again if the "
                         "repository's driver is the one you want")
+            raise err
+
+    def _check_still_owned(self, driver: str) -> None:
+        """Refuse to update `driver` if its name now belongs to another owner than the
+        one it was installed from (the operator reassigned it, or the metadata says so).
+
+        Raises:
+            InstallError: naming both owners.
+        """
+        origin = self.store.origin(driver)
+        if origin is None or not any(r.name == origin[0] for r in self.remotes):
+            return
+        remote = self._remote(origin[0])
+        if not remote.names_enforced():
+            return
+        now = remote.name_owner(canonical_name(driver))
+        if now != origin[1]:
+            err = InstallError(
+                f"driver {driver!r} was installed from {origin[1]!r} (repository "
+                f"{origin[0]!r}), but the name now belongs to {now!r}: refusing to update it "
+                "from another vendor")
+            err.hint = (f"if the owner really changed, `udriver remove {driver}` and install "
+                        "it again")
             raise err
 
     def install_for_devices(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
@@ -305,6 +332,7 @@ class Client:
             err = InstallError(f"cannot {verb} {spec!r}: {why}")
             err.hint = "use `udriver search VENDOR:DEVICE` to look a device up"
             raise err
+        self._remote(best.repo).check_owner(best)
         return best
 
     def _cached_indexes(self) -> set[str]:
@@ -340,6 +368,7 @@ class Client:
             m = inst.manifest()
             if m is None or inst.current is None:
                 continue
+            self._check_still_owned(inst.driver)
             names = {n for p in m.patterns for n in lookup_names(p.vendor, p.device)}
             best = choose_version(self.entries(names), inst.driver, None, self.provided)
             if best is not None and best.parsed_version > Version(inst.current):

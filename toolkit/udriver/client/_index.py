@@ -83,6 +83,8 @@ class IndexEntry:
     `_owners`."""
     vendor: str = field(default="", compare=False)
     """The entry's own `vendor` field (written in repository-signed indexes)."""
+    signer: str = field(default="", compare=False)
+    """The role that signed the index it was read from ("" if not known)."""
 
     @property
     def parsed_version(self) -> Version:
@@ -194,7 +196,8 @@ def parse_index(data: bytes, name: str, repo: str = "", signer: str = "") -> lis
     entries = [_entry(d, i, name) for i, d in enumerate(drivers)]
     if repo or signer:
         entries = [IndexEntry(e.package, e.driver, e.version, e.abi, e.modaliases, e.files,
-                              e.index, repo, publisher_of(signer, e.vendor), e.vendor)
+                              e.index, repo, publisher_of(signer, e.vendor), e.vendor,
+                              signer)
                    for e in entries]
     return entries
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 __all__ = ["canonical_name", "claimed_names", "owner_problems", "publisher_of"]
 
 _FOLD = re.compile(r"[-_.]+")
+_RESERVED = "-reserved-"  # a name two vendors published before names were owned
 
 
 def canonical_name(name: str) -> str:
@@ -58,6 +59,9 @@ def owner_problems(publisher: str, owners: Mapping[str, str | None]) -> list[str
         if owner is None:
             out.append(f"the name `{name}` has no owner record in the signed `names` "
                        "metadata")
+        elif owner == _RESERVED:
+            out.append(f"the name `{name}` is reserved until the repository's operator "
+                       "assigns it")
         elif publisher and owner != publisher:
             out.append(f"the name `{name}` belongs to {owner!r}, not to {publisher!r}")
     return out

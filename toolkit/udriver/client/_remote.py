@@ -11,9 +11,9 @@ owns the I/O around it and turns python-tuf's exceptions into udriver's closed s
     LengthOrHashMismatchError  -> RepositoryError "... does not match its signed hash ..."
     DownloadHTTPError/others   -> DownloadError
 
-Name ownership: an index is used only once every entry's driver and distribution
-names are owned (signed `names/<name>` records) by the role that signed the index
-(`check_owners`, rules in `_owners`).
+Name ownership: an index entry is acted on only once its driver and distribution names
+are owned (signed `names/<name>` records) by the role that signed its index
+(`check_owner`, rules in `_owners`).
 
 Offline mode (`--offline`): python-tuf 7 has no offline switch, so `_OfflineUpdater`
 replaces `refresh()` by loading the cached top-level metadata through the same
@@ -342,37 +342,39 @@ class RemoteRepo:
             self._owners[name] = owner if isinstance(owner, str) and owner else None
         return self._owners[name]
 
-    def check_owners(self, entries: list[IndexEntry], where: str, signer: str) -> None:
-        """Refuse entries whose names the signing role does not own (see `_owners`).
+    def check_owner(self, e: IndexEntry) -> None:
+        """Refuse an entry whose names the role that signed it does not own (`_owners`).
+
+        Called for each entry the client is about to act on (install, update, `find`),
+        so a machine fetches the name bins of the drivers it uses, not of every entry
+        of every index it reads.
 
         Raises:
-            RepositoryError: naming the entry, the signer and the owner; nothing is used.
+            RepositoryError: naming the entry, the signer and the owner.
+            DownloadError: the records could not be fetched.
         """
-        if not entries or not self.names_enforced():
+        if not self.names_enforced():
             return
-        for e in entries:
-            owners = {n: self.name_owner(n) for n in claimed_names(e.driver, e.package)}
-            problems = owner_problems(e.publisher, owners)
-            if problems:
-                err = RepositoryError(
-                    f"repository {self.name!r}: {where} (signed by {signer!r}) lists "
-                    f"{e.driver} {e.version}, but " + "; ".join(problems)
+        owners = {n: self.name_owner(n) for n in claimed_names(e.driver, e.package)}
+        problems = owner_problems(e.publisher, owners)
+        if problems:
+            err = RepositoryError(
+                    f"repository {self.name!r}: index/{e.index}.json (signed by "
+                    f"{e.signer!r}) lists {e.driver} {e.version}, but " + "; ".join(problems)
                     + "; refusing it (a vendor may publish only under names it owns)")
-                err.hint = ("nothing was installed; report this to the repository's "
-                            "operator")
-                raise err
+            err.hint = "nothing was installed; report this to the repository's operator"
+            raise err
 
     def index(self, index: int | str | None) -> list[IndexEntry]:
-        """Entries of one index target, every one checked against the name owners;
-        [] if no role lists it.
+        """Entries of one index target, each knowing the role that signed it (for
+        `check_owner`); [] if no role lists it.
 
         Args:
             index: its name ("1234/8", "1234/any", "class", "1234"), or a PCI vendor
                 for the per-vendor `index/<vvvv>.json` (None: `index/class.json`).
 
         Raises:
-            RepositoryError: verification failed, the index is malformed, or it lists a
-                driver under a name its signer does not own.
+            RepositoryError: verification failed or the index is malformed.
             DownloadError: download failed.
         """
         name = index if isinstance(index, str) else index_name(index)
@@ -381,9 +383,7 @@ class RemoteRepo:
         if info is None:
             return []
         path = self.fetch(target, info)
-        entries = parse_index(path.read_bytes(), name, self.name, signer)
-        self.check_owners(entries, target, signer)
-        return entries
+        return parse_index(path.read_bytes(), name, self.name, signer)
 
     def cached_index_names(self) -> list[str]:
         """Indexes present in the target cache, e.g. ["1234", "1234/8"] (text search)."""
