@@ -235,10 +235,11 @@ class NamingMixin:
                 for p, data in writes.items():
                     write_new(p, data)
                 txn.commit()
-        self.state.audit("admin", "names-migrate",
-                         f"created={report.created} assigned={len(report.assigned)} "
-                         f"contested={sorted(report.contested)} "
-                         f"unassigned={report.unassigned}")
+        if report.created:
+            self.state.audit("admin", "names-migrate",
+                             f"assigned={len(report.assigned)} "
+                             f"contested={sorted(report.contested)} "
+                             f"unassigned={report.unassigned}")
         return report
 
     def assign_name(self, name: str, vendor: str) -> str | None:

@@ -416,3 +416,44 @@ def _strip_names(repo) -> None:  # type: ignore[no-untyped-def]
     del top.signed.delegations.roles["names"]
     txn.stage("targets", top)
     txn.commit()
+
+
+# ----------------------------------------------------------------- operator commands
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    from udriver_repo.cli import main
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_names_list_assign_and_migrate(published_repo, capsys) -> None:
+    r = str(published_repo.path)
+    assert _cli(capsys, "names", "list", "--repo", r) == (
+        0, "edu\tvendor-qemu\nudriver-edu\tvendor-qemu\n", "")
+    assert _cli(capsys, "names", "assign", "Edu", "acme", "--repo", r) == (
+        0, "name Edu: vendor-qemu -> vendor-acme\n", "")
+    code, out, _ = _cli(capsys, "names", "list", "--json", "--repo", r)
+    assert (code, json.loads(out)) == (0, {"edu": "vendor-acme", "udriver-edu": "vendor-qemu"})
+    assert _cli(capsys, "names", "migrate", "--repo", r) == (
+        0, "names role already present: nothing to migrate\n", "")
+    assert _cli(capsys, "names", "assign", "edu", "nobody", "--repo", r) == (
+        1, "", "error: no active vendor 'nobody'\n")
+    _strip_names(published_repo)
+    assert _cli(capsys, "names", "migrate", "--repo", r) == (
+        0, "names role created; 2 name(s) assigned\n", "")
+    rows = published_repo.audit_log(3)
+    assert [row[3] for row in rows[:2]] == ["names-migrate", "name-assign"]
+
+
+def test_names_key_rotation_keeps_clients_and_records(published_repo, dist) -> None:
+    old = published_repo.keys.get("names").public_key.keyid
+    published_repo.rotate_key("names")
+    assert published_repo.keys.get("names").public_key.keyid != old
+    assert published_repo.names() == {"edu": "vendor-qemu", "udriver-edu": "vendor-qemu"}
+    _, files = make_driver(dist, "udriver-new", "1.0", "new", deb=False,
+                           modaliases=("pci:v00001234d00000042sv*sd*bc*sc*i*",))
+    published_repo.publish(files, vendor="qemu")
+    _assert_verifies(published_repo)
+    with_tuf_client(published_repo, "names/new")
