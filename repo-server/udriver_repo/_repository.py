@@ -243,7 +243,11 @@ class Repository(RotationMixin, NamingMixin):
         Raises:
             PackageError: an invalid artifact, or inconsistent wheel and deb.
             ScopeError: IDs outside the vendor's scope.
-            ConflictError: same name and version already published with other bytes.
+            NameOwnedError: a driver or distribution name another vendor owns (a
+                ScopeError: HTTP 403).
+            ConflictError: same name and version already published with other bytes, a
+                version equal to a published one once normalised, or a pool file with
+                other bytes.
             AuthError: unknown or revoked vendor.
             RepositoryError: a repository failure.
         """
