@@ -194,3 +194,18 @@ def test_driver_installed_without_origin_of_another_table_is_not_kept(core: Env)
     with pytest.raises(InstallError, match="the installed edu 0.1.0 \\(udriver-edu\\) is not "
                                            "the driver repository 'main' lists"):
         Client().install_for_devices(EDU)
+
+
+def test_install_by_name_prefers_the_version_matching_a_local_device(core: Env) -> None:
+    # classy (1b36, class grant) owns `anyx`: 2.0 is class-wide (NVMe), 1.0 is for its
+    # own device 1b36:0001. A machine with only that device gets 1.0.
+    repo = core.repo
+    for version, mods in (("1.0", ["pci:v00001B36d00000001sv*sd*bc*sc*i*"]), ("2.0", [NVME])):
+        repo.publish([make_wheel(core.wheels / version, package="udriver-anyx",  # type: ignore[attr-defined]
+                                 driver="anyx", version=version, modaliases=mods)],
+                     vendor="classy")
+    dev = {"0000:00:07.0": parse_modalias("pci:v00001B36d00000001sv00001AF4sd00001100bc00scFFi00")}
+    best = Client().find("anyx", dev)
+    assert (best.version, best.publisher) == ("1.0", "vendor-classy")
+    nvme = {"0000:00:06.0": parse_modalias(NVME_DEV)}
+    assert Client().find("anyx", nvme).version == "2.0"

@@ -301,7 +301,8 @@ class Client:
              ) -> IndexEntry:
         """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine: the
         local devices' shards, the class index and any index already cached, then every
-        shard of the local devices' vendors.
+        shard of the local devices' vendors. A version whose ID table matches a local
+        device is preferred; the one found must be published by the name's owner.
 
         Raises:
             InstallError: not found, or no ABI-compatible version.
@@ -314,13 +315,13 @@ class Client:
             except InvalidVersion as e:
                 raise InstallError(f"Invalid version in {spec!r} (not PEP 440)") from e
         entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
-        best = choose_version(entries, name, version or None, self.provided)
+        best = self._choose_named(entries, name, version or None, devices)
         if best is None:
             # Not in the devices' own shards: widen to every shard of their vendors.
             wide: set[int | str | None] = {a.vendor for a in devices.values()}
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
-            best = choose_version(entries, name, version or None, self.provided)
+            best = self._choose_named(entries, name, version or None, devices)
         if best is None:
             known = [e for e in entries if name in (e.driver, e.package)]
             if known:
@@ -334,6 +335,16 @@ class Client:
             raise err
         self._remote(best.repo).check_owner(best)
         return best
+
+    def _choose_named(self, entries: list[IndexEntry], name: str, version: str | None,
+                      devices: Mapping[str, Modalias]) -> IndexEntry | None:
+        """`choose_version`, preferring entries whose ID table matches a local device
+        (a class-wide driver of the same name matching none of them comes second)."""
+        local = [e for e in entries
+                 if any(p.matches(a) for p in map(parse_pattern, e.modaliases)
+                        for a in devices.values())]
+        return (choose_version(local, name, version, self.provided)
+                or choose_version(entries, name, version, self.provided))
 
     def _cached_indexes(self) -> set[str]:
         return {n for r in self.remotes for n in r.cached_index_names()}
