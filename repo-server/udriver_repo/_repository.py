@@ -29,7 +29,8 @@ from tuf.api.metadata import (
 from udriver.artifacts import read_deb
 from udriver.errors import PackageError, RepositoryError
 
-from ._apt import AptView, deb_stanza, driver_stanza
+from ._apt import AptView
+from ._aptplan import AptPlanMixin
 from ._errors import AuthError, ConflictError
 from ._fsio import RepoLock, write_new
 from ._gpg import Gpg
@@ -63,7 +64,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Repository(RotationMixin, NamingMixin):
+class Repository(RotationMixin, NamingMixin, AptPlanMixin):
     """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
@@ -377,50 +378,6 @@ class Repository(RotationMixin, NamingMixin):
         problems = version_problems(existing, names)
         if problems:
             raise ConflictError("; ".join(problems))
-
-    def _plan_apt(self, vrole: str, debs: list[Artifact]
-                  ) -> tuple[dict[str, bytes], Any]:
-        """Pool files to write and the planned apt view (None: unchanged) for `debs`.
-
-        Stanzas are built from validated data only (`_apt.driver_stanza`); a deb goes to
-        `pool/main/<vendor-role>/...`, or stays at the path it was published at before
-        (same bytes). Writes nothing.
-
-        Raises:
-            PackageError: a control value is malformed.
-            ConflictError: a pool path holds other bytes.
-            RepositoryError: the committed apt view cannot be read.
-        """
-        if not debs:
-            return {}, None
-        stanzas: dict[str, str] = {}
-        pool: dict[str, bytes] = {}
-        for a in debs:
-            assert a.control is not None
-            legacy = self.apt.pool_path(a.control.get("Package", "x"), a.path.name)
-            rel = legacy if self.apt.has_pool_file(legacy, a.data) else \
-                self.apt.pool_path(a.control.get("Package", "x"), a.path.name, vrole)
-            self.apt.check_pool_file(rel, a.data)
-            stanzas[rel] = driver_stanza(a.control, a.manifest, rel, a.data)
-            pool[rel] = a.data
-        return pool, self.apt.plan(stanzas)
-
-    def _publish_apt_debs(self, debs: list[tuple[dict[str, str], str, bytes]]) -> bool:
-        """Add an operator's system debs to the apt view (planned before any write)."""
-        stanzas: dict[str, str] = {}
-        pool: dict[str, bytes] = {}
-        for control, name, data in debs:
-            rel = self.apt.pool_path(control["Package"], name)
-            self.apt.check_pool_file(rel, data)
-            stanzas[rel] = deb_stanza(control, rel, data)
-            pool[rel] = data
-        plan = self.apt.plan(stanzas)
-        for rel, data in pool.items():
-            self.apt.add_pool_file(rel, data)
-        if plan is None:
-            return False
-        self.apt.commit_plan(plan)
-        return True
 
     def publish_system(self, files: Sequence[Path | str]) -> bool:
         """Add packages that are not drivers (udriver itself, say) to the apt view only.
