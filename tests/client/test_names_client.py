@@ -134,14 +134,18 @@ def test_owner_is_installed_and_recorded(core: Env) -> None:
 
 
 def test_case5_forged_class_wide_edu_99_is_not_picked(core: Env) -> None:
-    # Signed with the repository's own `class` key, naming a third vendor as publisher:
-    # `udriver install edu` on a machine with only A's device must not pick it.
+    # Signed with the repository's own `class` key, naming a third vendor as publisher.
     forged = _forge(core, "class", "class", "edu", "udriver-edu", "99.0", [NVME],
                     vendor_field="vendor-classy")
+    # `udriver install edu` on a machine with only A's device: A's driver, which matches it.
+    best = Client().find("edu", EDU)
+    assert (best.version, best.publisher, best.signer) == ("0.1.0", "vendor-qemu", "vendor-qemu")
+    # With an NVMe controller too, 99.0 matches a local device and is the highest: refused.
+    both = {**EDU, "0000:00:06.0": parse_modalias(NVME_DEV)}
     with pytest.raises(RepositoryError, match="index/class.json \\(signed by 'class'\\) lists "
                                               "edu 99.0, but the name `edu` belongs to "
                                               "'vendor-qemu', not to 'vendor-classy'"):
-        Client().find("edu", EDU)
+        Client().find("edu", both)
     _nothing_installed(core, forged)
 
 
