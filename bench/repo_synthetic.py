@@ -153,9 +153,9 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
             all_targets.extend(md.signed.targets.values())
             # Each driver's names, owned by its vendor, as a publish records them.
             for e in entries[i]:
-                for n in claimed_names(str(e["driver"]), str(e["package"])):
-                    tf, data = record_target(n, role)
-                    b = repo._name_bin(txn, n)
+                for claim in claimed_names(str(e["driver"]), str(e["package"])):
+                    tf, data = record_target(claim, role)
+                    b = repo._name_bin(txn, claim)
                     txn.load(b).signed.targets[tf.path] = tf
                     txn.stage(b, txn.load(b))
                     write_new(repo._target_path(tf.path, tf), data)
