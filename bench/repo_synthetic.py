@@ -40,6 +40,7 @@ from udriver_repo._apt import deb_stanza
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
+from udriver_repo._owners import claimed_names, record_target
 from udriver_repo._scope import index_names
 
 __all__ = ["flat_targets_size", "generate", "vendor_id"]
@@ -150,6 +151,14 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
                           data)
                 md.signed.targets[itf.path] = itf
             all_targets.extend(md.signed.targets.values())
+            # Each driver's names, owned by its vendor, as a publish records them.
+            for e in entries[i]:
+                for claim in claimed_names(str(e["driver"]), str(e["package"])):
+                    tf, data = record_target(claim, role)
+                    b = repo._name_bin(txn, claim)
+                    txn.load(b).signed.targets[tf.path] = tf
+                    txn.stage(b, txn.load(b))
+                    write_new(repo._target_path(tf.path, tf), data)
         txn.commit()
         if debs:
             repo.apt.commit(dict(_stanza(j, vendors) for j in range(n)))

@@ -19,7 +19,11 @@ content-addressed chunk map `REPO/apt-state/<sha256 of Packages.gz>.json`. Witho
 map (an older tree), the committed files are decoded once in full.
 
 Commit order (a client sees the old or the new view, never a mix):
-1. `pool/main/<p>/<package>/<file>.deb` (new names only, never replaced);
+0. `plan`: decode and re-encode the touched chunks in memory; a publish calls it before
+   committing TUF, so a view that cannot be updated refuses the publish before either
+   is written;
+1. `pool/main/<vendor-role>/<package>/<file>.deb` for drivers (`pool/main/<p>/...` for
+   system packages); new names only, never replaced (`check_pool_file` refuses);
 2. new chunks' plain text (`REPO/apt-state/chunks/<sha256>`), the by-hash Packages.gz
    and .xz (`main/binary-amd64/by-hash/SHA256/<sha256>`), and the chunk map;
 3. the plain-named Packages.gz/.xz (hard links to the by-hash files), `Release`,
@@ -41,6 +45,7 @@ import hashlib
 import json
 import lzma
 import os
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,8 +54,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from udriver.artifacts import parse_control
-from udriver.errors import RepositoryError
+from udriver.errors import PackageError, RepositoryError
+from udriver.manifest import DriverManifest
 
+from ._errors import ConflictError
 from ._fsio import link_atomic, write_atomic, write_new
 from ._gpg import Gpg
 from ._xzblocks import Blocks, compress_blocks, join_blocks
@@ -62,6 +69,7 @@ __all__ = [
     "SUITE",
     "AptView",
     "deb_stanza",
+    "driver_stanza",
     "parse_packages",
     "release_packages_sha",
 ]
@@ -80,21 +88,81 @@ _ORDER = ["Package", "Source", "Version", "Installed-Size", "Maintainer", "Archi
           "Replaces", "Provides", "Section", "Priority", "Homepage", "Description", "Modaliases"]
 
 
+_COMPUTED = ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
+"""Fields of a Packages stanza the archive computes (Debian repository format,
+"Packages Indices"): never taken from a package's own control data."""
+_DRIVER_FIELDS = ("Version", "Architecture", "Maintainer", "Installed-Size", "Depends",
+                  "Section", "Priority", "Homepage", "Description")
+"""Control fields of a driver .deb carried into Packages, after validation; `Package`
+and `Modaliases` are computed from the validated manifest instead."""
+_ONE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_FIELD_RE = {
+    "Version": re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$"),   # policy 5.6.12
+    "Architecture": re.compile(r"^(?:all|amd64)$"),
+    "Installed-Size": re.compile(r"^[0-9]{1,12}$"),
+    "Section": re.compile(r"^[a-z0-9/-]{1,40}$"),
+    "Priority": re.compile(r"^(?:required|important|standard|optional|extra)$"),
+    "Depends": re.compile(r"^[A-Za-z0-9.+~:=<>(), |-]*$"),
+}
+
+
 def _fmt_field(name: str, value: str) -> str:
     lines = value.split("\n")
     return "\n".join([f"{name}: {lines[0]}"] + [f" {ln}" for ln in lines[1:]])
 
 
-def deb_stanza(control: dict[str, str], filename: str, data: bytes) -> str:
-    """One Packages stanza (no trailing blank line) for a deb at pool path `filename`."""
-    fields = dict(control)
-    fields.pop("Filename", None)
-    keys = [k for k in _ORDER if k in fields] + sorted(k for k in fields if k not in _ORDER)
-    out = [_fmt_field(k, fields[k]) for k in keys]
-    out += [f"Filename: {filename}", f"Size: {len(data)}",
+def _tail(filename: str, data: bytes) -> list[str]:
+    return [f"Filename: {filename}", f"Size: {len(data)}",
             f"MD5sum: {hashlib.md5(data).hexdigest()}",
             f"SHA256: {hashlib.sha256(data).hexdigest()}"]
-    return "\n".join(out)
+
+
+def deb_stanza(control: dict[str, str], filename: str, data: bytes) -> str:
+    """One Packages stanza (no trailing blank line) for an operator's system deb at pool
+    path `filename`: its control fields, minus any the archive computes."""
+    fields = {k: v for k, v in control.items() if k not in _COMPUTED}
+    keys = [k for k in _ORDER if k in fields] + sorted(k for k in fields if k not in _ORDER)
+    return "\n".join([_fmt_field(k, fields[k]) for k in keys] + _tail(filename, data))
+
+
+def driver_stanza(control: dict[str, str], manifest: DriverManifest, filename: str,
+                  data: bytes) -> str:
+    """The Packages stanza of a driver .deb, built from validated data only.
+
+    `Package` is `udriver-driver-<driver>` and `Modaliases` is `udriver(<patterns>)`,
+    both computed from the validated manifest; the hashes and size are computed from
+    the bytes; of the control data only `_DRIVER_FIELDS` are kept, each checked against
+    its syntax (Debian policy 5.6), so an uploaded `SHA256:`, `Size:`, `Filename:` or
+    any field `udriver build` does not write never reaches Packages.
+
+    Raises:
+        PackageError: every control value that is missing or malformed.
+    """
+    problems: list[str] = []
+    package = "udriver-driver-" + manifest.driver.replace("_", "-")
+    if control.get("Package") != package:
+        problems.append(f"`Package: {control.get('Package')}` should be {package}")
+    out = {"Package": package,
+           "Modaliases": f"udriver({', '.join(manifest.modaliases)})"}
+    for name in _DRIVER_FIELDS:
+        value = control.get(name)
+        if value is None:
+            if name not in ("Homepage", "Depends"):
+                problems.append(f"control field `{name}` is missing")
+            continue
+        lines = value.split("\n")
+        if name != "Description" and len(lines) > 1:
+            problems.append(f"control field `{name}` must be one line")
+        elif not all(_ONE_LINE.match(ln) for ln in lines) or not lines[0].strip():
+            problems.append(f"control field `{name}` has control characters or is empty")
+        elif name in _FIELD_RE and not _FIELD_RE[name].match(value):
+            problems.append(f"control field `{name}` is malformed: {value!r}")
+        else:
+            out[name] = value
+    if problems:
+        raise PackageError(f"{filename.rpartition('/')[2]}: " + "; ".join(problems))
+    keys = [k for k in _ORDER if k in out]
+    return "\n".join([_fmt_field(k, out[k]) for k in keys] + _tail(filename, data))
 
 
 def _split_stanzas(text: str) -> dict[str, str]:
@@ -234,19 +302,47 @@ class AptView:
 
     # -- publishing --------------------------------------------------------------------
 
-    def pool_path(self, package: str, filename: str) -> str:
-        return f"pool/{COMPONENT}/{package[0]}/{package}/{filename}"
+    def pool_path(self, package: str, filename: str, owner: str | None = None) -> str:
+        """Pool path of a deb: `pool/main/<owner>/<package>/<file>` for a driver .deb,
+        where `owner` is the publishing vendor's role (`vendor-<name>`), so two vendors'
+        files can never share a path; `pool/main/<p>/<package>/<file>` (Debian's own
+        layout) for an operator's system package and for driver debs published before."""
+        if owner is None:
+            return f"pool/{COMPONENT}/{package[0]}/{package}/{filename}"
+        return f"pool/{COMPONENT}/{owner}/{package}/{filename}"
 
-    def add_pool_file(self, rel: str, data: bytes) -> None:
-        write_new(self.public / rel, data)
+    def has_pool_file(self, rel: str, data: bytes) -> bool:
+        """Whether `rel` exists with exactly these bytes."""
+        try:
+            p = self.public / rel
+            return p.stat().st_size == len(data) and p.read_bytes() == data
+        except OSError:
+            return False
 
-    def update(self, stanzas: dict[str, str], now: datetime | None = None) -> bool:
-        """Add or replace stanzas (by Filename), re-encoding only their chunks.
-
-        Returns True when the view changed (and was committed).
+    def check_pool_file(self, rel: str, data: bytes) -> None:
+        """Refuse to replace a pool file: pool paths are immutable (apt caches by name).
 
         Raises:
-            RepositoryError: gpg, a write, or the committed view failed.
+            ConflictError: `rel` exists with other bytes.
+        """
+        p = self.public / rel
+        if p.exists() and not self.has_pool_file(rel, data):
+            raise ConflictError(f"{rel} is already in the apt pool with different bytes; "
+                                "publish a new version instead")
+
+    def add_pool_file(self, rel: str, data: bytes) -> None:
+        """Write a pool file (after `check_pool_file`)."""
+        write_new(self.public / rel, data)
+
+    def plan(self, stanzas: dict[str, str]) -> dict[str, _Chunk] | None:
+        """Every chunk of the view with `stanzas` added or replaced (by Filename), or None
+        when nothing would change. Writes nothing but caches of committed chunks, so a
+        publish can decide on TUF and apt before committing either.
+
+        Raises:
+            RepositoryError: the committed view is missing or corrupt, or a touched
+                chunk does not parse.
+            PackageError: a touched chunk has a malformed stanza.
         """
         chunks = self._committed_chunks()
         touched: dict[str, dict[str, str]] = {}
@@ -260,9 +356,29 @@ class AptView:
             current.update(new)
             chunks[c] = _encode_chunk(current)
             changed = True
-        if changed:
-            self._commit_chunks(chunks, now)
-        return changed
+        return chunks if changed else None
+
+    def commit_plan(self, chunks: dict[str, _Chunk], now: datetime | None = None) -> None:
+        """Commit a view made by `plan` (see the module's commit order).
+
+        Raises:
+            RepositoryError: gpg or a write failed.
+        """
+        self._commit_chunks(chunks, now)
+
+    def update(self, stanzas: dict[str, str], now: datetime | None = None) -> bool:
+        """Add or replace stanzas (by Filename), re-encoding only their chunks.
+
+        Returns True when the view changed (and was committed).
+
+        Raises:
+            RepositoryError: gpg, a write, or the committed view failed.
+        """
+        chunks = self.plan(stanzas)
+        if chunks is None:
+            return False
+        self._commit_chunks(chunks, now)
+        return True
 
     def commit(self, stanzas: dict[str, str], now: datetime | None = None) -> None:
         """Replace the whole view with `stanzas` (init, bulk imports).

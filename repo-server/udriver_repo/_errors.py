@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from udriver.errors import RepositoryError
 
-__all__ = ["AuthError", "ConflictError", "ScopeError"]
+__all__ = ["AuthError", "ConflictError", "NameOwnedError", "ScopeError"]
 
 
 class ScopeError(RepositoryError):
     """A package claims PCI IDs outside the publishing vendor's scope (HTTP 403)."""
+
+
+class NameOwnedError(ScopeError):
+    """A package claims a driver or distribution name another vendor owns (HTTP 403)."""
 
 
 class ConflictError(RepositoryError):

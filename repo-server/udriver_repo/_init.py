@@ -6,11 +6,11 @@ before the first `timestamp.json`):
 
 1. directories (`keys/` 0700) and `state.db`;
 2. ed25519 keys: root (threshold configurable, optionally outside REPO for offline
-   use), targets, snapshot, timestamp, bins, class;
+   use), targets, snapshot, timestamp, bins, class, names;
 3. `1.root.json` signed by every root key (TUF spec 4.3; consistent snapshots on) and
    its copy `keys/root.json` for bootstrapping clients;
-4. `1.targets.json` delegating to `class` and the 256 bins, those roles (empty), the
-   first snapshot, `config.json`, then `timestamp.json`;
+4. `1.targets.json` delegating to `class`, the 16 middle bins and `names` (which
+   delegates to 256 succinct name bins, TAP 15), those roles (empty), the first snapshot, `config.json`, then `timestamp.json`;
 5. the GnuPG key of the apt view and its public halves `keys/apt.asc`, `keys/apt.gpg`.
 """
 
@@ -37,7 +37,9 @@ from ._meta import (
     delegated,
     make_bin,
     mid_of,
+    names_roles,
 )
+from ._owners import NAMES_ROLE
 from ._scope import CLASS_INDEX
 from ._state import State
 
@@ -80,7 +82,7 @@ def create_repository(repo: Path, root_threshold: int, expiry: dict[str, timedel
     rdir = Path(root_key_dir) if root_key_dir else repo / "keys"
     root_signers = [Keyring(rdir).generate(f"root-{i}") for i in range(n_root)]
     online = {r: keys.generate(r) for r in ("targets", "snapshot", "timestamp", "bins",
-                                             CLASS_ROLE)}
+                                             CLASS_ROLE, NAMES_ROLE)}
     now = _now()
     md_dir = repo / "public" / "metadata"
     # TUF spec 4.3: root lists the top-level keys and thresholds; consistent snapshots on.
@@ -100,8 +102,11 @@ def create_repository(repo: Path, root_threshold: int, expiry: dict[str, timedel
     roles = {CLASS_ROLE: delegated(CLASS_ROLE, class_key.keyid,
                                    ["drivers/class/*", f"index/{CLASS_INDEX}.json"])}
     roles.update({b: delegated(b, bins_key.keyid, bin_paths(b)) for b in MID_BINS})
+    names_key = online[NAMES_ROLE].public_key
+    roles[NAMES_ROLE] = delegated(NAMES_ROLE, names_key.keyid, [f"{NAMES_ROLE}/*"])
     targets.signed.delegations = Delegations(
-        keys={bins_key.keyid: bins_key, class_key.keyid: class_key}, roles=roles)
+        keys={bins_key.keyid: bins_key, class_key.keyid: class_key,
+              names_key.keyid: names_key}, roles=roles)
     mids = {m: make_bin() for m in MID_BINS}
     for leaf in BINS:
         dele = mids[mid_of(leaf)].signed.delegations
@@ -114,9 +119,13 @@ def create_repository(repo: Path, root_threshold: int, expiry: dict[str, timedel
                               (CLASS_ROLE, Metadata(Targets(expires=now + lifetimes["class"])),
                                online[CLASS_ROLE])]
                              + [(m, mids[m], online["bins"]) for m in MID_BINS]
-                             + [(b, make_bin(), online["bins"]) for b in BINS]):
+                             + [(b, make_bin(), online["bins"]) for b in BINS]
+                             + [(n, md, online[NAMES_ROLE])
+                                for n, md in names_roles(names_key).items()]):
         if role.startswith("bin-"):
             md.signed.expires = now + lifetimes["bins"]
+        elif role != CLASS_ROLE and role != "targets":
+            md.signed.expires = now + lifetimes["names"]
         md.sign(signer)
         write_atomic(md_dir / f"1.{role}.json", md.to_bytes(SERIALIZER))
         snapshot.signed.meta[f"{role}.json"] = MetaFile(1)

@@ -8,6 +8,8 @@ Role layout (TUF spec 4.3/4.5 delegations; consistent snapshots, spec 5.x):
                             └─ vendor-<name>  paths drivers/<vvvv>/*, index/<vvvv>/*,
                                               index/<vvvv>.json, for each owned PCI
                                               vendor vvvv ending in YX
+                    └─ names              paths names/*: who owns each driver name
+                        └─ names-00 .. names-ff   (TAP 15 succinct bins; see `_owners`)
 
 The 256 leaf bins key vendors by the *low* byte of the PCI vendor ID (real IDs cluster
 in their high byte), so each lists ~1/256 of the publishers; 16 middle bins, keyed by
@@ -16,7 +18,9 @@ a client looking up k vendors fetches targets.json (16 delegations) plus k middl
 leaf bins, ~2.5 kB + k * 6.5 kB, instead of a 45 kB targets.json plus k leaves (the
 metadata a client fetches does not depend on the number of drivers; see
 bench/repo_scale.py). All bins share one online `bins` key; `class` has its own online
-key and is signed by the repository after it checked the publisher's class grant.
+key and is signed by the repository after it checked the publisher's class grant;
+`names` and its bins share the online `names` key, signed after the repository checked
+a name claim.
 
 Commit protocol (what makes a publish atomic and crash-safe):
 
@@ -39,7 +43,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from securesystemslib.signer import Signer
+from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (
     DelegatedRole,
     Delegations,
@@ -56,6 +60,7 @@ from udriver.errors import RepositoryError
 
 from ._fsio import write_atomic
 from ._keys import NaclSigner, generate_key, load_key
+from ._owners import NAME_PREFIX, NAMES_ROLE, name_bins
 
 __all__ = [
     "BINS",
@@ -70,6 +75,7 @@ __all__ = [
     "bin_paths",
     "expiry_kind",
     "mid_of",
+    "names_roles",
     "vendor_paths",
     "vendor_role",
 ]
@@ -79,6 +85,7 @@ EXPIRY_DEFAULTS: dict[str, timedelta] = {
     "targets": timedelta(days=90),
     "bins": timedelta(days=90),
     "class": timedelta(days=90),
+    "names": timedelta(days=90),
     "vendor": timedelta(days=90),
     "snapshot": timedelta(days=7),
     "timestamp": timedelta(days=1),
@@ -124,6 +131,8 @@ def expiry_kind(role: str) -> str:
         return "bins"
     if role.startswith("vendor-"):
         return "vendor"
+    if role == NAMES_ROLE or role.startswith(f"{NAME_PREFIX}-"):
+        return "names"
     return role
 
 
@@ -166,7 +175,11 @@ class Keyring:
 
 def role_key_name(role: str) -> str:
     """Name of the key file that signs `role`."""
-    return "bins" if role.startswith("bin-") else role
+    if role.startswith("bin-"):
+        return "bins"
+    if role.startswith(f"{NAME_PREFIX}-"):
+        return NAMES_ROLE  # the name bins share the `names` key (TAP 15 succinct roles)
+    return role
 
 
 class Transaction:
@@ -291,6 +304,20 @@ def expiry_from_config(cfg: dict[str, object]) -> dict[str, timedelta]:
         for k, v in raw.items():
             if k in out and isinstance(v, (int, float)):
                 out[k] = timedelta(seconds=v)
+    return out
+
+
+def names_roles(key: Key) -> dict[str, Metadata[Targets]]:
+    """The `names` role and its 256 empty succinct bins (see `_owners`), unsigned.
+
+    TUF spec 4.5: `names` delegates with `succinct_roles` (TAP 15) instead of listing
+    256 roles, so it stays ~0.5 kB; every bin is terminating and signed by `key`.
+    """
+    top = Metadata(Targets(version=1, expires=_now(), delegations=Delegations(
+        keys={key.keyid: key}, roles=None, succinct_roles=name_bins(key.keyid))))
+    out = {NAMES_ROLE: top}
+    for b in name_bins(key.keyid).get_roles():
+        out[b] = Metadata(Targets(version=1, expires=_now()))
     return out
 
 

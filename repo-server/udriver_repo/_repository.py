@@ -7,8 +7,9 @@ Rules:
   never from the database, so a crash at any point leaves clients the old or the new
   state and the next publish derives its versions from what clients can see.
 - Publish order: validate and scope-check (no lock, no writes) -> lock -> plan every
-  change in memory (conflicts raise here, before any write) -> write content-addressed
-  target files -> commit TUF (timestamp rename) -> commit apt (InRelease rename).
+  change in memory, TUF and apt alike (name ownership, conflicts and a view that cannot
+  be updated raise here, before any write) -> write content-addressed target files ->
+  commit TUF (timestamp rename) -> write pool files -> commit apt (InRelease rename).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from tuf.api.metadata import (
 from udriver.artifacts import read_deb
 from udriver.errors import PackageError, RepositoryError
 
-from ._apt import AptView, deb_stanza
+from ._apt import AptView
+from ._aptplan import AptPlanMixin
 from ._errors import AuthError, ConflictError
 from ._fsio import RepoLock, write_new
 from ._gpg import Gpg
@@ -45,6 +47,8 @@ from ._meta import (
     vendor_paths,
     vendor_role,
 )
+from ._naming import NamingMixin
+from ._owners import version_problems
 from ._rotation import RotationMixin
 from ._scope import CLASS_INDEX, check_scope, index_names
 from ._state import NAME_RE, State
@@ -60,7 +64,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Repository(RotationMixin):
+class Repository(RotationMixin, NamingMixin, AptPlanMixin):
     """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
@@ -240,7 +244,11 @@ class Repository(RotationMixin):
         Raises:
             PackageError: an invalid artifact, or inconsistent wheel and deb.
             ScopeError: IDs outside the vendor's scope.
-            ConflictError: same name and version already published with other bytes.
+            NameOwnedError: a driver or distribution name another vendor owns (a
+                ScopeError: HTTP 403).
+            ConflictError: same name and version already published with other bytes, a
+                version equal to a published one once normalised, or a pool file with
+                other bytes.
             AuthError: unknown or revoked vendor.
             RepositoryError: a repository failure.
         """
@@ -272,16 +280,28 @@ class Repository(RotationMixin):
 
     def _publish_locked(self, v: Vendor, groups: dict[tuple[str, str], list[Artifact]]
                         ) -> PublishResult:
+        """Plan the whole publish (TUF and apt), then write: a refusal writes nothing.
+
+        Order: names role (created for an older repository) -> name ownership (TUF spec
+        4.5 delegations cover paths; `_owners` covers names) -> per driver: files,
+        normalised-version conflicts, index entries -> the apt view planned in memory
+        -> write target files -> commit TUF -> commit apt.
+        """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
         self._ensure_vendor_role(txn, v)
         vrole = vendor_role(v.name)
         writes: dict[Path, bytes] = {}
+        self.ensure_names(txn, writes)
+        files_of = ", ".join(a.path.name for g in groups.values() for a in g)
+        self.check_names(txn, vrole, [(g[0].manifest.driver, g[0].manifest.package)
+                                      for g in groups.values()], writes, files_of)
         out: list[PublishedDriver] = []
         for (pkg, ver), group in sorted(groups.items()):
             m = group[0].manifest
             idx = index_names(m.modaliases)
             dirname = CLASS_INDEX if CLASS_INDEX in idx else idx[0].split("/")[0]
             files_role = CLASS_ROLE if dirname == CLASS_INDEX else vrole
+            self._check_versions(txn, [vrole, CLASS_ROLE], [a.path.name for a in group])
             files: dict[str, str] = {}
             for a in sorted(group, key=lambda a: a.kind):
                 target = f"drivers/{dirname}/{a.path.name}"
@@ -312,7 +332,11 @@ class Repository(RotationMixin):
                                 raise ConflictError(
                                     f"{pkg} {ver} already has a {kind} "
                                     f"({e['files'][kind]}); publish a new version instead")
-                merged, changed = merge_entry(current, entry)
+                # The class index is signed by the repository, not the publisher: the
+                # entry names the publisher's role, which clients compare with the
+                # owner of the driver's name.
+                merged, changed = merge_entry(
+                    current, dict(entry, vendor=vrole) if role == CLASS_ROLE else entry)
                 if changed:
                     data = encode_index(ix, merged)
                     tf = TargetFile.from_data(path, data, ["sha256"])
@@ -322,32 +346,38 @@ class Repository(RotationMixin):
             out.append(PublishedDriver(m.package, m.driver, m.version,
                                        f"{m.abi[0]}.{m.abi[1]}", m.modaliases, files,
                                        tuple(f"index/{ix}.json" for ix in idx)))
+        pool, apt_plan = self._plan_apt(
+            vrole, [a for g in groups.values() for a in g if a.kind == "deb"])
         ts_version = 0
         tuf_changed = bool(txn.staged)
         if tuf_changed:
             for p, data in writes.items():
                 write_new(p, data)
             ts_version = txn.commit()
-        apt_changed = self._publish_apt([a for g in groups.values() for a in g if a.kind == "deb"])
-        return PublishResult(v.name, tuple(out), unchanged=not tuf_changed and not apt_changed, timestamp_version=ts_version)
+        for rel, data in pool.items():
+            self.apt.add_pool_file(rel, data)
+        if apt_plan is not None:
+            self.apt.commit_plan(apt_plan)
+        return PublishResult(v.name, tuple(out),
+                             unchanged=not tuf_changed and apt_plan is None,
+                             timestamp_version=ts_version)
 
-    def _publish_apt(self, debs: list[Artifact]) -> bool:
-        """Add debs to the apt view unless it already has them; True when it changed."""
-        items = []
-        for a in debs:
-            assert a.control is not None
-            items.append((a.control, a.path.name, a.data))
-        return self._publish_apt_debs(items)
+    @staticmethod
+    def _check_versions(txn: Transaction, roles: list[str], names: list[str]) -> None:
+        """Refuse a file whose version equals a published one's once normalised.
 
-    def _publish_apt_debs(self, debs: list[tuple[dict[str, str], str, bytes]]) -> bool:
-        if not debs:
-            return False
-        stanzas: dict[str, str] = {}
-        for control, name, data in debs:
-            pool = self.apt.pool_path(control["Package"], name)
-            stanzas[pool] = deb_stanza(control, pool, data)
-            self.apt.add_pool_file(pool, data)
-        return self.apt.update(stanzas)
+        Raises:
+            ConflictError: `udriver_edu-1.0.0.0-...whl` next to `...-1.0.0-...whl` (PEP 440
+                normalisation), or debs whose versions dpkg compares equal.
+        """
+        existing: list[str] = []
+        for r in roles:
+            if txn.has(r):
+                existing += [t.rpartition("/")[2] for t in txn.load(r).signed.targets
+                             if t.startswith("drivers/")]
+        problems = version_problems(existing, names)
+        if problems:
+            raise ConflictError("; ".join(problems))
 
     def publish_system(self, files: Sequence[Path | str]) -> bool:
         """Add packages that are not drivers (udriver itself, say) to the apt view only.

@@ -7,7 +7,7 @@
   from its own keys (client workflow 5.3.4/5.3.5), which is how existing clients walk
   the root chain to the new key. When the root keys are offline the new root waits in
   REPO/pending/ until `sign-root --key FILE` has added enough signatures.
-- Rotating `bins`, `class` or a vendor key only changes the delegating role(s), signed
+- Rotating `bins`, `class`, `names` or a vendor key only changes the delegating role(s), signed
   with online keys: targets for bins/class, the vendor's bins for a vendor.
 - A new private key is written as `<name>.key.next` and renamed over `<name>.key` once
   the metadata that trusts it is committed.
@@ -41,6 +41,7 @@ from ._meta import (
     load_root,
     vendor_role,
 )
+from ._owners import NAMES_ROLE
 
 if TYPE_CHECKING:
     from ._state import State
@@ -121,7 +122,7 @@ class RotationMixin:
         with RepoLock(self.path):
             if role in TOP_LEVEL:
                 self._rotate_top(role)
-            elif role in ("bins", CLASS_ROLE):
+            elif role in ("bins", CLASS_ROLE, NAMES_ROLE):
                 self._rotate_delegating(role)
             else:
                 name = role.removeprefix("vendor-")
@@ -129,7 +130,7 @@ class RotationMixin:
                 if vendor is None:
                     raise RepositoryError(
                         f"unknown role {role!r}: expected one of {', '.join(TOP_LEVEL)}, "
-                        "bins, class, or a vendor name")
+                        "bins, class, names, or a vendor name")
                 if vendor.revoked:
                     raise RepositoryError(f"vendor {name!r} is revoked: it has no key to "
                                           "rotate (no delegation trusts one)")
@@ -236,7 +237,7 @@ class RotationMixin:
         targets = txn.load("targets")
         dele = targets.signed.delegations
         assert dele is not None and dele.roles is not None
-        members = MID_BINS if name == "bins" else [CLASS_ROLE]
+        members = MID_BINS if name == "bins" else [name]
         for r in members:
             dele.roles[r].keyids = [nxt.keyid]
         dele.keys[nxt.keyid] = nxt.public_key
@@ -252,6 +253,12 @@ class RotationMixin:
                 mid.keys = {nxt.keyid: nxt.public_key}
                 for leaf in mid.roles.values():
                     leaf.keyids = [nxt.keyid]
+            if name == NAMES_ROLE and mid is not None and mid.succinct_roles is not None:
+                # TAP 15: the succinct bins are signed with the same `names` key.
+                mid.keys = {nxt.keyid: nxt.public_key}
+                mid.succinct_roles.keyids = [nxt.keyid]
+                for b in mid.succinct_roles.get_roles():
+                    txn.stage(b, txn.load(b))
             txn.stage(r, md)
         if name == "bins":
             for r in BINS:

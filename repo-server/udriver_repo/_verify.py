@@ -7,6 +7,9 @@ every index target and every driver file the indexes name (5.7). The indexes are
 through the verified metadata itself: probing one path per bin loads every bin, and the
 bins' delegations name each vendor's shard directory `index/<vvvv>/*`, whose 17 possible
 shard names (`0`..`f`, `any`) are probed, and its format-1 `index/<vvvv>.json`.
+When top-level targets delegates `names`, every entry's driver and distribution names
+must be owned (signed `names/<name>` records) by the vendor role delegated its index,
+or, in the repository-signed class index, by the entry's `vendor`.
 
 apt: `InRelease` must verify with gpgv against `keys/apt.gpg`, the by-hash Packages it
 names must match, and every deb named in Packages must match its size and SHA256.
@@ -30,6 +33,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from ._apt import parse_packages, release_packages_sha
 from ._index import decode_index
 from ._meta import BINS
+from ._owners import NAMES_ROLE, claimed_names, name_target, owner_of
 from ._types import VerifyReport
 
 __all__ = ["FileFetcher", "verify_tree"]
@@ -82,6 +86,7 @@ def verify_tree(root: bytes, public: Path | None = None, url: str | None = None)
             report.versions[role] = json.loads((md_dir / f"{role}.json").read_bytes())[
                 "signed"]["version"]
         names = {"class"}
+        signers = {"class": "class"}
         for b in BINS:
             p = md_dir / f"{b}.json"
             if p.exists():
@@ -90,16 +95,26 @@ def verify_tree(root: bytes, public: Path | None = None, url: str | None = None)
                     for x in r["paths"]:
                         if x.startswith("index/") and x.endswith("/*"):  # shards
                             v = x[len("index/"):-len("/*")]
-                            names.update([f"{v}/{d:x}" for d in range(16)] + [f"{v}/any"])
+                            shards = [f"{v}/{d:x}" for d in range(16)] + [f"{v}/any"]
+                            names.update(shards)
+                            signers.update(dict.fromkeys(shards, r["name"]))
                         elif x.startswith("index/"):  # a format-1 per-vendor index
                             names.add(x[len("index/"):-len(".json")])
+                            signers[x[len("index/"):-len(".json")]] = r["name"]
+        top = json.loads((md_dir / "targets.json").read_bytes())["signed"]
+        owned = NAMES_ROLE in {r["name"] for r in
+                               (top.get("delegations") or {}).get("roles", [])}
         for name in sorted(names):
-            _check_index(up, name, t_dir, report)
+            _check_index(up, name, t_dir, report, signers.get(name, "") if owned else None)
     _check_apt(public, url, report)
     return report
 
 
-def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport) -> None:
+def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport,
+                 signer: str | None) -> None:
+    """Download `index/<name>.json` and every file it names; with `signer` (the role
+    delegated that index; None when the repository records no owners), check that the
+    signer, or a class entry's `vendor`, owns each entry's names (`_owners`)."""
     try:
         info = up.get_targetinfo(f"index/{name}.json")
         if info is None:
@@ -108,6 +123,8 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport) -> N
         entries = decode_index(Path(path).read_bytes(), name)
         report.indexes += 1
         for e in entries:
+            if signer is not None:
+                _check_owner(up, name, signer, e, report)
             for target in e["files"].values():
                 tinfo = up.get_targetinfo(target)
                 if tinfo is None:
@@ -117,6 +134,19 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport) -> N
                 report.files += 1
     except Exception as e:  # noqa: BLE001 - every failure is a finding
         report.problem(f"index/{name}.json: {type(e).__name__}: {e}")
+
+
+def _check_owner(up: Updater, index: str, signer: str, e: dict[str, object],
+                 report: VerifyReport) -> None:
+    publisher = signer if signer.startswith("vendor-") else str(e.get("vendor") or "")
+    for n in claimed_names(str(e["driver"]), str(e["package"])):
+        owner = owner_of(up.get_targetinfo(name_target(n)))
+        if owner is None:
+            report.problem(f"index/{index}.json lists {e['driver']} {e['version']}: the name "
+                           f"`{n}` has no owner record")
+        elif publisher and owner != publisher:
+            report.problem(f"index/{index}.json lists {e['driver']} {e['version']} from "
+                           f"{publisher!r}: the name `{n}` belongs to {owner!r}")
 
 
 def _check_apt(public: Path | None, url: str | None, report: VerifyReport) -> None:

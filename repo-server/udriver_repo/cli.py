@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the root keys here instead of DIR/keys (keep it offline)")
     p.add_argument("--expiry", type=_expiry, action="append", default=[], metavar="ROLE=DUR",
                    help="role lifetime, e.g. timestamp=1d (defaults: root 365d, targets 90d, "
-                        "vendor 90d, snapshot 7d, timestamp 1d)")
+                        "vendor 90d, names 90d, snapshot 7d, timestamp 1d)")
     p.set_defaults(_run=_init)
 
     v = sub.add_parser("vendor", help="manage publishers").add_subparsers(
@@ -106,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_option(p)
     p.set_defaults(_run=_vendor_revoke)
 
+    n = sub.add_parser("names", help="who owns each driver name").add_subparsers(
+        dest="names_command", metavar="ACTION", required=True)
+    p = n.add_parser("list", help="every recorded name and its owner")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _repo_option(p)
+    p.set_defaults(_run=_names_list)
+    p = n.add_parser("assign", help="give a driver name to a vendor (operator override)")
+    p.add_argument("name")
+    p.add_argument("vendor")
+    _repo_option(p)
+    p.set_defaults(_run=_names_assign)
+    p = n.add_parser("migrate", help="add the signed names role to an older repository")
+    _repo_option(p)
+    p.set_defaults(_run=_names_migrate)
+
     p = sub.add_parser("publish", help="validate and publish wheels and debs")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _env(p, "--vendor", env="UDRIVER_REPO_VENDOR", required=False, help="publishing vendor")
@@ -115,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(_run=_publish)
 
     p = sub.add_parser("rotate-key", help="replace the key of a role")
-    p.add_argument("role", help="root, targets, snapshot, timestamp, bins, class, or a vendor")
+    p.add_argument("role", help="root, targets, snapshot, timestamp, bins, class, names, or a vendor")
     _repo_option(p)
     p.set_defaults(_run=_rotate)
 
@@ -198,6 +213,36 @@ def _vendor_list(args: argparse.Namespace) -> int:
 def _vendor_revoke(args: argparse.Namespace) -> int:
     _open(args).revoke_vendor(args.name)
     print(f"vendor {args.name} revoked")
+    return 0
+
+
+def _names_list(args: argparse.Namespace) -> int:
+    names = _open(args).names()
+    if args.json:
+        print(json.dumps(names, indent=2))
+        return 0
+    for name, owner in names.items():
+        print(f"{name}\t{owner}")
+    return 0
+
+
+def _names_assign(args: argparse.Namespace) -> int:
+    before = _open(args).assign_name(args.name, args.vendor)
+    print(f"name {args.name}: {before or 'unowned'} -> vendor-{args.vendor.removeprefix('vendor-')}")
+    return 0
+
+
+def _names_migrate(args: argparse.Namespace) -> int:
+    r = _open(args).migrate_names()
+    if not r.created:
+        print("names role already present: nothing to migrate")
+        return 0
+    print(f"names role created; {len(r.assigned)} name(s) assigned")
+    for name, roles in r.contested.items():
+        print(f"contested (assign it with `udriver-repo names assign`): {name}: "
+              f"{', '.join(roles)}")
+    for name in r.unassigned:
+        print(f"unassigned (class-wide, publisher unknown): {name}")
     return 0
 
 

@@ -95,7 +95,7 @@ def test_two_versions_are_both_listed(published_repo, dist):
 def test_deb_lands_in_the_apt_view_with_modaliases(published_repo):
     stanzas = published_repo.apt.committed_stanzas()
     (name, stanza), = stanzas.items()
-    assert name == "pool/main/u/udriver-driver-edu/udriver-driver-edu_0.1.0-1_all.deb"
+    assert name == "pool/main/vendor-qemu/udriver-driver-edu/udriver-driver-edu_0.1.0-1_all.deb"
     assert f"Modaliases: udriver({EDU})" in stanza.splitlines()
     assert (published_repo.public / name).is_file()
 

@@ -9,7 +9,14 @@ This module joins the pieces and owns the order of operations of an install:
 3. download the wheel through TUF (length and hashes verified, TUF spec 5.7);
 4. read its embedded `udriver.json` and check it against the index entry and every
    device (`_verify.check_package`); on any mismatch nothing is installed;
-5. install into the store (`_store.DriverStore`), which switches `current` atomically.
+5. install into the store (`_store.DriverStore`), which switches `current` atomically,
+   and record the owner role it came from.
+
+Name ownership: before an entry is installed (or returned by `find`), its names must
+be owned by the role that signed its index (`_remote.RemoteRepo.check_owner`), so only
+the owner's driver of a name is ever installed; an installed driver is never replaced
+by, nor counted as "unchanged" against, a driver of another owner (`_check_origin`),
+and `update` refuses a driver whose name changed owner (`_check_still_owned`).
 
 Repositories are consulted in name order; a repository that fails verification fails
 the operation (an attacker must not be able to steer us to another mirror by breaking
@@ -33,6 +40,7 @@ from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pa
 from ._config import RepoConfig, list_repos
 from ._fetcher import Progress
 from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
+from ._owners import canonical_name
 from ._remote import RemoteRepo
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -172,7 +180,11 @@ class Client:
         if target is None:
             raise InstallError(f"{entry.package} {entry.version} has no wheel in repository "
                                f"{entry.repo!r} (only a .deb; install it with apt)")
+        if entry.repo:
+            self._remote(entry.repo).check_owner(entry)
         before = self.store.get(entry.driver)
+        if before is not None and before.current is not None:
+            self._check_origin(entry, before)
         if before is not None and before.current == entry.version:
             return InstallResult(entry.driver, entry.version, before.previous, entry.repo,
                                  sorted(devices or {}), changed=False)
@@ -180,9 +192,68 @@ class Client:
         manifest = read_wheel_manifest(wheel)
         check_package(manifest, entry, devices)
         info = self.store.install_wheel(wheel, manifest)
+        if entry.publisher:
+            self.store.set_origin(entry.driver, entry.repo, entry.publisher)
         return InstallResult(info.driver, entry.version,
                              before.current if before else None, entry.repo,
                              sorted(devices or {}))
+
+    def _check_origin(self, entry: IndexEntry, before: InstalledDriver) -> None:
+        """Refuse to replace, or to keep as "unchanged", an installed driver that came
+        from another owner than the one `entry` comes from (name ownership, `_owners`).
+
+        With a recorded origin, the repository and the owner role must be the same. A
+        driver installed without one (a local wheel, or before origins were recorded)
+        must at least be the same distribution, and at the same version the same ID
+        table, as `entry`.
+
+        Raises:
+            InstallError: naming both owners (or both packages).
+        """
+        origin = self.store.origin(entry.driver)
+        if origin is not None and entry.publisher and origin != (entry.repo, entry.publisher):
+            err = InstallError(
+                f"driver {entry.driver!r} is installed from {origin[1]!r} (repository "
+                f"{origin[0]!r}), but repository {entry.repo!r} lists {entry.driver} "
+                f"{entry.version} from {entry.publisher!r}: refusing to replace or keep "
+                "another vendor's driver under this name")
+            err.hint = (f"if the owner really changed, `udriver remove {entry.driver}` "
+                        "and install it again")
+            raise err
+        m = before.manifest() if origin is None else None
+        if m is not None and (m.package != entry.package or (
+                before.current == entry.version and set(m.modaliases) != set(entry.modaliases))):
+            err = InstallError(
+                f"the installed {entry.driver} {before.current} ({m.package}) is not the "
+                f"driver repository {entry.repo!r} lists ({entry.package} {entry.version}, "
+                f"from {entry.publisher or 'an unknown publisher'!r}): refusing to replace or "
+                "keep it")
+            err.hint = (f"`udriver remove {entry.driver}` and install it again if the "
+                        "repository's driver is the one you want")
+            raise err
+
+    def _check_still_owned(self, driver: str) -> None:
+        """Refuse to update `driver` if its name now belongs to another owner than the
+        one it was installed from (the operator reassigned it, or the metadata says so).
+
+        Raises:
+            InstallError: naming both owners.
+        """
+        origin = self.store.origin(driver)
+        if origin is None or not any(r.name == origin[0] for r in self.remotes):
+            return
+        remote = self._remote(origin[0])
+        if not remote.names_enforced():
+            return
+        now = remote.name_owner(canonical_name(driver))
+        if now != origin[1]:
+            err = InstallError(
+                f"driver {driver!r} was installed from {origin[1]!r} (repository "
+                f"{origin[0]!r}), but the name now belongs to {now!r}: refusing to update it "
+                "from another vendor")
+            err.hint = (f"if the owner really changed, `udriver remove {driver}` and install "
+                        "it again")
+            raise err
 
     def install_for_devices(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Resolve and install drivers for `devices`; each package is installed once.
@@ -230,7 +301,8 @@ class Client:
              ) -> IndexEntry:
         """Find "DRIVER" or "DRIVER==VERSION" in the indexes relevant to this machine: the
         local devices' shards, the class index and any index already cached, then every
-        shard of the local devices' vendors.
+        shard of the local devices' vendors. A version whose ID table matches a local
+        device is preferred; the one found must be published by the name's owner.
 
         Raises:
             InstallError: not found, or no ABI-compatible version.
@@ -243,13 +315,13 @@ class Client:
             except InvalidVersion as e:
                 raise InstallError(f"Invalid version in {spec!r} (not PEP 440)") from e
         entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
-        best = choose_version(entries, name, version or None, self.provided)
+        best = self._choose_named(entries, name, version or None, devices)
         if best is None:
             # Not in the devices' own shards: widen to every shard of their vendors.
             wide: set[int | str | None] = {a.vendor for a in devices.values()}
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
-            best = choose_version(entries, name, version or None, self.provided)
+            best = self._choose_named(entries, name, version or None, devices)
         if best is None:
             known = [e for e in entries if name in (e.driver, e.package)]
             if known:
@@ -261,7 +333,18 @@ class Client:
             err = InstallError(f"cannot {verb} {spec!r}: {why}")
             err.hint = "use `udriver search VENDOR:DEVICE` to look a device up"
             raise err
+        self._remote(best.repo).check_owner(best)
         return best
+
+    def _choose_named(self, entries: list[IndexEntry], name: str, version: str | None,
+                      devices: Mapping[str, Modalias]) -> IndexEntry | None:
+        """`choose_version`, preferring entries whose ID table matches a local device
+        (a class-wide driver of the same name matching none of them comes second)."""
+        local = [e for e in entries
+                 if any(p.matches(a) for p in map(parse_pattern, e.modaliases)
+                        for a in devices.values())]
+        return (choose_version(local, name, version, self.provided)
+                or choose_version(entries, name, version, self.provided))
 
     def _cached_indexes(self) -> set[str]:
         return {n for r in self.remotes for n in r.cached_index_names()}
@@ -296,6 +379,7 @@ class Client:
             m = inst.manifest()
             if m is None or inst.current is None:
                 continue
+            self._check_still_owned(inst.driver)
             names = {n for p in m.patterns for n in lookup_names(p.vendor, p.device)}
             best = choose_version(self.entries(names), inst.driver, None, self.provided)
             if best is not None and best.parsed_version > Version(inst.current):

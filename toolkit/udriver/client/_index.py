@@ -38,6 +38,7 @@ from packaging.version import InvalidVersion, Version
 from ..abi import AbiVersion, format_abi, parse_abi
 from ..errors import AbiError, ManifestError, RepositoryError
 from ..modalias import Pattern, PatternIndex, parse_pattern
+from ._owners import publisher_of
 
 __all__ = [
     "CLASS_INDEX",
@@ -76,6 +77,14 @@ class IndexEntry:
     """The index this entry was read from ("1234" or "class")."""
     repo: str = ""
     """Name of the configured repository it came from."""
+    publisher: str = field(default="", compare=False)
+    """The vendor role accountable for it: the role that signed its index, or the
+    `vendor` field of a repository-signed (class) index entry ("" if unknown); see
+    `_owners`."""
+    vendor: str = field(default="", compare=False)
+    """The entry's own `vendor` field (written in repository-signed indexes)."""
+    signer: str = field(default="", compare=False)
+    """The role that signed the index it was read from ("" if not known)."""
 
     @property
     def parsed_version(self) -> Version:
@@ -153,13 +162,19 @@ def _entry(obj: object, i: int, name: str) -> IndexEntry:
                 problems.append(f"`files.{kind}` must be a target under drivers/, got {target!r}")
             else:
                 out_files[kind] = target
+    vendor = obj.get("vendor", "")
+    if not isinstance(vendor, str):
+        problems.append(f"`vendor` must be a string, got {vendor!r}")
+        vendor = ""
     if problems:
         raise RepositoryError(f"index/{name}.json: `drivers[{i}]`: " + "; ".join(problems))
-    return IndexEntry(package, driver, version, abi, tuple(sorted(set(mods))), out_files, name)
+    return IndexEntry(package, driver, version, abi, tuple(sorted(set(mods))), out_files, name,
+                      vendor=vendor)
 
 
-def parse_index(data: bytes, name: str, repo: str = "") -> list[IndexEntry]:
-    """Parse the signed index `index/<name>.json` (already verified by TUF).
+def parse_index(data: bytes, name: str, repo: str = "", signer: str = "") -> list[IndexEntry]:
+    """Parse the signed index `index/<name>.json` (already verified by TUF), signed by
+    role `signer` (sets each entry's `publisher`, see `_owners.publisher_of`).
 
     Raises:
         RepositoryError: not JSON, wrong format, wrong `index` field, or a bad entry.
@@ -179,9 +194,11 @@ def parse_index(data: bytes, name: str, repo: str = "") -> list[IndexEntry]:
     if not isinstance(drivers, list):
         raise RepositoryError(f"{where}: `drivers` must be a list, got {drivers!r}")
     entries = [_entry(d, i, name) for i, d in enumerate(drivers)]
-    if repo:
+    if repo or signer:
         entries = [IndexEntry(e.package, e.driver, e.version, e.abi, e.modaliases, e.files,
-                              e.index, repo) for e in entries]
+                              e.index, repo, publisher_of(signer, e.vendor), e.vendor,
+                              signer)
+                   for e in entries]
     return entries
 
 

@@ -11,6 +11,10 @@ owns the I/O around it and turns python-tuf's exceptions into udriver's closed s
     LengthOrHashMismatchError  -> RepositoryError "... does not match its signed hash ..."
     DownloadHTTPError/others   -> DownloadError
 
+Name ownership: an index entry is acted on only once its driver and distribution names
+are owned (signed `names/<name>` records) by the role that signed its index
+(`check_owner`, rules in `_owners`).
+
 Offline mode (`--offline`): python-tuf 7 has no offline switch, so `_OfflineUpdater`
 replaces `refresh()` by loading the cached top-level metadata through the same
 `TrustedMetadataSet` (signatures, versions and expiry are checked exactly as online),
@@ -37,6 +41,10 @@ from ..errors import DownloadError, RepositoryError, UdriverError
 from ._config import RepoConfig
 from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
 from ._index import IndexEntry, index_name, index_target, parse_index
+from ._owners import claimed_names, owner_problems
+
+NAMES_ROLE = "names"
+"""The role top-level targets delegates `names/*` to (name ownership, see `_owners`)."""
 
 __all__ = ["RemoteRepo", "tuf_error"]
 
@@ -136,6 +144,7 @@ class RemoteRepo:
         self._tuf_config = config_tuf
         self._updater: Updater | None = None
         self._pending: Updater | None = None  # being refreshed (names dates in errors)
+        self._owners: dict[str, str | None] = {}
 
     @property
     def name(self) -> str:
@@ -271,8 +280,97 @@ class RemoteRepo:
             raise RepositoryError(f"repository {self.name!r}: unsafe target name {name!r}")
         return self.target_dir.joinpath(*parts)
 
+    def signed_targetinfo(self, name: str) -> tuple[TargetFile | None, str]:
+        """Signed info for target `name` and the role that listed it ("" if none).
+
+        The walk is python-tuf's own (`Updater.get_targetinfo`, TUF spec 5.6.7: preorder
+        depth-first over delegations, a terminating delegation stops backtracking), run
+        over the metadata that call has just verified and cached, because python-tuf
+        does not say which role listed a target; both answers must agree.
+
+        Raises:
+            RepositoryError: metadata failed verification, or the walks disagree.
+            DownloadError: the repository could not be reached.
+        """
+        info = self.targetinfo(name)
+        if info is None:
+            return None, ""
+        upd = self.updater()
+        with self._tuf(f"looking up the role signing {name}"):
+            stack: list[tuple[str, str]] = [(Targets.type, Root.type)]
+            visited: set[str] = set()
+            while stack and len(visited) <= upd.config.max_delegations:
+                role, parent = stack.pop()
+                if role in visited:
+                    continue
+                md = upd._load_targets(role, parent)
+                found = md.targets.get(name)
+                if found is not None:
+                    if found != info:
+                        break
+                    return info, role
+                visited.add(role)
+                if md.delegations is not None:
+                    children = []
+                    for child, terminating in md.delegations.get_roles_for_target(name):
+                        children.append((child, role))
+                        if terminating:
+                            stack = []
+                            break
+                    stack.extend(reversed(children))
+        raise RepositoryError(f"repository {self.name!r}: cannot tell which role signs {name}")
+
+    def names_enforced(self) -> bool:
+        """Whether this repository records name owners (targets delegates `names`).
+
+        Raises:
+            RepositoryError, DownloadError: as for `refresh`.
+        """
+        dele = self.updater()._trusted_set.targets.delegations
+        return dele is not None and dele.roles is not None and NAMES_ROLE in dele.roles
+
+    def name_owner(self, name: str) -> str | None:
+        """The owner role of canonical `name` from its signed record (None: no record).
+
+        Only the verified metadata is read (the record's `custom` field); the names
+        role and the one succinct bin holding `name` are fetched (TAP 15), nothing else.
+
+        Raises:
+            RepositoryError, DownloadError: as for `targetinfo`.
+        """
+        if name not in self._owners:
+            info = self.targetinfo(f"{NAMES_ROLE}/{name}")
+            custom = info.custom if info is not None else None
+            owner = custom.get("owner") if isinstance(custom, dict) else None
+            self._owners[name] = owner if isinstance(owner, str) and owner else None
+        return self._owners[name]
+
+    def check_owner(self, e: IndexEntry) -> None:
+        """Refuse an entry whose names the role that signed it does not own (`_owners`).
+
+        Called for each entry the client is about to act on (install, update, `find`),
+        so a machine fetches the name bins of the drivers it uses, not of every entry
+        of every index it reads.
+
+        Raises:
+            RepositoryError: naming the entry, the signer and the owner.
+            DownloadError: the records could not be fetched.
+        """
+        if not self.names_enforced():
+            return
+        owners = {n: self.name_owner(n) for n in claimed_names(e.driver, e.package)}
+        problems = owner_problems(e.publisher, owners)
+        if problems:
+            err = RepositoryError(
+                    f"repository {self.name!r}: index/{e.index}.json (signed by "
+                    f"{e.signer!r}) lists {e.driver} {e.version}, but " + "; ".join(problems)
+                    + "; refusing it (a vendor may publish only under names it owns)")
+            err.hint = "nothing was installed; report this to the repository's operator"
+            raise err
+
     def index(self, index: int | str | None) -> list[IndexEntry]:
-        """Entries of one index target; [] if no role lists it.
+        """Entries of one index target, each knowing the role that signed it (for
+        `check_owner`); [] if no role lists it.
 
         Args:
             index: its name ("1234/8", "1234/any", "class", "1234"), or a PCI vendor
@@ -284,11 +382,11 @@ class RemoteRepo:
         """
         name = index if isinstance(index, str) else index_name(index)
         target = index_target(name)
-        info = self.targetinfo(target)
+        info, signer = self.signed_targetinfo(target)
         if info is None:
             return []
         path = self.fetch(target, info)
-        return parse_index(path.read_bytes(), name, self.name)
+        return parse_index(path.read_bytes(), name, self.name, signer)
 
     def cached_index_names(self) -> list[str]:
         """Indexes present in the target cache, e.g. ["1234", "1234/8"] (text search)."""

@@ -26,6 +26,7 @@ at a complete version:
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -52,6 +53,8 @@ __all__ = ["DriverStore", "InstalledDriver"]
 log = logging.getLogger(__name__)
 _VERSION_DIR_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$")
 _LEFTOVER_PREFIXES = (".stage-", ".link-", ".trash-")
+_ORIGIN = ".origin.json"
+"""Per driver: {"repo", "owner"} it was installed from (see `DriverStore.origin`)."""
 
 
 @dataclass(frozen=True)
@@ -260,3 +263,31 @@ class DriverStore:
             self._prune(d)
         shutil.rmtree(self.root / driver, ignore_errors=True)
         return info.versions
+
+    # -- provenance (name ownership) -----------------------------------------------
+    def origin(self, driver: str) -> tuple[str, str] | None:
+        """(repository, owner role) `driver` was installed from, or None if not recorded
+        (a local wheel, or installed before owners were recorded)."""
+        try:
+            obj = json.loads((self.root / driver / _ORIGIN).read_bytes())
+            repo, owner = obj["repo"], obj["owner"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return (repo, owner) if isinstance(repo, str) and isinstance(owner, str) else None
+
+    def set_origin(self, driver: str, repo: str, owner: str) -> None:
+        """Record where `driver` comes from, so a later install or update whose owner
+        differs is refused instead of mixing two vendors' code under one name.
+
+        Raises:
+            InstallError: the record cannot be written.
+        """
+        data = json.dumps({"repo": repo, "owner": owner}, sort_keys=True).encode()
+        with self._locked(driver) as d:
+            tmp = d / f".link-origin-{os.getpid()}"
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, d / _ORIGIN)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise InstallError(f"cannot record the origin of {driver!r}: {e}") from e
