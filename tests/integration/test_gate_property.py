@@ -27,6 +27,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from _chroot import need_tools
 from _gatefactory import (
     Member,
@@ -39,9 +42,6 @@ from _gatefactory import (
     write_deb,
     write_wheel,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from udriver.client._store import DriverStore
 from udriver.errors import GateError
 from udriver.gate import admit

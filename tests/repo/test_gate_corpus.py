@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from test_server_helpers import ServerThread
+from udriver_repo.server import ServerConfig, create_app
+
 from _gatefactory import (
     Member,
     manifest,
@@ -30,9 +33,6 @@ from _gatefactory import (
     write_deb,
     write_wheel,
 )
-from test_server_helpers import ServerThread
-from udriver_repo.server import ServerConfig, create_app
-
 from udriver._debpolicy import udev_rules_text
 
 M = manifest("edu", "0.2.0")

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from _gatefactory import (
     EDU,
     Member,
@@ -24,7 +25,6 @@ from _gatefactory import (
     write_deb,
     write_wheel,
 )
-
 from udriver._debpolicy import CONTROL_FIELDS, udev_rules_text
 from udriver.errors import GateError, GateIdTableError, ManifestError, PackageError
 from udriver.gate import GateLimits, admit, check_wheel_bounds
@@ -33,10 +33,10 @@ M = manifest()
 MIB = 1024 * 1024
 
 
-def refused(path: Path, rule: str, *fragments: str, limits: GateLimits = GateLimits()) -> str:
+def refused(path: Path, rule: str, *fragments: str, limits: GateLimits | None = None) -> str:
     """Assert the gate refuses `path` with a problem of `rule` whose message has `fragments`."""
     with pytest.raises(GateError) as ei:
-        admit(path, limits)
+        admit(path, limits or GateLimits())
     msgs = [msg for r, msg in ei.value.problems if r == rule]
     assert msgs, f"no {rule!r} problem in {ei.value.problems}"
     assert any(all(f in msg for f in fragments) for msg in msgs), msgs
@@ -80,7 +80,7 @@ def test_toolchain_built_deb_and_wheel_are_admitted(tmp_path: Path) -> None:
 
 def test_every_problem_at_once(tmp_path: Path) -> None:
     mem = with_member("udriver_edu/x.py")
-    mem[f"udriver_edu-0.1.0.dist-info/METADATA"] += b"Requires-Dist: requests==9.9\n"
+    mem["udriver_edu-0.1.0.dist-info/METADATA"] += b"Requires-Dist: requests==9.9\n"
     mem["udriver_edu-0.1.0.dist-info/entry_points.txt"] += b"[console_scripts]\nx = y:z\n"
     w = write_wheel(tmp_path / "udriver_edu-0.2.0-py3-none-any.whl", mem, record_for=M)
     with pytest.raises(GateError) as ei:
@@ -346,7 +346,7 @@ def test_control_field_missing(tmp_path: Path) -> None:
 def test_control_field_value(tmp_path: Path, field: str, value: str, rule: str,
                              fragment: str) -> None:
     c = {**valid_control(M), field: value}
-    refused(write_deb(tmp_path, M, control=c, filename=f"udriver-driver-edu_0.1.0-1_all.deb"),
+    refused(write_deb(tmp_path, M, control=c, filename="udriver-driver-edu_0.1.0-1_all.deb"),
             rule, fragment)
 
 

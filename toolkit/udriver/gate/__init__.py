@@ -68,6 +68,9 @@ class Admitted:
 _ARCHIVE_RULES = frozenset({"archive", "deb-format", "bomb", "size", "member-name"})
 
 
+_DEFAULT_LIMITS = GateLimits()
+
+
 def _raise(name: str, problems: list[tuple[str, str]]) -> None:
     rules = {rule for rule, _ in problems}
     if "id-table" in rules and not rules & _ARCHIVE_RULES:
@@ -82,12 +85,12 @@ def _read(path: Path, limits: GateLimits) -> bytes:
     except OSError as e:
         raise GateError(path.name, [("archive", f"cannot read it: {e.strerror}")]) from e
     if len(data) > limits.archive_bytes:
-        raise GateError(path.name, [("size", f"the file is larger than {limits.archive_bytes} "
-                                              "bytes")])
+        raise GateError(path.name, [("size", (f"the file is larger than "
+                                               f"{limits.archive_bytes} bytes"))])
     return data
 
 
-def admit(path: str | Path, limits: GateLimits = GateLimits()) -> Admitted:
+def admit(path: str | Path, limits: GateLimits = _DEFAULT_LIMITS) -> Admitted:
     """Decide whether a driver wheel or .deb may be published.
 
     Args:
@@ -107,8 +110,8 @@ def admit(path: str | Path, limits: GateLimits = GateLimits()) -> Admitted:
     elif p.name.endswith(".deb"):
         kind = "deb"
     else:
-        raise GateError(p.name, [("file-name", "not a driver artifact (expected a .whl or .deb "
-                                               "file name)")])
+        raise GateError(p.name, [("file-name", ("not a driver artifact (expected a .whl or "
+                                                ".deb file name)"))])
     data = _read(p, limits)
     tally = Tally(limits, len(data))
     control = None
@@ -122,7 +125,7 @@ def admit(path: str | Path, limits: GateLimits = GateLimits()) -> Admitted:
     return Admitted(p, kind, m, data, version_key(m.version), control)
 
 
-def check_wheel_bounds(path: str | Path, limits: GateLimits = GateLimits()) -> None:
+def check_wheel_bounds(path: str | Path, limits: GateLimits = _DEFAULT_LIMITS) -> None:
     """Only the gate's size and ratio bounds, for a wheel about to be unpacked.
 
     Checks the declared sizes in the zip's central directory, which bound what any
@@ -137,8 +140,8 @@ def check_wheel_bounds(path: str | Path, limits: GateLimits = GateLimits()) -> N
         with open(p, "rb") as f:
             zf = zipfile.ZipFile(f) if size <= limits.archive_bytes else None
             if zf is None:
-                raise GateError(p.name, [("size", f"the file is larger than "
-                                                  f"{limits.archive_bytes} bytes")])
+                raise GateError(p.name, [("size", (f"the file is larger than "
+                                                   f"{limits.archive_bytes} bytes"))])
             with zf:
                 tally = Tally(limits, size)
                 check_zip_sizes(zf, tally)

@@ -212,7 +212,7 @@ def admit_deb(filename: str, data: bytes, tally: Tally) -> tuple[DriverManifest 
     manifests = {k: v for k, v in small.items() if k.startswith(DEB_MANIFEST_DIR + "/")}
     if len(manifests) > 1:
         tally.add("layout", f"more than one ID table under /{DEB_MANIFEST_DIR}: {sorted(manifests)}")
-    (mname, mdata), = list(manifests.items())[:1] or [("", None)]
+    mname, mdata = next(iter(manifests.items()), ("", None))
     m = parse_manifest(mdata, f"{filename}:/{mname}", tally,
                        f"no ID table under /{DEB_MANIFEST_DIR}/; build it with `udriver build`")
     _file_name(filename, control, tally)

@@ -15,6 +15,7 @@ Every check appends to a `Tally`; nothing raises.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
@@ -110,7 +111,7 @@ def _names_dist(dirname: str, m: DriverManifest) -> bool:
         return False
 
 
-def check_dist_info(files: dict[str, bytes | None], dist_info: str, m: DriverManifest,
+def check_dist_info(files: Mapping[str, bytes | None], dist_info: str, m: DriverManifest,
                     tally: Tally) -> None:
     """`entry_points.txt` and `METADATA` of the driver's dist-info (see the module rules).
 

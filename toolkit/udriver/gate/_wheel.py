@@ -14,6 +14,7 @@ import io
 import re
 import stat
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -94,7 +95,7 @@ def _member(z: ZipMember, tally: Tally) -> None:
                   "the driver's directory; keep every file inside the package")
 
 
-def _file_name(filename: str, m: DriverManifest, tally: Tally) -> frozenset[object]:
+def _file_name(filename: str, m: DriverManifest, tally: Tally) -> frozenset[Tag]:
     """The file name (PEP 427: `{name}-{version}(-{build})?-{py}-{abi}-{plat}.whl`)
     against the manifest; returns the tags (empty when the name is invalid)."""
     try:
