@@ -5,7 +5,7 @@ try). For each: the real `udriver-repo publish` command (a child process) and th
 server on 127.0.0.1 (PUT /api/v1/packages/<name>) refuse it with the same problem list
 (the CLI's `error: <message>` is the HTTP body's message), the HTTP answer is a 400, an
 audit row records it, nothing is published (the public tree is byte-for-byte unchanged),
-and `udriver-repo verify` still passes afterwards.
+and `udriver-repo verify` and a plain python-tuf client still pass afterwards.
 """
 
 from __future__ import annotations
@@ -68,7 +68,14 @@ def _udev_run(d: Path) -> Path:
     return write_deb(d, M, data)
 
 
+def _multipart(d: Path) -> Path:  # issue 9 case 8: an HTML/multipart prefix around a wheel
+    w = _wheel(lambda mem: None)(d)
+    w.write_bytes(b"--b\r\nContent-Type: text/html\r\n\r\n<html></html>" + w.read_bytes())
+    return w
+
+
 CORPUS: dict[str, Callable[[Path], Path]] = {
+    "multipart-prefix": _multipart,
     "setuid-file": _deb_plus(Member(f"{DRV}/udriver_edu/sh", b"\x7fELF", mode=0o4755)),
     "world-writable": _deb_plus(Member(f"{DRV}/udriver_edu/x.py", b"x = 1\n", mode=0o666)),
     "symlink": _deb_plus(Member(f"{DRV}/udriver_edu/l", kind="symlink", linkname="/etc/shadow")),
@@ -124,7 +131,7 @@ def server(published_repo, repo_tokens):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_publish_and_upload_give_the_same_verdict(case, published_repo, repo_tokens, server,  # type: ignore[no-untyped-def]
-                                                  tmp_path):
+                                                  make_client, tmp_path):
     path = CORPUS[case](tmp_path / "dist")
     repo = str(published_repo.path)
     before = _tree(published_repo.public)
@@ -148,3 +155,6 @@ def test_publish_and_upload_give_the_same_verdict(case, published_repo, repo_tok
     assert list((published_repo.path / "staging").iterdir()) == []
     verify = _cli("verify", "--repo", repo)
     assert verify.returncode == 0 and verify.stdout.startswith("OK: "), verify.stdout
+    updater = make_client()  # a plain python-tuf ngclient, fresh from 1.root.json
+    updater.refresh()
+    assert updater.get_targetinfo("index/1234/8.json") is not None

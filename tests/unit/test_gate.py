@@ -142,6 +142,23 @@ def test_not_a_zip(tmp_path: Path) -> None:
     refused(w, "archive", "not a valid wheel (zip) file")
 
 
+def test_case8_prefixed_body(tmp_path: Path) -> None:
+    # issue 9 case 8: a multipart body (or any HTML prefix) around a real wheel; zipfile
+    # alone would read it.
+    w = wheel(tmp_path)
+    body = w.read_bytes()
+    prefix = (b"--x\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n<html>hi</html>")
+    w.write_bytes(prefix + body)
+    assert zipfile.ZipFile(w).namelist()  # what the gate must not rely on
+    refused(w, "archive", f"the wheel has {len(prefix)} bytes before its first zip member")
+
+
+def test_bytes_after_the_end_record(tmp_path: Path) -> None:
+    w = wheel(tmp_path)
+    w.write_bytes(w.read_bytes() + b"<html>trailer</html>")
+    refused(w, "archive", "after the zip's end record")
+
+
 def test_not_an_artifact_name(tmp_path: Path) -> None:
     f = tmp_path / "x.tar.gz"
     f.write_bytes(b"x")

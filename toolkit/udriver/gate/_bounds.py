@@ -172,6 +172,16 @@ def scan_zip(data: bytes, tally: Tally, keep: Callable[[str], bool]) -> list[Zip
         tally.add("archive", f"not a valid wheel (zip) file: {e}")
         return None
     with zf:
+        # APPNOTE 4.3.6: [local header + data]... central directory, end record. Anything
+        # before the first member or after the end record (a multipart body's headers, an
+        # HTML prefix, a polyglot) is not part of a wheel, although zipfile skips it.
+        first = min((i.header_offset for i in zf.infolist()), default=0)
+        if first != 0 or not data.startswith(b"PK\x03\x04"):
+            tally.add("archive", f"the wheel has {first} bytes before its first zip member "
+                      "(a prefixed or polyglot file, e.g. a multipart body, is not a wheel)")
+        if data[-22:-18] != b"PK\x05\x06":
+            tally.add("archive", "the wheel has a comment or other bytes after the zip's end "
+                      "record")
         if not check_zip_sizes(zf, tally):
             return None
         out: list[ZipMember] = []
