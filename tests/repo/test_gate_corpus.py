@@ -116,6 +116,19 @@ def _tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _repo_files(repo: Path) -> dict[str, str]:
+    """Every file of the repository but the audit database, staging/ (checked empty) and
+    the GnuPG home (agent sockets): a refusal may add an audit row, nothing else."""
+    out = {}
+    for p in sorted(repo.rglob("*")):
+        rel = p.relative_to(repo)
+        if rel.parts[0] in ("staging", "gnupg") or rel.name.startswith("state.db"):
+            continue
+        if p.is_file():
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("udriver-repo")
     return subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=300,
@@ -135,6 +148,7 @@ def test_publish_and_upload_give_the_same_verdict(case, published_repo, repo_tok
     path = CORPUS[case](tmp_path / "dist")
     repo = str(published_repo.path)
     before = _tree(published_repo.public)
+    everything = _repo_files(published_repo.path)
 
     cli = _cli("publish", str(path), "--vendor", "qemu", "--repo", repo)
     assert cli.returncode == 1 and cli.stdout == "", cli
@@ -153,6 +167,7 @@ def test_publish_and_upload_give_the_same_verdict(case, published_repo, repo_tok
     assert row == ("qemu", path.name, 400, body["error"])
     assert _tree(published_repo.public) == before, "a refused artifact changed the public tree"
     assert list((published_repo.path / "staging").iterdir()) == []
+    assert _repo_files(published_repo.path) == everything, "a refusal wrote outside staging"
     verify = _cli("verify", "--repo", repo)
     assert verify.returncode == 0 and verify.stdout.startswith("OK: "), verify.stdout
     updater = make_client()  # a plain python-tuf ngclient, fresh from 1.root.json
