@@ -492,3 +492,28 @@ def test_deb_embedded_requires_dist(tmp_path: Path) -> None:
 def test_deb_duplicate_member(tmp_path: Path) -> None:
     d = deb_with(tmp_path, Member("usr/share/doc/udriver-driver-edu/copyright", b"again\n"))
     refused(d, "member-name", "has 'usr/share/doc/udriver-driver-edu/copyright' twice")
+
+
+# ----------------------------------------------------------------------- udriver check
+
+
+def test_udriver_check_prints_one_failed_line_per_gate_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from udriver.cli import main
+    d = write_deb(tmp_path, M, control={**valid_control(M), "Essential": "yes"},
+                  control_extra=[Member("./postinst", b"#!/bin/sh\n", mode=0o755)])
+    assert main(["check", str(d)]) == 1
+    failed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FAILED gate")]
+    assert failed == [
+        "FAILED gate/maintainer-script: maintainer script `postinst`: a driver .deb may not "
+        "carry maintainer scripts (dpkg runs them as root on every machine)",
+        "FAILED gate/control-field: control field `Essential` is not allowed: a driver .deb "
+        "has only the fields `udriver build` writes (Package, Version, Architecture, "
+        "Maintainer, Installed-Size, Depends, Section, Priority, Modaliases, Description)"]
+
+
+def test_udriver_check_passes_the_gate_for_a_good_wheel(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from udriver.cli import main
+    main(["check", str(wheel(tmp_path))])
+    assert "PASSED gate (a repository would accept it)" in capsys.readouterr().out.splitlines()
