@@ -505,11 +505,11 @@ def test_udriver_check_prints_one_failed_line_per_gate_problem(
     assert main(["check", str(d)]) == 1
     failed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FAILED gate")]
     assert failed == [
-        "FAILED gate/maintainer-script: maintainer script `postinst`: a driver .deb may not "
-        "carry maintainer scripts (dpkg runs them as root on every machine)",
-        "FAILED gate/control-field: control field `Essential` is not allowed: a driver .deb "
-        "has only the fields `udriver build` writes (Package, Version, Architecture, "
-        "Maintainer, Installed-Size, Depends, Section, Priority, Modaliases, Description)"]
+        ("FAILED gate/maintainer-script: maintainer script `postinst`: a driver .deb may not "
+         "carry maintainer scripts (dpkg runs them as root on every machine)"),
+        ("FAILED gate/control-field: control field `Essential` is not allowed: a driver .deb "
+         "has only the fields `udriver build` writes (Package, Version, Architecture, "
+         "Maintainer, Installed-Size, Depends, Section, Priority, Modaliases, Description)")]
 
 
 def test_udriver_check_passes_the_gate_for_a_good_wheel(
