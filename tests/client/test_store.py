@@ -115,6 +115,25 @@ def test_path_escape_refused(tmp_path: Path) -> None:
     assert store.get("edu") is None
 
 
+def test_case6_zip_bomb_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # issue 9 case 6: 31 members x 32 MiB of zeros (about 1 MB downloaded, 992 MiB declared).
+    import zipfile
+
+    from udriver.errors import GateError
+    w = make_wheel(tmp_path / "w")
+    with zipfile.ZipFile(w, "a", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for i in range(31):
+            zf.writestr(f"udriver_edu/blob{i}.bin", bytes(32 * 1024 * 1024))
+    assert w.stat().st_size < 2 * 1024 * 1024
+    store = DriverStore(tmp_path / "s")
+    with pytest.raises(GateError, match=r"udriver_edu-0.1.0-py3-none-any.whl: refused \(32 "
+                       r"problems\): zip bomb: member 'udriver_edu/blob0.bin' unpacks 33554432 "
+                       r"bytes from \d+ \(ratio over 100:1\)"):
+        store.install_wheel(w)
+    assert not (tmp_path / "s").exists(), "the store wrote something for a refused wheel"
+    assert sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) < 2 * 1024 * 1024
+
+
 def test_unsafe_version_refused(tmp_path: Path) -> None:
     import dataclasses
 

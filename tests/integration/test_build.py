@@ -335,7 +335,10 @@ def test_check_deb_udev_rule_must_match_table(built: dict[str, tuple[Path, Path]
                  if not ln.endswith("60-udriver-acme.rules")]
         (root / "DEBIAN/md5sums").write_text("\n".join([*lines, md5.strip()]) + "\n")
     failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
-    assert failed == [("FAILED udev-rule: /usr/lib/udev/rules.d/60-udriver-acme.rules does not "
+    assert failed == [("FAILED gate/udev-rule: /usr/lib/udev/rules.d/60-udriver-acme.rules is "
+                       "not exactly the rule udriver generates from the ID table (a udev rule's "
+                       "RUN+= runs as root)"),
+                      ("FAILED udev-rule: /usr/lib/udev/rules.d/60-udriver-acme.rules does not "
                       "have exactly one rule per pattern of the ID table")]
 
 
@@ -347,7 +350,10 @@ def test_check_deb_modaliases_must_match_table(built: dict[str, tuple[Path, Path
         c.write_text(c.read_text().replace("udriver(pci:v00001AF4d00001041",
                                            "udriver(pci:v00001AF4d*"))
     failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
-    assert failed == [("FAILED modaliases: `Modaliases: udriver(pci:v00001AF4d*sv*sd*bc*sc*i*)` "
+    assert failed == [("FAILED gate/control-field: `Modaliases: udriver(pci:v00001AF4d*sv*sd*bc*"
+                       "sc*i*)` should be `Modaliases: udriver(pci:v00001AF4d00001041sv*sd*bc*"
+                       "sc*i*)`"),
+                      ("FAILED modaliases: `Modaliases: udriver(pci:v00001AF4d*sv*sd*bc*sc*i*)` "
                       "does not match the ID table; expected "
                       "`udriver(pci:v00001AF4d00001041sv*sd*bc*sc*i*)`")]
 
@@ -357,7 +363,9 @@ def test_check_deb_md5sums_must_be_right(built: dict[str, tuple[Path, Path]], tm
     def edit(root: Path) -> None:
         (root / "usr/lib/udriver/drivers/acme/acme/__init__.py").write_text("# changed\n")
     failed = _deb_check(_rebuild_deb(built["acme"][1], tmp_path, edit), capsys)
-    assert failed == [("FAILED md5sums: DEBIAN/md5sums wrong or missing for "
+    assert failed == [("FAILED gate/md5sums: DEBIAN/md5sums wrong or missing for "
+                       "['usr/lib/udriver/drivers/acme/acme/__init__.py']"),
+                      ("FAILED md5sums: DEBIAN/md5sums wrong or missing for "
                       "['usr/lib/udriver/drivers/acme/acme/__init__.py']")]
 
 
@@ -378,7 +386,7 @@ def test_check_json(built: dict[str, tuple[Path, Path]],
     wheel, _ = built["acme"]
     assert cli(["check", "--json", str(wheel)]) == 0
     rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-    assert [r["check"] for r in rows] == ["id-table", "wheel-name", "entry-point", "abi",
+    assert [r["check"] for r in rows] == ["id-table", "gate", "wheel-name", "entry-point", "abi",
                                          "pyproject", "driver-ids", "auditwheel"]
     assert all(r["ok"] and r["artifact"] == str(wheel) for r in rows)
 

@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "DownloadError",
+    "GateError",
+    "GateIdTableError",
     "InstallError",
     "ManifestError",
     "NativeError",
@@ -57,6 +59,25 @@ class PackageError(UdriverError, ValueError):
 
 class ManifestError(PackageError):
     """A driver's ID table / `[tool.udriver]` declaration is invalid."""
+
+
+class GateError(PackageError):
+    """An artifact failed the acceptance gate (`udriver.gate.admit`).
+
+    `problems` holds every reason at once, each a `(rule, message)` pair; the exception's
+    text is the file name followed by every message.
+    """
+
+    def __init__(self, filename: str, problems: list[tuple[str, str]]) -> None:
+        self.filename = filename
+        self.problems = list(problems)
+        n = len(self.problems)
+        super().__init__(f"{filename}: refused ({n} problem{'s' if n != 1 else ''}): "
+                         + "; ".join(m for _, m in self.problems))
+
+
+class GateIdTableError(GateError, ManifestError):
+    """A `GateError` one of whose problems is a missing or invalid ID table."""
 
 
 class BuildError(UdriverError):

@@ -21,10 +21,10 @@ Protocol (each step's failure is one status code; every attempt gets one audit r
    between chunks over `body_timeout` or a body taking over `upload_timeout` -> 408 (the
    connection is closed). An empty body -> 400; a client that disconnects mid-body gets
    an `aborted` audit row (and no answer, it is gone).
-6. In a worker thread, under the publish lock: the artifact is read with the safe readers
-   of `udriver.artifacts` (PackageError for truncated or corrupt archives, `../` or
-   absolute member paths, bombs, a missing ID table) -> 400; its name must agree with its
-   metadata -> 400; then `Repository.publish([file], vendor=...)`:
+6. In a worker thread, under the publish lock: the artifact must pass the acceptance gate
+   `udriver.gate.admit` (bounded reads, names agreeing with the metadata, the .deb
+   allow-list...; every problem in one message) -> 400 (GateIdTableError: a missing or
+   invalid ID table -> 400 `invalid-id-table`); then `Repository.publish([file], vendor=...)`:
    PackageError -> 400, ScopeError -> 403 (nothing published), ConflictError -> 409,
    `unchanged` -> 200, else 201.
 7. The staging directory is removed and the slot released, whatever happened (the
@@ -45,20 +45,19 @@ import logging
 import os
 import secrets
 import shutil
-import zipfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from udriver.artifacts import Limits, read_deb, read_wheel_manifest
 from udriver.errors import ManifestError, PackageError, RepositoryError, UdriverError
+from udriver.gate import admit
 from udriver.manifest import DriverManifest
 
 from ._audit import escape_text
 from ._gateway import RepositoryLike, VendorView
-from ._names import UploadName, check_deb_name, check_wheel_name, parse_upload_name
+from ._names import UploadName, parse_upload_name
 from ._request import (
     MAGIC_LENGTH,
     Reject,
@@ -78,9 +77,6 @@ UPLOAD_PATH = "/api/v1/packages/{filename}"
 _VENDOR: Any = (web.RequestKey("udriver_vendor", VendorView)
                 if hasattr(web, "RequestKey") else "udriver_vendor")
 _CHUNK = 256 * 1024
-_BOMB_MEMBER = 32 * 1024 * 1024
-_BOMB_RATIO = 200
-_LIMITS = Limits()
 _RETRY_AFTER = 5  # seconds (RFC 9110 section 10.2.3) suggested with a 429
 _Reject = Reject
 
@@ -235,50 +231,11 @@ async def _receive(request: web.Request, dest: Path, kind: str,
     return size, digest.hexdigest()
 
 
-def _check_zip_bomb(path: Path, filename: str, limits: Limits = _LIMITS) -> None:
-    """Refuse a wheel whose members declare more unpacked bytes than anyone should inflate.
-
-    `udriver.artifacts` only inflates the few members it needs, so a bomb in another member
-    would pass it and explode later in `pip install` or a mirror's scanner. zipfile never
-    returns more than a member's declared `file_size` (it stops there and checks the CRC),
-    so the declared sizes bound what any Python consumer can be made to inflate.
-
-    Raises:
-        PackageError: the total declared size is over `limits.unpacked_bytes`, or a large
-            member compresses better than deflate's theoretical 1032:1 allows for real data
-            (we use 200:1 above 32 MiB).
-    """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as e:
-        raise PackageError(f"{filename}: not a valid wheel (zip) file: {e}") from e
-    total = sum(i.file_size for i in infos)
-    if total > limits.unpacked_bytes:
-        raise PackageError(f"{filename}: zip bomb: members unpack to {total} bytes "
-                           f"(limit {limits.unpacked_bytes})")
-    for i in infos:
-        if i.file_size > _BOMB_MEMBER and i.file_size > _BOMB_RATIO * max(i.compress_size, 1):
-            raise PackageError(f"{filename}: zip bomb: member {i.filename!r} unpacks "
-                               f"{i.file_size} bytes from {i.compress_size} "
-                               f"(ratio over {_BOMB_RATIO}:1)")
-
-
 def _validate_and_publish(repo: RepositoryLike, path: Path, name: UploadName,
                           vendor: str) -> tuple[DriverManifest, Any]:
-    manifest: DriverManifest
-    if name.kind == "wheel":
-        _check_zip_bomb(path, name.filename)
-        manifest = read_wheel_manifest(path)
-        check_wheel_name(name.filename, manifest.package, manifest.version)
-    else:
-        info = read_deb(path)
-        if info.manifest is None:
-            raise ManifestError(f"{name.filename}: the deb carries no udriver ID table "
-                                "(/usr/share/udriver/drivers/<driver>.json); build it with "
-                                "`udriver build`")
-        manifest = info.manifest
-        check_deb_name(name.filename, info.control)
+    # The one acceptance gate (udriver.gate.admit): the same verdict, with every problem
+    # listed, as `udriver-repo publish` and `udriver check` give for the same file.
+    manifest = admit(path).manifest
     return manifest, repo.publish([path], vendor=vendor)
 
 

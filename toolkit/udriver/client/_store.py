@@ -13,7 +13,9 @@ at a complete version:
 
 1. take the driver's lock; delete leftovers (`.stage-*`, `.link-*`, `.trash-*`) of
    installs that were killed (nobody else can be running: we hold the lock);
-2. validate the wheel's RECORD (every file listed, sizes and sha256 match), then let
+2. check the wheel against the acceptance gate's size and ratio bounds
+   (`udriver.gate.check_wheel_bounds`: declared sizes, per member and in total, which
+   bound what pypa/installer can write; a bomb writes nothing), then validate its RECORD (every file listed, sizes and sha256 match), then let
    pypa/installer write it into a fresh `.stage-*` directory on the same filesystem,
    with every scheme path inside it (installer refuses paths that escape it);
 3. rename the stage to `<version>` (rename(2) is atomic) and fsync the parent;
@@ -45,6 +47,7 @@ from installer.sources import WheelFile
 
 from ..artifacts import read_wheel_manifest
 from ..errors import InstallError, PackageError
+from ..gate import check_wheel_bounds
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
 
@@ -166,9 +169,12 @@ class DriverStore:
             manifest: its embedded manifest if already read (and checked) by the caller.
 
         Raises:
+            GateError: the wheel would unpack to more than the gate's bounds (a
+                PackageError; nothing is written, not even the driver's directory).
             PackageError: the wheel is invalid (RECORD mismatch, bad manifest, unsafe paths).
             InstallError: the store could not be written.
         """
+        check_wheel_bounds(wheel)  # step 2, first half: before anything touches the store
         if manifest is None:
             manifest = read_wheel_manifest(wheel)
         driver, version = manifest.driver, manifest.version

@@ -2,9 +2,13 @@
 
 Checks (each yields one `CheckResult`):
 
-    wheel: id-table, wheel-name, entry-point, abi, pyproject*, driver-ids, auditwheel
-    deb:   id-table, control, modaliases, udev-rule, depends, md5sums, layout, abi,
+    wheel: id-table, gate, wheel-name, entry-point, abi, pyproject*, driver-ids, auditwheel
+    deb:   id-table, gate, control, modaliases, udev-rule, depends, md5sums, layout, abi,
            pyproject*, lintian (strict only)
+
+`gate` is the repository's acceptance gate (`udriver.gate.admit`): PASSED when the
+artifact may be published, else one `gate/<rule>` FAILED line per problem, exactly the
+problems `udriver-repo publish` and the upload API would refuse it for.
 
 `*` runs when the driver's source is known (`source=`, or the artifact sits in
 `<project>/dist/`); with `strict`, an unknown source is a failure. `driver-ids` imports
@@ -27,7 +31,8 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from ..abi import check_abi
 from ..artifacts import UDEV_RULES_DIR, DebInfo, read_deb, read_wheel
-from ..errors import UdriverError
+from ..errors import GateError, UdriverError
+from ..gate import admit
 from ..manifest import ENTRY_POINT_GROUP, DriverManifest
 from ..modalias import parse_pattern
 from ._deb import (
@@ -43,7 +48,7 @@ from ._deb import (
 from ._project import Project, load_project
 from ._wheel import auditwheel_show, outside_libraries
 
-__all__ = ["CheckResult", "check_artifact", "check_deb", "check_wheel", "driver_ids"]
+__all__ = ["CheckResult", "check_artifact", "check_deb", "check_wheel", "driver_ids", "gate"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,17 @@ def _abi(m: DriverManifest) -> CheckResult:
     return CheckResult("abi", True, f"{m.abi[0]}.{m.abi[1]}")
 
 
+def gate(path: Path) -> list[CheckResult]:
+    """The acceptance gate's verdict: one PASSED `gate`, or one FAILED line per problem."""
+    try:
+        admit(path)
+    except GateError as e:
+        return [CheckResult(f"gate/{rule}", False, msg) for rule, msg in e.problems]
+    except UdriverError as e:
+        return [CheckResult("gate", False, str(e))]
+    return [CheckResult("gate", True, "a repository would accept it")]
+
+
 def _pyproject(m: DriverManifest, project: Project | None, strict: bool) -> list[CheckResult]:
     if project is None:
         return [CheckResult("pyproject", False, "driver source unknown; pass --source DIR")] \
@@ -121,7 +137,7 @@ def check_wheel(path: Path, *, project: Project | None = None,
     except UdriverError as e:
         return [CheckResult("id-table", False, str(e))]
     m = info.manifest
-    out = [CheckResult("id-table", True, f"{len(m.modaliases)} pattern(s)")]
+    out = [CheckResult("id-table", True, f"{len(m.modaliases)} pattern(s)"), *gate(path)]
     try:
         name, ver, _, tags = parse_wheel_filename(path.name)
         if canonicalize_name(m.package) != name or str(ver) != str(type(ver)(m.version)):
@@ -264,7 +280,7 @@ def check_deb(path: Path, *, project: Project | None = None,
     if m is None:
         return [CheckResult("id-table", False, f"{path}: no manifest under "
                             "/usr/share/udriver/drivers/; build it with `udriver build`")]
-    out = [CheckResult("id-table", True, f"{len(m.modaliases)} pattern(s)")]
+    out = [CheckResult("id-table", True, f"{len(m.modaliases)} pattern(s)"), *gate(path)]
     out.append(_control(info, m))
     out.append(_modaliases(info, m))
     out.append(_udev(info, m))

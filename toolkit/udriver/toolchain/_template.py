@@ -100,7 +100,10 @@ def _values(name: str, pci: str, class_code: str | None, with_c: bool,
         "pattern": str(pid.to_pattern()), "pciid": pciid, "example_modalias": example,
         "abi": format_abi(ABI_VERSION), "author_name": author_name, "author_email": author_email,
         "c_build_requires": ', "cffi>=1.16"' if with_c else "",
-        "c_dependencies": '"cffi>=1.16"' if with_c else "",
+        # None even for C: the runtime brings cffi's backend (udriver depends on cffi, the
+        # .deb on python3-cffi-backend), and a repository accepts `Requires-Dist` on
+        # udriver only (udriver.gate).
+        "c_dependencies": "",
         "c_layout": (f"\n    {name}/native.py      the C part's Python wrapper\n"
                      f"    native/               {name}.c, {name}.h (registers), cffi build script\n"
                      "    setup.py              cffi_modules, abi3") if with_c else "",
