@@ -155,3 +155,50 @@ def test_the_examples_build_as_shipped(example: str, tmp_path: Path,
     assert "Traceback" not in r.stderr
     built = sorted(p.name for p in (src / "dist").iterdir())
     assert any(n.endswith(".whl") for n in built) and any(n.endswith(".deb") for n in built)
+
+
+def test_debian_12_python_builds_a_new_driver(tmp_path: Path) -> None:
+    """The .deb route's toolchain: Debian 12's own python3, python3-build and setuptools 66
+    (`udriver build` said "build dependencies missing: setuptools>=77")."""
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("needs Debian's /usr/bin/python3 (.ci/setup installs it)")
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", ("import build, setuptools; "
+                            "print(setuptools.__version__)")], capture_output=True, text=True,
+                           check=False)
+    assert probe.returncode == 0, "python3-build and python3-setuptools (.ci/setup installs them)"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "PYTHONPATH": str(ROOT / "toolkit"), "DEBFULLNAME": "A", "DEBEMAIL": "a@example.org"}
+    cli = [str(SYSTEM_PYTHON), "-c", "from udriver.cli import run; run()"]
+    r = subprocess.run([*cli, "new", "acme", "--pci", "5a5a:0001"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    pyproject = (tmp_path / "acme" / "pyproject.toml").read_text()
+    if int(probe.stdout.split(".")[0]) < 77:  # Debian 12: 66
+        assert 'requires = ["setuptools>=61"]' in pyproject
+        assert 'license = { text = "Apache-2.0" }' in pyproject
+    r = subprocess.run([*cli, "build"], cwd=tmp_path / "acme", env=env, capture_output=True,
+                       text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    built = sorted(p.name for p in (tmp_path / "acme" / "dist").iterdir())
+    assert built == ["udriver-driver-acme_0.1.0-1_all.deb", "udriver_acme-0.1.0-py3-none-any.whl"]
+    from udriver.gate import admit
+    for name in built:  # what the Debian toolchain built is publishable
+        admit(tmp_path / "acme" / "dist" / name)
+
+
+def test_without_pypa_build_the_error_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without python3-build, `udriver build` was a traceback (issue 13)."""
+    from udriver.cli import main
+    src = tmp_path / "edu"
+    shutil.copytree(ROOT / "examples" / "edu", src,
+                    ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    monkeypatch.setitem(sys.modules, "build", None)  # `import build` raises ImportError
+    assert main(["build", str(src)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.startswith("error: pypa/build is not installed, and `udriver build` needs it")
+    assert err.splitlines()[-1] == ("hint: pip install 'udriver[build]', or with udriver's "
+                                    ".deb: apt install python3-build python3-setuptools")
+    assert not (src / "dist").exists()

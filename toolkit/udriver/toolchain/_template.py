@@ -99,6 +99,7 @@ def _values(name: str, pci: str, class_code: str | None, with_c: bool,
         "vendor_hex": f"{vendor:04x}", "device_hex": f"{device:04x}",
         "pattern": str(pid.to_pattern()), "pciid": pciid, "example_modalias": example,
         "abi": format_abi(ABI_VERSION), "author_name": author_name, "author_email": author_email,
+        **_license_style(),
         "c_build_requires": ', "cffi>=1.16"' if with_c else "",
         # None even for C: the runtime brings cffi's backend (udriver depends on cffi, the
         # .deb on python3-cffi-backend), and a repository accepts `Requires-Dist` on
@@ -108,6 +109,29 @@ def _values(name: str, pci: str, class_code: str | None, with_c: bool,
                      f"    native/               {name}.c, {name}.h (registers), cffi build script\n"
                      "    setup.py              cffi_modules, abi3") if with_c else "",
     }
+
+
+def _setuptools_version() -> tuple[int, ...] | None:
+    """The installed setuptools' version (None if it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return tuple(int(x) for x in version("setuptools").split(".")[:2] if x.isdigit())
+    except PackageNotFoundError:
+        return None
+
+
+def _license_style() -> dict[str, str]:
+    """`[project] license` as the setuptools that will build the driver reads it.
+
+    An SPDX string (PEP 639) needs setuptools 77; Debian 12 has 66, which reads only the
+    older table form (which newer setuptools still accept, with a deprecation warning).
+    `udriver build` runs without isolation, so the installed setuptools is the one that
+    matters; without one, the modern form (pip installs a current setuptools).
+    """
+    have = _setuptools_version()
+    if have is not None and have < (77,):
+        return {"setuptools_requires": '"setuptools>=61"', "license": '{ text = "Apache-2.0" }'}
+    return {"setuptools_requires": '"setuptools>=77"', "license": '"Apache-2.0"'}
 
 
 def _render(text: str, values: dict[str, str], src: Path) -> str:

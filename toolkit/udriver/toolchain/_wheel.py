@@ -102,7 +102,13 @@ def build_wheel(project: Project, work: Path, epoch: int) -> Path:
         BuildError: missing build dependencies, a compile error, a backend failure, or a
             native library from outside the wheel.
     """
-    import build  # pypa/build; the `build` extra
+    try:
+        import build  # pypa/build; the `build` extra
+    except ImportError as e:
+        err = BuildError(f"pypa/build is not installed, and `udriver build` needs it ({e})")
+        err.hint = ("pip install 'udriver[build]', or with udriver's .deb: apt install "
+                    "python3-build python3-setuptools")
+        raise err from e
 
     src = copy_source(project, work / "src")
     raw = work / "raw"
@@ -140,7 +146,9 @@ def _run_backend(builder: Any, raw: Path, runner: _Runner, project: Project, src
     if missing:
         names = sorted(" -> ".join(chain) for chain in missing)
         err = BuildError(f"build dependencies missing from this environment: {', '.join(names)}")
-        err.hint = "pip install 'udriver[build]' (udriver builds without isolation, offline)"
+        err.hint = ("pip install 'udriver[build]', or with udriver's .deb: apt install "
+                    "python3-build python3-setuptools (udriver builds without isolation, "
+                    "offline)")
         raise err
     try:
         built = Path(builder.build("wheel", raw))
