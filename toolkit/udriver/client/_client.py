@@ -29,22 +29,27 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
-from tuf.ngclient.fetcher import FetcherInterface
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
 from ..errors import ConfigError, InstallError, ManifestError, UdriverError
 from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pattern
 from ._config import RepoConfig, list_repos
-from ._fetcher import Progress
 from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._owners import canonical_name
-from ._remote import RemoteRepo
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
 from .resolve import Candidate, choose, choose_version
+
+if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository is used:
+    # they cost ~0.4 s, which `udriver devices` and `status` should not pay.
+    from tuf.ngclient.fetcher import FetcherInterface
+
+    from ._fetcher import Progress
+    from ._remote import RemoteRepo
 
 __all__ = ["Client", "InstallResult", "annotate"]
 
@@ -90,8 +95,11 @@ class Client:
                  progress: Progress | None = None, provided: AbiVersion = ABI_VERSION) -> None:
         self.repos = list(repos) if repos is not None else list_repos()
         self.offline = offline
-        self.remotes = [RemoteRepo(c, offline=offline, fetcher=fetcher, progress=progress)
-                        for c in self.repos]
+        self.remotes: list[RemoteRepo] = []
+        if self.repos:
+            from ._remote import RemoteRepo
+            self.remotes = [RemoteRepo(c, offline=offline, fetcher=fetcher, progress=progress)
+                            for c in self.repos]
         self.store = store or DriverStore()
         self.provided = provided
         self._entries: dict[tuple[str, str], list[IndexEntry]] = {}

@@ -23,10 +23,8 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata, Root  # type: ignore[attr-defined]
 
 from ..errors import ConfigError
 from ..paths import config_dir, state_dir
@@ -38,6 +36,9 @@ from ._auth import (
     save_credentials,
     split_credentials,
 )
+
+if TYPE_CHECKING:  # python-tuf is imported when a root is checked, not by every command
+    from tuf.api.metadata import Metadata, Root  # type: ignore[attr-defined]
 
 __all__ = [
     "RepoConfig",
@@ -145,6 +146,9 @@ def check_root(data: bytes, source: str) -> Metadata[Root]:
     Raises:
         ConfigError: not root metadata, or not self-signed by a threshold of root keys.
     """
+    from tuf.api.exceptions import UnsignedMetadataError
+    from tuf.api.metadata import Metadata, Root  # type: ignore[attr-defined]
+
     try:
         md = Metadata[Root].from_bytes(data)
     except Exception as e:  # python-tuf raises DeserializationError / ValueError / KeyError

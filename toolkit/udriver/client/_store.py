@@ -40,14 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import install as _installer_install
-from installer.destinations import SchemeDictionaryDestination
-from installer.exceptions import InstallerError
-from installer.sources import WheelFile
-
 from ..artifacts import read_wheel_manifest
 from ..errors import InstallError, PackageError
-from ..gate import check_wheel_bounds
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
 
@@ -174,6 +168,8 @@ class DriverStore:
             PackageError: the wheel is invalid (RECORD mismatch, bad manifest, unsafe paths).
             InstallError: the store could not be written.
         """
+        from ..gate import check_wheel_bounds  # imported on use: `status` needs none of it
+
         check_wheel_bounds(wheel)  # step 2, first half: before anything touches the store
         if manifest is None:
             manifest = read_wheel_manifest(wheel)
@@ -196,6 +192,13 @@ class DriverStore:
         return info
 
     def _stage(self, wheel: Path, d: Path, version: str) -> None:
+        # pypa/installer is imported on use: `udriver devices` and `status` read the store
+        # without installing anything.
+        from installer import install as _installer_install
+        from installer.destinations import SchemeDictionaryDestination
+        from installer.exceptions import InstallerError
+        from installer.sources import WheelFile
+
         stage = Path(tempfile.mkdtemp(prefix=f".stage-{version}-", dir=d))
         # mkdtemp makes it 0700; the driver runs as an unprivileged user and must read it.
         os.chmod(stage, 0o755)
