@@ -142,7 +142,9 @@ def test_search_show(capsys: pytest.CaptureFixture[str], configured: Published, 
     code, out, err = run(capsys, "show", "nope", *s)
     assert (code, out) == (1, "")
     assert err == ("error: cannot show 'nope': not found in the indexes of this machine's "
-                   "device vendors\nhint: use `udriver search VENDOR:DEVICE` to look a device up\n")
+                   "device vendors\nhint: a driver is found by name among the drivers for this "
+                   "machine's devices; for another device, look it up by its PCI ID first "
+                   "(`udriver search VVVV:DDDD`), then use its name\n")
 
 
 def test_offline_flag(capsys: pytest.CaptureFixture[str], configured: Published, sysfs: Path) -> None:

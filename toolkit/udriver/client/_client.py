@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
@@ -316,30 +318,32 @@ class Client:
             InstallError: not found, or no ABI-compatible version.
         """
         self._require_repos()
-        name, _, version = spec.partition("==")
-        if version:
-            try:
-                Version(version)
-            except InvalidVersion as e:
-                raise InstallError(f"Invalid version in {spec!r} (not PEP 440)") from e
+        name, version, allowed = _parse_spec(spec)
         entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
-        best = self._choose_named(entries, name, version or None, devices)
+        best = self._choose_named(_within(entries, name, allowed), name, version, devices)
         if best is None:
             # Not in the devices' own shards: widen to every shard of their vendors.
             wide: set[int | str | None] = {a.vendor for a in devices.values()}
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
-            best = self._choose_named(entries, name, version or None, devices)
+            best = self._choose_named(_within(entries, name, allowed), name, version, devices)
         if best is None:
             known = [e for e in entries if name in (e.driver, e.package)]
-            if known:
-                why = (f"version {version} is not published" if version else
-                       f"no version provides ABI compatible with this runtime "
+            if known and (version or allowed is not None):
+                why = f"no published version matches {spec[len(name):].strip()!r}"
+                hint = ("published versions: "
+                        + ", ".join(sorted({e.version for e in known}, key=Version)))
+            elif known:
+                why = (f"no version provides ABI compatible with this runtime "
                        f"({', '.join(sorted({f'{e.version} needs {e.abi[0]}.{e.abi[1]}' for e in known}))})")
+                hint = "update udriver to a runtime that provides that ABI"
             else:
                 why = "not found in the indexes of this machine's device vendors"
+                hint = ("a driver is found by name among the drivers for this machine's "
+                        "devices; for another device, look it up by its PCI ID first "
+                        "(`udriver search VVVV:DDDD`), then use its name")
             err = InstallError(f"cannot {verb} {spec!r}: {why}")
-            err.hint = "use `udriver search VENDOR:DEVICE` to look a device up"
+            err.hint = hint
             raise err
         self._remote(best.repo).check_owner(best)
         return best
@@ -493,3 +497,35 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
         }
     return out
 
+
+def _parse_spec(spec: str) -> tuple[str, str | None, SpecifierSet | None]:
+    """`NAME`, `NAME==VERSION` or `NAME<specifiers>` (PEP 440, as pip takes them).
+
+    Returns:
+        (name, exact version or None, other specifiers or None)
+
+    Raises:
+        InstallError: not a name with optional PEP 440 specifiers.
+    """
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement as e:
+        raise InstallError(f"Invalid driver specification {spec!r} (expected NAME, "
+                           f"NAME==VERSION or NAME with PEP 440 specifiers such as "
+                           f"NAME>=1.0)") from e
+    if req.extras or req.marker or req.url:
+        raise InstallError(f"Invalid driver specification {spec!r} (extras, markers and URLs "
+                           f"do not apply to drivers)")
+    specs = list(req.specifier)
+    if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version:
+        return req.name, specs[0].version, None
+    return req.name, None, (req.specifier if specs else None)
+
+
+def _within(entries: list[IndexEntry], name: str,
+            allowed: SpecifierSet | None) -> list[IndexEntry]:
+    """`entries`, less the versions of `name` that `allowed` excludes."""
+    if allowed is None:
+        return entries
+    return [e for e in entries if name not in (e.driver, e.package)
+            or allowed.contains(e.version, prereleases=True)]
