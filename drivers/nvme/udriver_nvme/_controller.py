@@ -223,9 +223,11 @@ class Controller:
     def _create_io_queues(self) -> None:
         assert self._io is not None
         io, size = self._io, (self.io_depth - 1) << 16 | 1
-        ien = 1 if self.irq == "msix" else 0
-        # 5.3: CDW11 PC (bit 0, physically contiguous), IEN (bit 1), IV (31:16) = vector 1.
-        self.admin(R.ADM_CREATE_CQ, prp1=io.cq.iova, cdw10=size, cdw11=1 | ien << 1 | 1 << 16)
+        # 5.3: CDW11 PC (bit 0, physically contiguous), IEN (bit 1), IV (31:16): MSI-X
+        # vector 1; polled: interrupts off and vector 0 (a vector past the enabled ones is
+        # Invalid Interrupt Vector, SC 08h).
+        ien_iv = 1 << 1 | 1 << 16 if self.irq == "msix" else 0
+        self.admin(R.ADM_CREATE_CQ, prp1=io.cq.iova, cdw10=size, cdw11=1 | ien_iv)
         # 5.4: CDW11 PC (bit 0), QPRIO 00b, CQID (31:16) = 1.
         self.admin(R.ADM_CREATE_SQ, prp1=io.sq.iova, cdw10=size, cdw11=1 | 1 << 16)
         if self._bufs is None:
