@@ -234,3 +234,50 @@ def test_sigkill_mid_io_then_a_new_process_resets_and_works(nvme_guest: dict[str
     assert r.rc == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["ios"] > 0 and out["failed"] == 0 and out["shutdown"] == "shutdown complete"
+
+
+_FAULT = r'''
+import json, sys, time
+from udriver.runtime import Device
+from udriver_nvme import Controller, JobSpec, NvmeTimeoutError
+
+bdf, out = sys.argv[1], {}
+with Device(bdf) as dev:
+    c = Controller(dev, irq="msix")
+    c.start()
+    c.write(77, b"F" * 512)
+    # Take the I/O CQ's memory away from the device: its next CQE write faults in the
+    # IOMMU and QEMU's controller sets CSTS.CFS (then a job with the SQ taken away).
+    for what, queue in (("read", "cq"), ("job", "sq")):
+        getattr(c._io, queue).unmap()  # (a reset allocates new queues: look them up now)
+        t0 = time.monotonic()
+        try:
+            if what == "read":
+                c.read(77, 1)
+            else:
+                c.run(JobSpec(rw="randread", qd=8, seconds=1))
+            out[what] = None
+        except NvmeTimeoutError as e:
+            out[what] = {"message": str(e), "fatal": e.fatal, "resets": c.resets,
+                         "seconds": time.monotonic() - t0}
+        out[what + "_after"] = c.read(77, 1) == b"F" * 512
+    out["shutdown"] = c.shutdown()
+print(json.dumps(out))
+'''
+
+
+def test_fatal_status_resets_the_controller(nvme_guest: dict[str, Any]) -> None:
+    g = nvme_guest["guest"]
+    (g.workdir / "nvme_fault.py").write_text(_FAULT)
+    r = py(nvme_guest, f"{g.workdir}/nvme_fault.py {nvme_guest['bdf']}")
+    assert r.rc == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for n, what in enumerate(("read", "job"), start=1):
+        err = out[what]
+        assert err is not None and err["fatal"] is True and err["resets"] == n, out
+        assert "the controller reports a fatal status (CSTS.CFS); the controller was reset " \
+               f"(reset #{n})" in err["message"], err
+        assert err["seconds"] < 3, err  # noticed within ~100 ms polls, not the 5 s timeout
+        assert out[what + "_after"] is True, out
+    assert out["shutdown"] == "shutdown complete"
+    assert "DMAR" in g.dmesg()  # the IOMMU blocked the device's access

@@ -164,7 +164,7 @@ int nvme_job_run(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
     for (uint32_t s = job->qd; s > 0; s--)
         free_slots[nfree++] = s - 1u;
 
-    uint64_t last = r.start;
+    uint64_t last = r.start, checked = r.start;
     for (;;) {
         uint64_t now = nvme_now_ns();
         int pushed = 0;
@@ -184,6 +184,14 @@ int nvme_job_run(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
             if (now - last >= (uint64_t)job->timeout_ms * 1000000u) {
                 rc = nvme_stall_reason(api, dev);
                 goto out;
+            }
+            /* Quiet for 100 ms: a fatal controller (CSTS.CFS) or a vanished device will
+             * never complete; do not wait for the whole timeout. */
+            if (now - last >= 100000000u && now - checked >= 100000000u) {
+                checked = now;
+                if ((rc = nvme_stall_reason(api, dev)) != -ETIMEDOUT)
+                    goto out;
+                rc = 0;
             }
             if ((rc = nvme_cq_wait(q, 10)) != 0)
                 goto out;

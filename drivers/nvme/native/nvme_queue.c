@@ -151,7 +151,7 @@ int nvme_cmd_sync(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const stru
                   uint32_t timeout_ms, struct nvme_cqe *out)
 {
     uint16_t cid = (uint16_t)(sqe->cdw0 >> 16);
-    uint64_t deadline = nvme_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t start = nvme_now_ns(), deadline = start + (uint64_t)timeout_ms * 1000000u;
     struct nvme_cqe cqe;
     int rc = nvme_submit(api, dev, q, sqe);
 
@@ -170,6 +170,9 @@ int nvme_cmd_sync(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const stru
         uint64_t now = nvme_now_ns();
         if (now >= deadline)
             return nvme_stall_reason(api, dev);
+        /* Between waits, look for a controller that can no longer complete anything. */
+        if (now - start >= 100000000u && (rc = nvme_stall_reason(api, dev)) != -ETIMEDOUT)
+            return rc;
         uint64_t left = (deadline - now) / 1000000u + 1u;
         if ((rc = nvme_cq_wait(q, left > 100 ? 100u : (uint32_t)left)) != 0)
             return rc;

@@ -41,7 +41,8 @@ def check(rc: int, what: str) -> None:
         raise NvmeTimeoutError(f"{what}: the controller reports a fatal status (CSTS.CFS)",
                                fatal=True)
     if code == errno.ENODEV:
-        raise NvmeTimeoutError(f"{what}: the controller is gone (registers read all-ones)")
+        raise NvmeTimeoutError(f"{what}: the controller is gone (registers read all-ones)",
+                               gone=True)
     raise NativeError(code, os.strerror(code), what)
 
 

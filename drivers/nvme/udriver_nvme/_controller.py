@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any
 
-from udriver.errors import ConfigError
+from udriver.errors import ConfigError, UdriverError
 from udriver.runtime import Device, IrqType, api_address
 
 from . import _regs as R
@@ -280,9 +280,7 @@ class Controller:
         try:
             check(rc, what)
         except NvmeTimeoutError as e:
-            if "gone" not in str(e):
-                self.recover(str(e))
-            raise
+            raise self._recovered(e) from e
         if cqe.status >> 1:
             raise NvmeStatusError(name, decode_status(cqe.status >> 1),
                                   f"LBA {lba:#x} +{nblocks} blocks, namespace {ns.nsid} has "
@@ -352,9 +350,7 @@ class Controller:
             return run_job(self._api, self._dev, self._io, self._bufs, ns, spec,
                            int(self.timeout * 1000))
         except NvmeTimeoutError as e:
-            if "gone" not in str(e):
-                self.recover(str(e))
-            raise
+            raise self._recovered(e) from e
 
     # -- reset and shutdown ---------------------------------------------------------------
 
@@ -367,7 +363,28 @@ class Controller:
         _log.warning("nvme %s: resetting the controller: %s", self.device.bdf, why)
         self.resets += 1
         self.started = False
+        # Queue memory the failed controller may have given up on (or that lost its
+        # mapping) is not reused: bring-up allocates fresh queues and buffers.
+        for obj in (self._admin, self._io, self._bufs, self._idbuf):
+            if obj is not None:
+                try:
+                    obj.free()
+                except UdriverError as e:
+                    _log.warning("nvme %s: while resetting: %s", self.device.bdf, e)
+        self._admin = self._io = self._bufs = self._idbuf = None
         self.start()
+
+    def _recovered(self, e: NvmeTimeoutError) -> NvmeTimeoutError:
+        """Reset after a timeout or CSTS.CFS (not when the device is gone); the error to raise.
+
+        Raises:
+            NvmeError: the reset itself failed.
+        """
+        if e.gone:
+            return e
+        self.recover(str(e))
+        return NvmeTimeoutError(f"{e}; the controller was reset (reset #{self.resets}), "
+                                "the command did not complete", fatal=e.fatal)
 
     def shutdown(self) -> str:
         """Orderly shutdown (7.6.2); returns CSTS.SHST's name ("shutdown complete").

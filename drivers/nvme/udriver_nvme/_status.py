@@ -117,7 +117,9 @@ class NvmeStatusError(NvmeError):
 class NvmeTimeoutError(NvmeError):
     """No completion within the command timeout (the controller may need a reset)."""
 
-    def __init__(self, message: str, fatal: bool = False) -> None:
+    def __init__(self, message: str, fatal: bool = False, gone: bool = False) -> None:
         self.fatal = fatal
         """True when CSTS.CFS (Controller Fatal Status) was set."""
+        self.gone = gone
+        """True when the registers read all-ones: the device was removed."""
         super().__init__(message)
