@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                               file=sys.stderr)
                         return 1
                     for row in json.loads(r.stdout.strip().splitlines()[-1]):
+                        print(f"  {row['workload']:18s} {path:12s} {row['iops']:9.0f} IOPS "
+                              f"{row['mbps']:8.1f} MB/s p99 {row['p99_us']:8.0f} us "
+                              f"{row['ios']} I/Os", file=sys.stderr)
                         cell = results.setdefault((row["workload"], path), {})
                         for key in ("mbps", "iops", "p99_us", "cpu_us_per_io"):
                             cell.setdefault(key, []).append(float(row[key]))
