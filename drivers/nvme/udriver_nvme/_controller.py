@@ -404,6 +404,8 @@ class Controller:
         rtd3e = self.ident.rtd3e / 1e6 if self.ident and self.ident.rtd3e else 0.0
         self._wait_csts(R.CSTS_SHST_MASK, R.CSTS_SHST_COMPLETE, max(rtd3e, 5.0),
                         "shutdown (CC.SHN=01b)")
+        if self.irq == "poll":
+            self._w32(R.INTMC, 0xFFFFFFFF)  # 3.1.4: leave the pin/MSI vectors unmasked
         self.device.interrupts.disable()
         self.device.set_bus_master(False)
         return R.SHST_NAMES[(self.csts & R.CSTS_SHST_MASK) >> 2]
