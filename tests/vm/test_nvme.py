@@ -221,6 +221,13 @@ def test_perf_tool_bad_device_is_one_error_line(nvme_guest: dict[str, Any]) -> N
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
 
 
+def test_perf_tool_bad_block_size_is_one_error_line(nvme_guest: dict[str, Any]) -> None:
+    r = py(nvme_guest, f"-m udriver_nvme.perf --device {nvme_guest['bdf']} --bs 1000 "
+                       "--seconds 1", timeout=60)
+    assert (r.rc, r.stdout) == (1, ""), r.stdout + r.stderr
+    assert r.stderr == "error: nvme job: `bs` must be a multiple of 512 up to 4096, got 1000\n"
+
+
 def test_sigkill_mid_io_then_a_new_process_resets_and_works(nvme_guest: dict[str, Any]) -> None:
     g, bdf = nvme_guest["guest"], nvme_guest["bdf"]
     job = g.run_bg(f"cd /tmp && PYTHONPATH={g.workdir}/site exec python3 -m udriver_nvme.perf "
