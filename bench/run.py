@@ -13,6 +13,7 @@
 | repo-http | 4 | metadata GETs per second: repo-server vs nginx on the same tree (wrk) |
 | resolve | 5 | resolving every local device against 100k drivers vs an fnmatch scan |
 | hotplug | 5 | QMP device_add -> end of the driver's probe, installed vs from the repository |
+| nvme | 10 | fio on the kernel's nvme driver vs udriver's direct path (MSI-X, polled), one guest |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BENCHES: dict[str, list[str]] = {
     "repo-http": ["repo_http.py"],
     "resolve": ["resolve.py"],
     "hotplug": ["hotplug_latency.py"],
+    "nvme": ["nvme.py"],
 }
 
 

@@ -23,6 +23,11 @@ API::
         g.reset_devices()                 # unplug hot-added devices, unbind every edu
         g.drop_caches()                   # see host files changed after the guest read them
         g.udev_reload()                   # udev=True: after writing /etc/udev/rules.d/*
+        g.hotplug_nvme(path, "nvme1", bus="rp1")  # QEMU nvme backed by host file `path`
+
+    ``Guest(nvme=[path, ...])`` attaches one QEMU ``nvme`` controller per host file at boot
+    (``-drive file=PATH,if=none,format=raw`` + ``-device nvme,serial=udrv000N``), ids
+    ``nvme0``, ``nvme1``... on the root bus, each in its own IOMMU group.
 
 Import it as ``from vm.harness import Guest`` (pytest puts ``tests/`` on ``sys.path``); the
 pytest fixtures ``guest``, ``guest_61``, ``guest_612``, ``vm_pool`` are in ``_fixtures.py``.
@@ -157,6 +162,7 @@ class Guest:
         host_cache: str = "loose",
         cpu: str = "max",
         system: Path | None = None,
+        nvme: list[str] | tuple[str, ...] = (),
     ) -> None:
         """Describe a guest; nothing starts before ``__enter__``/``start``.
 
@@ -179,6 +185,8 @@ class Guest:
                 PID 1 instead of the host's root with the agent as PID 1; ``udev`` is then
                 ignored (the system runs its own udevd, with coldplug). Commands run from
                 the agent service, so the host's Python and checkout are NOT visible.
+            nvme: host files (raw images) to attach as QEMU ``nvme`` controllers at boot,
+                serial numbers ``udrv0001``, ``udrv0002``... (namespace 1 = the whole file).
         """
         self.kernel = kernel
         self.devices = list(devices)
@@ -191,6 +199,7 @@ class Guest:
         self.host_cache = host_cache
         self.cpu = cpu
         self.system = system
+        self.nvme = [str(p) for p in nvme]
         self.keep = bool(os.environ.get("UDRIVER_VM_KEEP")) if keep is None else keep
         self.kernel_version = ""
         self.boot_seconds = 0.0
@@ -207,6 +216,7 @@ class Guest:
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self._hotplugged: list[str] = []
+        self._blockdevs: list[str] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -437,6 +447,9 @@ class Guest:
             present = {d.get("qdev_id") for d in self._pci_devices()}
             self._hotplugged = [d for d in self._hotplugged if d in present]
             time.sleep(0.2)
+        for node in self._blockdevs:  # backends of hot-added nvme devices, now unused
+            self.qmp("blockdev-del", **{"node-name": node})
+        self._blockdevs.clear()
         self.run(
             "for d in /sys/bus/pci/devices/*; do "
             '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] || continue; '
@@ -459,6 +472,27 @@ class Guest:
         for bus in self.qmp("query-pci").get("return", []):
             walk(bus)
         return devs
+
+    def hotplug_nvme(self, path: str | Path, dev_id: str = "nvme1", bus: str = "rp1",
+                     serial: str = "udrv0101") -> None:
+        """Hot-add a QEMU ``nvme`` controller backed by the raw host file ``path``.
+
+        QMP ``blockdev-add`` (node ``<dev_id>-blk``) then ``device_add nvme`` on root port
+        ``bus``. :meth:`reset_devices` removes both (``device_del``, then ``blockdev-del``).
+
+        Raises:
+            GuestError: QEMU refused either command.
+        """
+        node = f"{dev_id}-blk"
+        reply = self.qmp("blockdev-add", **{"driver": "raw", "node-name": node,
+                                            "file": {"driver": "file", "filename": str(path)}})
+        if "error" in reply:
+            raise GuestError(f"blockdev-add {path}: {reply['error']}")
+        self._blockdevs.append(node)
+        reply = self.qmp("device_add", driver="nvme", bus=bus, id=dev_id, serial=serial,
+                         drive=node)
+        if "error" in reply:
+            raise GuestError(f"device_add nvme {dev_id}: {reply['error']}")
 
     def udev_reload(self) -> None:
         """Make udevd re-read its rules (after writing to /etc/udev/rules.d).
@@ -580,6 +614,9 @@ class Guest:
                 spec = f"{spec},id=edu{n_edu}"
                 n_edu += 1
             argv += ["-device", spec]
+        for i, path in enumerate(self.nvme):
+            argv += ["-drive", f"file={path},if=none,id=nvmedrv{i},format=raw",
+                     "-device", f"nvme,serial=udrv{i + 1:04d},drive=nvmedrv{i},id=nvme{i}"]
         for i in range(1, self.root_ports + 1):
             argv += ["-device", f"pcie-root-port,id=rp{i},chassis={i},slot={i}"]
         return argv + self.qemu_args
