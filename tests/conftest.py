@@ -79,7 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = names.split(",") if isinstance(names, str) else names
         if "kernel" in [n.strip() for n in names]:
             return  # the test pins its own kernels
-    metafunc.parametrize("kernel", metafunc.config.stash[_KERNELS], scope="module")
+    metafunc.parametrize("kernel", metafunc.config.stash[_KERNELS], scope="session")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

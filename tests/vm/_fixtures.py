@@ -12,13 +12,17 @@ Fixtures (every guest boots once per session per configuration and is reused):
 * ``kernel`` -- a parameter, not a fixture: every test (or fixture) that names ``kernel`` runs once
   per kernel of the session (test ids ``[5.10]``, ``[6.1]``...). The session's kernels come from
   ``pytest --kernels=5.10,6.1,6.12,7.2`` (or ``all``), else ``$UDRIVER_TEST_KERNELS``, else
-  :data:`DEFAULT_KERNELS`. The parameter is module-scoped, so a test file runs all its tests on one
-  kernel before the next, and module-scoped fixtures (a hotplug guest) may depend on it.
+  :data:`DEFAULT_KERNELS`. The parameter is session-scoped, so pytest runs every test of one
+  kernel before the next (fewer guests alive at once), and module-scoped fixtures (a hotplug
+  guest) may depend on it.
 * ``guest`` -- the shared guest on ``kernel``.
 * ``session_wheels`` -- the driver wheels built once for the whole session (:mod:`_wheels`); their
   sha256 are printed before the first test.
 * ``vm_pool`` -- session pool; ``vm_pool.get("6.12", udev=True, root_ports=1)`` returns a
-  shared guest for any other configuration (keyword arguments of :class:`harness.Guest`).
+  shared guest for any other configuration (keyword arguments of :class:`harness.Guest`). At most
+  two pooled guests run at once (``$UDRIVER_VM_MAX_GUESTS``); the least recently used is shut
+  down to boot another, so a test must not keep a ``Guest`` from an earlier ``get`` across
+  two more ``get`` calls.
 
 Between tests: after each test using ``guest*`` the fixture calls ``Guest.reset_devices()``:
 unfinished commands are killed, devices hot-added through ``g.qmp("device_add", ...)`` are
@@ -108,11 +112,17 @@ def require_vm(kernel: str | None = None) -> None:
 
 
 class GuestPool:
-    """Booted guests shared across a session, one per configuration."""
+    """Booted guests shared across a session, one per configuration.
 
-    def __init__(self) -> None:
+    At most ``max_guests`` run at once (``$UDRIVER_VM_MAX_GUESTS``, default 2): booting one more
+    shuts down the least recently used. The ``kernel`` parameter is session-scoped, so pytest
+    runs every test of one kernel before the next and the pool rarely reboots a guest.
+    """
+
+    def __init__(self, max_guests: int | None = None) -> None:
         self._guests: dict[tuple[Any, ...], Guest] = {}
         self.failed = False
+        self.max_guests = max_guests or int(os.environ.get("UDRIVER_VM_MAX_GUESTS") or 2)
 
     def get(self, kernel: str, **opts: Any) -> Guest:
         """Return a running guest for ``kernel`` with ``opts`` (booting or rebooting it).
@@ -123,14 +133,17 @@ class GuestPool:
         require_vm(kernel)
         cfg = {**DEFAULTS, **opts}
         key = (kernel, *sorted((k, repr(v)) for k, v in cfg.items()))
-        g = self._guests.get(key)
+        g = self._guests.pop(key, None)
         if g is not None and not g.alive:
             g.close(failed=True)  # QEMU died in an earlier test: keep its console, reboot
             g = None
         if g is None:
+            while len(self._guests) >= self.max_guests:
+                oldest = next(iter(self._guests))
+                self._guests.pop(oldest).close(failed=self.failed)
             g = Guest(kernel=kernel, **cfg)
             g.start()
-            self._guests[key] = g
+        self._guests[key] = g  # re-inserted last: the dict's order is the use order
         return g
 
     def close_all(self) -> None:
