@@ -60,6 +60,7 @@ print(json.dumps({
     "iommu_types": list(feat.iommu_types),
     "iommu_type": choose_iommu_type(feat),
     "vfio_extensions": list(feat.vfio_extensions),
+    "vfio_extensions_set": list(info.extensions),
     "iova_ranges": None if info.iova_ranges is None else [list(r) for r in info.iova_ranges],
     "pgsizes": info.pgsizes,
     "req_irq": req,
@@ -122,8 +123,8 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
      lambda a: "yes" if a["vfio_container"] else "**no**"),
     ("IOMMU types (`VFIO_CHECK_EXTENSION`)", lambda a: ", ".join(a["iommu_types"]) or "none"),
     ("IOMMU type udriver sets", lambda a: a["iommu_type"]),
-    ("`VFIO_UNMAP_ALL` / `VFIO_UPDATE_VADDR`",
-     lambda a: " / ".join("yes" if x in a["vfio_extensions"] else "**no**"
+    ("`VFIO_UNMAP_ALL` / `VFIO_UPDATE_VADDR` (container with type1v2 set)",
+     lambda a: " / ".join("yes" if x in a["vfio_extensions_set"] else "**no**"
                           for x in ("unmap-all", "update-vaddr"))),
     ("IOVA-range capability (`VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE`)",
      lambda a: _ranges(a["iova_ranges"])),

@@ -103,6 +103,9 @@ class IommuInfo:
     """Bitmap of supported IOMMU page sizes."""
     iova_ranges: tuple[tuple[int, int], ...] | None
     """Inclusive ``(start, end)`` ranges from the IOVA-range capability; None without it."""
+    extensions: tuple[str, ...] = ()
+    """``VFIO_CHECK_EXTENSION`` answers once the IOMMU is set: type1 answers some (for example
+    ``VFIO_UPDATE_VADDR``) only for a container that has one."""
 
 
 def _modules(root: Path, release: str) -> set[str]:
@@ -263,8 +266,10 @@ def iommu_info(group_path: str | Path) -> IommuInfo:
                 struct.pack_into("=I", buf, 0, argsz)
                 fcntl.ioctl(cfd, _VFIO_IOMMU_GET_INFO, buf)
                 ranges = _parse_caps(bytes(buf), struct.unpack_from("=I", buf, 16)[0])
+            ext = tuple(n for i, n in sorted(_EXTENSIONS.items())
+                        if fcntl.ioctl(cfd, _VFIO_CHECK_EXTENSION, i) > 0)
         finally:
             os.close(gfd)
     finally:
         os.close(cfd)
-    return IommuInfo(iommu_type, pgsizes if flags & _INFO_PGSIZES else 0, ranges)
+    return IommuInfo(iommu_type, pgsizes if flags & _INFO_PGSIZES else 0, ranges, ext)
