@@ -8,8 +8,14 @@ PYTEST_ARGS ?=
 setup:
 	bash .ci/setup
 
+# CI (`.ci/run` -> `make test`): the whole suite, and the kernel-parametrised VM tests (runtime,
+# bind, MSI-X, built wheels, kernel features, hotplug) on all four guest kernels (issue 12).
+# Measured cost of that on the shared 2-core machine: docs/kernels.md "Cost in CI".
+# `make test TEST_KERNELS=6.1,6.12` runs them on two kernels only, as before issue 12.
+TEST_KERNELS ?= all
+
 test: setup
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q --kernels=$(TEST_KERNELS) $(PYTEST_ARGS)
 
 # The VM tests that carry issue 12's claim (one build of each driver on every kernel), on all
 # four guest kernels 5.10, 6.1, 6.12 and 7.2 (docs/kernels.md). The wheels' sha256 is printed
