@@ -167,7 +167,7 @@ class Guest:
         """Describe a guest; nothing starts before ``__enter__``/``start``.
 
         Args:
-            kernel: "6.1" or "6.12" (see :mod:`kernels`).
+            kernel: "5.10", "6.1", "6.12" or "7.2" (see :mod:`kernels`).
             devices: ``-device`` specs; "edu" gets ids edu0, edu1... unless one is given.
             root_ports: number of hotplug-capable ``pcie-root-port`` (ids rp1..rpN).
             mem_mb: guest RAM.

@@ -5,14 +5,22 @@ Run ``python3 tests/vm/kernels.py fetch`` once per machine (``.ci/setup`` does).
 
 Rules of this module:
 
-* Package names are never pinned. Debian renames the kernel package with every ABI bump
-  (``linux-image-6.1.0-56-amd64`` today), so the name is resolved at run time from the
-  ``linux-image-amd64`` metapackage with ``apt-cache depends`` (for 6.12 with the
-  ``bookworm-backports`` suite as default release).
-* The 6.12 kernel comes from ``bookworm-backports``. Its apt source file is generated at run time
-  with the mirror URI READ from ``/etc/apt/sources.list.d/debian.sources``; no host name is written
-  into this repository.
-* Order of operations per kernel: resolve name -> ``apt-get download`` -> ``dpkg -x`` ->
+* Four kernels: 5.10 (Debian 11), 6.1 (Debian 12), 6.12 (bookworm-backports) and 7.2 (sid).
+* 6.1 and 6.12 follow Debian 12: their package names are never pinned. Debian renames the kernel
+  package with every ABI bump (``linux-image-6.1.0-56-amd64`` today), so the name is resolved at
+  run time from the ``linux-image-amd64`` metapackage with ``apt-cache depends`` (for 6.12 with
+  the ``bookworm-backports`` suite as default release). The 6.12 kernel's apt source file is
+  generated with the mirror URI READ from ``/etc/apt/sources.list.d/debian.sources``.
+* 5.10 and 7.2 are PINNED (``_PINNED``: suite, package names, Debian version): they come from
+  suites this machine does not run (bullseye, sid), through a private apt configuration per suite
+  (:mod:`_apt`, ``-o Dir::Etc::sourcelist``) that the host's own apt never reads. The pin is
+  checked with ``apt-cache``; a superseded version is an error that says what to bump to. Each
+  .deb is verified by apt's signature chain (InRelease -> Packages -> .deb) and its sha256 is
+  checked against, and recorded from, the Packages index. 7.2's packaging is split: the image is
+  ``/usr/lib/modules/<ver>/vmlinuz.unsigned`` in ``linux-binary-unsigned-*``, the modules in
+  ``linux-modules-*``, the config in ``linux-base-*``; all three unpack into one tree.
+* Order of operations per kernel: resolve name -> ``apt-get download`` -> ``dpkg -x`` (each
+  package) ->
   extract an uncompressed ``vmlinux`` from the bzImage (QEMU boots it through the PVH ELF note,
   which saves the ~3.4 s in-guest decompression) -> ``depmod`` -> write ``stamp.json`` last.
   A cache entry without a stamp is incomplete and is rebuilt.
@@ -34,6 +42,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+if __package__:
+    from ._apt import AptError, SuiteApt
+else:  # run as a script: `python3 tests/vm/kernels.py fetch` (this folder is sys.path[0])
+    from _apt import AptError, SuiteApt
 
 __all__ = [
     "KERNELS",
@@ -49,8 +63,39 @@ __all__ = [
 
 _log = logging.getLogger("udriver.vm.kernels")
 
-KERNELS = ("6.1", "6.12")
-"""The kernels the guest can boot: Debian 12's own, and the one from bookworm-backports."""
+KERNELS = ("5.10", "6.1", "6.12", "7.2")
+"""The kernels the guest can boot, oldest first."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pin:
+    """A kernel pinned to exact packages of a suite this host does not run."""
+
+    suite: str
+    """Debian suite whose private apt configuration serves the packages."""
+    version: str
+    """Debian version of every package (``apt-cache madison``)."""
+    packages: tuple[str, ...]
+    """Packages unpacked into one tree; the first holds the image."""
+    similar: str
+    """``apt-cache search --names-only`` regex naming successors when the pin is gone."""
+
+
+_PINNED = {
+    "5.10": _Pin(
+        "bullseye", "5.10.223-1", ("linux-image-5.10.0-32-amd64-unsigned",),
+        r"^linux-image-5\.10\.0-[0-9]+-amd64-unsigned$",
+    ),
+    "7.2": _Pin(
+        "sid", "7.2.13-1",
+        (
+            "linux-binary-unsigned-7.2.13+deb14-amd64",
+            "linux-modules-7.2.13+deb14-amd64",
+            "linux-base-7.2.13+deb14-amd64",
+        ),
+        r"^linux-binary-unsigned-[0-9.]+\+deb[0-9]+-amd64$",
+    ),
+}  # fmt: skip
 
 _BACKPORTS = "bookworm-backports"
 _BACKPORTS_LIST = Path("/etc/apt/sources.list.d/udriver-bookworm-backports.sources")
@@ -235,21 +280,91 @@ def extract_vmlinux(bzimage: Path) -> bytes:
 # --- fetch -----------------------------------------------------------------------------------
 
 
-def _cached_stamp(entry: Path) -> dict[str, str] | None:
+def _cached_stamp(entry: Path) -> dict[str, Any] | None:
     try:
-        data: dict[str, str] = json.loads((entry / _STAMP).read_text())
+        data: dict[str, Any] = json.loads((entry / _STAMP).read_text())
     except (OSError, ValueError):
         return None
     return data
+
+
+def _unpack(name: str, entry: Path, debs: list[Path], stamp: dict[str, Any]) -> KernelPaths:
+    """``dpkg -x`` every .deb into one tree, extract vmlinux, run depmod, write the stamp last."""
+    root = entry / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    for deb in debs:
+        _run(["dpkg", "-x", str(deb), str(root)])
+    mods = sorted(p for p in (root / "lib/modules", root / "usr/lib/modules") if p.is_dir())
+    versions = [d for m in mods for d in m.iterdir() if d.is_dir()]
+    if len(versions) != 1:
+        raise KernelFetchError(f"kernel {name}: {len(versions)} module trees, expected 1")
+    moddir = versions[0]
+    version = moddir.name
+    # Debian 12/11 ship /boot/vmlinuz-<ver>; 7.2's split packaging ships the image in the
+    # module tree as vmlinuz.unsigned (linux-binary-unsigned-*).
+    images = [
+        p for p in (root / "boot" / f"vmlinuz-{version}", moddir / "vmlinuz.unsigned",
+                    moddir / "vmlinuz") if p.is_file()
+    ]  # fmt: skip
+    if not images:
+        raise KernelFetchError(f"kernel {name}: no vmlinuz for {version} in {root}")
+    vmlinux = entry / "vmlinux"
+    with tempfile.NamedTemporaryFile(dir=entry, delete=False) as tmp:
+        tmp.write(extract_vmlinux(images[0]))
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, vmlinux)
+    # depmod -b BASE looks for BASE/lib/modules/<version>.
+    _run(["depmod", "-b", str(moddir.parent.parent.parent), version])
+    for deb in debs:
+        deb.unlink()  # 15-110 MB each; the unpacked tree is what we use
+    stamp.update(version=version, vmlinux=str(vmlinux), modules_dir=str(moddir))
+    (entry / _STAMP).write_text(json.dumps(stamp, indent=1))
+    _log.info("kernel %s: %s (%s) cached in %s", name, stamp["package"], version, entry)
+    return kernel_paths(name)
+
+
+def _fetch_pinned(name: str, entry: Path) -> KernelPaths:
+    """Fetch a :data:`_PINNED` kernel through its suite's private apt configuration."""
+    pin = _PINNED[name]
+    key = f"{pin.packages[0]}={pin.version}"
+    old = _cached_stamp(entry)
+    if old and old.get("package") == key:
+        try:
+            return kernel_paths(name)  # pinned and complete: no network needed at all
+        except KernelFetchError:
+            pass
+    try:
+        apt = SuiteApt(pin.suite, _debian_mirror(), cache_dir() / "apt" / pin.suite)
+        if not apt.has_lists():
+            apt.update()
+        try:
+            sums = {p: apt.resolve(p, pin.version, pin.similar) for p in pin.packages}
+        except AptError:
+            apt.update()  # stale lists: refresh once, then the error stands
+            sums = {p: apt.resolve(p, pin.version, pin.similar) for p in pin.packages}
+        entry.mkdir(parents=True, exist_ok=True)
+        (entry / _STAMP).unlink(missing_ok=True)
+        debs = [apt.download(p, pin.version, sums[p], entry) for p in pin.packages]
+    except AptError as e:
+        raise KernelFetchError(f"kernel {name}: {e}") from e
+    stamp: dict[str, Any] = {
+        "package": key,
+        "suite": pin.suite,
+        "debs": {p: {"version": pin.version, "sha256": sums[p]} for p in pin.packages},
+    }
+    return _unpack(name, entry, debs, stamp)
 
 
 def fetch(name: str) -> KernelPaths:
     """Make sure kernel ``name`` is cached and return its paths (see module docstring).
 
     Raises:
-        KernelFetchError: a step failed and no complete older cache entry exists.
+        KernelFetchError: a step failed and no complete older cache entry exists, or a pinned
+            version is no longer offered (the message says what to bump it to).
     """
     entry = cache_dir() / f"linux-{name}"
+    if name in _PINNED:
+        return _fetch_pinned(name, entry)
     release = None
     try:
         if name == "6.12":
@@ -275,35 +390,7 @@ def fetch(name: str) -> KernelPaths:
     entry.mkdir(parents=True, exist_ok=True)
     (entry / _STAMP).unlink(missing_ok=True)
     deb = _download(pkg, entry, release)
-    root = entry / "root"
-    shutil.rmtree(root, ignore_errors=True)
-    _run(["dpkg", "-x", str(deb), str(root)])
-    mods = sorted(p for p in (root / "lib/modules", root / "usr/lib/modules") if p.is_dir())
-    versions = [d for m in mods for d in m.iterdir() if d.is_dir()]
-    if len(versions) != 1:
-        raise KernelFetchError(f"{deb.name} has {len(versions)} module trees, expected 1")
-    moddir = versions[0]
-    version = moddir.name
-    images = list((root / "boot").glob(f"vmlinuz-{version}"))
-    if not images:
-        raise KernelFetchError(f"{deb.name} has no /boot/vmlinuz-{version}")
-    vmlinux = entry / "vmlinux"
-    with tempfile.NamedTemporaryFile(dir=entry, delete=False) as tmp:
-        tmp.write(extract_vmlinux(images[0]))
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, vmlinux)
-    # depmod -b BASE looks for BASE/lib/modules/<version>.
-    _run(["depmod", "-b", str(moddir.parent.parent.parent), version])
-    deb.unlink()  # 70-110 MB; the unpacked tree is what we use
-    stamp = {
-        "package": pkg,
-        "version": version,
-        "vmlinux": str(vmlinux),
-        "modules_dir": str(moddir),
-    }
-    (entry / _STAMP).write_text(json.dumps(stamp, indent=1))
-    _log.info("kernel %s: %s (%s) cached in %s", name, pkg, version, entry)
-    return kernel_paths(name)
+    return _unpack(name, entry, [deb], {"package": pkg})
 
 
 def fetch_udev() -> Path:
@@ -327,15 +414,47 @@ def fetch_udev() -> Path:
     return root
 
 
+def _capabilities(kernels: tuple[str, ...], write: Path | None, as_json: bool) -> int:
+    """``kernels.py capabilities``: boot each kernel, print (or write) the feature table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `vm.*`
+    from vm import _capabilities as caps
+
+    answers = caps.collect(kernels, log=lambda m: print(m, file=sys.stderr))
+    if as_json:
+        print(json.dumps(answers, indent=1))
+        return 0
+    table = caps.render(answers)
+    if write is None:
+        print(table, end="")
+        return 0
+    pins = ", ".join(f"{k}: {kernel_paths(k).version}" for k in kernels)
+    note = (
+        f"Generated by `python3 tests/vm/kernels.py capabilities --write {write}` from what each "
+        f"guest reported (QEMU q35 + intel-iommu + edu, TCG) for: {pins}."
+    )
+    try:
+        caps.write_table(write, table, note)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote the table for {', '.join(kernels)} into {write}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``kernels.py fetch [--kernel 6.1|6.12]...`` or ``kernels.py show``."""
+    """CLI: ``kernels.py fetch|show|capabilities [--kernel 5.10|6.1|6.12|7.2]...``."""
     ap = argparse.ArgumentParser(prog="kernels.py", description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=["fetch", "show"])
+    ap.add_argument("action", choices=["fetch", "show", "capabilities"])
     ap.add_argument("--kernel", action="append", choices=KERNELS, help="default: all")
+    ap.add_argument("--write", type=Path, help="capabilities: replace the table in this file")
+    ap.add_argument("--json", action="store_true", help="capabilities: raw answers as JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    names = tuple(args.kernel or KERNELS)
     try:
-        for name in args.kernel or KERNELS:
+        if args.action == "capabilities":
+            return _capabilities(names, args.write, args.json)
+        for name in names:
             kp = fetch(name) if args.action == "fetch" else kernel_paths(name)
             print(f"{name}: {kp.version} {kp.vmlinux}")
         if args.action == "fetch":

@@ -10,7 +10,6 @@ guest's edu device. Both must pass every edu check.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from udriver.toolchain import build_project
 from vm.harness import Guest
 
 pytestmark = pytest.mark.vm
@@ -30,26 +28,17 @@ DRIVERS = {"edu": ROOT / "examples" / "edu", "edu_c": ROOT / "examples" / "edu-c
 
 
 @pytest.fixture(scope="session")
-def built_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """Build both wheels and install them into one state directory."""
+def built_state(tmp_path_factory: pytest.TempPathFactory,
+                session_wheels: Any) -> tuple[Path, dict[str, str]]:
+    """Install the session's two wheels (built once, sha256 printed) into one state directory."""
     state = tmp_path_factory.mktemp("built-state")
-    out = tmp_path_factory.mktemp("built-wheels")
     names = {}
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
-    try:
-        for driver, project in DRIVERS.items():
-            res = build_project(project, out_dir=out / driver, deb=False)
-            names[driver] = res.wheel.name
-            target = state / "drivers" / driver / "current"
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                            "--no-index", "--disable-pip-version-check", "--target",
-                            str(target), str(res.wheel)], check=True, capture_output=True)
-    finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
+    for driver, wheel in session_wheels.wheels.items():
+        names[driver] = wheel.name
+        target = state / "drivers" / driver / "current"
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-index", "--disable-pip-version-check", "--target",
+                        str(target), str(wheel)], check=True, capture_output=True)
     return state, names
 
 

@@ -1,9 +1,10 @@
 """The edu example driver, run by `udriver run`, on a real kernel (issue 2, acceptance 2-4).
 
-Each kernel (6.1 and 6.12) runs the SAME built extension (`udriver._native`, built once on
-the host and seen by the guest through the read-only host root). The driver is installed
-the way `udriver install` lays drivers out - `<state>/drivers/edu/current/` - and found
-through `udriver.paths.driver_search_path()`.
+Each kernel of the session (`--kernels`, see tests/conftest.py) runs the SAME built extension
+(`udriver._native`, built once on the host and seen by the guest through the read-only host
+root) and the SAME edu wheel (built once per session, sha256 printed at its start). The driver
+is installed from that wheel the way `udriver install` lays drivers out -
+`<state>/drivers/edu/current/` - and found through `udriver.paths.driver_search_path()`.
 
 The long run (all checks, 10,000 raise/ack cycles) happens once per kernel; the tests
 below each assert one claim of it.
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from vm._wheels import sha256_file
 from vm.harness import Guest
 
 pytestmark = pytest.mark.vm
@@ -32,13 +34,13 @@ _RUNS: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="session")
-def edu_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`pip install --target` of examples/edu, laid out as <state>/drivers/edu/current."""
+def edu_install(tmp_path_factory: pytest.TempPathFactory, session_wheels: Any) -> Path:
+    """`pip install --target` of the session's edu wheel, as <state>/drivers/edu/current."""
     state = tmp_path_factory.mktemp("edu-state")
     target = state / "drivers" / "edu" / "current"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "--no-deps", "--no-build-isolation", "--target", str(target),
-                    str(ROOT / "examples" / "edu")], check=True, capture_output=True)
+                    "--no-deps", "--no-index", "--target", str(target),
+                    str(session_wheels.wheels["edu"])], check=True, capture_output=True)
     return state
 
 
@@ -83,14 +85,13 @@ def run_edu(g: Guest, edu_install: Path, *options: str, timeout: float = 120) ->
     return parse(r.stdout)
 
 
-@pytest.fixture(params=["6.1", "6.12"])
-def full_run(request: pytest.FixtureRequest, vm_pool: Any, edu_install: Path) -> dict[str, Any]:
+@pytest.fixture
+def full_run(kernel: str, vm_pool: Any, edu_install: Path) -> dict[str, Any]:
     """All standard checks with 10,000 raise/ack cycles, once per kernel.
 
     Only the first test per kernel touches the guest (and resets it afterwards); the
     others read the cached result, so they cost no guest round trips.
     """
-    kernel = request.param
     if kernel not in _RUNS:
         g = vm_pool.get(kernel)
         try:
@@ -225,18 +226,17 @@ def test_runs_on_fds_handed_over_by_a_parent(guest: Guest, edu_install: Path) ->
     assert [c["ok"] for c in checks.values()] == [True, True, True], checks
 
 
-def test_same_binary_on_both_kernels(vm_pool: Any) -> None:
-    """The "binary works across kernels" claim: one untouched extension, two kernels."""
-    import hashlib
+def test_same_binary_on_every_kernel(request: pytest.FixtureRequest, vm_pool: Any,
+                                     session_wheels: Any, edu_install: Path) -> None:
+    """The "binary works across kernels" claim: the same extension and wheel, every kernel."""
+    from vm._fixtures import parse_kernels
 
-    import udriver._native as native
-
-    so = Path(native.__file__)
-    want = hashlib.sha256(so.read_bytes()).hexdigest()
-    seen = {}
-    for kernel in ("6.1", "6.12"):
-        r = vm_pool.get(kernel).run(f"uname -r; sha256sum {so}", timeout=60, check=True)
-        release, digest = r.stdout.split()[:2]
-        seen[kernel] = (release, digest)
-    assert seen["6.1"][0].startswith("6.1.") and seen["6.12"][0].startswith("6.12.")
-    assert seen["6.1"][1] == seen["6.12"][1] == want
+    so = session_wheels.native
+    wheel = session_wheels.wheels["edu"]
+    want = {str(so): sha256_file(so), str(wheel): sha256_file(wheel)}
+    kernels = parse_kernels(request.config.getoption("--kernels"))
+    for kernel in kernels:
+        r = vm_pool.get(kernel).run(f"uname -r; sha256sum {so} {wheel}", timeout=60, check=True)
+        release, *rows = r.stdout.splitlines()
+        assert release.startswith(kernel + "."), (kernel, release)
+        assert dict(reversed(row.split()) for row in rows) == want, kernel

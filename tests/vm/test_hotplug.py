@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,6 @@ from vm._fixtures import require_vm
 from vm.harness import Guest
 from vm.hotplug import (
     GuestRepo,
-    build_edu_wheel,
     copy_repo,
     driver_log,
     edu_bdfs,
@@ -35,12 +35,14 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Guest, GuestRepo, Path]]:
-    require_vm("6.1")
+def env(kernel: str, tmp_path_factory: pytest.TempPathFactory,
+        session_wheels: Any) -> Iterator[tuple[Guest, GuestRepo, Path]]:
+    """One udev guest per kernel of the session, serving a repository with the session's edu
+    wheel (the same file on every kernel)."""
+    require_vm(kernel)
     tmp = tmp_path_factory.mktemp("hotplug")
-    wheel = build_edu_wheel(tmp / "dist")
-    repo = make_repo(tmp / "repo", [wheel])
-    with Guest(kernel="6.1", devices=[], root_ports=3, udev=True, mem_mb=1024) as g:
+    repo = make_repo(tmp / "repo", [session_wheels.wheels["edu"]])
+    with Guest(kernel=kernel, devices=[], root_ports=3, udev=True, mem_mb=1024) as g:
         shared = copy_repo(repo, g.workdir / "repo")
         prepare_guest(g)
         gr = GuestRepo(g, shared)

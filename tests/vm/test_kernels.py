@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from vm import kernels
+from vm._apt import AptError, SuiteApt
+from vm._fixtures import in_ci
 from vm._initramfs import _Cpio, _module_closure
 
 ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 64
@@ -74,8 +76,52 @@ def test_mirror_unreadable_sources(tmp_path: Path) -> None:
 
 
 def test_kernel_paths_unknown_name() -> None:
-    with pytest.raises(kernels.KernelFetchError, match="unknown kernel '5.10'"):
-        kernels.kernel_paths("5.10")
+    with pytest.raises(kernels.KernelFetchError, match="unknown kernel '4.19'"):
+        kernels.kernel_paths("4.19")
+
+
+def _bullseye() -> SuiteApt:
+    """The private bullseye apt configuration that `kernels.py fetch` left (lists only)."""
+    apt = SuiteApt("bullseye", kernels._debian_mirror(), kernels.cache_dir() / "apt" / "bullseye")
+    if not apt.has_lists():
+        if in_ci():
+            pytest.fail("CI=true and `kernels.py fetch` left no bullseye lists", pytrace=False)
+        pytest.skip("no bullseye lists: run `python3 tests/vm/kernels.py fetch`")
+    return apt
+
+
+def test_pin_resolves_to_the_index_sha256() -> None:
+    pin = kernels._PINNED["5.10"]
+    digest = _bullseye().resolve(pin.packages[0], pin.version, pin.similar)
+    stamp = json.loads((kernels.cache_dir() / "linux-5.10" / "stamp.json").read_text())
+    assert stamp["debs"][pin.packages[0]] == {"version": pin.version, "sha256": digest}
+
+
+def test_superseded_pinned_version_says_what_to_bump() -> None:
+    pin = kernels._PINNED["5.10"]
+    with pytest.raises(AptError) as e:
+        _bullseye().resolve(pin.packages[0], "5.10.999-1", pin.similar)
+    assert str(e.value) == (
+        f"pinned {pin.packages[0]}=5.10.999-1 is no longer in Debian bullseye (it offers: "
+        f"{pin.packages[0]} versions {pin.version}); bump the pin in tests/vm/kernels.py `_PINNED`"
+    )
+
+
+def test_renamed_pinned_package_lists_its_successors() -> None:
+    pin = kernels._PINNED["5.10"]
+    with pytest.raises(AptError, match="bump the pin") as e:
+        _bullseye().resolve("linux-image-5.10.0-99-amd64-unsigned", pin.version, pin.similar)
+    assert "(it offers: " in str(e.value) and pin.packages[0] in str(e.value)
+    assert "-cloud-" not in str(e.value)  # the regex names only the generic flavour
+
+
+def test_private_suites_are_invisible_to_the_host_apt() -> None:
+    """`apt-get upgrade` on the host must never see bullseye or sid (no file in /etc/apt)."""
+    etc = Path("/etc/apt")
+    for f in [etc / "sources.list", *etc.glob("sources.list.d/*")]:
+        if f.is_file() and not f.name.endswith((".disabled", ".save")):
+            text = f.read_text()
+            assert not any(w in text.split() for w in ("bullseye", "sid", "unstable")), f
 
 
 def test_kernel_paths_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,15 @@ from ._dma import DmaBuffer
 from ._driver import Driver
 from ._errors import AccessError
 from ._irq import Interrupts, IrqType
+from ._kernel import (
+    IommuInfo,
+    KernelFeatureError,
+    KernelFeatures,
+    choose_block_bridge,
+    choose_iommu_type,
+    iommu_info,
+    read_features,
+)
 from ._region import ConfigSpace, Region
 
 __all__ = [
@@ -34,11 +43,18 @@ __all__ = [
     "DmaBuffer",
     "Driver",
     "Interrupts",
+    "IommuInfo",
     "IrqType",
+    "KernelFeatureError",
+    "KernelFeatures",
     "Region",
     "api_address",
     "api_capsule",
+    "choose_block_bridge",
+    "choose_iommu_type",
     "get_include",
+    "iommu_info",
+    "read_features",
 ]
 
 

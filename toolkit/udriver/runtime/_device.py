@@ -26,6 +26,7 @@ from ..errors import DeviceError, NativeError
 from ._dma import DmaBuffer
 from ._errors import AccessError
 from ._irq import Interrupts
+from ._kernel import choose_iommu_type, read_features
 from ._region import ConfigSpace, Region
 from ._sysfs import group_members, normalise_bdf, precheck
 
@@ -75,6 +76,9 @@ class Device:
                               f"it must be bound to vfio-pci or to no driver; members: {members}")
             err.hint = "bind the other devices of the group to vfio-pci too"
             raise err
+        if ret == -errno.ENOTSUP:
+            # native set_iommu found neither type1v2 nor type1: say what the kernel offers.
+            choose_iommu_type(read_features())
         if ret == -errno.ENOENT and group is not None:
             raise DeviceError(f"/dev/vfio/{group} does not exist: {self.bdf} is not usable "
                               "through vfio-pci")

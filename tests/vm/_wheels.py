@@ -1,0 +1,80 @@
+"""The driver wheels every kernel runs: built ONCE per pytest session, hashes printed up front.
+
+Issue 12's claim is "the same binary on every kernel". So the VM tests never rebuild a driver per
+kernel or per test module: :func:`build_session_wheels` runs ``udriver.toolchain.build_project``
+once for ``examples/edu`` (pure Python, ``py3-none-any``) and ``examples/edu-c`` (C through the
+udriver ABI table, ``cp311-abi3-manylinux``), and the conftest prints each wheel's sha256 -- plus
+the sha256 of ``udriver/_native.abi3.so``, the extension every guest loads from the host's
+read-only root -- before the first test runs. Guests see exactly these files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+__all__ = ["DRIVERS", "SessionWheels", "build_session_wheels", "sha256_file"]
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVERS = {"edu": ROOT / "examples" / "edu", "edu_c": ROOT / "examples" / "edu-c"}
+"""Driver name -> project directory of the drivers built once per session."""
+
+_EPOCH = "1700000000"
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of ``path``."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionWheels:
+    """The wheels built for this session."""
+
+    wheels: dict[str, Path]
+    """Driver name (``edu``, ``edu_c``) -> built wheel."""
+    native: Path
+    """The udriver native extension the guests import through the host root."""
+
+    def lines(self) -> list[str]:
+        """``sha256  name`` lines, as printed once at the start of the session."""
+        rows = [(sha256_file(p), p.name) for p in self.wheels.values()]
+        rows.append((sha256_file(self.native), f"udriver/{self.native.name}"))
+        return [f"{digest}  {name}" for digest, name in rows]
+
+
+def build_session_wheels(out: Path) -> SessionWheels:
+    """Build every driver in :data:`DRIVERS` into ``out/<driver>/`` (no .deb).
+
+    ``SOURCE_DATE_EPOCH`` is fixed while building, so two sessions on the same tree build
+    byte-identical wheels.
+
+    Raises:
+        udriver.errors.UdriverError: a build failed (the toolchain's own error).
+        FileNotFoundError: the native extension is not built (``pip install -e .``).
+    """
+    import udriver
+    from udriver.toolchain import build_project  # imported late: only VM sessions need it
+
+    native = Path(udriver.__file__).parent / "_native.abi3.so"
+    if not native.is_file():
+        raise FileNotFoundError(f"{native} missing: run `pip install -e .` to build it")
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = _EPOCH
+    try:
+        wheels = {
+            name: build_project(project, out_dir=out / name, deb=False).wheel
+            for name, project in DRIVERS.items()
+        }
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+    return SessionWheels(wheels, native)
