@@ -14,7 +14,8 @@ from vm._fixtures import require_vm
 from vm.harness import Guest, GuestCommandError, GuestDied, GuestError, GuestTimeout
 from vm.kernels import kernel_paths
 
-pytestmark = pytest.mark.vm
+# The harness itself is kernel-independent; test_kernel_features covers each kernel.
+pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1")]
 
 EDU_VENDOR, EDU_DEVICE = "0x1234", "0x11e8"  # QEMU docs/specs/edu.rst
 
