@@ -100,11 +100,12 @@ def test_a_recorded_uid_is_read_without_writing(tmp_path: Path) -> None:
         tmp_path.chmod(0o755)
 
 
-def test_unwritable_state_refused_for_a_new_device(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("")
+def test_unlockable_records_refused_for_a_new_device(tmp_path: Path) -> None:
+    (tmp_path / "driver-uids.lock").mkdir()  # fails for root too (EISDIR)
     with pytest.raises(PrivilegeError, match=f"{A}: cannot lock the driver uid records in "
-                                             f".*/file/state: Not a directory"):
-        device_uid(A, state=tmp_path / "file/state", env={})
+                                             f"{tmp_path}: Is a directory"):
+        device_uid(A, state=tmp_path, env={})
+    assert not (tmp_path / "driver-uids.json").exists()
 
 
 def test_corrupt_record_refused(tmp_path: Path) -> None:
