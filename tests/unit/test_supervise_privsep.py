@@ -77,7 +77,7 @@ def test_drop_privileges_leaves_no_uid_0_and_no_capabilities() -> None:
                 out += "Regained:\tyes\n"
             except PermissionError:
                 out += "Regained:\tno\n"
-        except BaseException as e:  # report, never fall through into pytest
+        except BaseException as e:  # noqa: BLE001 - report, never fall through into pytest
             out = f"Error:\t{e!r}\n"
         os.write(w, out.encode())
         os._exit(0)

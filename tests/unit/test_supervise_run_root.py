@@ -9,6 +9,7 @@ process would have exec'd, as whom, with which fds. The VFIO nodes are a fake tr
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -55,7 +56,7 @@ def run_as_root_in_child(*argv: str) -> dict[str, Any]:
         def fake_execv(path: str, args: list[str]) -> None:
             report["argv"] = args
             report["status"] = Path("/proc/self/status").read_text()
-            fds = {a: int(b) for a, b in zip(args, args[1:])
+            fds = {a: int(b) for a, b in itertools.pairwise(args)
                    if a in ("--container-fd", "--group-fd")}
             report["fds"] = {k: os.pread(fd, 100, 0).decode() for k, fd in fds.items()}
             report["inheritable"] = all(os.get_inheritable(fd) for fd in fds.values())
