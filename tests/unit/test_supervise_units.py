@@ -80,8 +80,9 @@ def test_autobind_unit_is_sandboxed() -> None:
     s = unit_settings(unit_text(Path("/opt/u/bin"), AUTOBIND_TEMPLATE))
     assert s["ExecStartPre"] == ["-+/sbin/modprobe -a vfio_iommu_type1 vfio-pci"]
     assert s["CapabilityBoundingSet"] == [""] and s["AmbientCapabilities"] == [""]
-    assert s["ReadWritePaths"] == [("/var/lib/udriver -/run/udriver -/etc/udev/rules.d "
-                                    "/sys/bus/pci /sys/devices")]
+    assert s["ReadWritePaths"] == ["-/etc/udev/rules.d /sys/bus/pci /sys/devices"]
+    assert s["StateDirectory"] == s["RuntimeDirectory"] == ["udriver"]
+    assert s["RuntimeDirectoryPreserve"] == ["yes"]
     assert s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
     assert s["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
     for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),

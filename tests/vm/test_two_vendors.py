@@ -184,6 +184,22 @@ def running(g: Guest, bdf: str, event: str) -> tuple[int, list[dict[str, Any]]] 
     return None
 
 
+def diagnose(g: Guest, bdf: str) -> str:
+    """What the units did for `bdf` (for a failure message)."""
+    return g.run(f"systemctl --no-pager status udriver-autobind@{bdf}.service "
+                 f"udriver@{bdf}.service; journalctl --no-pager -n 80 -u "
+                 f"udriver-autobind@{bdf}.service -u udriver@{bdf}.service; "
+                 f"cat /run/udriver/log/{bdf}.log /var/lib/udriver/status/{bdf}.json",
+                 timeout=180).stdout[-6000:]
+
+
+def started(g: Guest, bdf: str, event: str, what: str) -> tuple[int, list[dict[str, Any]]]:
+    try:
+        return wait_for(lambda: running(g, bdf, event), 400, what, step=2.0)  # type: ignore[no-any-return]
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{diagnose(g, bdf)}") from None
+
+
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_vm("6.1")
@@ -203,10 +219,9 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                   timeout=600, check=True)
             # Vendor A's device first: the testdev driver, started later, has the larger pid.
             edu = plug(g, "edu", "edu1", "rp1", EDU_ID)
-            a, a_evs = wait_for(lambda: running(g, edu, "done"), 400, "edu driver", step=2.0)
+            a, a_evs = started(g, edu, "done", "edu driver")
             tdev = plug(g, "pci-testdev", "tdev1", "rp2", TESTDEV_ID)
-            b, b_evs = wait_for(lambda: running(g, tdev, "signal-scan"), 400,
-                                "testdev driver", step=2.0)
+            b, b_evs = started(g, tdev, "signal-scan", "testdev driver")
             yield {"g": g, "edu": edu, "tdev": tdev, "a": a, "b": b, "a_evs": a_evs,
                    "b_evs": b_evs}
         finally:
