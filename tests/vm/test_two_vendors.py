@@ -178,9 +178,11 @@ def running(g: Guest, bdf: str, event: str) -> tuple[int, list[dict[str, Any]]] 
                                                       f"udriver-autobind@{bdf}.service"))
     p = unit_props(g, f"udriver@{bdf}.service", "ActiveState", "MainPID")
     evs = driver_events(g, bdf)
-    if p["ActiveState"] == "active" and any(
-            e.get("event") == event and e.get("pid") == int(p["MainPID"]) for e in evs):
-        return int(p["MainPID"]), evs
+    pid = int(p["MainPID"])
+    probed = [e for e in evs if e.get("event") == "probed"]
+    if p["ActiveState"] == "active" and probed and probed[-1].get("pid") == pid and any(
+            e.get("event") == event for e in evs):
+        return pid, evs
     return None
 
 
