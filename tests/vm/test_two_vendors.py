@@ -154,6 +154,29 @@ def plug(g: Guest, driver: str, dev_id: str, bus: str, ids: tuple[str, str]) -> 
                         f"{dev_id} in sysfs")[0])
 
 
+# The minbase system has no procps (ps, pgrep): python3 (udriver's) reads /proc instead.
+_PIDS = """
+import os, sys
+want = sys.argv[1]
+for p in sorted(os.listdir("/proc"), key=lambda x: int(x) if x.isdigit() else 0):
+    try:
+        uid = open(f"/proc/{p}/status").read().split("Uid:")[1].split()[0]
+        cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+    except (OSError, IndexError, ValueError):
+        continue
+    if not p.isdigit() or p == str(os.getpid()):
+        continue
+    if (want.startswith("uid=") and uid == want[4:]) or want in cmd:
+        print(p)
+"""
+
+
+def pids(g: Guest, want: str) -> list[int]:
+    """Pids whose uid is `uid=N`, or whose command line contains `want`."""
+    out = sh(g, f"python3 -c {shlex.quote(_PIDS)} {shlex.quote(want)}")
+    return [int(x) for x in out.split()]
+
+
 def proc_status(g: Guest, pid: int) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in sh(g, f"cat /proc/{pid}/status").splitlines()
                 if ":\t" in line)
@@ -270,7 +293,7 @@ def test_two_devices_two_uids(machine: dict[str, Any]) -> None:
         assert st["NoNewPrivs"] == "1" and st["Seccomp"].strip() == "2", st
     # No user in the database has either uid: nothing else on the machine runs as them.
     assert g.run(f"getent passwd {ua} {ub}", timeout=60).rc == 2
-    assert sh(g, f"ps -e -o uid= | grep -c -x ' *{ua}' || true").strip() == "1"
+    assert pids(g, f"uid={ua}") == [a] and pids(g, f"uid={ub}") == [b]
 
 
 def test_one_driver_cannot_signal_the_other(machine: dict[str, Any]) -> None:
@@ -313,8 +336,8 @@ def test_without_systemd_supervise_and_run_use_the_same_distinct_uids(
     run = g.run_bg(f"exec udriver run --device {edu} --driver edu > /tmp/run.log 2>&1")
     try:
         def child_of(pattern: str) -> int | None:
-            r = g.run(f"pgrep -f -n -- {shlex.quote(pattern)}", timeout=60)
-            return int(r.stdout) if r.rc == 0 and r.stdout.strip() else None
+            found = pids(g, pattern)
+            return found[-1] if found else None
 
         pb = wait_for(lambda: (p := child_of(f"run --device {tdev} --container-fd"))
                       and uid_of(g, p) != 0 and p, 300, "supervised testdev driver", step=2.0)
