@@ -162,7 +162,8 @@ def test_unplug_while_running_removes_the_driver_and_the_device_goes(booted) -> 
     unplug(g, "edu3", bdf, timeout=120)
     props = wait_for(lambda: (p := unit_props(g, unit, "ActiveState", "Result", "NRestarts"))
                      ["ActiveState"] in ("inactive", "failed") and p, 120, f"{unit} to stop")
-    assert props == {"ActiveState": "inactive", "Result": "success", "NRestarts": "0"}, props
+    assert props == {"ActiveState": "inactive", "Result": "success", "NRestarts": "0"}, \
+        (props, g.run(f"journalctl --no-pager -n 60 -u {unit}", timeout=120).stdout)
     assert g.run(f"test -e /proc/{pid}", timeout=60).rc != 0
     log = journal(g, unit)
     assert "the kernel asks for the device back" in log, log
