@@ -276,6 +276,16 @@ def test_each_device_runs_its_own_vendors_code(machine: dict[str, Any]) -> None:
     for bdf in (machine["edu"], machine["tdev"]):
         assert sh(g, f"basename $(readlink /sys/bus/pci/devices/{bdf}/driver)").strip() == \
             "vfio-pci"
+        # ...by the autobind worker, which did all that in its sandbox (no capabilities,
+        # read-only but for the store, /run/udriver, the udev rules and PCI sysfs).
+        props = unit_props(g, f"udriver-autobind@{bdf}.service", "Result", "ExecMainStatus",
+                           "CapabilityBoundingSet", "ProtectSystem", "ProtectKernelModules",
+                           "NoNewPrivileges", "RestrictAddressFamilies")
+        families = set(props.pop("RestrictAddressFamilies").split())
+        assert families == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}, families
+        assert props == {"Result": "success", "ExecMainStatus": "0",
+                         "CapabilityBoundingSet": "", "ProtectSystem": "strict",
+                         "ProtectKernelModules": "yes", "NoNewPrivileges": "yes"}, props
 
 
 def test_two_devices_two_uids(machine: dict[str, Any]) -> None:
