@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata as md
 import json
 import os
 import sys
@@ -88,7 +89,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     marks.mkdir()
     monkeypatch.setenv("UDRIVER_STATE_DIR", str(state))
     monkeypatch.setenv("UDRIVER_DEB_DRIVER_DIR", str(tmp_path / "no-debs"))
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    # Only the two vendors' installs may offer these names (other tests put examples/edu,
+    # a development tree with an `edu` entry point, on sys.path).
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not any(
+        ep.group == "udriver.drivers" for d in md.distributions(path=[p])
+        for ep in d.entry_points)])
     monkeypatch.setattr(os, "geteuid", lambda: 90000)  # the runner after the drop
     for m in ("alpha_mod", "beta_mod", "gamma_mod"):
         monkeypatch.delitem(sys.modules, m, raising=False)

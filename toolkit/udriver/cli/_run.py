@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from . import env_option
 
-HELP = "run a driver on a PCI device bound to vfio-pci (until SIGTERM; as root: drops to the device's uid)"
+HELP = "run a driver on a PCI device bound to vfio-pci (until SIGTERM)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
