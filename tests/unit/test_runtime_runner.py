@@ -4,10 +4,15 @@ Fake driver distributions are laid out the way `udriver install` lays them out,
 `<UDRIVER_STATE_DIR>/drivers/<name>/current/`, so discovery goes through
 `udriver.paths.driver_search_path()`. The device address does not exist on this host:
 when the error is the ABI one, the refusal provably came before the device was opened.
+
+The runner is what `udriver run` becomes after dropping root (started as root it opens the
+device and re-executes itself as the device's uid: tests/unit/test_supervise_run_root.py);
+these tests run it as that unprivileged process by reporting a non-zero euid.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +50,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("UDRIVER_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("UDRIVER_DEB_DRIVER_DIR", str(tmp_path / "no-debs"))
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(os, "geteuid", lambda: 90000)
     return tmp_path
 
 

@@ -41,13 +41,9 @@ def fake_vfio(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_resolve_user_defaults_to_udriver_or_nobody() -> None:
-    creds = resolve_user()
-    try:
-        pw = pwd.getpwnam("udriver")
-        assert creds == Credentials(pw.pw_uid, pw.pw_gid, "udriver")
-    except KeyError:
-        assert creds.name == "nobody" and creds.uid == 65534
+def test_resolve_user_names_an_existing_user() -> None:
+    pw = pwd.getpwnam("nobody")
+    assert resolve_user("nobody") == Credentials(pw.pw_uid, pw.pw_gid, "nobody")
 
 
 def test_resolve_user_refuses_root() -> None:
@@ -81,7 +77,7 @@ def test_drop_privileges_leaves_no_uid_0_and_no_capabilities() -> None:
                 out += "Regained:\tyes\n"
             except PermissionError:
                 out += "Regained:\tno\n"
-        except BaseException as e:  # report, never fall through into pytest
+        except BaseException as e:  # noqa: BLE001 - report, never fall through into pytest
             out = f"Error:\t{e!r}\n"
         os.write(w, out.encode())
         os._exit(0)
@@ -128,6 +124,12 @@ def test_runner_command_passes_fds() -> None:
     cmd = _privsep.runner_command(BDF, "edu", _privsep.VfioFds(5, 6, 7))
     assert cmd[3:] == ["run", "--device", BDF, "--container-fd", "5", "--group-fd", "6",
                        "--driver", "edu"]
+
+
+def test_runner_command_passes_options_and_once() -> None:
+    cmd = _privsep.runner_command(BDF, "edu", _privsep.VfioFds(5, 6, 7),
+                                  ["--option", "a=b", "--once"])
+    assert cmd[-5:] == ["--driver", "edu", "--option", "a=b", "--once"]
 
 
 @root_only

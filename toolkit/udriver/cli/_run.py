@@ -1,8 +1,16 @@
-"""`udriver run`: run one driver on one device until SIGTERM."""
+"""`udriver run`: run one driver on one device until SIGTERM.
+
+Started as root, it never runs a driver as root: it opens the device's VFIO container
+and group, drops to the device's own uid with no capabilities (the same steps as
+`udriver supervise`, `udriver.supervise._privsep`) and execs itself unprivileged with
+the two fds. Started as another user, it runs the driver in place.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ..errors import ConfigError
 from . import env_option
@@ -44,5 +52,21 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("`--driver` is required (or set UDRIVER_DRIVER)")
     if (args.container_fd is None) != (args.group_fd is None):
         raise ConfigError("`--container-fd` and `--group-fd` must be given together")
-    return run_driver(args.device, args.driver, options=_options(args.option), once=args.once,
+    options = _options(args.option)
+    if os.geteuid() == 0:
+        from ..supervise._run import run_as_device_user
+        if args.container_fd is not None:
+            from ..supervise import PrivilegeError
+            err = PrivilegeError(f"refusing to run driver {args.driver!r} as root: "
+                                 f"`--container-fd`/`--group-fd` are for the unprivileged "
+                                 f"process a privileged parent starts (uid 0 here)")
+            err.hint = ("run `udriver run` as root without them (it drops to the device's "
+                        "uid after opening it), or use `udriver supervise` or "
+                        "udriver@<BDF>.service")
+            raise err
+        extra = [a for k, v in options.items() for a in ("--option", f"{k}={v}")]
+        run_as_device_user(args.device, args.driver, extra + (["--once"] if args.once else []),
+                           root=Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/"))
+        return 1  # not reached: the process became the driver
+    return run_driver(args.device, args.driver, options=options, once=args.once,
                       container_fd=args.container_fd, group_fd=args.group_fd)

@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="driver to run (default: the runner picks the installed driver "
                         "that claims the device)")
     env_option(p, "--user", env="UDRIVER_DRIVER_USER", metavar="USER",
-               help="user the driver runs as (default: `udriver` if it exists, else nobody)")
+               help="user the driver runs as (default: a uid of the device's own, from "
+                    "UDRIVER_DRIVER_UIDS, default 90000-99999)")
     p.add_argument("--no-bind", action="store_true",
                    help="the device is already bound to vfio-pci")
     p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",

@@ -2,7 +2,13 @@
 
 Order of operations (each step refuses before the next one starts):
 1. find the entry point `NAME` in group `udriver.drivers`, looking first in
-   `udriver.paths.driver_search_path()` (installed drivers), then in sys.path;
+   `udriver.paths.driver_search_path()` (installed drivers), then in sys.path, and load
+   it only from the distribution that owns the name (`_owner`): the one whose embedded
+   manifest (`*.dist-info/udriver.json`) declares `driver: NAME` with that entry point.
+   A distribution whose manifest declares another driver never provides `NAME`, whatever
+   its entry_points.txt says (another vendor's wheel for driver `aaa` that also lists
+   `edu = ...` is ignored); two different owners, or two manifest-less distributions
+   (development installs), are ambiguous and refused;
 2. check the driver's ABI (its dist-info `udriver.json` if present, else the class's
    `abi`) with `udriver.abi.check_abi` - before the device is even opened;
 3. check that the driver's `ids` match the device's modalias (sysfs);
@@ -52,39 +58,112 @@ class FoundDriver:
     """Where the distribution was found."""
 
 
-def _candidates(name: str) -> list[tuple[md.EntryPoint, md.Distribution, str | None]]:
-    out: list[tuple[md.EntryPoint, md.Distribution, str | None]] = []
+@dataclass(frozen=True)
+class _Candidate:
+    """One distribution offering entry point NAME."""
+
+    ep: md.EntryPoint
+    dist: md.Distribution
+    where: str | None
+    """The driver directory it was found in, None for sys.path."""
+    manifest: DriverManifest | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.dist.metadata['Name']} {self.dist.version} in {self.where or 'sys.path'}"
+
+
+def _dist_key(dist: md.Distribution) -> tuple[str, str]:
+    name = str(dist.metadata["Name"] or "").lower().replace("_", "-")
+    return name, os.path.realpath(str(dist.locate_file("")))
+
+
+def _candidates(name: str) -> tuple[list[_Candidate], list[str]]:
+    """Every distribution offering entry point `name`, in search order, each once; and
+    why some of them were ignored."""
+    out: list[_Candidate] = []
+    ignored: list[str] = []
+    seen: set[tuple[str, str]] = set()
     extra = [str(p) for p in driver_search_path()]
     for where in [*([d] for d in extra), None]:
         dists = md.distributions(path=where) if where is not None else md.distributions()
         for dist in dists:
-            for ep in dist.entry_points:
-                if ep.group == ENTRY_POINT_GROUP and ep.name == name:
-                    out.append((ep, dist, where[0] if where else None))
-    return out
+            eps = [ep for ep in dist.entry_points
+                   if ep.group == ENTRY_POINT_GROUP and ep.name == name]
+            key = _dist_key(dist)
+            if not eps or key in seen:
+                continue
+            seen.add(key)
+            cand = _Candidate(eps[0], dist, where[0] if where else None, None)
+            text = dist.read_text(MANIFEST_NAME)
+            if text is None:
+                out.append(cand)
+                continue
+            try:
+                m = DriverManifest.from_json(text.encode(), f"{cand.label} {MANIFEST_NAME}")
+            except ManifestError as e:
+                ignored.append(f"{cand.label}: invalid manifest: {e}")
+                continue
+            if m.driver != name:
+                # Issue 9, case 4: a vendor's wheel for driver `aaa` listing `edu = ...`.
+                ignored.append(f"{cand.label}: its manifest declares driver {m.driver!r}, "
+                               f"not {name!r}")
+            elif m.entry_point != eps[0].value:
+                ignored.append(f"{cand.label}: entry point {eps[0].value!r} is not the "
+                               f"manifest's {m.entry_point!r}")
+            else:
+                out.append(_Candidate(eps[0], dist, cand.where, m))
+    return out, ignored
+
+
+def _owner(name: str, found: list[_Candidate], ignored: list[str]) -> _Candidate:
+    """The one distribution allowed to provide driver `name`.
+
+    Distributions with a manifest declaring `name` (built by `udriver build`, installed
+    by `udriver install` or from a .deb) own it; manifest-less ones (development
+    installs) count only when no distribution owns it. The first in search order wins
+    among versions of one package; two packages are ambiguous.
+
+    Raises:
+        ConfigError: nobody provides `name`, or two packages do.
+    """
+    owners = [c for c in found if c.manifest is not None]
+    pool = owners or found
+    if not pool:
+        known = sorted({ep.name for d in md.distributions() for ep in d.entry_points
+                        if ep.group == ENTRY_POINT_GROUP})
+        err = ConfigError(f"No driver named {name!r} in entry-point group `{ENTRY_POINT_GROUP}`"
+                          + (f" (ignored: {'; '.join(ignored)})" if ignored else ""))
+        err.hint = f"installed drivers: {', '.join(known) or 'none'}"
+        raise err
+    packages = {(c.manifest.package if c.manifest else str(c.dist.metadata["Name"]))
+                .lower().replace("_", "-") for c in pool}
+    if len(packages) > 1:
+        err = ConfigError(f"driver {name!r} is provided by {len(packages)} different "
+                          f"packages: {'; '.join(c.label for c in pool)}; refusing to guess")
+        err.hint = "remove all but one of them (`udriver remove`, `apt-get remove`)"
+        raise err
+    for c in found:
+        if c.manifest is None and owners:
+            _log.warning("ignoring %s: it has no %s and %s owns driver %r", c.label,
+                         MANIFEST_NAME, owners[0].label, name)
+    for why in ignored:
+        _log.warning("ignoring a `%s` entry point %r: %s", ENTRY_POINT_GROUP, name, why)
+    return pool[0]
 
 
 def find_driver(name: str) -> FoundDriver:
-    """Locate and import driver `name`.
+    """Locate and import driver `name` from the distribution that owns it.
 
     Raises:
-        ConfigError: no such driver, or it cannot be imported.
-        ManifestError: its manifest is invalid or the entry point is not a Driver.
+        ConfigError: no such driver, it is ambiguous, or it cannot be imported.
+        ManifestError: the entry point is not a Driver.
     """
-    found = _candidates(name)
-    if not found:
-        known = sorted({ep.name for d in md.distributions() for ep in d.entry_points
-                        if ep.group == ENTRY_POINT_GROUP})
-        err = ConfigError(f"No driver named {name!r} in entry-point group `{ENTRY_POINT_GROUP}`")
-        err.hint = f"installed drivers: {', '.join(known) or 'none'}"
-        raise err
-    ep, dist, where = found[0]
+    found, ignored = _candidates(name)
+    cand = _owner(name, found, ignored)
+    ep, where = cand.ep, cand.where
     if where is not None and where not in sys.path:
         sys.path.insert(0, where)
-    manifest = None
-    text = dist.read_text(MANIFEST_NAME)
-    if text is not None:
-        manifest = DriverManifest.from_json(text.encode(), f"{dist.metadata['Name']} {MANIFEST_NAME}")
     try:
         cls = ep.load()
     except Exception as e:
@@ -92,7 +171,7 @@ def find_driver(name: str) -> FoundDriver:
                           f"{type(e).__name__}: {e}") from e
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
         raise ManifestError(f"entry point {name!r} = {ep.value!r} is not a udriver Driver subclass")
-    return FoundDriver(name, cls, manifest, where or "sys.path")
+    return FoundDriver(name, cls, cand.manifest, where or "sys.path")
 
 
 def driver_abi(found: FoundDriver) -> AbiVersion:

@@ -4,7 +4,8 @@ Modules (private; the names below are the public API):
 
     _policy      RestartPolicy, CrashTracker, Decision: the pure restart/give-up rule
     _privsep     open VFIO as root, drop to an unprivileged user with no capabilities,
-                 exec `udriver run --container-fd N --group-fd M`
+    exec `udriver run --container-fd N --group-fd M`
+    _uids        one uid per device (recorded, stable, unique): who each driver runs as
     _supervisor  Supervisor: the `udriver supervise` loop (backoff, give-up, SIGTERM)
     _kmsg        RemovalWatcher: vfio-pci's "give the device back" request on hot-unplug
     _status      the supervisor's fields in `<state>/status/<bdf>.json`, claims in the run dir
@@ -15,12 +16,37 @@ Modules (private; the names below are the public API):
 """
 
 from ._policy import CrashTracker, Decision, RestartPolicy, describe_exit
-from ._privsep import (Credentials, PrivilegeError, VfioFds, drop_privileges, exec_driver,
-                       open_vfio, resolve_user, spawn_driver)
+from ._privsep import (
+    Credentials,
+    PrivilegeError,
+    VfioFds,
+    drop_privileges,
+    exec_driver,
+    open_vfio,
+    resolve_user,
+    spawn_driver,
+)
 from ._supervisor import Supervisor, SupervisorResult
 from ._udev import render_rules, write_rules
+from ._uids import device_credentials, device_uid
 
-__all__ = ["CrashTracker", "Decision", "RestartPolicy", "describe_exit", "Credentials",
-           "PrivilegeError", "VfioFds", "drop_privileges", "exec_driver", "open_vfio",
-           "resolve_user", "spawn_driver", "Supervisor", "SupervisorResult", "render_rules",
-           "write_rules"]
+__all__ = [
+    "CrashTracker",
+    "Credentials",
+    "Decision",
+    "PrivilegeError",
+    "RestartPolicy",
+    "Supervisor",
+    "SupervisorResult",
+    "VfioFds",
+    "describe_exit",
+    "device_credentials",
+    "device_uid",
+    "drop_privileges",
+    "exec_driver",
+    "open_vfio",
+    "render_rules",
+    "resolve_user",
+    "spawn_driver",
+    "write_rules",
+]

@@ -16,7 +16,8 @@ Order of operations, in the privileged parent:
    b. PR_SET_NO_NEW_PRIVS, so that no later execve can gain privileges;
    c. drop every capability from the bounding set (PR_CAPBSET_DROP, needs CAP_SETPCAP)
       and clear the ambient set;
-   d. setgroups([]), setresgid, setresuid to the unprivileged user: with all three uids
+   d. setgroups([]), setresgid, setresuid to the driver's user (by default a uid of the
+      device's own, `_uids`, so that no two drivers share one): with all three uids
       non-zero the kernel clears the permitted and effective sets (capabilities(7),
       "Effect of user ID changes on capabilities");
    e. capset() all-zero, which also empties the inheritable set.
@@ -35,6 +36,7 @@ import pwd
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +65,6 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_NOBODY = 65534
 
 
 class PrivilegeError(UdriverError):
@@ -101,25 +102,23 @@ class VfioFds:
                 pass
 
 
-def resolve_user(name: str | None = None) -> Credentials:
-    """The driver's user: `name`, else system user `udriver`, else `nobody` (65534).
+def resolve_user(name: str) -> Credentials:
+    """The administrator's explicit driver user `name` (`udriver supervise --user`).
+
+    Without one, a driver runs as its device's own uid (`udriver.supervise._uids`), never
+    as a user it shares with other drivers.
 
     Raises:
-        PrivilegeError: `name` was given and does not exist, or resolves to root.
+        PrivilegeError: `name` does not exist, or resolves to root.
     """
-    candidates = [name] if name else ["udriver", "nobody"]
-    for cand in candidates:
-        try:
-            pw = pwd.getpwnam(cand)
-        except KeyError:
-            continue
-        if pw.pw_uid == 0 or pw.pw_gid == 0:
-            raise PrivilegeError(f"refusing to run a driver as user {cand!r}: "
-                                 f"uid {pw.pw_uid}, gid {pw.pw_gid} is root")
-        return Credentials(pw.pw_uid, pw.pw_gid, cand)
-    if name:
-        raise PrivilegeError(f"driver user {name!r} does not exist",)
-    return Credentials(_NOBODY, _NOBODY, "nobody")
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise PrivilegeError(f"driver user {name!r} does not exist") from None
+    if pw.pw_uid == 0 or pw.pw_gid == 0:
+        raise PrivilegeError(f"refusing to run a driver as user {name!r}: "
+                             f"uid {pw.pw_uid}, gid {pw.pw_gid} is root")
+    return Credentials(pw.pw_uid, pw.pw_gid, name)
 
 
 def open_vfio(bdf: str, root: Path = Path("/")) -> VfioFds:
@@ -239,13 +238,21 @@ def drop_privileges(creds: Credentials, memlock: int | None = DEFAULT_MEMLOCK) -
         raise PrivilegeError("capabilities survived the drop")
 
 
-def runner_command(bdf: str, driver: str | None, fds: VfioFds) -> list[str]:
-    """The `udriver run` command line that takes over the open fds."""
+def runner_command(bdf: str, driver: str | None, fds: VfioFds,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """The `udriver run` command line that takes over the open fds.
+
+    Args:
+        bdf: the device.
+        driver: the driver's entry-point name (None: the runner's default).
+        fds: the fds opened as root.
+        extra: further `udriver run` arguments (`--option`, `--once`), passed as is.
+    """
     cmd = [sys.executable, "-c", "from udriver.cli import run; run()", "run",
            "--device", bdf, "--container-fd", str(fds.container), "--group-fd", str(fds.group)]
     if driver:
         cmd += ["--driver", driver]
-    return cmd
+    return cmd + list(extra)
 
 
 def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
@@ -279,10 +286,12 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
 
 
 def exec_driver(bdf: str, driver: str | None, creds: Credentials,
-                memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/")) -> None:
-    """systemd mode: open the device, drop privileges and exec the runner in place.
+                memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/"),
+                extra: Sequence[str] = ()) -> None:
+    """Open the device, drop privileges and exec the runner in place.
 
-    Never returns on success: the service's main process becomes the driver.
+    Used by the systemd unit's `ExecStart=!` step and by `udriver run` started as root.
+    Never returns on success: the calling process becomes the driver.
 
     Raises:
         DeviceError: the device cannot be opened.
@@ -291,7 +300,11 @@ def exec_driver(bdf: str, driver: str | None, creds: Credentials,
     fds = open_vfio(bdf, root)
     os.set_inheritable(fds.container, True)
     os.set_inheritable(fds.group, True)
-    cmd = runner_command(bdf, driver, fds)
-    drop_privileges(creds, memlock)
+    cmd = runner_command(bdf, driver, fds, extra)
+    try:
+        drop_privileges(creds, memlock)
+    except BaseException:
+        fds.close()
+        raise
     log.info("exec driver for %s as %s: %s", bdf, creds.name, " ".join(cmd))
     os.execv(cmd[0], cmd)

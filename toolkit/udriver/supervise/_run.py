@@ -31,8 +31,10 @@ from ._kmsg import RemovalWatcher
 from ._policy import CrashTracker, RestartPolicy
 from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
 from ._supervisor import REMOVED, Supervisor
+from ._uids import device_credentials
 
-__all__ = ["driver_user", "resolve_driver", "supervise", "systemd_exec", "systemd_pre", "systemd_stop_post"]
+__all__ = ["driver_user", "resolve_driver", "run_as_device_user", "supervise", "systemd_exec",
+           "systemd_pre", "systemd_stop_post"]
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +55,20 @@ def policy_from_env(env: Mapping[str, str] | None = None) -> RestartPolicy:
         raise ConfigError(f"invalid UDRIVER_MAX_CRASHES/UDRIVER_CRASH_WINDOW: {e}") from e
 
 
-def driver_user(name: str | None) -> Credentials:
-    """`name`, else $USER when systemd set it to a non-root user, else udriver/nobody.
+def driver_user(bdf: str, name: str | None = None) -> Credentials:
+    """Who `bdf`'s driver runs as: user `name` when given, else the device's own uid.
+
+    The default is one uid per device (`_uids`), so that no driver can signal, trace or
+    read another; `name` is the administrator's explicit choice (`--user`).
 
     Raises:
-        PrivilegeError: `name` does not exist or is root.
+        PrivilegeError: `name` does not exist or is root; the device's uid cannot be
+            allocated or recorded.
+        ConfigError: `UDRIVER_DRIVER_UIDS` is invalid.
     """
     if name:
         return resolve_user(name)
-    env_user = os.environ.get("USER")
-    if env_user and env_user != "root":
-        try:
-            return resolve_user(env_user)
-        except UdriverError as e:
-            log.warning("ignoring $USER: %s", e)
-    return resolve_user(None)
+    return device_credentials(bdf)
 
 
 def _unbind(bdf: str, root: Path) -> None:
@@ -111,7 +112,7 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
     """
     from .. import pci
     bdf = _status.check_bdf(bdf)
-    creds = driver_user(user)
+    creds = driver_user(bdf, user)
     driver = resolve_driver(bdf, driver, root)
     if bind:
         pci.bind(bdf, sysfs_root=root)
@@ -144,6 +145,9 @@ def systemd_pre(bdf: str, *, root: Path = Path("/")) -> int:
         rec = _status.read_status(bdf)
         raise DeviceError(f"{bdf}: not starting: {rec.get('reason', 'gave up after crashes')}; "
                           f"re-add the device or run `udriver supervise --device {bdf}`")
+    # Record the device's uid here, with full privileges: ExecStart= only reads it (its
+    # /var is read-only under ProtectSystem=strict).
+    device_credentials(bdf)
     pci.bind(bdf, sysfs_root=root)
     return 0
 
@@ -156,13 +160,32 @@ def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
         DeviceError, PrivilegeError: as `exec_driver`.
     """
     bdf = _status.check_bdf(bdf)
-    creds = driver_user(user)
+    creds = driver_user(bdf, user)
     driver = resolve_driver(bdf, driver, root)
     _status.write_claim(bdf, os.getpid(), driver, "systemd")
     _status.write_supervise_status(bdf, "running", "driver running (systemd)", driver=driver,
                                    pid=os.getpid())
     exec_driver(bdf, driver, creds, root=root)
     return 1  # not reached
+
+
+def run_as_device_user(bdf: str, driver: str, extra: list[str], *,
+                       root: Path = Path("/")) -> None:
+    """`udriver run` started as root: open the device, drop to its uid, exec the runner.
+
+    The device must already be bound to vfio-pci (`udriver bind`); nothing is recorded
+    but the device's uid. Never returns on success.
+
+    Raises:
+        DeviceError: bad address, or the device cannot be opened (not bound, group busy).
+        PrivilegeError: no uid can be allocated, or dropping privileges failed.
+        ConfigError: `UDRIVER_DRIVER_UIDS` is invalid.
+    """
+    bdf = _status.check_bdf(bdf)
+    creds = device_credentials(bdf)
+    log.info("%s: running driver %r as uid %d (root drops after opening the device)",
+             bdf, driver, creds.uid)
+    exec_driver(bdf, driver, creds, root=root, extra=extra)
 
 
 def _returncode(env: Mapping[str, str]) -> int:
