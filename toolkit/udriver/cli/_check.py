@@ -19,18 +19,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="the driver project, to compare with its pyproject.toml "
                     "(default: the project whose dist/ holds the artifact)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object per check instead of PASSED/FAILED lines")
+                   help="print a JSON array, one object per check, instead of PASSED/FAILED lines")
 
 
 def main(args: argparse.Namespace) -> int:
     failed = 0
     many = len(args.artifacts) > 1
+    rows: list[dict[str, object]] = []
     for a in args.artifacts:
         for c in check_artifact(a, source=args.source, strict=args.strict):
             failed += not c.ok
-            if args.json:
-                print(json.dumps({"artifact": a, "check": c.name, "ok": c.ok,
-                                  "detail": c.detail}, sort_keys=True))
+            if args.json:  # one array, as every other `--json` prints
+                rows.append({"artifact": a, "check": c.name, "ok": c.ok, "detail": c.detail})
             else:
                 print((f"{a}: " if many else "") + c.line())
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
     return 1 if failed else 0
