@@ -91,12 +91,40 @@ def test_install_status_rollback_remove(capsys: pytest.CaptureFixture[str],
     _, out, _ = run(capsys, "status", "--json")
     obj = json.loads(out)
     assert obj["drivers"] == [{"driver": "edu", "current": "0.2.0", "previous": "0.1.0",
-                               "versions": ["0.1.0", "0.2.0"]}]
+                               "versions": ["0.1.0", "0.2.0"], "held": False}]
     assert obj["devices"][BDF]["state"] == "failed"
-    assert run(capsys, "rollback", "edu") == (0, "rolled back edu from 0.2.0 to 0.1.0\n", "")
+    assert run(capsys, "rollback", "edu") == (
+        0, ("rolled back edu from 0.2.0 to 0.1.0 (held: `udriver unhold edu` lets update "
+           "upgrade it again)\n"), "")
+    # A rollback holds: update does not upgrade straight back (issue 13).
+    assert run(capsys, "status") == (
+        0, ("edu 0.1.0 (previous 0.2.0)  held\n"
+            f"{BDF}  edu 0.2.0  failed: crashed 5 times in 60 s; device unbound\n"), "")
+    assert run(capsys, "update", "--dry-run") == (
+        0, "edu 0.1.0 -> 0.2.0 from main  (held: `udriver unhold` to allow)\n", "")
+    assert run(capsys, "update") == (0, "kept edu 0.1.0 (held; 0.2.0 is available)\n", "")
+    assert run(capsys, "unhold", "edu") == (0, "edu is now not held\n", "")
+    assert run(capsys, "update", "--dry-run") == (0, "edu 0.1.0 -> 0.2.0 from main\n", "")
     assert run(capsys, "update") == (0, "updated edu 0.1.0 -> 0.2.0 from main\n", "")
     assert run(capsys, "update") == (0, "all drivers are up to date\n", "")
+    assert run(capsys, "update", "--dry-run") == (0, "all drivers are up to date\n", "")
+    assert run(capsys, "hold", "edu", "nope") == (1, "", "error: driver 'nope' is not installed\n")
+    assert run(capsys, "hold", "edu") == (0, "edu is now held\n", "")
+    assert run(capsys, "hold", "edu") == (0, "edu was already held\n", "")
+    _, out, _ = run(capsys, "history", "edu", "--json")
+    assert [(h["action"], h["from"], h["to"], h["reason"]) for h in json.loads(out)] == [
+        ("install", None, "0.1.0", "udriver install"),
+        ("upgrade", "0.1.0", "0.2.0", "udriver install"),
+        ("rollback", "0.2.0", "0.1.0", "udriver rollback"),
+        ("hold", None, None, "udriver rollback"),
+        ("unhold", None, None, "udriver unhold"),
+        ("upgrade", "0.1.0", "0.2.0", "udriver update"),
+        ("hold", None, None, "udriver hold")]
+    _, out, _ = run(capsys, "history")
+    assert out.splitlines()[1].endswith("upgrade   edu 0.1.0 -> 0.2.0 from main  (udriver install)")
     assert run(capsys, "remove", "edu") == (0, "removed edu (0.1.0, 0.2.0)\n", "")
+    _, out, _ = run(capsys, "history", "edu")
+    assert out.splitlines()[-1].endswith("remove    edu 0.2.0  (udriver remove)")
     assert run(capsys, "remove", "edu") == (1, "", "error: driver 'edu' is not installed\n")
     assert run(capsys, "rollback", "edu") == (1, "", "error: driver 'edu' is not installed\n")
 

@@ -90,6 +90,18 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "udriver.cli._upload",
         "upload built driver wheels and debs to a repository server (vendors; token from env)",
     ),
+    "hold": (
+        "udriver.cli._hold",
+        "keep drivers at their installed version (udriver update leaves them)",
+    ),
+    "unhold": (
+        "udriver.cli._unhold",
+        "release held drivers (udriver update upgrades them again)",
+    ),
+    "history": (
+        "udriver.cli._history",
+        "show what was installed, updated, rolled back, held or removed, when and why",
+    ),
     "status": (
         "udriver.cli._status",
         "show installed drivers, bound devices and failures",
@@ -163,7 +175,10 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
     141, and lets anything unexpected keep its traceback.
     """
     from ..client._auth import MaskingFilter, mask_secrets
+    from ..client._history import set_reason
 
+    if isinstance(getattr(args, "command", None), str):  # why the store changes, for history
+        set_reason(f"udriver {args.command}")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # credentials never reach a log line

@@ -21,7 +21,8 @@ def main(args: argparse.Namespace) -> int:
     old, new = DriverStore().rollback(args.driver)
     sync_udev_rules()
     if args.json:
-        print_json({"driver": args.driver, "from": old, "to": new})
+        print_json({"driver": args.driver, "from": old, "to": new, "held": True})
     else:
-        print(f"rolled back {args.driver} from {old} to {new}")
+        print(f"rolled back {args.driver} from {old} to {new} "
+              f"(held: `udriver unhold {args.driver}` lets update upgrade it again)")
     return 0

@@ -21,7 +21,8 @@ def main(args: argparse.Namespace) -> int:
     devices = read_status()
     if args.json:
         print_json({"drivers": [{"driver": d.driver, "current": d.current,
-                                 "previous": d.previous, "versions": d.versions}
+                                 "previous": d.previous, "versions": d.versions,
+                                 "held": d.held}
                                 for d in drivers],
                     "devices": devices})
         return 0
@@ -29,7 +30,8 @@ def main(args: argparse.Namespace) -> int:
         print("no drivers installed")
     for d in drivers:
         prev = f" (previous {d.previous})" if d.previous else ""
-        print(f"{d.driver} {d.current or '(none current)'}{prev}")
+        held = "  held" if d.held else ""
+        print(f"{d.driver} {d.current or '(none current)'}{prev}{held}")
     for bdf, rec in devices.items():
         line = f"{bdf}  {rec.get('driver') or '-'} {rec.get('version') or ''}".rstrip()
         line += f"  {rec.get('state', 'unknown')}"

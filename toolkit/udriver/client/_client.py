@@ -201,7 +201,7 @@ class Client:
         wheel = self._remote(entry.repo).fetch(target)
         manifest = read_wheel_manifest(wheel)
         check_package(manifest, entry, devices)
-        info = self.store.install_wheel(wheel, manifest)
+        info = self.store.install_wheel(wheel, manifest, entry.repo)
         if entry.publisher:
             self.store.set_origin(entry.driver, entry.repo, entry.publisher)
         return InstallResult(info.driver, entry.version,
@@ -379,11 +379,12 @@ class Client:
                              "", sorted(devices or {}),
                              changed=before is None or before.current != manifest.version)
 
-    def update(self) -> list[InstallResult]:
-        """Install the newest compatible version of every installed driver.
+    def upgradable(self) -> list[tuple[InstalledDriver, IndexEntry]]:
+        """Installed drivers with a newer compatible version, and that version (held ones
+        included: see `InstalledDriver.held`). Installs nothing.
 
         Raises:
-            RepositoryError, DownloadError, PackageError: as for `install_entry`.
+            RepositoryError, DownloadError: verification or download of metadata failed.
         """
         self._require_repos()
         out = []
@@ -395,8 +396,16 @@ class Client:
             names = {n for p in m.patterns for n in lookup_names(p.vendor, p.device)}
             best = choose_version(self.entries(names), inst.driver, None, self.provided)
             if best is not None and best.parsed_version > Version(inst.current):
-                out.append(self.install_entry(best))
+                out.append((inst, best))
         return out
+
+    def update(self) -> list[InstallResult]:
+        """Install the newest compatible version of every installed driver not held.
+
+        Raises:
+            RepositoryError, DownloadError, PackageError: as for `install_entry`.
+        """
+        return [self.install_entry(best) for inst, best in self.upgradable() if not inst.held]
 
     # -- queries ---------------------------------------------------------------------
     def search(self, query: str, devices: Mapping[str, Modalias] | None = None

@@ -44,6 +44,7 @@ from ..artifacts import read_wheel_manifest
 from ..errors import InstallError, PackageError
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
+from ._history import is_held, record, set_hold
 
 __all__ = ["DriverStore", "InstalledDriver"]
 
@@ -68,6 +69,8 @@ class InstalledDriver:
     """Every complete version directory."""
     path: Path | None = None
     """`<state>/drivers/<driver>/current` when there is a current version."""
+    held: bool = field(default=False, compare=False)
+    """Held at its version: `udriver update` leaves it (see `_history`)."""
 
     def manifest(self) -> DriverManifest | None:
         """The current version's embedded `udriver.json`, or None if unreadable."""
@@ -79,6 +82,17 @@ class InstalledDriver:
             except (OSError, PackageError) as e:
                 log.warning("cannot read %s: %s", mf, e)
         return None
+
+
+def _change(old: str | None, new: str) -> str:
+    """The history's word for switching `current` from `old` to `new`."""
+    if old is None:
+        return "install"
+    from packaging.version import InvalidVersion, Version
+    try:
+        return "upgrade" if Version(new) > Version(old) else "downgrade"
+    except InvalidVersion:
+        return "install"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -118,7 +132,7 @@ class DriverStore:
         if not versions and cur is None:
             return None
         return InstalledDriver(driver, cur, self._link(d, "previous"), versions,
-                               d / "current" if cur else None)
+                               d / "current" if cur else None, is_held(self.root, driver))
 
     def installed(self) -> list[InstalledDriver]:
         """Every driver with at least one version, sorted by name."""
@@ -155,12 +169,14 @@ class DriverStore:
         os.symlink(version, tmp)
         os.replace(tmp, d / name)  # rename(2) over the old link: atomic
 
-    def install_wheel(self, wheel: Path, manifest: DriverManifest | None = None) -> InstalledDriver:
+    def install_wheel(self, wheel: Path, manifest: DriverManifest | None = None,
+                      repo: str = "") -> InstalledDriver:
         """Install `wheel` as a new version and make it current (module steps 1-5).
 
         Args:
             wheel: a verified wheel file.
             manifest: its embedded manifest if already read (and checked) by the caller.
+            repo: the repository it came from, for the history ("" for a local wheel).
 
         Raises:
             GateError: the wheel would unpack to more than the gate's bounds (a
@@ -187,6 +203,8 @@ class DriverStore:
                 _fsync_dir(d)
             self._prune(d)
         log.info("installed %s %s (previous: %s)", driver, version, old)
+        if old != version:
+            record(_change(old, version), driver, before=old, after=version, repo=repo)
         info = self.get(driver)
         assert info is not None
         return info
@@ -254,7 +272,18 @@ class DriverStore:
             self._set_link(d, "previous", cur)
             _fsync_dir(d)
         log.info("rolled back %s from %s to %s", driver, cur, prev)
+        record("rollback", driver, before=cur, after=prev)
+        # Held, so that `udriver update` does not upgrade it straight back (`unhold`).
+        set_hold(self.root, driver, True)
         return cur, prev
+
+    def hold(self, driver: str, held: bool = True) -> bool:
+        """Hold `driver` at its version (or release it); True if that changed anything.
+
+        Raises:
+            InstallError: not installed.
+        """
+        return set_hold(self.root, driver, held)
 
     def remove(self, driver: str) -> list[str]:
         """Remove every version of `driver`; returns the versions removed.
@@ -271,6 +300,7 @@ class DriverStore:
             _fsync_dir(d)
             self._prune(d)
         shutil.rmtree(self.root / driver, ignore_errors=True)
+        record("remove", driver, before=info.current)
         return info.versions
 
     # -- provenance (name ownership) -----------------------------------------------
