@@ -34,6 +34,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("UDRIVER_CONFIG_DIR", str(tmp_path / "etc"))
     monkeypatch.setenv("UDRIVER_STATE_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("UDRIVER_PCI_IDS", str(PCI_IDS))
+    monkeypatch.setenv("UDRIVER_BIND_RULES", str(tmp_path / "rules.d" / "61-udriver-bind.rules"))
     monkeypatch.setattr(bind_mod, "_POLL_INTERVAL", 0.001)
 
 
@@ -258,3 +259,41 @@ def test_unbind_missing_device(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert _run(capsys, "unbind", "0000:00:09.0", "--sysfs-root", str(tmp_path)) == (
         1, "", (f"error: No PCI device 0000:00:09.0 in {tmp_path}/sys/bus/pci/devices "
                 "(present: none)\n"))
+
+
+def test_bind_persist_writes_a_driver_override_rule_and_unbind_removes_it(
+        capsys: pytest.CaptureFixture[str], fake: FakeSysfs, tmp_path: Path) -> None:
+    """driverctl's overrides, for udriver (issue 13): the bind survives a reboot."""
+    rules = tmp_path / "rules.d" / "61-udriver-bind.rules"
+    root = str(fake.root)
+    assert _run(capsys, "bind", "00:03.0", "--persist", "--sysfs-root", root) == (
+        0, (f"0000:00:03.0: bound to vfio-pci (IOMMU group 3, /dev/vfio/3); kept across "
+           f"reboots ({rules})\n"), "")
+    _run(capsys, "bind", "0000:01:00.0", "--persist", "--sysfs-root", root)
+    _run(capsys, "bind", "0000:01:00.1", "--sysfs-root", root)  # not persisted
+    lines = [ln for ln in rules.read_text().splitlines() if not ln.startswith("#")]
+    assert lines == [
+        ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:00:03.0", '
+        'ATTR{driver_override}="vfio-pci", RUN{builtin}+="kmod load vfio-pci"'),
+        ('ACTION=="add", SUBSYSTEM=="pci", KERNEL=="0000:01:00.0", '
+        'ATTR{driver_override}="vfio-pci", RUN{builtin}+="kmod load vfio-pci"')]
+    assert oct(rules.stat().st_mode & 0o777) == "0o644"
+    assert _run(capsys, "unbind", "0000:00:03.0", "--sysfs-root", root) == (
+        0, f"0000:00:03.0: unbound (no driver); persistent bind removed from {rules}\n", "")
+    assert "0000:00:03.0" not in rules.read_text()
+    assert _run(capsys, "unbind", "0000:01:00.1", "--sysfs-root", root)[1] == (
+        "0000:01:00.1: bound to igb\n")  # nothing persisted, nothing said
+    _run(capsys, "unbind", "0000:01:00.0", "--sysfs-root", root)
+    assert not rules.exists()  # the last one removes the file
+
+
+def test_persistent_bind_refuses_a_malformed_driver(capsys: pytest.CaptureFixture[str],
+                                                    fake: FakeSysfs, tmp_path: Path) -> None:
+    from udriver.errors import DeviceError
+    from udriver.pci._persist import persist_bind
+    with pytest.raises(DeviceError, match="Invalid kernel driver name"):
+        persist_bind("0000:00:03.0", 'vfio-pci", RUN+="/bin/sh')
+    with pytest.raises(DeviceError):
+        persist_bind("not-a-bdf", "vfio-pci")
+    assert not (tmp_path / "rules.d").exists()
+

@@ -20,6 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--driver", default=VFIO_PCI, help="kernel driver to bind (default: vfio-pci)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for the driver to bind (default: 5)")
+    p.add_argument("--persist", action="store_true",
+                   help="keep it bound across reboots and replugs, as driverctl's overrides "
+                        "do (a udev rule; `udriver unbind` removes it) [rules file: env "
+                        "UDRIVER_BIND_RULES]")
     p.add_argument("--json", action="store_true", help="print the device afterwards as JSON")
     add_sysfs_root_option(p)
 
@@ -27,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     root = sysfs_root(args)
     dev = bind(args.bdf, args.driver, sysfs_root=root, timeout=args.timeout)
+    kept = ""
+    if args.persist:
+        from ..pci._persist import persist_bind
+        kept = f"; kept across reboots ({persist_bind(dev.bdf, args.driver)})"
     if is_vfio_driver(dev.driver):
         try:
             check_viable(dev.bdf, root)
@@ -37,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(dev.to_json(), indent=2))
     elif dev.iommu_group is not None and is_vfio_driver(dev.driver):
         print(f"{dev.bdf}: bound to {dev.driver} (IOMMU group {dev.iommu_group}, "
-              f"/dev/vfio/{dev.iommu_group})")
+              f"/dev/vfio/{dev.iommu_group}){kept}")
     else:
-        print(f"{dev.bdf}: bound to {dev.driver}")
+        print(f"{dev.bdf}: bound to {dev.driver}{kept}")
     return 0

@@ -20,11 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..pci._persist import forget_bind, persisted_binds, persisted_rules_path
+
     dev = unbind(args.bdf, sysfs_root=sysfs_root(args))
+    # A persisted bind would take the device again at the next boot: unbind ends it too.
+    forgot = dev.bdf in persisted_binds() and forget_bind(dev.bdf)
+    note = f"; persistent bind removed from {persisted_rules_path()}" if forgot else ""
     if args.json:
         print(json.dumps(dev.to_json(), indent=2))
     elif dev.driver is None:
-        print(f"{dev.bdf}: unbound (no driver)")
+        print(f"{dev.bdf}: unbound (no driver){note}")
     else:
-        print(f"{dev.bdf}: bound to {dev.driver}")
+        print(f"{dev.bdf}: bound to {dev.driver}{note}")
     return 0
