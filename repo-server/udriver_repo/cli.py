@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from udriver.cli import dispatch
-from udriver.errors import RepositoryError
+from udriver.errors import ConfigError, RepositoryError
 
 from ._meta import EXPIRY_DEFAULTS
 from ._repository import Repository
@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", help="create a repository: keys, TUF roles, apt key")
-    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("dir", type=Path, metavar="DIR", nargs="?",
+                   help="the new repository's directory (or --repo DIR, as every command takes)")
+    # Not from UDRIVER_REPO_DIR: a variable left set must not pick where keys are made.
+    p.add_argument("--repo", metavar="DIR",
+                   help="the new repository's directory (the same as DIR)")
     _env(p, "--root-threshold", env="UDRIVER_REPO_ROOT_THRESHOLD", type=int, default=1,
          help="signatures a new root needs")
     p.add_argument("--root-keys", type=int, default=None,
@@ -180,7 +184,11 @@ def _open(args: argparse.Namespace) -> Repository:
 
 
 def _init(args: argparse.Namespace) -> int:
-    repo = Repository.init(args.dir, root_threshold=args.root_threshold,
+    given = {str(Path(d)) for d in (args.dir, args.repo) if d}
+    if len(given) != 1:
+        raise ConfigError("`udriver-repo init` needs one directory: DIR or `--repo DIR`"
+                          + (f" (got {', '.join(sorted(given))})" if given else ""))
+    repo = Repository.init(Path(given.pop()), root_threshold=args.root_threshold,
                            root_keys=args.root_keys, root_key_dir=args.offline_root_dir,
                            expiry=dict(args.expiry))
     print(f"initialised repository {repo.path}")

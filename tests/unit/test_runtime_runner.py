@@ -127,7 +127,7 @@ def test_bad_abi_attribute(state: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_option_syntax(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "--device", BDF, "--driver", "x", "-o", "novalue") == (
+    assert run(capsys, "--device", BDF, "--driver", "x", "--option", "novalue") == (
         1, "", "error: `--option` must be KEY=VALUE, got 'novalue'\n")
 
 

@@ -81,7 +81,7 @@ def run_as_root_in_child(*argv: str) -> dict[str, Any]:
 @root_only
 def test_root_opens_the_device_then_drops_to_the_device_uid(fake_root: Path, tmp_path: Path,
                                                             ) -> None:
-    rep = run_as_root_in_child("--device", BDF, "--driver", "edu", "-o", "k=v", "--once")
+    rep = run_as_root_in_child("--device", BDF, "--driver", "edu", "--option", "k=v", "--once")
     assert "error" not in rep, rep["error"]
     st = status_fields(rep["status"])
     uid = json.loads((tmp_path / "state/driver-uids.json").read_text())[BDF]

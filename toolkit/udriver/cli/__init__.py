@@ -139,6 +139,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="udriver",
         description="Write, build, install and run user-mode PCI drivers over VFIO.",
+        epilog="Environment: UDRIVER_CONFIG_DIR (default /etc/udriver: repositories, "
+               "credentials), UDRIVER_STATE_DIR (default /var/lib/udriver: installed drivers, "
+               "metadata cache, history), UDRIVER_RUN_DIR (default /run/udriver); each "
+               "command's options name their own variables.",
     )
     parser.add_argument("--version", action="version", version=f"udriver {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,

@@ -17,7 +17,9 @@ HELP = "bind a PCI device to vfio-pci so a user-mode driver can open it"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bdf", metavar="BDF", help="PCI address, e.g. 0000:00:03.0")
-    p.add_argument("--driver", default=VFIO_PCI, help="kernel driver to bind (default: vfio-pci)")
+    p.add_argument("--kernel-driver", dest="kernel_driver", default=VFIO_PCI, metavar="NAME",
+                   help="the kernel driver to bind it to (default: vfio-pci); `--driver` "
+                        "always means a udriver driver")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for the driver to bind (default: 5)")
     p.add_argument("--persist", action="store_true",
@@ -30,11 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     root = sysfs_root(args)
-    dev = bind(args.bdf, args.driver, sysfs_root=root, timeout=args.timeout)
+    dev = bind(args.bdf, args.kernel_driver, sysfs_root=root, timeout=args.timeout)
     kept = ""
     if args.persist:
         from ..pci._persist import persist_bind
-        kept = f"; kept across reboots ({persist_bind(dev.bdf, args.driver)})"
+        kept = f"; kept across reboots ({persist_bind(dev.bdf, args.kernel_driver)})"
     if is_vfio_driver(dev.driver):
         try:
             check_viable(dev.bdf, root)

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="PCI address, e.g. 0000:00:03.0")
     env_option(p, "--driver", env="UDRIVER_DRIVER", required=False, metavar="NAME",
                help="entry-point name in group `udriver.drivers`, e.g. edu")
-    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="pass an option to the driver (repeatable)")
     p.add_argument("--once", action="store_true",
                    help="remove the driver and exit when its main task finishes")
