@@ -150,3 +150,28 @@ def test_spawn_driver_child_has_fds_and_no_privileges(
     assert st["Uid"].split()[0] == "65534" and st["CapEff"] == "0000000000000000"
     assert st["CapBnd"] == "0000000000000000"
     assert "container\ngroup 7\n" in text
+
+
+def test_an_interpreter_the_driver_user_cannot_run_is_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: `supervise`/`run` as root gave a bare PermissionError (a traceback, or
+    "permission denied: this needs root") when the driver's uid could not execute the
+    interpreter, e.g. a Python under /root (0700)."""
+    from udriver.supervise import _privsep
+
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]
+    monkeypatch.setattr(_privsep, "open_vfio",
+                        lambda bdf, root: _privsep.VfioFds(fds[0], fds[1], 7))
+    monkeypatch.setattr(_privsep, "drop_privileges", lambda creds, memlock: None)
+
+    def execv(path: str, argv: list[str]) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(_privsep.os, "execv", execv)
+    creds = _privsep.Credentials(90000, 90000, "udriver-90000")
+    with pytest.raises(_privsep.PrivilegeError) as e:
+        _privsep.exec_driver("0000:00:03.0", "edu", creds)
+    assert str(e.value).startswith("0000:00:03.0: the driver's user udriver-90000 (uid 90000) "
+                                   "cannot run ")
+    assert str(e.value).endswith(": Permission denied")
+    assert e.value.hint is not None and "executable by every user" in e.value.hint

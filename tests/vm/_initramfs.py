@@ -66,6 +66,10 @@ if [ -n "$UDRIVER_MODULES" ]; then
     $bb mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose modules "$m" \
         || fail "mount modules"
 fi
+# Drivers run as their device's own uid; the host's pyenv Python lives under /root (0700),
+# so let every user traverse it in the guest (a Debian install's /usr/bin/python3 needs no
+# such thing; VM-NOTES.md). The overlay keeps the change in the guest.
+$bb chmod o+x /newroot/root 2>/dev/null || true
 $bb mount --move /proc /newroot/proc
 $bb mount --move /sys /newroot/sys
 $bb mount --move /dev /newroot/dev

@@ -281,6 +281,12 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
         except subprocess.SubprocessError as e:
             raise PrivilegeError(f"{bdf}: the driver process could not drop privileges: "
                                  f"{e}") from e
+        except OSError as e:  # exec after the drop: the interpreter is not the user's to run
+            err = PrivilegeError(f"{bdf}: the driver's user {creds.name} (uid {creds.uid}) "
+                                 f"cannot run {cmd[0]}: {e.strerror}")
+            err.hint = ("the Python that runs udriver must be executable by every user "
+                        "(Debian's /usr/bin/python3 is; one under /root, mode 0700, is not)")
+            raise err from e
     finally:
         fds.close()
 
@@ -307,4 +313,11 @@ def exec_driver(bdf: str, driver: str | None, creds: Credentials,
         fds.close()
         raise
     log.info("exec driver for %s as %s: %s", bdf, creds.name, " ".join(cmd))
-    os.execv(cmd[0], cmd)
+    try:
+        os.execv(cmd[0], cmd)
+    except OSError as e:  # after the drop: the interpreter is not the driver user's to run
+        err = PrivilegeError(f"{bdf}: the driver's user {creds.name} (uid {creds.uid}) cannot "
+                             f"run {cmd[0]}: {e.strerror}")
+        err.hint = ("the Python that runs udriver must be executable by every user (Debian's "
+                    "/usr/bin/python3 is; one under /root, mode 0700, is not)")
+        raise err from e
