@@ -53,7 +53,7 @@ def _run(g: Guest, state: Path, driver: str) -> dict[str, Any]:
           f"[ $(basename $(readlink /sys/bus/pci/devices/{bdf}/driver)) = vfio-pci ]",
           timeout=60, check=True)
     r = g.run(f"UDRIVER_STATE_DIR={dest} udriver run --device {bdf} --driver {driver} --once "
-              f"-o cycles={CYCLES}", timeout=600)
+              f"--option cycles={CYCLES}", timeout=600)
     assert r.rc == 0, f"rc {r.rc}\n{r.stdout}\n{r.stderr}"
     out: dict[str, Any] = {"checks": {}, "events": []}
     for line in r.stdout.splitlines():

@@ -61,7 +61,7 @@ def bind(g: Guest, bdf: str) -> None:
 
 
 def edu_cmd(state: str, bdf: str, *options: str) -> str:
-    opts = " ".join(f"-o {shlex.quote(o)}" for o in options)
+    opts = " ".join(f"--option {shlex.quote(o)}" for o in options)
     return f"UDRIVER_STATE_DIR={state} udriver run --device {bdf} --driver edu --once {opts}"
 
 
