@@ -10,7 +10,6 @@ guest's edu device. Both must pass every edu check.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from vm._state import guest_readable_state
 from vm.harness import Guest
 
 pytestmark = pytest.mark.vm
@@ -43,9 +43,7 @@ def built_state(tmp_path_factory: pytest.TempPathFactory,
 
 
 def _run(g: Guest, state: Path, driver: str) -> dict[str, Any]:
-    dest = g.workdir / "built-state"
-    if not dest.exists():
-        shutil.copytree(state, dest, symlinks=True)
+    dest = guest_readable_state(g, state, f"built-state-{driver}")
     bdf = g.edu_bdfs()[0]
     # driverctl's steps, in plain shell.
     g.run(f"modprobe vfio-pci && echo vfio-pci > /sys/bus/pci/devices/{bdf}/driver_override && "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from vm._state import guest_readable_state
 from vm._wheels import sha256_file
 from vm.harness import Guest
 
@@ -45,11 +45,8 @@ def edu_install(tmp_path_factory: pytest.TempPathFactory, session_wheels: Any) -
 
 
 def guest_state(g: Guest, edu_install: Path) -> str:
-    """Copy the installed driver into the guest's shared work folder (once per guest)."""
-    dest = g.workdir / "edu-state"
-    if not dest.exists():
-        shutil.copytree(edu_install, dest, symlinks=True)
-    return str(dest)
+    """The installed driver, copied where the driver's own uid can read it (once per guest)."""
+    return guest_readable_state(g, edu_install, "edu-state")
 
 
 def bind(g: Guest, bdf: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from udriver.toolchain import build_project
 from vm._fixtures import require_vm
+from vm._state import guest_readable_state
 from vm.harness import Guest
 
 pytestmark = pytest.mark.vm
@@ -63,8 +63,7 @@ def hp_guest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     with open(image, "wb") as f:
         f.truncate(IMAGE_MB << 20)
     with Guest(kernel=kernel, devices=(), root_ports=1) as g:
-        shutil.copytree(nvme_state[0], g.workdir / "state", symlinks=True)
-        yield g, image, str(g.workdir / "state")
+        yield g, image, guest_readable_state(g, nvme_state[0], "nvme-state")
 
 
 def plug(g: Guest, image: Path) -> str:
