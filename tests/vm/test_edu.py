@@ -200,7 +200,8 @@ def test_sigterm_mid_work_calls_remove_and_exits_zero(guest: Guest, edu_install:
 
 
 def test_runs_on_fds_handed_over_by_a_parent(guest: Guest, edu_install: Path) -> None:
-    """Privilege separation: a parent opens container and group, the driver gets the fds."""
+    """Privilege separation: a parent opens container and group as root, the driver gets the
+    fds and runs as an ordinary user (`udriver run` as root refuses fds handed to it)."""
     bdf = guest.edu_bdfs()[0]
     bind(guest, bdf)
     group = guest.run(f"basename $(readlink /sys/bus/pci/devices/{bdf}/iommu_group)",
@@ -211,9 +212,10 @@ def test_runs_on_fds_handed_over_by_a_parent(guest: Guest, edu_install: Path) ->
         "c = os.open('/dev/vfio/vfio', os.O_RDWR)\n"
         f"g = os.open('/dev/vfio/{group}', os.O_RDWR)\n"
         f"argv = ['udriver', 'run', '--device', '{bdf}', '--driver', 'edu', '--once',\n"
-        "        '-o', 'checks=id,factorial_msi,dma', '--container-fd', str(c),\n"
+        "        '--option', 'checks=id,factorial_msi,dma', '--container-fd', str(c),\n"
         "        '--group-fd', str(g)]\n"
-        "sys.exit(subprocess.call(argv, pass_fds=(c, g)))\n"
+        "sys.exit(subprocess.call(argv, pass_fds=(c, g), user=65534, group=65534,\n"
+        "                         extra_groups=[]))\n"
     )
     (guest.workdir / "parent.py").write_text(parent)
     r = guest.run(f"cd /tmp && UDRIVER_STATE_DIR={state} python3 {guest.workdir}/parent.py",
