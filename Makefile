@@ -9,10 +9,10 @@ setup:
 	bash .ci/setup
 
 # CI (`.ci/run` -> `make test`): the whole suite, and the kernel-parametrised VM tests (runtime,
-# bind, MSI-X, built wheels, kernel features, hotplug) on all four guest kernels (issue 12).
-# Measured cost of that on the shared 2-core machine: docs/kernels.md "Cost in CI".
-# `make test TEST_KERNELS=6.1,6.12` runs them on two kernels only, as before issue 12.
-TEST_KERNELS ?= all
+# bind, MSI-X, built wheels, kernel features, hotplug) on 6.1, 6.12 and 7.2. 5.10, whose guest
+# starts Python about twice as slowly, adds ~14 minutes and runs in `make test-kernels`
+# (all four) instead, to keep `make test` under an hour. Cost: docs/kernels.md "Cost in CI".
+TEST_KERNELS ?= 6.1,6.12,7.2
 
 test: setup
 	$(PYTHON) -m pytest -q --kernels=$(TEST_KERNELS) $(PYTEST_ARGS)
