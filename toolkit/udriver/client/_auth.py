@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .._atomic import write_atomic
 from ..errors import ConfigError
 from ..paths import config_dir
 
@@ -83,15 +84,13 @@ def save_credentials(name: str, creds: Credentials) -> Path:
     Raises:
         ConfigError: the file cannot be written (e.g. not root for /etc/udriver).
     """
-    from ._config import _write_atomic  # _config imports this module
-
     path = _auth_file(name)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
         data = json.dumps({"username": creds.username, "password": creds.password},
                           sort_keys=True) + "\n"
-        _write_atomic(path, data.encode(), mode=0o600)
+        write_atomic(path, data.encode(), mode=0o600)
     except OSError as e:
         raise ConfigError(f"Cannot store the credentials of repository {name!r} "
                           f"({e.strerror}): {str(path)!r}") from e

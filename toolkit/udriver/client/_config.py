@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .._atomic import write_atomic
 from ..errors import ConfigError
 from ..paths import config_dir, state_dir
 from ._auth import (
@@ -103,19 +102,7 @@ def repo_state_dir(name: str) -> Path:
     return state_dir() / "repos" / name
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_write_atomic = write_atomic  # the name _auth and older callers use
 
 
 def check_url(url: str) -> str:

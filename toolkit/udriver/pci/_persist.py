@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from .._atomic import write_atomic
 from ..errors import DeviceError
 from ._sysfs import normalise_bdf
 
@@ -55,19 +55,7 @@ def _write(binds: dict[str, str]) -> Path:
     if not binds:
         path.unlink(missing_ok=True)
         return path
-    data = _HEADER + "".join(_line(b, d) for b, d in sorted(binds.items()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, (_HEADER + "".join(_line(b, d) for b, d in sorted(binds.items()))).encode())
     return path
 
 
