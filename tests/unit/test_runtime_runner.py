@@ -61,11 +61,34 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_newer_minor_refused_naming_both_versions(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    add_driver(state, "newminor", "1.1")
-    expected = ("error: refusing driver 'newminor': driver needs udriver ABI 1.1, but this "
+    add_driver(state, "newminor", "1.2")
+    expected = ("error: refusing driver 'newminor': driver needs udriver ABI 1.2, but this "
+                "runtime provides ABI 1.1 (the driver needs a newer minor version)\n"
+                "hint: install a udriver runtime that provides ABI 1.2 or later 1.x\n")
+    assert run(capsys, "--device", BDF, "--driver", "newminor") == (1, "", expected)
+
+
+def test_abi_1_1_driver_refused_by_a_1_0_runtime(state: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, acceptance 5: a bridge driver (ABI 1.1, e.g. nvme) on a runtime that
+    provides 1.0. Only the provided version is patched; the refusal is the runner's own
+    check before the device is opened, with the message from docs/abi.md."""
+    from udriver.runtime import _runner
+    monkeypatch.setattr(_runner, "ABI_VERSION", (1, 0))
+    add_driver(state, "bridged", "1.1")
+    expected = ("error: refusing driver 'bridged': driver needs udriver ABI 1.1, but this "
                 "runtime provides ABI 1.0 (the driver needs a newer minor version)\n"
                 "hint: install a udriver runtime that provides ABI 1.1 or later 1.x\n")
-    assert run(capsys, "--device", BDF, "--driver", "newminor") == (1, "", expected)
+    assert run(capsys, "--device", BDF, "--driver", "bridged") == (1, "", expected)
+
+
+def test_abi_1_0_driver_runs_on_the_1_1_runtime(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10, acceptance 5: edu-style drivers (1.0) pass the check on this runtime."""
+    from udriver.abi import ABI_VERSION
+    assert ABI_VERSION == (1, 1)
+    add_driver(state, "old10", "1.0")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "old10")
+    assert rc == 1 and "refusing" not in err and f"No PCI device at {BDF}" in err
 
 
 def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +96,7 @@ def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, out, err = run(capsys, "--device", BDF, "--driver", "major2")
     assert (rc, out) == (1, "")
     assert err.startswith("error: refusing driver 'major2': driver needs udriver ABI 2.0, but "
-                          "this runtime provides ABI 1.0 (the major versions differ)\n")
+                          "this runtime provides ABI 1.1 (the major versions differ)\n")
 
 
 def test_older_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
