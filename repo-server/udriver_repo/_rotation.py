@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from tuf.api.metadata import Metadata, Root
 
 from udriver.errors import RepositoryError
+from udriver.repoformat import NAMES_ROLE
 
 from ._fsio import RepoLock, write_atomic
 from ._keys import NaclSigner, generate_key, load_key
@@ -41,7 +42,6 @@ from ._meta import (
     load_root,
     vendor_role,
 )
-from ._owners import NAMES_ROLE
 
 if TYPE_CHECKING:
     from ._state import State

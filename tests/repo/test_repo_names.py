@@ -18,10 +18,7 @@ from udriver_repo._apt import chunk_of, driver_stanza
 from udriver_repo._errors import ConflictError, NameOwnedError
 from udriver_repo._meta import Transaction
 from udriver_repo._owners import (
-    canonical_name,
-    claimed_names,
     deb_version_cmp,
-    name_target,
     owner_of,
     ownership_problems,
     record_target,
@@ -29,10 +26,16 @@ from udriver_repo._owners import (
 )
 from udriver_repo._verify import FileFetcher
 
-from udriver.client._owners import canonical_name as client_canonical
-from udriver.client._owners import owner_problems, publisher_of
 from udriver.errors import PackageError, RepositoryError
 from udriver.manifest import DriverManifest
+from udriver.repoformat import (
+    canonical_name,
+    claimed_names,
+    name_target,
+    owner_problems,
+    publisher_of,
+)
+from udriver.repoformat import canonical_name as client_canonical
 
 ACME_DEV = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 CLASS = "pci:v*d*sv*sd*bc01sc08i02*"

@@ -39,9 +39,8 @@ from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
 from ..errors import ConfigError, InstallError, ManifestError, UdriverError
 from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pattern
+from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, canonical_name, lookup_names
 from ._config import RepoConfig, list_repos
-from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
-from ._owners import canonical_name
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
 from .resolve import Candidate, choose, choose_version

@@ -38,10 +38,16 @@ from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from ..errors import DownloadError, RepositoryError, UdriverError
+from ..repoformat import (
+    IndexEntry,
+    claimed_names,
+    index_name,
+    index_target,
+    owner_problems,
+    parse_index,
+)
 from ._config import RepoConfig
 from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
-from ._index import IndexEntry, index_name, index_target, parse_index
-from ._owners import claimed_names, owner_problems
 
 NAMES_ROLE = "names"
 """The role top-level targets delegates `names/*` to (name ownership, see `_owners`)."""
