@@ -36,10 +36,10 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 from udriver_repo import Repository
-from udriver_repo._apt import deb_stanza
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
 from udriver_repo._owners import record_target
+from udriver_repo._packages import deb_stanza
 
 from udriver.repoformat import claimed_names, encode_index, entry_from_json, index_names
 

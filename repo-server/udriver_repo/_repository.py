@@ -39,19 +39,17 @@ from ._meta import (
     CLASS_ROLE,
     Keyring,
     Transaction,
-    bin_of,
-    delegated,
     expiry_from_config,
     read_config,
-    vendor_paths,
     vendor_role,
 )
 from ._naming import NamingMixin
 from ._plan import Committed, check_artifacts, plan_publish
-from ._rotation import RotationMixin
-from ._state import NAME_RE, State
+from ._rotation import refresh, rotate_key, sign_root
+from ._state import State
 from ._types import PublishResult, Vendor, VerifyReport
 from ._validate import Artifact, validate
+from ._vendors import add_vendor, ensure_vendor_role, revoke_vendor
 
 __all__ = ["Repository"]
 
@@ -62,7 +60,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Repository(RotationMixin, NamingMixin, AptPlanMixin):
+class Repository(NamingMixin, AptPlanMixin):
     """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
@@ -128,98 +126,20 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         Raises:
             RepositoryError: bad name or IDs, name taken, or a PCI vendor ID already owned.
         """
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise RepositoryError(f"invalid vendor name {name!r}: use lower-case letters, "
-                                  "digits and `-` (at most 63), starting with a letter or digit")
-        ids = sorted(set(pci_vendors))
-        bad = [v for v in ids if not isinstance(v, int) or not 0 <= v < 0xFFFF]
-        if bad:
-            raise RepositoryError(f"invalid PCI vendor ID(s) {bad!r}: must be 0000..fffe")
-        if not ids and not class_grant:
-            raise RepositoryError("a vendor needs at least one `--pci-vendor` or a class grant")
-        with RepoLock(self.path):
-            token = self.state.add_vendor(name, ids, class_grant)
-            try:
-                txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-                vendor = self.state.vendor(name)
-                assert vendor is not None
-                self._ensure_vendor_role(txn, vendor)
-                txn.commit()
-            except BaseException:
-                self.state.delete_vendor(name)
-                raise
-        self.state.audit("admin", "vendor-add",
-                         f"{name} pci={','.join(f'{v:04x}' for v in ids)} class={class_grant}")
-        return token
-
-    def _ensure_vendor_role(self, txn: Transaction, vendor: Vendor) -> None:
-        """Make the vendor's role and its delegations exist with its current key (idempotent)."""
-        role = vendor_role(vendor.name)
-        key = (self.keys.get(role) if self.keys.have(role) else self.keys.generate(role)).public_key
-        if not txn.has(role):
-            txn.new_role(role)
-        by_bin: dict[str, list[str]] = {}
-        for v in vendor.pci_vendors:
-            by_bin.setdefault(bin_of(f"{v:04x}"), []).append(f"{v:04x}")
-        for b, vids in sorted(by_bin.items()):
-            md = txn.load(b)
-            dele = md.signed.delegations
-            assert dele is not None and dele.roles is not None
-            want = delegated(role, key.keyid, vendor_paths(vids))
-            if dele.roles.get(role) == want and key.keyid in dele.keys:
-                continue
-            old = dele.roles.get(role)
-            dele.roles[role] = want
-            dele.keys[key.keyid] = key
-            if old:
-                self._drop_unused_keys(md)
-            txn.stage(b, md)
-
-    @staticmethod
-    def _drop_unused_keys(md: Metadata[Targets]) -> None:
-        dele = md.signed.delegations
-        assert dele is not None and dele.roles is not None
-        used = {k for r in dele.roles.values() for k in r.keyids}
-        for k in list(dele.keys):
-            if k not in used:
-                del dele.keys[k]
+        return add_vendor(self, name, pci_vendors, class_grant)
 
     def list_vendors(self) -> list[Vendor]:
         """Every publisher, revoked ones included, sorted by name."""
         return self.state.vendors()
 
     def revoke_vendor(self, name: str) -> None:
-        """Revoke a publisher: its tokens, its delegation, its role and its key.
-
-        The bins stop delegating to `vendor-<name>` and drop its public key, so clients
-        no longer trust anything that key signs (TUF spec 5.6.7: a target is only found
-        through delegations); its drivers disappear from the TUF view. Its private key file is deleted. The apt view keeps its debs, and
-        its PCI vendor IDs stay assigned to it (an operator decision to reassign).
+        """Revoke a publisher: its tokens, its delegation, its role and its key
+        (`_vendors.revoke_vendor`).
 
         Raises:
             RepositoryError: unknown vendor.
         """
-        v = self.state.vendor(name)
-        if v is None:
-            raise RepositoryError(f"no such vendor: {name!r}")
-        role = vendor_role(name)
-        with RepoLock(self.path):
-            self.state.revoke(name)
-            txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-            for b in sorted({bin_of(f"{x:04x}") for x in v.pci_vendors}):
-                md = txn.load(b)
-                dele = md.signed.delegations
-                assert dele is not None and dele.roles is not None
-                if dele.roles.pop(role, None) is not None:
-                    self._drop_unused_keys(md)
-                    txn.stage(b, md)
-            # The role stays listed in snapshot at its last version: a new snapshot may
-            # not drop a file the previous one listed (TUF client workflow 5.5.5,
-            # rollback protection), and without a delegation no client consults it.
-            if txn.staged:
-                txn.commit()
-            self.keys.forget(role)
-        self.state.audit("admin", "vendor-revoke", name)
+        revoke_vendor(self, name)
 
     def authenticate(self, token: str) -> Vendor | None:
         """The active vendor owning `token`, or None. Hashed, constant-time compare."""
@@ -270,7 +190,7 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         TUF -> write pool files -> commit apt.
         """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-        self._ensure_vendor_role(txn, v)
+        ensure_vendor_role(txn, self.keys, v)
         vrole = vendor_role(v.name)
         writes: dict[Path, bytes] = {}
         self.ensure_names(txn, writes)
@@ -394,6 +314,32 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
                 for e in self._read_index(md, path, path[len("index/"):-len(".json")]):
                     merged.setdefault(e.key, e)
         return [merged[k].to_json() for k in sorted(merged)]
+
+    # ------------------------------------------------------------------ keys and expiry
+
+    def refresh(self) -> int:
+        """Re-sign snapshot, timestamp and any role past half its lifetime (`_rotation`).
+
+        Raises:
+            RepositoryError: a key is missing or a write failed.
+        """
+        return refresh(self)
+
+    def rotate_key(self, role: str) -> None:
+        """Replace the key of `role` (`_rotation.rotate_key`).
+
+        Raises:
+            RepositoryError: unknown role, or offline root signatures are needed.
+        """
+        rotate_key(self, role)
+
+    def sign_root(self, key_file: Path | str) -> bool:
+        """Sign the pending root with an offline key; True once committed (`_rotation`).
+
+        Raises:
+            RepositoryError: no pending root, bad key file, or still short of signatures.
+        """
+        return sign_root(self, key_file)
 
     # ------------------------------------------------------------------ verify
 

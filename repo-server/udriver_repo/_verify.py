@@ -39,9 +39,9 @@ from udriver.repoformat import (
     publisher_of,
 )
 
-from ._apt import parse_packages, release_packages_sha
 from ._meta import BINS
 from ._owners import owner_of
+from ._packages import parse_packages, release_packages_sha
 from ._types import VerifyReport
 
 __all__ = ["FileFetcher", "verify_tree"]

@@ -25,7 +25,7 @@ import pytest
 from _factory import make_driver
 from tuf.ngclient import Updater
 from udriver_repo import Repository, _fsio
-from udriver_repo._apt import parse_packages, release_packages_sha
+from udriver_repo._packages import parse_packages, release_packages_sha
 from udriver_repo._verify import FileFetcher
 
 pytestmark = pytest.mark.slow

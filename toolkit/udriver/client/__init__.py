@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from ..repoformat import IndexEntry
 
 if TYPE_CHECKING:
+    from ._annotate import annotate as annotate
     from ._client import Client as Client
     from ._client import InstallResult as InstallResult
-    from ._client import annotate as annotate
     from ._config import RepoConfig as RepoConfig
     from ._config import add_repo as add_repo
     from ._config import get_repo as get_repo
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # noticeable fraction of a second to import, which `udriver status` or the supervisor
 # should not pay.
 _LAZY = {
-    "Client": "_client", "InstallResult": "_client", "annotate": "_client",
+    "Client": "_client", "InstallResult": "_client", "annotate": "_annotate",
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote",
