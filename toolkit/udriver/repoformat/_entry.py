@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
-from ..abi import AbiVersion, format_abi, parse_abi
-from ..errors import AbiError, ManifestError, RepositoryError
+from .._fields import Fields
+from ..abi import AbiVersion, format_abi
+from ..errors import ManifestError, RepositoryError
 from ..modalias import parse_pattern
 from ._names import publisher_of
 
@@ -116,36 +117,21 @@ def encode_index(name: str, entries: Iterable[IndexEntry]) -> bytes:
 
 
 def _problems(obj: dict[str, object]) -> tuple[list[str], IndexEntry]:
-    problems: list[str] = []
-
-    def text(key: str) -> str:
-        v = obj.get(key)
-        if not isinstance(v, str) or not v:
-            problems.append(f"`{key}` must be a non-empty string, got {v!r}")
-            return ""
-        return v
-
-    package, driver, version = text("package"), text("driver"), text("version")
+    fields = Fields(obj)
+    problems = fields.problems
+    package, driver, version = fields.text("package"), fields.text("driver"), fields.text("version")
     if version:
         try:
             Version(version)
         except InvalidVersion:
             problems.append(f"`version` is not a PEP 440 version: {version!r}")
-    abi: AbiVersion = (0, 0)
-    try:
-        abi = parse_abi(str(obj.get("abi", "")))
-    except AbiError as e:
-        problems.append(f"`abi`: {e}")
-    raw = obj.get("modaliases")
+    abi = fields.abi()
     mods: list[str] = []
-    if not isinstance(raw, list) or not raw:
-        problems.append(f"`modaliases` must be a non-empty list, got {raw!r}")
-    else:
-        for p in raw:
-            try:
-                mods.append(str(parse_pattern(p)))
-            except ManifestError as e:
-                problems.append(f"`modaliases`: {e}")
+    for p in fields.patterns():
+        try:
+            mods.append(str(parse_pattern(p)))
+        except ManifestError as e:
+            problems.append(f"`modaliases`: {e}")
     files = obj.get("files")
     out_files: dict[str, str] = {}
     if not isinstance(files, dict) or not files:
