@@ -30,10 +30,18 @@ from tuf.api import exceptions as tuf_exc
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
-from ._apt import parse_packages, release_packages_sha
-from ._index import decode_index
+from udriver.repoformat import (
+    NAMES_ROLE,
+    IndexEntry,
+    claimed_names,
+    name_target,
+    parse_index,
+    publisher_of,
+)
+
 from ._meta import BINS
-from ._owners import NAMES_ROLE, claimed_names, name_target, owner_of
+from ._owners import owner_of
+from ._packages import parse_packages, release_packages_sha
 from ._types import VerifyReport
 
 __all__ = ["FileFetcher", "verify_tree"]
@@ -120,12 +128,12 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport,
         if info is None:
             return
         path = up.download_target(info, str(t_dir / f"index-{name}.json"))
-        entries = decode_index(Path(path).read_bytes(), name)
+        entries = parse_index(Path(path).read_bytes(), name)
         report.indexes += 1
         for e in entries:
             if signer is not None:
                 _check_owner(up, name, signer, e, report)
-            for target in e["files"].values():
+            for target in e.files.values():
                 tinfo = up.get_targetinfo(target)
                 if tinfo is None:
                     report.problem(f"index/{name}.json names {target}, which no role signs")
@@ -136,16 +144,16 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport,
         report.problem(f"index/{name}.json: {type(e).__name__}: {e}")
 
 
-def _check_owner(up: Updater, index: str, signer: str, e: dict[str, object],
+def _check_owner(up: Updater, index: str, signer: str, e: IndexEntry,
                  report: VerifyReport) -> None:
-    publisher = signer if signer.startswith("vendor-") else str(e.get("vendor") or "")
-    for n in claimed_names(str(e["driver"]), str(e["package"])):
+    publisher = publisher_of(signer, e.vendor)
+    for n in claimed_names(e.driver, e.package):
         owner = owner_of(up.get_targetinfo(name_target(n)))
         if owner is None:
-            report.problem(f"index/{index}.json lists {e['driver']} {e['version']}: the name "
+            report.problem(f"index/{index}.json lists {e.driver} {e.version}: the name "
                            f"`{n}` has no owner record")
         elif publisher and owner != publisher:
-            report.problem(f"index/{index}.json lists {e['driver']} {e['version']} from "
+            report.problem(f"index/{index}.json lists {e.driver} {e.version} from "
                            f"{publisher!r}: the name `{n}` belongs to {owner!r}")
 
 

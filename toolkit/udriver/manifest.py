@@ -27,8 +27,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from .abi import AbiVersion, format_abi, parse_abi
-from .errors import AbiError, ManifestError
+from ._fields import Fields
+from .abi import AbiVersion, format_abi
+from .errors import ManifestError
 from .modalias import Pattern, normalise_patterns, parse_pattern
 
 __all__ = ["BRIDGE_ABI", "BRIDGE_KINDS", "ENTRY_POINT_GROUP", "FORMAT", "MANIFEST_NAME",
@@ -118,30 +119,20 @@ class DriverManifest:
 
     @classmethod
     def from_dict(cls, obj: dict[str, object], source: str = "udriver.json") -> DriverManifest:
-        problems: list[str] = []
+        fields = Fields(obj)
+        problems = fields.problems
         if obj.get("format") != FORMAT:
             problems.append(f"`format` must be {FORMAT}, got {obj.get('format')!r}")
-        def text(key: str) -> str:
-            v = obj.get(key)
-            if not isinstance(v, str) or not v:
-                problems.append(f"`{key}` must be a non-empty string, got {v!r}")
-                return ""
-            return v
-        package, version, driver, ep = (text(k) for k in ("package", "version", "driver", "entry_point"))
+        package, version, driver, ep = (fields.text(k) for k in
+                                        ("package", "version", "driver", "entry_point"))
         if driver and not _NAME_RE.match(driver):
             problems.append(f"`driver` must match {_NAME_RE.pattern}, got {driver!r}")
         if ep and not _EP_RE.match(ep):
             problems.append(f"`entry_point` must be \"module:Class\", got {ep!r}")
-        abi: AbiVersion = (0, 0)
-        try:
-            abi = parse_abi(str(obj.get("abi", "")))
-        except AbiError as e:
-            problems.append(f"`abi`: {e}")
-        raw = obj.get("modaliases")
+        abi = fields.abi()
+        raw = fields.patterns()
         mods: list[str] = []
-        if not isinstance(raw, list) or not raw:
-            problems.append(f"`modaliases` must be a non-empty list of patterns, got {raw!r}")
-        else:
+        if raw:
             try:
                 mods = normalise_patterns(raw)
             except ManifestError as e:
