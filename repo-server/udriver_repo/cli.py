@@ -315,7 +315,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return dispatch(args, args._run)
+    try:
+        return dispatch(args, args._run)
+    finally:
+        from ._gpg import stop_agents
+        stop_agents()  # no gpg-agent is left behind by a command (issue 13)
 
 
 def run() -> None:
