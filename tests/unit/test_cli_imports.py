@@ -5,8 +5,9 @@ python-tuf, and through securesystemslib's signer module boto3 whenever it was i
 Every subcommand is found by walking the parser (a new one fails here until ARGV gives it
 a command line), and each runs as the `udriver` command does (`udriver.cli.run`, in its own
 process) twice: with no repository configured, where none may import the repository
-stack, and with one configured, where only the commands that read its signed metadata may.
-None may ever import a cloud-KMS SDK (boto3).
+stack, and with one configured, where only the commands that read its signed metadata may,
+and without an HTTP client when they read it from the cache. None may ever import a
+cloud-KMS SDK (boto3).
 """
 
 from __future__ import annotations
@@ -113,5 +114,8 @@ def test_only_repository_commands_load_it(leaf: str, envs: dict[str, dict[str, s
     if leaf in NEEDS_REPOSITORY:
         assert "tuf" in got  # it did read the repository: the check above is not vacuous
         assert not got & {"boto3", "botocore"}, "a cloud-KMS SDK was imported"
+        # Cached metadata only (`devices` without --refresh, the others --offline): no HTTP
+        # client either (requests' charset detection alone cost 0.3-0.8 s).
+        assert "requests" not in got
     else:
         assert got == set()
