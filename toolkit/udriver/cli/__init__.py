@@ -225,4 +225,7 @@ def run() -> None:
     """The `udriver` command."""
     for name in _UNUSED_SIGNER_SDKS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import -> ImportError
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete)
+        from ._complete import complete
+        complete(build_parser(None))
     sys.exit(main())
