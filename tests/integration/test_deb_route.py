@@ -75,3 +75,8 @@ def test_deb_route_runs_the_tutorial_as_an_ordinary_user(tmp_path: Path) -> None
     # It ran the packaged udriver: Debian's python3, /usr/lib/python3/dist-packages.
     which = chroot("python3", "-c", "import udriver; print(udriver.__file__)").stdout
     assert which.startswith("/usr/lib/python3/dist-packages/udriver/")
+    # The packaged completion file drives the packaged udriver (Debian's python3-argcomplete).
+    done = chroot("bash", "-c", "source /usr/share/bash-completion/completions/udriver; "
+                  "COMP_LINE='udriver hi'; COMP_POINT=10; COMP_WORDS=(udriver hi); "
+                  "COMP_CWORD=1; _udriver udriver hi udriver; echo \"${COMPREPLY[@]}\"").stdout
+    assert done.split() == ["history"]

@@ -111,6 +111,9 @@ def test_the_wheel_ships_the_driver_template(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "udriver/data/driver-template/common/pyproject.toml" in names
     assert "udriver/data/driver-template/c/native/build_ffi.py" in names
+    # man udriver and bash completion for pip users (issue 13), in the wheel's data.
+    assert "udriver-0.1.0.data/data/share/man/man1/udriver.1" in names
+    assert "udriver-0.1.0.data/data/share/bash-completion/completions/udriver" in names
     assert not any("__pycache__" in n for n in names)
 
 
