@@ -30,6 +30,7 @@ from tuf.api import exceptions as tuf_exc
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
+from udriver.errors import RepositoryError
 from udriver.repoformat import (
     NAMES_ROLE,
     IndexEntry,
@@ -66,28 +67,60 @@ def _get(public: Path | None, url: str | None, rel: str) -> bytes | None:
         except FileNotFoundError:
             return None
     assert url is not None
-    r = requests.get(f"{url.rstrip('/')}/{rel}", timeout=30)
+    try:
+        r = requests.get(f"{url.rstrip('/')}/{rel}", timeout=30)
+    except requests.RequestException as e:
+        raise _unreachable(url, str(e)) from e
     if r.status_code == 404:
         return None
     r.raise_for_status()
     return r.content
 
 
+def _unreachable(url: str, why: str) -> RepositoryError:
+    from udriver.client._auth import mask_secrets
+    err = RepositoryError(f"cannot reach {mask_secrets(url)}: {why}")
+    err.hint = "is `udriver-repo serve` running there? (it prints its URL when it starts)"
+    return err
+
+
 def verify_tree(root: bytes, public: Path | None = None, url: str | None = None) -> VerifyReport:
-    """Verify the tree at `public` (a directory) or `url` (its HTTP base), trusting `root`."""
+    """Verify the tree at `public` (a directory) or `url` (its HTTP base), trusting `root`.
+
+    Raises:
+        RepositoryError: `url` is not http(s), or its server cannot be reached (a
+            connection failure is the user's mistake to fix, not a finding about the tree).
+    """
     report = VerifyReport()
+    fetcher: FetcherInterface
+    if public is not None:
+        fetcher = FileFetcher()
+    else:
+        # udriver's own fetcher names a failed connection by its cause ("connection
+        # refused"), where python-tuf's default said `SlowRetrievalError` (issue 13).
+        from udriver.client._fetcher import FetchOptions, RequestsFetcher
+        if urlparse(url or "").scheme not in ("http", "https"):
+            raise RepositoryError(f"Invalid repository URL (scheme must be http or https): "
+                                  f"{url!r}")
+        fetcher = RequestsFetcher(FetchOptions(retries=1))
     base = public.as_uri() if public is not None else (url or "").rstrip("/")
     with tempfile.TemporaryDirectory(prefix="udriver-verify-") as tmp:
         md_dir, t_dir = Path(tmp) / "metadata", Path(tmp) / "targets"
         md_dir.mkdir()
         t_dir.mkdir()
         up = Updater(str(md_dir), f"{base}/metadata/", str(t_dir), f"{base}/targets/",
-                     fetcher=FileFetcher() if public is not None else None, bootstrap=root)
+                     fetcher=fetcher, bootstrap=root)
         try:
             up.refresh()
             for b in BINS:
                 up.get_targetinfo(f"index/00{b[4:]}.json")
-        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as e:
+        except tuf_exc.DownloadError as e:
+            if url is not None and not isinstance(e, tuf_exc.DownloadHTTPError) \
+                    and str(e).startswith("cannot fetch "):
+                raise _unreachable(url, str(e).rsplit(": ", 1)[-1]) from e
+            report.problem(f"TUF: {type(e).__name__}: {e}")
+            return report
+        except tuf_exc.RepositoryError as e:
             report.problem(f"TUF: {type(e).__name__}: {e}")
             return report
         for role in ("root", "timestamp", "snapshot", "targets"):

@@ -127,6 +127,26 @@ def test_unknown_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None
                           "hint: installed drivers: ")
 
 
+def test_unknown_driver_hint_names_installed_and_deb_drivers(
+        state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint said "installed drivers: none" while `udriver status` listed one: it looked
+    on sys.path only, not where `udriver install` and the .deb put drivers (issue 13)."""
+    import importlib.metadata as md
+    add_driver(state, "present", "1.0")  # as `udriver install` lays it out
+    debs = state / "debs"
+    add_driver(debs / "x", "fromdeb", "1.0")  # as a .deb lays it out: <dir>/<driver>/...
+    (debs / "x" / "drivers" / "fromdeb" / "current").rename(debs / "fromdeb")
+    monkeypatch.setenv("UDRIVER_DEB_DRIVER_DIR", str(debs))
+    on_path = {ep.name for d in md.distributions() for ep in d.entry_points
+               if ep.group == "udriver.drivers"}
+    rc, out, err = run(capsys, "--device", BDF, "--driver", "nosuch")
+    assert (rc, out) == (1, "")
+    names = ", ".join(sorted({"present", "fromdeb", *on_path}))
+    assert err.splitlines() == [
+        "error: No driver named 'nosuch' in entry-point group `udriver.drivers`",
+        f"hint: installed drivers: {names} (`udriver status` lists them)"]
+
+
 def test_entry_point_not_a_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     add_driver(state, "notdrv", body="class D:\n    pass\n")
     rc, _, err = run(capsys, "--device", BDF, "--driver", "notdrv")

@@ -47,6 +47,23 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def installed_driver_names() -> list[str]:
+    """Every driver name this machine offers: `udriver install`ed and .deb-installed
+    drivers (`udriver.paths.driver_search_path`, what `udriver status` lists) and entry
+    points on sys.path (development installs)."""
+    import importlib.metadata as md
+
+    from ..manifest import ENTRY_POINT_GROUP
+    from ..paths import driver_search_path
+
+    names: set[str] = set()
+    for where in [*([str(d)] for d in driver_search_path()), None]:
+        dists = md.distributions(path=where) if where is not None else md.distributions()
+        for dist in dists:
+            names.update(ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP)
+    return sorted(names)
+
+
 def main(args: argparse.Namespace) -> int:
     from ..runtime._runner import run_driver
 
@@ -73,6 +90,14 @@ def main(args: argparse.Namespace) -> int:
                                 extra + (["--once"] if args.once else []),
                                 root=Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/"))
         return rc  # only with a kernel bridge: this process was the driver's parent
-    return run_driver(args.device, args.driver, options=options, once=args.once,
-                      container_fd=args.container_fd, group_fd=args.group_fd,
-                      bridge_fd=args.bridge_fd)
+    try:
+        return run_driver(args.device, args.driver, options=options, once=args.once,
+                          container_fd=args.container_fd, group_fd=args.group_fd,
+                          bridge_fd=args.bridge_fd)
+    except ConfigError as e:
+        # The runtime's hint listed sys.path's drivers only ("none" while `udriver status`
+        # listed one): name every installed driver, from the directories it searched too.
+        if e.hint is not None and e.hint.startswith("installed drivers:"):
+            e.hint = (f"installed drivers: {', '.join(installed_driver_names()) or 'none'} "
+                      "(`udriver status` lists them)")
+        raise

@@ -90,7 +90,11 @@ def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
         # The fetcher already named the cause of a network failure (requests' exceptions
         # are OSErrors); repeating urllib3's retry chain only buries it.
         cause = f" ({e.__cause__})" if e.__cause__ and not isinstance(e.__cause__, OSError) else ""
-        return DownloadError(f"{where}: download failed: {e}{cause}")
+        err = DownloadError(f"{where}: download failed: {e}{cause}")
+        if str(e).startswith("cannot fetch "):  # no answer at all (RequestsFetcher._fetch)
+            err.hint = ("is the repository's server up, and its URL right? `udriver repo list` "
+                        "shows it; --offline uses what this machine has cached")
+        return err
     if isinstance(e, tuf_exc.RepositoryError):
         return RepositoryError(f"{where}: metadata failed verification: {e}")
     return RepositoryError(f"{where}: {type(e).__name__}: {e}")
