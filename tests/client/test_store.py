@@ -203,3 +203,21 @@ def test_sigkill_during_install_keeps_old_version(tmp_path: Path) -> None:
     # Timing varies on a loaded machine; require that a good share of the kills really
     # interrupted the install (before the switch), not just that it finished.
     assert outcomes["old"] >= 6, outcomes
+
+
+def test_history_lies_beside_its_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store elsewhere than `<state>/drivers` wrote its history to the system's
+    `<state>/history.jsonl` (these tests wrote /var/lib/udriver/history.jsonl)."""
+    import json
+    system = tmp_path / "system-state"
+    monkeypatch.setenv("UDRIVER_STATE_DIR", str(system))
+    store = DriverStore(tmp_path / "elsewhere" / "drivers")
+    store.install_wheel(make_wheel(tmp_path / "a", version="1.0"))
+    store.install_wheel(make_wheel(tmp_path / "b", version="2.0"))
+    store.rollback("edu")
+    store.hold("edu")
+    store.remove("edu")
+    lines = (tmp_path / "elsewhere" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["action"] for ln in lines] == [
+        "install", "upgrade", "rollback", "hold", "remove"]
+    assert not system.exists()

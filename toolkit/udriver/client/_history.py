@@ -45,12 +45,17 @@ def history_path() -> Path:
 
 
 def record(action: str, driver: str, *, before: str | None = None, after: str | None = None,
-           repo: str = "") -> None:
-    """Append one change to the history (best effort: see the module's rules)."""
+           repo: str = "", store_root: Path | None = None) -> None:
+    """Append one change to the history (best effort: see the module's rules).
+
+    The history lies beside the store it describes, `<store_root>/../history.jsonl`
+    (`<state>/history.jsonl` for the default `<state>/drivers`): a store elsewhere (tests, a
+    second root) never writes to the system's history.
+    """
     entry = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "action": action,
              "driver": driver, "from": before, "to": after, "repo": repo,
              "reason": _REASON, "uid": os.getuid()}
-    path = history_path()
+    path = store_root.parent / "history.jsonl" if store_root is not None else history_path()
     line = (json.dumps(entry, sort_keys=True) + "\n").encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,5 +114,5 @@ def set_hold(store_root: Path, driver: str, held: bool) -> bool:
         marker.write_text("held\n")
     else:
         marker.unlink()
-    record("hold" if held else "unhold", driver)
+    record("hold" if held else "unhold", driver, store_root=store_root)
     return True

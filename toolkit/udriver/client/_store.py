@@ -204,7 +204,8 @@ class DriverStore:
             self._prune(d)
         log.info("installed %s %s (previous: %s)", driver, version, old)
         if old != version:
-            record(_change(old, version), driver, before=old, after=version, repo=repo)
+            record(_change(old, version), driver, before=old, after=version, repo=repo,
+                   store_root=self.root)
         info = self.get(driver)
         assert info is not None
         return info
@@ -272,7 +273,7 @@ class DriverStore:
             self._set_link(d, "previous", cur)
             _fsync_dir(d)
         log.info("rolled back %s from %s to %s", driver, cur, prev)
-        record("rollback", driver, before=cur, after=prev)
+        record("rollback", driver, before=cur, after=prev, store_root=self.root)
         # Held, so that `udriver update` does not upgrade it straight back (`unhold`).
         set_hold(self.root, driver, True)
         return cur, prev
@@ -300,7 +301,7 @@ class DriverStore:
             _fsync_dir(d)
             self._prune(d)
         shutil.rmtree(self.root / driver, ignore_errors=True)
-        record("remove", driver, before=info.current)
+        record("remove", driver, before=info.current, store_root=self.root)
         return info.versions
 
     # -- provenance (name ownership) -----------------------------------------------
