@@ -36,7 +36,7 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
         log.warning("%s", e)
         client = Client([], offline=True)
     have = client.installed_for(aliases)
-    chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
+    chosen = client.resolve(aliases, tolerant=True) if client.repos else {}
     out: dict[str, dict[str, dict[str, str] | None]] = {}
     for bdf in aliases:
         inst = have[bdf]

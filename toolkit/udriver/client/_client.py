@@ -35,10 +35,11 @@ from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
-from ..errors import ConfigError, InstallError, UdriverError
+from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
 from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._config import RepoConfig, list_repos
+from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
 from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
@@ -96,17 +97,27 @@ class Client:
                  progress: Progress | None = None, provided: AbiVersion = ABI_VERSION) -> None:
         self.repos = list(repos) if repos is not None else list_repos()
         self.offline = offline
-        self.remotes: list[RemoteRepo] = []
-        if self.repos:
-            from ._remote import RemoteRepo
-            self.remotes = [RemoteRepo(c, offline=offline, fetcher=fetcher, progress=progress)
-                            for c in self.repos]
+        self._fetcher, self._progress = fetcher, progress
+        self._remotes: list[RemoteRepo] | None = None
+        self._lookups = {c.name: Lookup(c) for c in self.repos}
         self.store = store or DriverStore()
         self.provided = provided
         self._entries: dict[tuple[str, str], list[IndexEntry]] = {}
 
+    @property
+    def remotes(self) -> list[RemoteRepo]:
+        """A `RemoteRepo` per repository, made on first use (it imports python-tuf,
+        which an answer from the lookup, `_lookup`, does without)."""
+        if self._remotes is None:
+            from ._remote import RemoteRepo
+            self._remotes = [RemoteRepo(c, offline=self.offline, fetcher=self._fetcher,
+                                        progress=self._progress) for c in self.repos]
+            for r in self._remotes:
+                r.lookup = self._lookups.get(r.name)
+        return self._remotes
+
     def _require_repos(self) -> None:
-        if not self.remotes:
+        if not self.repos:
             err = ConfigError("no repository is configured")
             err.hint = "add one with `udriver repo add NAME URL --root ROOT.json`"
             raise err
@@ -130,12 +141,12 @@ class Client:
         seen: set[tuple[str, str, str, str]] = set()
         # Offline, metadata that was never cached only means "not known here": no warning.
         report = log.info if self.offline else log.warning
-        for remote in self.remotes:
+        for repo in self.repos:
             for name in sorted(names):
-                key = (remote.name, name)
+                key = (repo.name, name)
                 if key not in self._entries:
                     try:
-                        self._entries[key] = remote.index(name)
+                        self._entries[key] = self._index(repo, name)
                     except UdriverError as e:
                         if not tolerant:
                             raise
@@ -147,7 +158,25 @@ class Client:
                     if k not in seen:
                         seen.add(k)
                         out.append(entry)
+            if self._remotes is not None:  # the full path ran: remember what it verified
+                self._lookups[repo.name].save(self._remote(repo.name))
         return out
+
+    def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
+        """One index's entries: from the lookup when it can answer (after a TUF refresh
+        unless offline: `_lookup`, point 4), else through TUF (`RemoteRepo.index`)."""
+        if not self.offline:
+            self._remote(repo.name).refresh()
+        lookup = self._lookups[repo.name]
+        got = lookup.get(name, offline=self.offline)
+        if got is not None:
+            return got
+        try:
+            return self._remote(repo.name).index(name)
+        except DownloadError as e:
+            if self.offline:  # not cached: the same answer until the cache changes
+                lookup.add_miss(name, e)
+            raise
 
     @staticmethod
     def _device_indexes(devices: Iterable[Modalias]) -> set[str]:
@@ -286,7 +315,7 @@ class Client:
                 or choose_version(entries, name, version, self.provided))
 
     def _cached_indexes(self) -> set[str]:
-        return {n for r in self.remotes for n in r.cached_index_names()}
+        return {n for c in self.repos for n in cached_index_names(c.state / "targets")}
 
     def install_local_wheel(self, wheel: Path, devices: Mapping[str, Modalias] | None = None
                             ) -> InstallResult:

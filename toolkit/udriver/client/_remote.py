@@ -41,6 +41,7 @@ from ..repoformat import (
 )
 from ._config import RepoConfig
 from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
+from ._lookup import Lookup, cached_index_names
 from ._tuf import OfflineUpdater, tuf_error
 
 __all__ = ["RemoteRepo"]
@@ -75,6 +76,8 @@ class RemoteRepo:
         self._updater: Updater | None = None
         self._pending: Updater | None = None  # being refreshed (names dates in errors)
         self._owners: dict[str, str | None] = {}
+        self.lookup: Lookup | None = None
+        """Told each verified index answer (`_lookup`), when set."""
 
     @property
     def name(self) -> str:
@@ -147,6 +150,10 @@ class RemoteRepo:
             upd.refresh()
         self._updater, self._pending = upd, None
         return upd
+
+    def verified_updater(self) -> Updater | None:
+        """The Updater whose refresh completed in this process (None before)."""
+        return self._updater
 
     def refresh(self) -> None:
         """Run the TUF client workflow for the top-level roles (spec 5.3-5.6).
@@ -314,13 +321,16 @@ class RemoteRepo:
         target = index_target(name)
         info, signer = self.signed_targetinfo(target)
         if info is None:
+            if self.lookup is not None:
+                self.lookup.add(name, None, "", {})
             return []
-        path = self.fetch(target, info)
-        return parse_index(path.read_bytes(), name, self.name, signer)
+        data = self.fetch(target, info).read_bytes()
+        entries = parse_index(data, name, self.name, signer)
+        if self.lookup is not None:
+            self.lookup.add(name, data, signer, dict(info.hashes))
+        return entries
 
     def cached_index_names(self) -> list[str]:
         """Indexes present in the target cache, e.g. ["1234", "1234/8"] (text search)."""
-        base = self.target_dir / "index"
-        return sorted(p.relative_to(base).with_suffix("").as_posix()
-                      for p in base.rglob("*.json") if not p.name.startswith("."))
+        return cached_index_names(self.target_dir)
 
