@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
-from ..artifacts import read_wheel_manifest
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
 from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
@@ -227,6 +226,8 @@ class Client:
             return InstallResult(entry.driver, entry.version, before.previous, entry.repo,
                                  sorted(devices or {}), changed=False)
         wheel = self._remote(entry.repo).fetch(target)
+        from ..artifacts import read_wheel_manifest  # zipfile &c.: not for `devices`
+
         manifest = read_wheel_manifest(wheel)
         check_package(manifest, entry, devices)
         info = self.store.install_wheel(wheel, manifest, entry.repo)
@@ -325,6 +326,8 @@ class Client:
         Raises:
             PackageError: invalid wheel, or its ID table does not match `devices`.
         """
+        from ..artifacts import read_wheel_manifest  # zipfile &c.: not for `devices`
+
         manifest = read_wheel_manifest(wheel)
         pseudo = IndexEntry(manifest.package, manifest.driver, manifest.version, manifest.abi,
                             manifest.modaliases, {"wheel": ""}, "", "")

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from typing import TYPE_CHECKING
+
 from packaging.version import Version
 
 from ..errors import InstallError, ManifestError
 from ..modalias import parse_modalias, parse_pattern
 from ..repoformat import IndexEntry
+
+if TYPE_CHECKING:  # packaging.requirements costs 10 ms, which `udriver search` need not pay
+    from packaging.specifiers import SpecifierSet
 
 __all__ = ["not_found", "parse_spec", "query_alias", "within"]
 
@@ -51,6 +54,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, SpecifierSet | None]:
     Raises:
         InstallError: not a name with optional PEP 440 specifiers.
     """
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(spec)
     except InvalidRequirement as e:

@@ -40,7 +40,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifacts import read_wheel_manifest
 from ..errors import InstallError, PackageError
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
@@ -188,6 +187,8 @@ class DriverStore:
 
         check_wheel_bounds(wheel)  # step 2, first half: before anything touches the store
         if manifest is None:
+            from ..artifacts import read_wheel_manifest  # zipfile &c.: not for `status`
+
             manifest = read_wheel_manifest(wheel)
         driver, version = manifest.driver, manifest.version
         if not _VERSION_DIR_RE.match(version):
