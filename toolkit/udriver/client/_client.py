@@ -157,7 +157,7 @@ class Client:
                     if k not in seen:
                         seen.add(k)
                         out.append(entry)
-            if self._remotes is not None:  # the full path ran: remember what it verified
+            if self._remotes is not None:  # the full path ran: keep what it verified
                 self._lookups[repo.name].save(self._remote(repo.name))
         return out
 
@@ -175,6 +175,7 @@ class Client:
         except DownloadError as e:
             if self.offline:  # not cached: the same answer until the cache changes
                 lookup.add_miss(name, e)
+                lookup.save(self._remote(repo.name))
             raise
 
     @staticmethod
