@@ -17,8 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..client._spec import query_alias
+
     client = make_client(args)
-    hits = client.search(args.query, devices(args))
+    # Only a text search looks at this machine's devices (their indexes); reading sysfs
+    # and pci.ids for an ID search was a third of `udriver search VVVV:DDDD --offline`.
+    local = devices(args) if query_alias(args.query.strip().lower()) is None else None
+    hits = client.search(args.query, local)
     if args.json:
         print_json([e.to_dict() for e in hits])
         return 0
