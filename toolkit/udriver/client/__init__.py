@@ -19,9 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ..repoformat import IndexEntry
-
 if TYPE_CHECKING:
+    from ..repoformat import IndexEntry as IndexEntry
     from ._annotate import annotate as annotate
     from ._client import Client as Client
     from ._client import InstallResult as InstallResult
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 # noticeable fraction of a second to import, which `udriver status` or the supervisor
 # should not pay.
 _LAZY = {
+    "IndexEntry": "..repoformat",
     "Client": "_client", "InstallResult": "_client", "annotate": "_annotate",
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
@@ -61,6 +61,8 @@ def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    full = f"{__package__.rpartition('.')[0]}.{mod[2:]}" if mod.startswith("..") \
+        else f"{__name__}.{mod}"
+    value = getattr(importlib.import_module(full), name)
     globals()[name] = value
     return value
