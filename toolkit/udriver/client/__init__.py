@@ -5,6 +5,7 @@ Modules (private unless named here):
     _config     repository configuration and trust anchors
     _fetcher    python-tuf FetcherInterface over requests
     _remote     one repository through ngclient.Updater (online and offline)
+    _lookup     verified index answers kept for the next run (read without python-tuf)
     (the index format, shards and name ownership: `udriver.repoformat`)
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)

@@ -6,6 +6,7 @@ Layout (see `udriver.paths`):
     <config>/auth.d/<name>.json               its credentials, 0600 (see `_auth`)
     <state>/repos/<name>/metadata/root.json   trusted root (python-tuf keeps it current)
     <state>/repos/<name>/targets/             verified target cache (indexes, packages)
+    <state>/repos/<name>/lookup.json          answers derived from it (see `_lookup`)
 
 Adding a repository checks the root it is given the way a TUF client would before
 trusting it (TUF spec 5.2, "Load the trusted root metadata file"): it must parse as
