@@ -28,10 +28,11 @@ Trust argument (why this weakens no verification):
 4. Online, the TUF contract is kept: a command that is not `--offline` runs python-tuf's
    refresh (new root and timestamp from the server, 5.3-5.4) first, and uses the lookup
    only when that refresh left the cached metadata unchanged (nothing new).
-5. Informational only. The lookup answers which drivers an index lists (`devices`,
-   `search`); `install`, `update` and `show` still resolve names and ownership through
-   TUF, and every package is downloaded and checked against its signed length and hashes
-   by python-tuf (5.7) before it is used. The lookup file lives beside the metadata cache
+5. Lists only. The lookup answers which drivers an index lists, and which role signed
+   it (`Client.entries`: `devices`, `search`, and the index reads of `show`, `install`
+   and `update`); before anything is installed, the name's owner is still looked up
+   through TUF (`RemoteRepo.check_owner`) and every package is downloaded and checked
+   against its signed length and hashes by python-tuf (5.7). The lookup file lives beside the metadata cache
    it is derived from, with the same owner and mode: whoever can rewrite it can rewrite
    that cache.
 
