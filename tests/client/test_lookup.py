@@ -206,3 +206,18 @@ def test_answered_without_python_tuf(filled: Published, env: Path, argv: list[st
     _lookup_file(env).unlink()
     full_out, full_err = run()
     assert "TUF True" in full_err and full_out == out
+
+
+def test_kept_answers_keep_their_expiry(filled: Published, env: Path) -> None:
+    """An answer added later does not extend the expiry of the answers kept with it (they
+    may rest on delegated metadata that expires sooner)."""
+    import time
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    doc = json.loads(_lookup_file(env).read_bytes())
+    assert doc["expires"] > soon
+    doc["expires"] = soon
+    _lookup_file(env).write_text(json.dumps(doc))
+    Client(offline=True).entries(["1234/0"])  # not recorded yet: the full path, then saved
+    doc = json.loads(_lookup_file(env).read_bytes())
+    assert "1234/0" in doc["indexes"] and "1234" in doc["indexes"]
+    assert doc["expires"] == soon

@@ -119,6 +119,7 @@ class Lookup:
         self._loaded = False
         self._new: dict[str, dict[str, Any]] = {}
         self._key: dict[str, str] | None = None  # of the file last read, when usable
+        self._expires = ""  # and its expiry
 
     def _load(self) -> dict[str, dict[str, Any]] | None:
         if self._loaded:
@@ -151,7 +152,7 @@ class Lookup:
                 or time.strftime(_ISO, time.gmtime()) >= doc["expires"]:
             log.debug("lookup %s: metadata expired %s", self.path, doc["expires"])
             return None
-        self._key = current[0]
+        self._key, self._expires = current[0], doc["expires"]
         indexes: dict[str, dict[str, Any]] = doc["indexes"]
         return indexes
 
@@ -229,6 +230,8 @@ class Lookup:
         expires = min(md.expires for md in ts).strftime(_ISO)
         prior = self._read()  # afresh: only answers for this same verified state are kept
         indexes = dict(prior or {}) if prior is not None and self._key == key else {}
+        if indexes:  # kept answers may rest on delegated roles this updater did not load
+            expires = min(expires, self._expires)
         indexes.update(self._new)
         doc = {"format": FORMAT, "url": self.config.url, "key": key,
                "versions": {r: ts[r].version for r in _KEY_ROLES},
