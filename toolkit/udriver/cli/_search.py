@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import add_client_options, devices, make_client, print_json
+from ..client._cli import (
+    add_client_options,
+    devices,
+    is_device_query,
+    make_client,
+    print_json,
+)
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -17,13 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..client._spec import query_alias
-
     client = make_client(args)
     # Only a text search looks at this machine's devices (their indexes); reading sysfs
     # and pci.ids for an ID search was a third of `udriver search VVVV:DDDD --offline`.
-    local = devices(args) if query_alias(args.query.strip().lower()) is None else None
-    hits = client.search(args.query, local)
+    hits = client.search(args.query, None if is_device_query(args.query) else devices(args))
     if args.json:
         print_json([e.to_dict() for e in hits])
         return 0

@@ -25,6 +25,7 @@ __all__ = [
     "add_client_options",
     "add_json_option",
     "devices",
+    "is_device_query",
     "make_client",
     "print_json",
     "sync_udev_rules",
@@ -54,6 +55,12 @@ def devices(args: argparse.Namespace) -> dict[str, Modalias]:
 
     from ._devices import local_devices
     return local_devices(Path(getattr(args, "sysfs_root", None) or "/"))
+
+
+def is_device_query(query: str) -> bool:
+    """Whether `udriver search QUERY` searches by PCI ID (VVVV, VVVV:DDDD, a modalias)."""
+    from ._spec import query_alias
+    return query_alias(query.strip().lower()) is not None
 
 
 def make_client(args: argparse.Namespace) -> Client:
