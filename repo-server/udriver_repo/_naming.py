@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from udriver.errors import RepositoryError
 from udriver.repoformat import (
@@ -38,7 +36,6 @@ from udriver.repoformat import (
 from ._fsio import RepoLock, write_new
 from ._meta import (
     CLASS_ROLE,
-    Keyring,
     Transaction,
     delegated,
     names_roles,
@@ -47,11 +44,9 @@ from ._meta import (
     vendor_role,
 )
 from ._owners import owner_of, record_target
+from ._parts import RepoParts
 
-if TYPE_CHECKING:
-    from ._state import State
-
-__all__ = ["MigrationReport", "NamingParts", "assign_name", "ensure_names", "list_names",
+__all__ = ["MigrationReport", "assign_name", "ensure_names", "list_names",
            "migrate_names", "name_bin", "name_owner", "names_delegated", "record_name"]
 
 log = logging.getLogger(__name__)
@@ -69,17 +64,6 @@ class MigrationReport:
     """name -> the roles listing it (left unassigned for the operator)."""
     unassigned: list[str] = field(default_factory=list)
     """Class-wide names whose publisher could not be told (reserved for the operator)."""
-
-
-class NamingParts(Protocol):
-    """What name ownership needs of a repository (`Repository` has it)."""
-
-    path: Path
-    public: Path
-    metadata_dir: Path
-    keys: Keyring
-    expiry: dict[str, timedelta]
-    state: State
 
 
 def name_bin(txn: Transaction, name: str) -> str:
@@ -100,7 +84,7 @@ def name_owner(txn: Transaction, name: str) -> str | None:
     md = txn.load(name_bin(txn, name))
     return owner_of(md.signed.targets.get(name_target(name)))
 
-def list_names(repo: NamingParts) -> dict[str, str]:
+def list_names(repo: RepoParts) -> dict[str, str]:
     """Every recorded name and its owner role (reads all 256 bins: operator view)."""
     txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)
     if not names_delegated(txn):
@@ -125,7 +109,7 @@ def record_name(txn: Transaction, public: Path, name: str, owner: str,
     txn.stage(b, md)
     writes[target_path(public, tf.path, tf)] = data
 
-def ensure_names(repo: NamingParts, txn: Transaction, writes: dict[Path, bytes]
+def ensure_names(repo: RepoParts, txn: Transaction, writes: dict[Path, bytes]
                  ) -> MigrationReport:
     """Create the `names` role and assign existing names (see the module docstring).
 
@@ -194,7 +178,7 @@ def ensure_names(repo: NamingParts, txn: Transaction, writes: dict[Path, bytes]
                     "contested %s, unassigned %s", report.contested, report.unassigned)
     return report
 
-def migrate_names(repo: NamingParts) -> MigrationReport:
+def migrate_names(repo: RepoParts) -> MigrationReport:
     """`udriver-repo names migrate`: `ensure_names` as its own commit.
 
     Raises:
@@ -215,7 +199,7 @@ def migrate_names(repo: NamingParts) -> MigrationReport:
                          f"unassigned={report.unassigned}")
     return report
 
-def assign_name(repo: NamingParts, name: str, vendor: str) -> str | None:
+def assign_name(repo: RepoParts, name: str, vendor: str) -> str | None:
     """The operator's decision: `name` (canonicalised) now belongs to `vendor`.
 
     Returns the previous owner role (None: it was free). Clients holding the old
