@@ -61,6 +61,8 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     ("udriver.cli._upload", "udriver.client._cli"),
     ("udriver.cli._upload", "udriver.client._upload"),
     ("udriver.client._cli", "udriver.supervise._udev"),
+    # The kernel-bridge parent reads the driver's manifest the way the runner finds it.
+    ("udriver.supervise._run", "udriver.runtime._runner"),
 }
 
 def _modules() -> dict[str, Path]:
