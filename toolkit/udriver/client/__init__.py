@@ -23,6 +23,7 @@ from ..repoformat import IndexEntry
 
 if TYPE_CHECKING:
     from ._annotate import annotate as annotate
+    from ._auth import mask_secrets as mask_secrets
     from ._client import Client as Client
     from ._client import InstallResult as InstallResult
     from ._config import RepoConfig as RepoConfig
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from ._config import get_repo as get_repo
     from ._config import list_repos as list_repos
     from ._config import remove_repo as remove_repo
-    from ._auth import mask_secrets as mask_secrets
     from ._devices import local_devices as local_devices
     from ._fetcher import FetchOptions as FetchOptions
     from ._fetcher import RequestsFetcher as RequestsFetcher
