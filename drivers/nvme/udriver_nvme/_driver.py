@@ -5,7 +5,9 @@
 serves until told to stop; `remove()` does the orderly shutdown (CC.SHN) and reports the
 shutdown state. Options (`--option KEY=VALUE`): `irq` msix|poll, `io_depth`, `timeout`
 seconds, `bridge` auto|off (off: no block device even under a privileged parent; with
-`--once` the driver then probes, reads LBA 0 and removes itself).
+`--once` the driver then probes, reads LBA 0 and removes itself), `nbd` c|python (the NBD
+server's engine: the C data path with up to `nbd_qd` commands in flight, default 32, or
+the Python loop, one request at a time).
 
 The manifest declares `bridge = "block"` (ABI 1.1): under a privileged parent (`udriver
 supervise`, `udriver-block@.service`, `udriver run` as root) `probe` asks it for a block
@@ -56,10 +58,18 @@ class NvmeDriver(Driver):
         self.use_bridge = self.options.get("bridge", "auto")
         if self.use_bridge not in ("auto", "off"):
             raise ConfigError(f"nvme: `bridge` must be auto or off, got {self.use_bridge!r}")
-        unknown = set(self.options) - {"irq", "io_depth", "timeout", "bridge"}
+        self.nbd_engine = self.options.get("nbd", "c")
+        if self.nbd_engine not in ("c", "python"):
+            raise ConfigError(f"nvme: `nbd` must be c or python, got {self.nbd_engine!r}")
+        try:
+            self.nbd_qd = int(self.options.get("nbd_qd", "32"), 0)
+        except ValueError:
+            raise ConfigError(f"nvme: `nbd_qd` is an integer, got "
+                              f"{self.options['nbd_qd']!r}") from None
+        unknown = set(self.options) - {"irq", "io_depth", "timeout", "bridge", "nbd", "nbd_qd"}
         if unknown:
             raise ConfigError(f"nvme: unknown option(s) {', '.join(sorted(unknown))} "
-                              "(known: irq, io_depth, timeout, bridge)")
+                              "(known: irq, io_depth, timeout, bridge, nbd, nbd_qd)")
         self.ctrl: Controller | None = None
         self.disk: BlockBridge | None = None
         self.server: NbdServer | None = None
@@ -90,7 +100,8 @@ class NvmeDriver(Driver):
         emit(event="ready", lba0_bytes=len(first))
         if self.disk is None or self.disk.kind != "nbd":
             return
-        self.server = NbdServer(self.ctrl, self.disk.fd)
+        self.server = NbdServer(self.ctrl, self.disk.fd, engine=self.nbd_engine,
+                                qd=self.nbd_qd)
         self.disk.fd = -1  # the server owns the socket now
         ended: list[str] = []
 

@@ -23,12 +23,17 @@ Rules, in the order `NbdServer.serve` applies them to every request:
    serving.
 5. `stop()` ends `serve` within `poll` seconds between requests; closing the socket then
    makes the kernel fail whatever it still has queued.
+
+Two engines apply these rules: this module's loop ("python", one request at a time) and
+the C data path's (`Controller.serve_nbd`, native/nvme_nbd.c, "c", the default: up to
+`qd` NVMe commands in flight, replies as they complete).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import select
 import socket
 import struct
@@ -89,13 +94,14 @@ class NbdServer:
     """Serves one namespace of a started `Controller` on an NBD socket."""
 
     def __init__(self, ctrl: Controller, sock_fd: int, nsid: int | None = None,
-                 poll: float = 0.2) -> None:
-        self.ctrl = ctrl
+                 poll: float = 0.2, engine: str = "python", qd: int = 32) -> None:
+        self.ctrl, self.engine, self.qd = ctrl, engine, qd
         self.ns = ctrl.namespace(nsid)
         self.sock = socket.socket(fileno=sock_fd)
         self.sock.setblocking(True)
         self.poll = poll
         self._stop = threading.Event()
+        self._stop_r, self._stop_w = os.pipe()  # the C engine's stop signal
         self.served = 0
         """Requests answered."""
         self.errors = 0
@@ -103,6 +109,10 @@ class NbdServer:
 
     def stop(self) -> None:
         self._stop.set()
+        try:
+            os.write(self._stop_w, b"x")
+        except OSError:
+            pass
 
     def _recv(self, n: int, idle_ok: bool) -> bytes | None:
         """Exactly `n` bytes; None on EOF or stop (before the first byte if `idle_ok`)."""
@@ -144,7 +154,12 @@ class NbdServer:
 
         Raises:
             NbdProtocolError: a request with a wrong magic (rule 1).
+            NvmeError, NativeError: the C engine failed (see `Controller.serve_nbd`).
         """
+        if self.engine == "c":
+            st = self.ctrl.serve_nbd(self.sock.fileno(), self._stop_r, self.qd, self.ns.nsid)
+            self.served, self.errors = st["requests"], st["errors"]
+            return ["closed by the kernel", "disconnect requested", "stopped"][st["why"]]
         while True:
             head = self._recv(REQUEST_SIZE, idle_ok=True)
             if head is None:
@@ -179,3 +194,5 @@ class NbdServer:
 
     def close(self) -> None:
         self.sock.close()
+        for fd in (self._stop_r, self._stop_w):
+            os.close(fd)
