@@ -98,7 +98,7 @@ int e1k_wait(uintptr_t api, uintptr_t dev, struct e1k_ring *r, int timeout_ms);
 
 int e1k_gen(uintptr_t api, uintptr_t dev, struct e1k_ring *tx, const uint8_t *frame,
             uint32_t len, uint32_t batch, uint64_t count, uint64_t duration_ns,
-            struct e1k_perf *out);
+            uint64_t gap_ns, struct e1k_perf *out);
 int e1k_sink(uintptr_t api, uintptr_t dev, struct e1k_ring *rx, uint32_t batch,
              uint64_t count, uint64_t duration_ns, uint64_t idle_ns, struct e1k_perf *out);
 

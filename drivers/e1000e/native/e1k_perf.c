@@ -4,7 +4,8 @@
  *
  * Generator frames carry the local experimental ethertype 88B5h (IEEE Std 802, "local
  * experimental ethertype"), a 64-bit sequence number and the magic "UDRV", so the sink
- * can tell them from whatever else is on the wire and count gaps.
+ * can tell them from whatever else is on the wire and count gaps.  `gap_ns` paces the
+ * generator (a receiver that cannot keep up makes the emulated hub drop frames).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -39,7 +40,7 @@ static uint64_t get_le64(const uint8_t *p)
 
 int e1k_gen(uintptr_t api, uintptr_t dev, struct e1k_ring *tx, const uint8_t *frame,
             uint32_t len, uint32_t batch, uint64_t count, uint64_t duration_ns,
-            struct e1k_perf *out)
+            uint64_t gap_ns, struct e1k_perf *out)
 {
     struct e1k_pkt pkts[64];
     uint8_t *copies;
@@ -85,6 +86,9 @@ int e1k_gen(uintptr_t api, uintptr_t dev, struct e1k_ring *tx, const uint8_t *fr
             out->batches++;
             seq += (uint32_t)rc;
             out->bytes += (uint64_t)rc * len;
+            /* Rate limit: at least gap_ns between bursts (a spin; the vCPU stays ours). */
+            while (gap_ns && now_ns() - now < gap_ns)
+                ;
         }
         rc = 0;
         if (now >= deadline)

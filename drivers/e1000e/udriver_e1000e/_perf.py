@@ -50,19 +50,20 @@ def _result(out: Any) -> PerfResult:
 
 
 def generate(nic: Nic, dst: bytes, *, size: int = 60, batch: int = 32, count: int = 0,
-             seconds: float = 0.0) -> PerfResult:
+             seconds: float = 0.0, rate: float = 0.0) -> PerfResult:
     """Send generator frames (ethertype 88B5h, sequence-stamped) to `dst` from C.
 
     Args:
         size: frame bytes without the FCS (60 makes a 64-byte frame on the wire).
         batch: frames per burst (1..64).
         count, seconds: stop after this many frames or this long (at least one).
+        rate: at most this many frames per second (0: as fast as the ring takes them).
 
     Raises:
         ConfigError: a size, batch or stop condition out of range.
         NativeError: the C loop failed.
     """
-    if len(dst) != 6 or not 26 <= size <= 1514 or not 1 <= batch <= 64 or \
+    if len(dst) != 6 or not 26 <= size <= 1514 or not 1 <= batch <= 64 or rate < 0 or \
             (count <= 0 and seconds <= 0):
         raise ConfigError(f"e1000e perf: need a 6-byte `dst`, 26 <= size <= 1514, "
                           f"1 <= batch <= 64 and a count or duration (got size {size}, "
@@ -71,8 +72,9 @@ def generate(nic: Nic, dst: bytes, *, size: int = 60, batch: int = 32, count: in
     frame = bytearray(size)
     frame[0:6], frame[6:12] = dst, nic.mac
     out = ffi.new("struct e1k_perf *")
+    gap_ns = int(batch * 1e9 / rate) if rate else 0
     check(lib.e1k_gen(api_address(), nic.device.c_address, nic.tx.c, ffi.from_buffer(frame),
-                      size, batch, count, int(seconds * 1e9), out), "packet generator")
+                      size, batch, count, int(seconds * 1e9), gap_ns, out), "packet generator")
     return _result(out)
 
 

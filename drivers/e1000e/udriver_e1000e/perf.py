@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     tx = sub.add_parser("tx", help="send generator frames")
     tx.add_argument("--dst", type=_mac, default=b"\xff" * 6, help="destination MAC")
     tx.add_argument("--size", type=int, default=60, help="frame bytes without FCS")
+    tx.add_argument("--rate", type=float, default=0.0, help="frames/s (0: unlimited)")
     rx = sub.add_parser("rx", help="count generator frames")
     rx.add_argument("--idle", type=float, default=0.0,
                     help="stop this long after the last frame")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 out.update(mac=nic.mac_str, link=nic.link_up)
                 if args.mode == "tx":
                     res = generate(nic, args.dst, size=args.size, batch=args.batch,
-                                   count=args.count, seconds=args.seconds)
+                                   count=args.count, seconds=args.seconds, rate=args.rate)
                 else:
                     print(json.dumps({"event": "ready", "mac": nic.mac_str}), file=sys.stderr,
                           flush=True)
