@@ -166,11 +166,11 @@ def test_unprivileged_while_traffic_flows(net: dict[str, Any]) -> None:
     job = g.run_bg(f"cd /tmp && ulimit -l unlimited && exec setpriv --reuid={NOBODY} "
                    f"--regid={NOBODY} --clear-groups --inh-caps=-all --bounding-set=-all "
                    f"--no-new-privs env PYTHONPATH={g.workdir}/site python3 -m "
-                   f"udriver_e1000e.perf --device {UDRIVER_BDF} --irq msix --json rx --idle 3 "
-                   f"--seconds 60 > {log} 2> {err}")
+                   f"udriver_e1000e.perf --device {UDRIVER_BDF} --irq msix --json --seconds 60 rx "
+                   f"--idle 3 > {log} 2> {err}")
     deadline = time.monotonic() + 60
     while '"ready"' not in (Path(err).read_text() if Path(err).exists() else ""):
-        assert time.monotonic() < deadline and job.poll() is None, job.poll()
+        assert time.monotonic() < deadline and job.poll() is None, Path(err).read_text()
         time.sleep(0.2)
     sender = g.run_bg(f"cd /tmp && PYTHONPATH={g.workdir}/site python3 {g.workdir}/sender.py "
                       f"{ifname} {UDRIVER_MAC} 5")
