@@ -81,6 +81,15 @@ struct e1k_perf {
     uint64_t gaps;         /* RX: stamped frames whose sequence number was not last + 1 */
 };
 
+/* The TAP bridge's counters. */
+struct e1k_tap_stats {
+    uint64_t to_tap;          /* frames received by the NIC and written to the TAP */
+    uint64_t to_tap_drops;    /* ... that the TAP refused */
+    uint64_t from_tap;        /* frames read from the TAP and queued for sending */
+    uint64_t from_tap_drops;  /* ... that did not fit in the TX ring */
+    uint64_t loops;
+};
+
 int e1k_check_api(uintptr_t api);
 int e1k_rx_init(uintptr_t api, uintptr_t dev, struct e1k_ring *r);
 int e1k_rx_burst(uintptr_t api, uintptr_t dev, struct e1k_ring *r, struct e1k_pkt *pkts,
@@ -101,5 +110,8 @@ int e1k_gen(uintptr_t api, uintptr_t dev, struct e1k_ring *tx, const uint8_t *fr
             uint64_t gap_ns, struct e1k_perf *out);
 int e1k_sink(uintptr_t api, uintptr_t dev, struct e1k_ring *rx, uint32_t batch,
              uint64_t count, uint64_t duration_ns, uint64_t idle_ns, struct e1k_perf *out);
+
+int e1k_tap_pump(uintptr_t api, uintptr_t dev, struct e1k_ring *rx, struct e1k_ring *tx,
+                 int tap_fd, int stop_fd, struct e1k_tap_stats *st);
 
 #endif
