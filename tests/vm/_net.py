@@ -26,7 +26,7 @@ NIC_IDS = {"kernel": "nick", "udriver": "nicu"}
 """QMP ids of the two NICs (`set_link`, `device_del`)."""
 NETDEV_IDS = {"kernel": "hk", "udriver": "hu"}
 
-__all__ = ["E1000E_PROJECT", "KERNEL_BDF", "KERNEL_MAC", "NETDEV_IDS", "NIC_IDS", "UDRIVER_BDF",
+__all__ = ["E1000E_PROJECT", "HOTPLUG_BDF", "KERNEL_BDF", "KERNEL_MAC", "NETDEV_IDS", "NIC_IDS", "UDRIVER_BDF",
            "UDRIVER_MAC", "install_e1000e", "net_guest", "net_qemu_args"]
 
 
@@ -38,36 +38,43 @@ def install_e1000e(target: Path) -> Path:
     return target
 
 
-def net_qemu_args() -> list[str]:
-    """Two e1000e on hub 0, at fixed slots on the root bus (one IOMMU group each)."""
+HOTPLUG_BDF = "0000:01:00.0"
+"""The udriver NIC's address behind root port rp1 (`hotplug=True`): device_del works there."""
+
+
+def net_qemu_args(hotplug: bool = False) -> list[str]:
+    """Two e1000e on hub 0, at fixed slots on the root bus (one IOMMU group each); with
+    `hotplug` the udriver NIC sits behind root port rp1 instead, so it can be unplugged."""
     args: list[str] = []
     for who, mac, slot in (("kernel", KERNEL_MAC, 0x10), ("udriver", UDRIVER_MAC, 0x11)):
+        where = "bus=rp1" if hotplug and who == "udriver" else f"addr={slot:#x}"
         args += ["-netdev", f"hubport,id={NETDEV_IDS[who]},hubid=0",
                  "-device", (f"e1000e,netdev={NETDEV_IDS[who]},mac={mac},id={NIC_IDS[who]},"
-                             f"addr={slot:#x}")]
+                             f"{where}")]
     return args
 
 
-SETUP = f"""
+SETUP = """
 set -e
-echo vfio-pci > /sys/bus/pci/devices/{UDRIVER_BDF}/driver_override
+echo vfio-pci > /sys/bus/pci/devices/{u}/driver_override
 modprobe vfio-pci
-echo {UDRIVER_BDF} > /sys/bus/pci/drivers_probe
-[ "$(basename $(readlink /sys/bus/pci/devices/{UDRIVER_BDF}/driver))" = vfio-pci ]
+echo {u} > /sys/bus/pci/drivers_probe
+[ "$(basename $(readlink /sys/bus/pci/devices/{u}/driver))" = vfio-pci ]
 modprobe e1000e
-for i in $(seq 100); do [ -d /sys/bus/pci/devices/{KERNEL_BDF}/net ] && break; sleep 0.1; done
-ls /sys/bus/pci/devices/{KERNEL_BDF}/net
+for i in $(seq 100); do [ -d /sys/bus/pci/devices/{k}/net ] && break; sleep 0.1; done
+ls /sys/bus/pci/devices/{k}/net
 """
 
 
 @contextmanager
 def net_guest(kernel: str, site: Path, *, mem_mb: int = 1024,
-              root_ports: int = 0) -> Iterator[tuple[Guest, str]]:
+              hotplug: bool = False) -> Iterator[tuple[Guest, str]]:
     """Boot the two-NIC guest; yields (guest, the kernel NIC's interface name)."""
     import shutil
 
-    with Guest(kernel=kernel, devices=(), root_ports=root_ports, mem_mb=mem_mb,
-               qemu_args=net_qemu_args()) as g:
+    with Guest(kernel=kernel, devices=(), root_ports=1 if hotplug else 0, mem_mb=mem_mb,
+               qemu_args=net_qemu_args(hotplug)) as g:
         shutil.copytree(site, g.workdir / "site")
-        r = g.run(SETUP, timeout=90, check=True)
+        u = HOTPLUG_BDF if hotplug else UDRIVER_BDF
+        r = g.run(SETUP.format(u=u, k=KERNEL_BDF), timeout=90, check=True)
         yield g, r.stdout.split()[-1]

@@ -139,3 +139,73 @@ while time.monotonic() - t0 < seconds:
     time.sleep(0.002)
 print(json.dumps({"sent": seq}))
 '''
+
+# TCP: the receiver listens, hashes what arrives and prints {"bytes", "sha256"}.
+TCP_RECV = r'''
+import hashlib, json, socket, sys
+port = int(sys.argv[1])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", port))
+srv.listen(1)
+open(sys.argv[2], "w").write("listening\n")
+conn, _ = srv.accept()
+h, n, buf = hashlib.sha256(), 0, bytearray(1 << 20)
+view = memoryview(buf)
+while True:
+    k = conn.recv_into(view)
+    if not k:
+        break
+    h.update(view[:k])
+    n += k
+print(json.dumps({"bytes": n, "sha256": h.hexdigest()}))
+'''
+
+# TCP: the sender sends `mib` MiB of seeded pseudo-random data and prints the same.
+TCP_SEND = r'''
+import hashlib, json, random, socket, struct, sys, time
+host, port, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+block = bytearray(random.Random(11).randbytes(1 << 20))
+h, n = hashlib.sha256(), 0
+s = socket.create_connection((host, port), timeout=60)
+t0 = time.monotonic()
+for i in range(mib):
+    block[:8] = struct.pack("<Q", i)
+    h.update(block)
+    s.sendall(block)
+    n += len(block)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+s.close()
+print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "seconds": time.monotonic() - t0}))
+'''
+
+# UDP: `n` datagrams, paced; the receiver counts until 2 s of silence.
+UDP_SEND = r'''
+import json, socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(n):
+    s.sendto(i.to_bytes(4, "little") * 16, (host, port))
+    if i % 50 == 49:
+        time.sleep(0.005)
+print(json.dumps({"sent": n}))
+'''
+
+UDP_RECV = r'''
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+s.bind(("0.0.0.0", int(sys.argv[1])))
+open(sys.argv[2], "w").write("listening\n")
+s.settimeout(20)
+got = 0
+try:
+    while True:
+        s.recv(2048)
+        got += 1
+        s.settimeout(2)
+except socket.timeout:
+    pass
+print(json.dumps({"received": got}))
+'''

@@ -23,11 +23,12 @@ from . import _regs as R
 from ._c import check, ffi, lib
 from ._nic import Nic
 
-__all__ = ["TapBridge", "TapError", "open_tap", "set_carrier"]
+__all__ = ["TapBridge", "TapError", "open_tap", "set_carrier", "unpersist"]
 
 # linux/if_tun.h
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 TUNSETCARRIER = 0x400454E2  # _IOW('T', 226, int)
+TUNSETPERSIST = 0x400454CB  # _IOW('T', 203, int)
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
 
 
@@ -67,6 +68,19 @@ def set_carrier(fd: int, up: bool) -> None:
         fcntl.ioctl(fd, TUNSETCARRIER, struct.pack("i", 1 if up else 0))
     except OSError as e:
         raise TapError(f"cannot set the TAP's carrier (TUNSETCARRIER): {e.strerror}") from e
+
+
+def unpersist(fd: int) -> None:
+    """TUNSETPERSIST 0: the TAP interface goes away when its last fd is closed.
+
+    Raises:
+        TapError: the ioctl failed.
+    """
+    try:
+        fcntl.ioctl(fd, TUNSETPERSIST, 0)
+    except OSError as e:
+        raise TapError(f"cannot make the TAP non-persistent (TUNSETPERSIST): {e.strerror}") \
+            from e
 
 
 class TapBridge:
