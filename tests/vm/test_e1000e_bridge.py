@@ -44,6 +44,7 @@ for ns in A B; do
 done
 ip -n A addr add 10.11.0.1/24 dev {{k}}; ip -n A link set {{k}} up
 modprobe tun
+chmod 0666 /dev/net/tun  # what udev's default rules do (no udev here); TUNSETIFF checks the owner
 ip -n B tuntap add dev {TAP} mode tap user {NOBODY}
 ip -n B link set {TAP} address {UDRIVER_MAC}
 ip -n B addr add 10.11.0.2/24 dev {TAP}; ip -n B link set {TAP} up
