@@ -36,12 +36,12 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 from udriver_repo import Repository
-from udriver_repo._apt import deb_stanza
 from udriver_repo._fsio import RepoLock, write_new
-from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
-from udriver_repo._owners import claimed_names, record_target
-from udriver_repo._scope import index_names
+from udriver_repo._owners import record_target
+from udriver_repo._packages import deb_stanza
+
+from udriver.repoformat import claimed_names, encode_index, entry_from_json, index_names
 
 __all__ = ["flat_targets_size", "generate", "vendor_id"]
 
@@ -144,7 +144,8 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
                 for shard in index_names(e["modaliases"]):  # type: ignore[arg-type]
                     shards.setdefault(shard, []).append(e)
             for shard, listed in sorted(shards.items()):
-                data = encode_index(shard, listed)
+                data = encode_index(shard, [entry_from_json(e, k, shard)
+                                            for k, e in enumerate(listed)])
                 d, _, base = shard.rpartition("/")
                 itf = TargetFile.from_data(f"index/{shard}.json", data, ["sha256"])
                 write_new(repo.public / "targets/index" / d / f"{itf.hashes['sha256']}.{base}.json",

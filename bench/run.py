@@ -15,6 +15,7 @@
 | hotplug | 5 | QMP device_add -> end of the driver's probe, installed vs from the repository |
 | nvme | 10 | fio on the kernel's nvme driver vs udriver's direct path (MSI-X, polled), one guest |
 | net | 11 | iperf3/ping/pktgen: kernel e1000e on both NICs vs udriver on one (TAP bridge, direct path) |
+| cli | 13 | `udriver devices`/`status`/`search` as whole processes vs `lspci -nnk`, 100k drivers cached |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BENCHES: dict[str, list[str]] = {
     "hotplug": ["hotplug_latency.py"],
     "nvme": ["nvme.py"],
     "net": ["net.py"],
+    "cli": ["cli_wall.py"],
 }
 
 

@@ -12,6 +12,9 @@
 * ``--kernels=5.10,6.1,6.12,7.2`` (or ``all``; default ``$UDRIVER_TEST_KERNELS``, else 6.1,6.12)
   picks the kernels that tests naming the ``kernel`` parameter (directly or through ``guest``)
   run on. ``make test-kernels`` passes ``--kernels=all``.
+* ``--kernel-matrix=core`` (what ``make test`` passes) runs tests marked ``kernel_primary``
+  only on the session's first kernel: the full suite on one kernel, and the runtime and
+  hotplug core on the others (CI time). The default, ``full``, runs them on every kernel.
 * If any selected test uses ``session_wheels``, the driver wheels are built once right after
   collection and their sha256 (and that of ``udriver/_native.abi3.so``) printed before the first
   test: every kernel runs these same files. Import the harness itself as
@@ -57,6 +60,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+    parser.addoption(
+        "--kernel-matrix",
+        choices=("full", "core"),
+        default="full",
+        help="`core`: tests marked kernel_primary run on the first of --kernels only (make test); "
+        "`full` (default): on every kernel",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Check ``--kernels`` once, before collection (a typo is a usage error, not a skip)."""
     try:
@@ -86,6 +98,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # matrix (CI time): those of the session's kernels that are in the subset, else the
         # session's first kernel, so a selection never leaves such a test without one.
         kernels = [k for k in kernels if k in mark.args] or kernels[:1]
+    if (metafunc.config.getoption("--kernel-matrix") == "core"
+            and metafunc.definition.get_closest_marker("kernel_primary") is not None):
+        kernels = kernels[:1]
     metafunc.parametrize("kernel", kernels, scope="session")
 
 

@@ -43,196 +43,34 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import lzma
 import os
-import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from udriver.artifacts import parse_control
-from udriver.errors import PackageError, RepositoryError
-from udriver.manifest import DriverManifest
+from udriver.errors import RepositoryError
 
 from ._errors import ConflictError
 from ._fsio import link_atomic, write_atomic, write_new
 from ._gpg import Gpg
-from ._xzblocks import Blocks, compress_blocks, join_blocks
+from ._packages import (
+    ARCH,
+    COMPONENT,
+    INDEX,
+    INDEX_NAMES,
+    SUITE,
+    Chunk,
+    chunk_of,
+    decode_packages,
+    encode_chunk,
+    release_packages_sha,
+    split_stanzas,
+)
+from ._xzblocks import join_blocks
 
-__all__ = [
-    "ARCH",
-    "COMPONENT",
-    "KEEP_GENERATIONS",
-    "SUITE",
-    "AptView",
-    "deb_stanza",
-    "driver_stanza",
-    "parse_packages",
-    "release_packages_sha",
-]
-
-SUITE = "stable"
-COMPONENT = "main"
-ARCH = "amd64"
-_INDEX = f"{COMPONENT}/binary-{ARCH}"
-_NAMES = ("Packages.gz", "Packages.xz")
-KEEP_GENERATIONS = 2
-"""Generations of by-hash indexes kept: the committed one and the one before it."""
-
-# Debian policy 5.3: the usual order of binary package fields in Packages.
-_ORDER = ["Package", "Source", "Version", "Installed-Size", "Maintainer", "Architecture",
-          "Depends", "Pre-Depends", "Recommends", "Suggests", "Conflicts", "Breaks",
-          "Replaces", "Provides", "Section", "Priority", "Homepage", "Description", "Modaliases"]
-
-
-_COMPUTED = ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Description-md5")
-"""Fields of a Packages stanza the archive computes (Debian repository format,
-"Packages Indices"): never taken from a package's own control data."""
-_DRIVER_FIELDS = ("Version", "Architecture", "Maintainer", "Installed-Size", "Depends",
-                  "Section", "Priority", "Homepage", "Description")
-"""Control fields of a driver .deb carried into Packages, after validation; `Package`
-and `Modaliases` are computed from the validated manifest instead."""
-_ONE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
-_FIELD_RE = {
-    "Version": re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$"),   # policy 5.6.12
-    "Architecture": re.compile(r"^(?:all|amd64)$"),
-    "Installed-Size": re.compile(r"^[0-9]{1,12}$"),
-    "Section": re.compile(r"^[a-z0-9/-]{1,40}$"),
-    "Priority": re.compile(r"^(?:required|important|standard|optional|extra)$"),
-    "Depends": re.compile(r"^[A-Za-z0-9.+~:=<>(), |-]*$"),
-}
-
-
-def _fmt_field(name: str, value: str) -> str:
-    lines = value.split("\n")
-    return "\n".join([f"{name}: {lines[0]}"] + [f" {ln}" for ln in lines[1:]])
-
-
-def _tail(filename: str, data: bytes) -> list[str]:
-    return [f"Filename: {filename}", f"Size: {len(data)}",
-            f"MD5sum: {hashlib.md5(data).hexdigest()}",
-            f"SHA256: {hashlib.sha256(data).hexdigest()}"]
-
-
-def deb_stanza(control: dict[str, str], filename: str, data: bytes) -> str:
-    """One Packages stanza (no trailing blank line) for an operator's system deb at pool
-    path `filename`: its control fields, minus any the archive computes."""
-    fields = {k: v for k, v in control.items() if k not in _COMPUTED}
-    keys = [k for k in _ORDER if k in fields] + sorted(k for k in fields if k not in _ORDER)
-    return "\n".join([_fmt_field(k, fields[k]) for k in keys] + _tail(filename, data))
-
-
-def driver_stanza(control: dict[str, str], manifest: DriverManifest, filename: str,
-                  data: bytes) -> str:
-    """The Packages stanza of a driver .deb, built from validated data only.
-
-    `Package` is `udriver-driver-<driver>` and `Modaliases` is `udriver(<patterns>)`,
-    both computed from the validated manifest; the hashes and size are computed from
-    the bytes; of the control data only `_DRIVER_FIELDS` are kept, each checked against
-    its syntax (Debian policy 5.6), so an uploaded `SHA256:`, `Size:`, `Filename:` or
-    any field `udriver build` does not write never reaches Packages.
-
-    Raises:
-        PackageError: every control value that is missing or malformed.
-    """
-    problems: list[str] = []
-    package = "udriver-driver-" + manifest.driver.replace("_", "-")
-    if control.get("Package") != package:
-        problems.append(f"`Package: {control.get('Package')}` should be {package}")
-    out = {"Package": package,
-           "Modaliases": f"udriver({', '.join(manifest.modaliases)})"}
-    for name in _DRIVER_FIELDS:
-        value = control.get(name)
-        if value is None:
-            if name not in ("Homepage", "Depends"):
-                problems.append(f"control field `{name}` is missing")
-            continue
-        lines = value.split("\n")
-        if name != "Description" and len(lines) > 1:
-            problems.append(f"control field `{name}` must be one line")
-        elif not all(_ONE_LINE.match(ln) for ln in lines) or not lines[0].strip():
-            problems.append(f"control field `{name}` has control characters or is empty")
-        elif name in _FIELD_RE and not _FIELD_RE[name].match(value):
-            problems.append(f"control field `{name}` is malformed: {value!r}")
-        else:
-            out[name] = value
-    if problems:
-        raise PackageError(f"{filename.rpartition('/')[2]}: " + "; ".join(problems))
-    keys = [k for k in _ORDER if k in out]
-    return "\n".join([_fmt_field(k, out[k]) for k in keys] + _tail(filename, data))
-
-
-def _split_stanzas(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for block in text.split("\n\n"):
-        block = block.strip("\n")
-        if not block:
-            continue
-        fields = parse_control(block, "Packages")
-        out[fields["Filename"]] = block
-    return out
-
-
-def parse_packages(data: bytes) -> dict[str, dict[str, str]]:
-    """Filename -> fields of every stanza of a Packages file (plain, .gz or .xz)."""
-    return {k: parse_control(v, "Packages") for k, v in _split_stanzas(_decode(data)).items()}
-
-
-def _decode(data: bytes) -> str:
-    """Text of a Packages file, plain or compressed (every member/stream)."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif data[:6] == b"\xfd7zXZ\x00":
-        data = lzma.decompress(data)
-    return data.decode()
-
-
-def chunk_of(filename: str) -> str:
-    """The chunk ("00".."ff") a stanza belongs to, by its pool file name."""
-    return hashlib.sha256(filename.encode()).hexdigest()[:2]
-
-
-@dataclass
-class _Chunk:
-    """One chunk of the index, encoded."""
-
-    gz: bytes
-    """Its gzip member."""
-    xz: Blocks
-    """Its xz blocks and their index records."""
-    sha: str
-    """sha256 of its uncompressed stanzas (also its file name under apt-state/chunks)."""
-    size: int
-    """Length of its uncompressed stanzas."""
-    plain: bytes | None = None
-    """The uncompressed stanzas, when at hand."""
-
-
-def _encode_chunk(stanzas: dict[str, str]) -> _Chunk:
-    """One chunk's stanzas, sorted by Filename, encoded."""
-    plain = "".join(stanzas[k] + "\n\n" for k in sorted(stanzas)).encode()
-    # mtime=0 and fixed presets: equal content gives equal bytes (by-hash stays stable).
-    return _Chunk(gzip.compress(plain, compresslevel=6, mtime=0), compress_blocks(plain),
-                  hashlib.sha256(plain).hexdigest(), len(plain), plain)
-
-
-def release_packages_sha(release: str, name: str = "Packages.gz") -> str | None:
-    """The SHA256 a Release (or the signed text of InRelease) gives for main's `name`."""
-    in_sha = False
-    for line in release.splitlines():
-        if line.startswith("-----BEGIN PGP SIGNATURE"):
-            break
-        if not line.startswith(" "):
-            in_sha = line.startswith("SHA256:")
-            continue
-        parts = line.split()
-        if in_sha and len(parts) == 3 and parts[2] == f"{_INDEX}/{name}":
-            return parts[0]
-    return None
-
+__all__ = ["AptView"]
 
 class AptView:
     """Reads and rewrites the apt view under `public/` (chunk maps under `state_dir`)."""
@@ -240,7 +78,7 @@ class AptView:
     def __init__(self, public: Path, gpg: Gpg, state_dir: Path | None = None) -> None:
         self.public = public
         self.dists = public / "dists" / SUITE
-        self.by_hash = self.dists / _INDEX / "by-hash" / "SHA256"
+        self.by_hash = self.dists / INDEX / "by-hash" / "SHA256"
         self.state_dir = state_dir if state_dir is not None else public.parent / "apt-state"
         self.chunk_dir = self.state_dir / "chunks"
         self.gpg = gpg
@@ -254,7 +92,7 @@ class AptView:
             return None
         sha = release_packages_sha(text)
         if sha is None:
-            raise RepositoryError(f"{self.dists}/InRelease names no {_INDEX}/Packages.gz")
+            raise RepositoryError(f"{self.dists}/InRelease names no {INDEX}/Packages.gz")
         return sha
 
     def _read_by_hash(self, sha: str) -> bytes:
@@ -276,9 +114,9 @@ class AptView:
             RepositoryError: InRelease names a Packages.gz that is missing or corrupt.
         """
         sha = self._committed_sha()
-        return {} if sha is None else _split_stanzas(_decode(self._read_by_hash(sha)))
+        return {} if sha is None else split_stanzas(decode_packages(self._read_by_hash(sha)))
 
-    def _committed_chunks(self) -> dict[str, _Chunk]:
+    def _committed_chunks(self) -> dict[str, Chunk]:
         """Chunk -> its encoding in the committed view."""
         sha = self._committed_sha()
         if sha is None:
@@ -287,7 +125,7 @@ class AptView:
         try:
             cmap = json.loads((self.state_dir / f"{sha}.json").read_bytes())
             xz = self._read_by_hash(cmap["xz"])
-            out = {c: _Chunk(gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]),
+            out = {c: Chunk(gz[g0:g0 + gl], (xz[x0:x0 + xl], [(u, n) for u, n in recs]),
                              plain_sha, size)
                    for c, (g0, gl, x0, xl, recs, plain_sha, size) in cmap["chunks"].items()}
             if sum(len(ch.gz) for ch in out.values()) == len(gz) or not out:
@@ -296,9 +134,9 @@ class AptView:
             pass
         # No usable chunk map (older tree, or it was lost): re-chunk from the full index.
         by_chunk: dict[str, dict[str, str]] = {}
-        for name, stanza in _split_stanzas(_decode(gz)).items():
+        for name, stanza in split_stanzas(decode_packages(gz)).items():
             by_chunk.setdefault(chunk_of(name), {})[name] = stanza
-        return {c: _encode_chunk(s) for c, s in by_chunk.items()}
+        return {c: encode_chunk(s) for c, s in by_chunk.items()}
 
     # -- publishing --------------------------------------------------------------------
 
@@ -334,7 +172,7 @@ class AptView:
         """Write a pool file (after `check_pool_file`)."""
         write_new(self.public / rel, data)
 
-    def plan(self, stanzas: dict[str, str]) -> dict[str, _Chunk] | None:
+    def plan(self, stanzas: dict[str, str]) -> dict[str, Chunk] | None:
         """Every chunk of the view with `stanzas` added or replaced (by Filename), or None
         when nothing would change. Writes nothing but caches of committed chunks, so a
         publish can decide on TUF and apt before committing either.
@@ -350,15 +188,15 @@ class AptView:
             touched.setdefault(chunk_of(name), {})[name] = stanza
         changed = False
         for c, new in touched.items():
-            current = _split_stanzas(self._plain(chunks[c]).decode()) if c in chunks else {}
+            current = split_stanzas(self._plain(chunks[c]).decode()) if c in chunks else {}
             if all(current.get(k) == v for k, v in new.items()):
                 continue
             current.update(new)
-            chunks[c] = _encode_chunk(current)
+            chunks[c] = encode_chunk(current)
             changed = True
         return chunks if changed else None
 
-    def commit_plan(self, chunks: dict[str, _Chunk], now: datetime | None = None) -> None:
+    def commit_plan(self, chunks: dict[str, Chunk], now: datetime | None = None) -> None:
         """Commit a view made by `plan` (see the module's commit order).
 
         Raises:
@@ -389,9 +227,9 @@ class AptView:
         by_chunk: dict[str, dict[str, str]] = {}
         for name, stanza in stanzas.items():
             by_chunk.setdefault(chunk_of(name), {})[name] = stanza
-        self._commit_chunks({c: _encode_chunk(s) for c, s in by_chunk.items()}, now)
+        self._commit_chunks({c: encode_chunk(s) for c, s in by_chunk.items()}, now)
 
-    def _plain(self, chunk: _Chunk) -> bytes:
+    def _plain(self, chunk: Chunk) -> bytes:
         """A chunk's uncompressed stanzas: at hand, from apt-state/chunks, or decoded.
 
         Raises:
@@ -418,7 +256,7 @@ class AptView:
         write_new(self.chunk_dir / chunk.sha, data)
         return data
 
-    def _commit_chunks(self, chunks: dict[str, _Chunk],
+    def _commit_chunks(self, chunks: dict[str, Chunk],
                        now: datetime | None) -> None:
         previous = self._generation()
         order = sorted(chunks)
@@ -449,7 +287,7 @@ class AptView:
                   json.dumps({"xz": shas["Packages.xz"], "chunks": cmap},
                              sort_keys=True).encode())
         for name in files:
-            link_atomic(self.by_hash / shas[name], self.dists / _INDEX / name)
+            link_atomic(self.by_hash / shas[name], self.dists / INDEX / name)
         release = self._release(listed, now or datetime.now(UTC)).encode()
         # The two signatures are independent gpg runs: make them side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -467,7 +305,7 @@ class AptView:
             text = (self.dists / "InRelease").read_text()
         except FileNotFoundError:
             return set()
-        return {s for n in _NAMES if (s := release_packages_sha(text, n)) is not None}
+        return {s for n in INDEX_NAMES if (s := release_packages_sha(text, n)) is not None}
 
     def _prune(self, keep: set[str]) -> None:
         """Delete by-hash files, chunk maps and chunks outside `keep` (by-hash names of the
@@ -506,5 +344,5 @@ class AptView:
             "SHA256:",
         ]
         for name, (size, sha) in files.items():
-            lines.append(f" {sha} {size:>8} {_INDEX}/{name}")
+            lines.append(f" {sha} {size:>8} {INDEX}/{name}")
         return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 A publish decides on TUF and on apt first and writes neither if either is refused
 (issue 9 case 3): `_plan_apt` builds every stanza from validated data
-(`_apt.driver_stanza`: the manifest and the file's own hashes and size, never the
+(`_packages.driver_stanza`: the manifest and the file's own hashes and size, never the
 upload's control fields), checks that no pool path would be replaced
 (`AptView.check_pool_file`), and re-encodes the touched chunks in memory
 (`AptView.plan`); the caller writes pool files and commits the plan only after TUF.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._apt import AptView, deb_stanza, driver_stanza
+from ._apt import AptView
+from ._packages import deb_stanza, driver_stanza
 from ._validate import Artifact
 
 __all__ = ["AptPlanMixin"]
@@ -29,7 +30,7 @@ class AptPlanMixin:
                   ) -> tuple[dict[str, bytes], Any]:
         """Pool files to write and the planned apt view (None: unchanged) for `debs`.
 
-        Stanzas are built from validated data only (`_apt.driver_stanza`); a deb goes to
+        Stanzas are built from validated data only (`_packages.driver_stanza`); a deb goes to
         `pool/main/<vendor-role>/...`, or stays at the path it was published at before
         (same bytes). Writes nothing.
 

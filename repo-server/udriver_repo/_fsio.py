@@ -4,9 +4,10 @@ Rules:
 - A file in the public tree is written to a temporary name in the same directory,
   fsync'ed, renamed over its final name, and the directory is fsync'ed (rename(2) is
   atomic within one filesystem; the fsyncs make the order durable).
-- Every write is a numbered *step*. With `UDRIVER_REPO_CRASH_AFTER=k` in the environment
-  the process SIGKILLs itself right after step k, so tests can stop a publish at every
-  point without racing a timer. `UDRIVER_REPO_STEP_LOG=FILE` appends one line per step.
+- Every write is a numbered *step*, reported to the step hook when one is set
+  (`set_step_hook`): tests inject a callback that logs the steps or SIGKILLs the
+  process right after step k, so they can stop a publish at every point without racing
+  a timer. Nothing in the environment changes what a repository does.
 - `RepoLock` is an exclusive flock(2) on `REPO/lock`; flock locks belong to the open
   file description, so it serialises threads of one process as well as processes.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,29 +25,37 @@ from typing import Self
 
 from udriver.errors import RepositoryError
 
-__all__ = ["CRASH_ENV", "STEP_LOG_ENV", "RepoLock", "fsync_dir", "link_atomic", "step", "write_atomic",
-           "write_new"]
+__all__ = ["RepoLock", "StepHook", "fsync_dir", "link_atomic", "set_step_hook", "step",
+           "write_atomic", "write_new"]
 
-CRASH_ENV = "UDRIVER_REPO_CRASH_AFTER"
-STEP_LOG_ENV = "UDRIVER_REPO_STEP_LOG"
+StepHook = Callable[[int, str], None]
+"""Called after each filesystem step with its number (from 1) and what it did."""
 
 _counter = 0
+_hook: StepHook | None = None
 _counter_lock = threading.Lock()
 
 
+def set_step_hook(hook: StepHook | None) -> StepHook | None:
+    """Report every later step to `hook` (None: to nobody), counting from 1 again.
+
+    Returns the hook it replaces. Process-wide: for tests that log the steps of a
+    publish or stop it at one (crash tests run the publisher in a child process).
+    """
+    global _counter, _hook
+    with _counter_lock:
+        old, _hook, _counter = _hook, hook, 0
+    return old
+
+
 def step(what: str) -> None:
-    """Count one filesystem step; die here if the crash hook says so (tests only)."""
+    """Count one filesystem step and report it to the step hook, if one is set."""
     global _counter
     with _counter_lock:
         _counter += 1
-        n = _counter
-    log = os.environ.get(STEP_LOG_ENV)
-    if log:
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"{n} {what}\n")
-    crash = os.environ.get(CRASH_ENV)
-    if crash and n >= int(crash):
-        os.kill(os.getpid(), signal.SIGKILL)
+        n, hook = _counter, _hook
+    if hook is not None:
+        hook(n, what)
 
 
 def fsync_dir(path: Path) -> None:

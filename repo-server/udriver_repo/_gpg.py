@@ -17,9 +17,13 @@ from pathlib import Path
 
 from udriver.errors import RepositoryError
 
-__all__ = ["Gpg"]
+__all__ = ["Gpg", "stop_agents"]
 
 log = logging.getLogger(__name__)
+
+# Every home this process ran gpg in: gpg autostarts a gpg-agent per home, which outlives
+# the command (gpg-agent(1)); `udriver-repo` stops them all when it exits (stop_agents).
+_USED: dict[str, Gpg] = {}
 
 _UID = "udriver repository <repository@udriver.invalid>"
 
@@ -54,6 +58,7 @@ class Gpg:
             RepositoryError: gpg missing or failed (its stderr is in the message).
         """
         cmd = ["gpg", "--batch", "--no-tty", "--quiet", "--homedir", self._short_home(), *args]
+        _USED[str(self.home)] = self
         try:
             p = subprocess.run(cmd, input=data, capture_output=True, timeout=120, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -99,3 +104,10 @@ class Gpg:
         except (OSError, subprocess.TimeoutExpired) as e:  # pragma: no cover
             log.warning("cannot stop gpg-agent: %s", e)
         Path(link).unlink(missing_ok=True)
+        _USED.pop(str(self.home), None)
+
+
+def stop_agents() -> None:
+    """Stop the gpg-agent of every home this process used (a command's exit)."""
+    for gpg in list(_USED.values()):
+        gpg.stop_agent()

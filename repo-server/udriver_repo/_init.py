@@ -23,6 +23,7 @@ from pathlib import Path
 from tuf.api.metadata import Delegations, Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
 
 from udriver.errors import RepositoryError
+from udriver.repoformat import CLASS_INDEX, NAMES_ROLE
 
 from ._fsio import write_atomic
 from ._gpg import Gpg
@@ -39,8 +40,6 @@ from ._meta import (
     mid_of,
     names_roles,
 )
-from ._owners import NAMES_ROLE
-from ._scope import CLASS_INDEX
 from ._state import State
 
 __all__ = ["create_repository"]

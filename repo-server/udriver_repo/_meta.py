@@ -57,10 +57,11 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from udriver.errors import RepositoryError
+from udriver.repoformat import NAMES_ROLE
 
 from ._fsio import write_atomic
 from ._keys import NaclSigner, generate_key, load_key
-from ._owners import NAME_PREFIX, NAMES_ROLE, name_bins
+from ._owners import NAME_PREFIX, name_bins
 
 __all__ = [
     "BINS",

@@ -23,26 +23,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
 from udriver.errors import RepositoryError
+from udriver.repoformat import (
+    CLASS_INDEX,
+    NAMES_ROLE,
+    RESERVED,
+    IndexEntry,
+    canonical_name,
+    claimed_names,
+    name_target,
+)
 
 from ._errors import NameOwnedError
 from ._fsio import RepoLock, write_new
 from ._meta import CLASS_ROLE, Keyring, Transaction, delegated, names_roles, vendor_role
-from ._owners import (
-    NAMES_ROLE,
-    RESERVED,
-    canonical_name,
-    claimed_names,
-    name_target,
-    owner_of,
-    ownership_problems,
-    record_target,
-)
-from ._scope import CLASS_INDEX
+from ._owners import owner_of, ownership_problems, record_target
 
 if TYPE_CHECKING:
     from ._state import State
@@ -79,7 +78,7 @@ class NamingMixin:
         raise NotImplementedError
 
     def _read_index(self, md: Metadata[Targets], path: str, name: str
-                    ) -> list[dict[str, Any]]:  # pragma: no cover
+                    ) -> list[IndexEntry]:  # pragma: no cover
         raise NotImplementedError
 
     # -- reading -------------------------------------------------------------------
@@ -191,14 +190,14 @@ class NamingMixin:
             for path in sorted(md.signed.targets):
                 if path.startswith("index/"):
                     for e in self._read_index(md, path, path[len("index/"):-len(".json")]):
-                        for n in claimed_names(e["driver"], e["package"]):
+                        for n in claimed_names(e.driver, e.package):
                             claims.setdefault(n, set()).add(role)
         if txn.has(CLASS_ROLE):
             md = txn.load(CLASS_ROLE)
             for e in self._read_index(md, f"index/{CLASS_INDEX}.json", CLASS_INDEX):
-                for n in claimed_names(e["driver"], e["package"]):
-                    if isinstance(e.get("vendor"), str):
-                        claims.setdefault(n, set()).add(e["vendor"])
+                for n in claimed_names(e.driver, e.package):
+                    if e.vendor:
+                        claims.setdefault(n, set()).add(e.vendor)
                     elif n not in claims:
                         class_only.add(n)
         if len(grants) == 1:

@@ -30,55 +30,30 @@ This module is pure: it decides over records and names and never touches files.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from tuf.api.metadata import SuccinctRoles, TargetFile
 
+from udriver.repoformat import RESERVED, canonical_name, name_target
+
 __all__ = [
-    "NAMES_ROLE",
     "NAME_BITS",
     "NAME_PREFIX",
-    "RESERVED",
-    "canonical_name",
-    "claimed_names",
     "deb_version_cmp",
     "name_bins",
     "name_record",
-    "name_target",
     "owner_of",
     "ownership_problems",
     "record_target",
     "version_problems",
 ]
 
-NAMES_ROLE = "names"
-"""The role delegated `names/*` by top-level targets; it delegates to the name bins."""
 NAME_BITS = 8
 """TAP 15 `bit_length`: 256 bins `names-00`..`names-ff`."""
 NAME_PREFIX = "names"
 """TAP 15 `name_prefix` of the bins."""
-RESERVED = "-reserved-"
-"""Owner of a name two vendors published before names were owned: nobody may publish
-it until the operator assigns it (never a role name: those start with `vendor-`)."""
-_FOLD = re.compile(r"[-_.]+")
-
-
-def canonical_name(name: str) -> str:
-    """`name` lower-cased with runs of `-`, `_`, `.` folded to one `-` (PEP 503)."""
-    return _FOLD.sub("-", name).lower()
-
-
-def name_target(name: str) -> str:
-    """The TUF target recording the owner of `name` (canonicalised)."""
-    return f"{NAMES_ROLE}/{canonical_name(name)}"
-
-
-def claimed_names(driver: str, package: str) -> list[str]:
-    """The canonical names a driver claims: its driver name and its distribution name."""
-    return sorted({canonical_name(driver), canonical_name(package)})
 
 
 def name_bins(keyid: str) -> SuccinctRoles:

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from tuf.api.metadata import (
     Metadata,
@@ -28,32 +27,29 @@ from tuf.api.metadata import (
 
 from udriver.artifacts import read_deb
 from udriver.errors import PackageError, RepositoryError
+from udriver.repoformat import CLASS_INDEX, IndexEntry, claimed_names, index_names, parse_index
 
 from ._apt import AptView
 from ._aptplan import AptPlanMixin
-from ._errors import AuthError, ConflictError
+from ._errors import AuthError
 from ._fsio import RepoLock, write_new
 from ._gpg import Gpg
-from ._index import decode_index, encode_index, merge_entry
 from ._init import create_repository
 from ._meta import (
     CLASS_ROLE,
     Keyring,
     Transaction,
-    bin_of,
-    delegated,
     expiry_from_config,
     read_config,
-    vendor_paths,
     vendor_role,
 )
 from ._naming import NamingMixin
-from ._owners import version_problems
-from ._rotation import RotationMixin
-from ._scope import CLASS_INDEX, check_scope, index_names
-from ._state import NAME_RE, State
-from ._types import PublishedDriver, PublishResult, Vendor, VerifyReport
+from ._plan import Committed, check_artifacts, plan_publish
+from ._rotation import refresh, rotate_key, sign_root
+from ._state import State
+from ._types import PublishResult, Vendor, VerifyReport
 from ._validate import Artifact, validate
+from ._vendors import add_vendor, ensure_vendor_role, revoke_vendor
 
 __all__ = ["Repository"]
 
@@ -64,7 +60,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Repository(RotationMixin, NamingMixin, AptPlanMixin):
+class Repository(NamingMixin, AptPlanMixin):
     """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
@@ -130,110 +126,28 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         Raises:
             RepositoryError: bad name or IDs, name taken, or a PCI vendor ID already owned.
         """
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise RepositoryError(f"invalid vendor name {name!r}: use lower-case letters, "
-                                  "digits and `-` (at most 63), starting with a letter or digit")
-        ids = sorted(set(pci_vendors))
-        bad = [v for v in ids if not isinstance(v, int) or not 0 <= v < 0xFFFF]
-        if bad:
-            raise RepositoryError(f"invalid PCI vendor ID(s) {bad!r}: must be 0000..fffe")
-        if not ids and not class_grant:
-            raise RepositoryError("a vendor needs at least one `--pci-vendor` or a class grant")
-        with RepoLock(self.path):
-            token = self.state.add_vendor(name, ids, class_grant)
-            try:
-                txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-                vendor = self.state.vendor(name)
-                assert vendor is not None
-                self._ensure_vendor_role(txn, vendor)
-                txn.commit()
-            except BaseException:
-                self.state.delete_vendor(name)
-                raise
-        self.state.audit("admin", "vendor-add",
-                         f"{name} pci={','.join(f'{v:04x}' for v in ids)} class={class_grant}")
-        return token
-
-    def _ensure_vendor_role(self, txn: Transaction, vendor: Vendor) -> None:
-        """Make the vendor's role and its delegations exist with its current key (idempotent)."""
-        role = vendor_role(vendor.name)
-        key = (self.keys.get(role) if self.keys.have(role) else self.keys.generate(role)).public_key
-        if not txn.has(role):
-            txn.new_role(role)
-        by_bin: dict[str, list[str]] = {}
-        for v in vendor.pci_vendors:
-            by_bin.setdefault(bin_of(f"{v:04x}"), []).append(f"{v:04x}")
-        for b, vids in sorted(by_bin.items()):
-            md = txn.load(b)
-            dele = md.signed.delegations
-            assert dele is not None and dele.roles is not None
-            want = delegated(role, key.keyid, vendor_paths(vids))
-            if dele.roles.get(role) == want and key.keyid in dele.keys:
-                continue
-            old = dele.roles.get(role)
-            dele.roles[role] = want
-            dele.keys[key.keyid] = key
-            if old:
-                self._drop_unused_keys(md)
-            txn.stage(b, md)
-
-    @staticmethod
-    def _drop_unused_keys(md: Metadata[Targets]) -> None:
-        dele = md.signed.delegations
-        assert dele is not None and dele.roles is not None
-        used = {k for r in dele.roles.values() for k in r.keyids}
-        for k in list(dele.keys):
-            if k not in used:
-                del dele.keys[k]
+        return add_vendor(self, name, pci_vendors, class_grant)
 
     def list_vendors(self) -> list[Vendor]:
         """Every publisher, revoked ones included, sorted by name."""
         return self.state.vendors()
 
     def revoke_vendor(self, name: str) -> None:
-        """Revoke a publisher: its tokens, its delegation, its role and its key.
-
-        The bins stop delegating to `vendor-<name>` and drop its public key, so clients
-        no longer trust anything that key signs (TUF spec 5.6.7: a target is only found
-        through delegations); its drivers disappear from the TUF view. Its private key file is deleted. The apt view keeps its debs, and
-        its PCI vendor IDs stay assigned to it (an operator decision to reassign).
+        """Revoke a publisher: its tokens, its delegation, its role and its key
+        (`_vendors.revoke_vendor`).
 
         Raises:
             RepositoryError: unknown vendor.
         """
-        v = self.state.vendor(name)
-        if v is None:
-            raise RepositoryError(f"no such vendor: {name!r}")
-        role = vendor_role(name)
-        with RepoLock(self.path):
-            self.state.revoke(name)
-            txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-            for b in sorted({bin_of(f"{x:04x}") for x in v.pci_vendors}):
-                md = txn.load(b)
-                dele = md.signed.delegations
-                assert dele is not None and dele.roles is not None
-                if dele.roles.pop(role, None) is not None:
-                    self._drop_unused_keys(md)
-                    txn.stage(b, md)
-            # The role stays listed in snapshot at its last version: a new snapshot may
-            # not drop a file the previous one listed (TUF client workflow 5.5.5,
-            # rollback protection), and without a delegation no client consults it.
-            if txn.staged:
-                txn.commit()
-            self.keys.forget(role)
-        self.state.audit("admin", "vendor-revoke", name)
+        revoke_vendor(self, name)
 
     def authenticate(self, token: str) -> Vendor | None:
         """The active vendor owning `token`, or None. Hashed, constant-time compare."""
         name = self.state.authenticate(token)
         return self.state.vendor(name) if name else None
 
-    def audit(self, actor: str, action: str, detail: str) -> None:
-        """Append to the audit log (the server logs its HTTP-side events here too)."""
-        self.state.audit(actor, action, detail)
-
     def audit_log(self, limit: int = 100) -> list[tuple[int, str, str, str, str]]:
-        """Newest audit entries first: (id, time, actor, action, detail)."""
+        """Newest entries of the core's audit log first: (id, time, actor, action, detail)."""
         return self.state.audit_log(limit)
 
     # ------------------------------------------------------------------ publishing
@@ -260,94 +174,36 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         if not files:
             raise PackageError("nothing to publish: no files given")
         arts = [validate(Path(f)) for f in files]
-        groups: dict[tuple[str, str], list[Artifact]] = {}
-        for a in arts:
-            groups.setdefault((a.manifest.package, a.manifest.version), []).append(a)
-        for (pkg, ver), group in groups.items():
-            kinds = [a.kind for a in group]
-            if len(set(kinds)) != len(kinds):
-                raise PackageError(f"{pkg} {ver}: more than one {kinds[0]} in one publish")
-            if len({a.manifest for a in group}) != 1:
-                raise PackageError(f"{pkg} {ver}: the wheel and the deb carry different ID "
-                                   "tables or entry points; rebuild both with `udriver build`")
-            check_scope(v, group[0].manifest.patterns,
-                        what=", ".join(a.path.name for a in group))
+        check_artifacts(arts, v)  # refused before taking the lock; planned again under it
         with RepoLock(self.path):
-            result = self._publish_locked(v, groups)
+            result = self._publish_locked(v, arts)
         self.state.audit(vendor, "publish-unchanged" if result.unchanged else "publish",
                          " ".join(a.path.name for a in arts))
         return result
 
-    def _publish_locked(self, v: Vendor, groups: dict[tuple[str, str], list[Artifact]]
-                        ) -> PublishResult:
-        """Plan the whole publish (TUF and apt), then write: a refusal writes nothing.
+    def _publish_locked(self, v: Vendor, arts: Sequence[Artifact]) -> PublishResult:
+        """Read the committed state, plan purely (`_plan.plan_publish`), then write.
 
-        Order: names role (created for an older repository) -> name ownership (TUF spec
-        4.5 delegations cover paths; `_owners` covers names) -> per driver: files,
-        normalised-version conflicts, index entries -> the apt view planned in memory
-        -> write target files -> commit TUF -> commit apt.
+        Order: vendor role and names role (created when missing, staged only) -> the
+        committed state the plan needs -> the plan (every refusal raises here, before
+        any write) -> the apt view planned in memory -> write target files -> commit
+        TUF -> write pool files -> commit apt.
         """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
-        self._ensure_vendor_role(txn, v)
+        ensure_vendor_role(txn, self.keys, v)
         vrole = vendor_role(v.name)
         writes: dict[Path, bytes] = {}
         self.ensure_names(txn, writes)
-        files_of = ", ".join(a.path.name for g in groups.values() for a in g)
-        self.check_names(txn, vrole, [(g[0].manifest.driver, g[0].manifest.package)
-                                      for g in groups.values()], writes, files_of)
-        out: list[PublishedDriver] = []
-        for (pkg, ver), group in sorted(groups.items()):
-            m = group[0].manifest
-            idx = index_names(m.modaliases)
-            dirname = CLASS_INDEX if CLASS_INDEX in idx else idx[0].split("/")[0]
-            files_role = CLASS_ROLE if dirname == CLASS_INDEX else vrole
-            self._check_versions(txn, [vrole, CLASS_ROLE], [a.path.name for a in group])
-            files: dict[str, str] = {}
-            for a in sorted(group, key=lambda a: a.kind):
-                target = f"drivers/{dirname}/{a.path.name}"
-                tf = TargetFile.from_data(target, a.data, ["sha256"])
-                md = txn.load(files_role)
-                old = md.signed.targets.get(target)
-                if old is not None and (old.length, old.hashes) != (tf.length, tf.hashes):
-                    raise ConflictError(f"{a.path.name} is already published with different "
-                                        f"bytes (sha256 {old.hashes.get('sha256')}); publish "
-                                        "a new version instead")
-                if old is None:
-                    md.signed.targets[target] = tf
-                    txn.stage(files_role, md)
-                    writes[self._target_path(target, tf)] = a.data
-                files[a.kind] = target
-            entry: dict[str, Any] = {"package": m.package, "driver": m.driver,
-                                     "version": m.version, "abi": f"{m.abi[0]}.{m.abi[1]}",
-                                     "modaliases": list(m.modaliases), "files": files}
-            for ix in idx:
-                role = CLASS_ROLE if ix == CLASS_INDEX else vrole
-                md = txn.load(role)
-                path = f"index/{ix}.json"
-                current = self._read_index(md, path, ix)
-                for e in current:
-                    if (e["package"], e["version"]) == (pkg, ver):
-                        for kind, target in files.items():
-                            if e["files"].get(kind, target) != target:
-                                raise ConflictError(
-                                    f"{pkg} {ver} already has a {kind} "
-                                    f"({e['files'][kind]}); publish a new version instead")
-                # The class index is signed by the repository, not the publisher: the
-                # entry names the publisher's role, which clients compare with the
-                # owner of the driver's name.
-                merged, changed = merge_entry(
-                    current, dict(entry, vendor=vrole) if role == CLASS_ROLE else entry)
-                if changed:
-                    data = encode_index(ix, merged)
-                    tf = TargetFile.from_data(path, data, ["sha256"])
-                    md.signed.targets[path] = tf
-                    txn.stage(role, md)
-                    writes[self._target_path(path, tf)] = data
-            out.append(PublishedDriver(m.package, m.driver, m.version,
-                                       f"{m.abi[0]}.{m.abi[1]}", m.modaliases, files,
-                                       tuple(f"index/{ix}.json" for ix in idx)))
-        pool, apt_plan = self._plan_apt(
-            vrole, [a for g in groups.values() for a in g if a.kind == "deb"])
+        plan = plan_publish(self._committed(txn, vrole, arts), arts, v)
+        for n in plan.names:
+            self._record(txn, n, vrole, writes)
+        for role, tfs in sorted(plan.targets.items()):
+            md = txn.load(role)
+            md.signed.targets.update(tfs)
+            txn.stage(role, md)
+        for target, (tf, data) in plan.files.items():
+            writes[self._target_path(target, tf)] = data
+        pool, apt_plan = self._plan_apt(vrole, plan.debs)
         ts_version = 0
         tuf_changed = bool(txn.staged)
         if tuf_changed:
@@ -358,26 +214,26 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
             self.apt.add_pool_file(rel, data)
         if apt_plan is not None:
             self.apt.commit_plan(apt_plan)
-        return PublishResult(v.name, tuple(out),
+        return PublishResult(v.name, tuple(plan.drivers),
                              unchanged=not tuf_changed and apt_plan is None,
                              timestamp_version=ts_version)
 
-    @staticmethod
-    def _check_versions(txn: Transaction, roles: list[str], names: list[str]) -> None:
-        """Refuse a file whose version equals a published one's once normalised.
-
-        Raises:
-            ConflictError: `udriver_edu-1.0.0.0-...whl` next to `...-1.0.0-...whl` (PEP 440
-                normalisation), or debs whose versions dpkg compares equal.
-        """
-        existing: list[str] = []
-        for r in roles:
-            if txn.has(r):
-                existing += [t.rpartition("/")[2] for t in txn.load(r).signed.targets
-                             if t.startswith("drivers/")]
-        problems = version_problems(existing, names)
-        if problems:
-            raise ConflictError("; ".join(problems))
+    def _committed(self, txn: Transaction, vrole: str, arts: Sequence[Artifact]) -> Committed:
+        """What `plan_publish` needs of the state `txn` stands on (reads metadata and the
+        committed index files, each checked against its signed hash)."""
+        targets = {r: dict(txn.load(r).signed.targets) for r in (vrole, CLASS_ROLE)
+                   if txn.has(r)}
+        indexes: dict[str, list[IndexEntry]] = {}
+        owners: dict[str, str | None] = {}
+        for a in arts:
+            m = a.manifest
+            for ix in index_names(m.modaliases):
+                role = CLASS_ROLE if ix == CLASS_INDEX else vrole
+                if ix not in indexes and txn.has(role):
+                    indexes[ix] = self._read_index(txn.load(role), f"index/{ix}.json", ix)
+            for n in claimed_names(m.driver, m.package):
+                owners[n] = self.name_owner(txn, n)
+        return Committed(targets, indexes, owners)
 
     def publish_system(self, files: Sequence[Path | str]) -> bool:
         """Add packages that are not drivers (udriver itself, say) to the apt view only.
@@ -422,7 +278,7 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         d, _, base = target.rpartition("/")
         return self.public / "targets" / d / f"{tf.hashes['sha256']}.{base}"
 
-    def _read_index(self, md: Metadata[Targets], path: str, name: str) -> list[dict[str, Any]]:
+    def _read_index(self, md: Metadata[Targets], path: str, name: str) -> list[IndexEntry]:
         tf = md.signed.targets.get(path)
         if tf is None:
             return []
@@ -432,10 +288,10 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
             tf.verify_length_and_hashes(data)
         except Exception as e:
             raise RepositoryError(f"committed index {path} is missing or corrupt ({p}): {e}") from e
-        return decode_index(data, name)
+        return parse_index(data, name)
 
-    def index(self, name: str) -> list[dict[str, Any]]:
-        """Committed index entries; [] if none.
+    def index(self, name: str) -> list[dict[str, object]]:
+        """Committed index entries, as written (`IndexEntry.to_json`); [] if none.
 
         `name` is a shard ("1234/8", "1234/any"), "class", or a PCI vendor ("1234"): then
         every entry of its shards (and of a format-1 `index/1234.json`, if one is listed),
@@ -443,20 +299,47 @@ class Repository(RotationMixin, NamingMixin, AptPlanMixin):
         """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
         if name == CLASS_INDEX:
-            return self._read_index(txn.load(CLASS_ROLE), f"index/{name}.json", name)
+            entries = self._read_index(txn.load(CLASS_ROLE), f"index/{name}.json", name)
+            return [e.to_json() for e in entries]
         vid = name.split("/")[0]
         owner = self.state.owner_of([int(vid, 16)]).get(int(vid, 16))
         if owner is None or not txn.has(vendor_role(owner)):
             return []
         md = txn.load(vendor_role(owner))
         if "/" in name:
-            return self._read_index(md, f"index/{name}.json", name)
-        merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+            return [e.to_json() for e in self._read_index(md, f"index/{name}.json", name)]
+        merged: dict[tuple[str, str, str], IndexEntry] = {}
         for path in sorted(md.signed.targets):
             if path == f"index/{vid}.json" or path.startswith(f"index/{vid}/"):
                 for e in self._read_index(md, path, path[len("index/"):-len(".json")]):
-                    merged.setdefault((e["package"], e["version"], e["driver"]), e)
-        return [merged[k] for k in sorted(merged)]
+                    merged.setdefault(e.key, e)
+        return [merged[k].to_json() for k in sorted(merged)]
+
+    # ------------------------------------------------------------------ keys and expiry
+
+    def refresh(self) -> int:
+        """Re-sign snapshot, timestamp and any role past half its lifetime (`_rotation`).
+
+        Raises:
+            RepositoryError: a key is missing or a write failed.
+        """
+        return refresh(self)
+
+    def rotate_key(self, role: str) -> None:
+        """Replace the key of `role` (`_rotation.rotate_key`).
+
+        Raises:
+            RepositoryError: unknown role, or offline root signatures are needed.
+        """
+        rotate_key(self, role)
+
+    def sign_root(self, key_file: Path | str) -> bool:
+        """Sign the pending root with an offline key; True once committed (`_rotation`).
+
+        Raises:
+            RepositoryError: no pending root, bad key file, or still short of signatures.
+        """
+        return sign_root(self, key_file)
 
     # ------------------------------------------------------------------ verify
 

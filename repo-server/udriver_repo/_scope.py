@@ -6,7 +6,8 @@ class grant. The TUF delegation enforces the same rule on clients cryptographica
 (delegated role `paths`, TUF spec 5.6.7.2.1); this check gives the uploader a clear
 403 before anything is written.
 
-This module is pure: it sees only the publisher record and the patterns.
+This module is pure: it sees only the publisher record and the patterns. Which index
+shard lists a driver is the repository contract's (`udriver.repoformat.index_names`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from udriver.modalias import Pattern, parse_pattern
 from ._errors import ScopeError
 from ._types import Vendor
 
-__all__ = ["CLASS_INDEX", "check_scope", "index_names", "scope_problems", "shard_name"]
-
-CLASS_INDEX = "class"
+__all__ = ["check_scope", "scope_problems"]
 
 
 def scope_problems(vendor: Vendor, patterns: Iterable[Pattern | str]) -> list[str]:
@@ -52,24 +51,3 @@ def check_scope(vendor: Vendor, patterns: Iterable[Pattern | str], what: str = "
         owned = ", ".join(f"{v:04x}" for v in vendor.pci_vendors) or "none"
         raise ScopeError(f"{what}: outside the scope of vendor {vendor.name!r} "
                          f"(owns {owned}): " + "; ".join(problems))
-
-
-def shard_name(pattern: Pattern) -> str:
-    """The index shard listing drivers with `pattern` (see `index_names`)."""
-    if pattern.vendor is None:
-        return CLASS_INDEX
-    if pattern.device is None:
-        return f"{pattern.vendor:04x}/any"
-    return f"{pattern.vendor:04x}/{pattern.device & 0xF:x}"
-
-
-def index_names(patterns: Iterable[Pattern | str]) -> list[str]:
-    """The index shards a driver with these patterns is listed in, sorted.
-
-    A vendor's drivers are split over at most 17 shards, `index/<vvvv>/<x>.json` for
-    device IDs ending in hex digit x and `index/<vvvv>/any.json` for patterns with
-    device `*`, so a client fetches the shards of its own devices only and a vendor
-    role lists at most 17 index targets. Class-wide drivers stay in `index/class.json`.
-    """
-    return sorted({shard_name(parse_pattern(p) if isinstance(p, str) else p)
-                   for p in patterns})

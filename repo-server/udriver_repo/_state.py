@@ -179,13 +179,6 @@ class State:
                 raise RepositoryError(f"no such vendor: {name!r}")
             con.execute("UPDATE tokens SET revoked=1 WHERE vendor=?", (name,))
 
-    def new_token(self, name: str) -> str:
-        tok_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        with self._db() as con:
-            con.execute("INSERT INTO tokens(id, vendor, digest, created) VALUES (?,?,?,?)",
-                        (tok_id, name, hashlib.sha256(secret.encode()).hexdigest(), _now()))
-        return f"udr_{tok_id}_{secret}"
-
     def authenticate(self, token: str) -> str | None:
         """The vendor name for an active token, else None."""
         parts = token.split("_", 2) if isinstance(token, str) else []

@@ -30,10 +30,19 @@ from tuf.api import exceptions as tuf_exc
 from tuf.ngclient import Updater
 from tuf.ngclient.fetcher import FetcherInterface
 
-from ._apt import parse_packages, release_packages_sha
-from ._index import decode_index
+from udriver.errors import RepositoryError
+from udriver.repoformat import (
+    NAMES_ROLE,
+    IndexEntry,
+    claimed_names,
+    name_target,
+    parse_index,
+    publisher_of,
+)
+
 from ._meta import BINS
-from ._owners import NAMES_ROLE, claimed_names, name_target, owner_of
+from ._owners import owner_of
+from ._packages import parse_packages, release_packages_sha
 from ._types import VerifyReport
 
 __all__ = ["FileFetcher", "verify_tree"]
@@ -58,28 +67,60 @@ def _get(public: Path | None, url: str | None, rel: str) -> bytes | None:
         except FileNotFoundError:
             return None
     assert url is not None
-    r = requests.get(f"{url.rstrip('/')}/{rel}", timeout=30)
+    try:
+        r = requests.get(f"{url.rstrip('/')}/{rel}", timeout=30)
+    except requests.RequestException as e:
+        raise _unreachable(url, str(e)) from e
     if r.status_code == 404:
         return None
     r.raise_for_status()
     return r.content
 
 
+def _unreachable(url: str, why: str) -> RepositoryError:
+    from udriver.client._auth import mask_secrets
+    err = RepositoryError(f"cannot reach {mask_secrets(url)}: {why}")
+    err.hint = "is `udriver-repo serve` running there? (it prints its URL when it starts)"
+    return err
+
+
 def verify_tree(root: bytes, public: Path | None = None, url: str | None = None) -> VerifyReport:
-    """Verify the tree at `public` (a directory) or `url` (its HTTP base), trusting `root`."""
+    """Verify the tree at `public` (a directory) or `url` (its HTTP base), trusting `root`.
+
+    Raises:
+        RepositoryError: `url` is not http(s), or its server cannot be reached (a
+            connection failure is the user's mistake to fix, not a finding about the tree).
+    """
     report = VerifyReport()
+    fetcher: FetcherInterface
+    if public is not None:
+        fetcher = FileFetcher()
+    else:
+        # udriver's own fetcher names a failed connection by its cause ("connection
+        # refused"), where python-tuf's default said `SlowRetrievalError` (issue 13).
+        from udriver.client._fetcher import FetchOptions, RequestsFetcher
+        if urlparse(url or "").scheme not in ("http", "https"):
+            raise RepositoryError(f"Invalid repository URL (scheme must be http or https): "
+                                  f"{url!r}")
+        fetcher = RequestsFetcher(FetchOptions(retries=1))
     base = public.as_uri() if public is not None else (url or "").rstrip("/")
     with tempfile.TemporaryDirectory(prefix="udriver-verify-") as tmp:
         md_dir, t_dir = Path(tmp) / "metadata", Path(tmp) / "targets"
         md_dir.mkdir()
         t_dir.mkdir()
         up = Updater(str(md_dir), f"{base}/metadata/", str(t_dir), f"{base}/targets/",
-                     fetcher=FileFetcher() if public is not None else None, bootstrap=root)
+                     fetcher=fetcher, bootstrap=root)
         try:
             up.refresh()
             for b in BINS:
                 up.get_targetinfo(f"index/00{b[4:]}.json")
-        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as e:
+        except tuf_exc.DownloadError as e:
+            if url is not None and not isinstance(e, tuf_exc.DownloadHTTPError) \
+                    and str(e).startswith("cannot fetch "):
+                raise _unreachable(url, str(e).rsplit(": ", 1)[-1]) from e
+            report.problem(f"TUF: {type(e).__name__}: {e}")
+            return report
+        except tuf_exc.RepositoryError as e:
             report.problem(f"TUF: {type(e).__name__}: {e}")
             return report
         for role in ("root", "timestamp", "snapshot", "targets"):
@@ -120,12 +161,12 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport,
         if info is None:
             return
         path = up.download_target(info, str(t_dir / f"index-{name}.json"))
-        entries = decode_index(Path(path).read_bytes(), name)
+        entries = parse_index(Path(path).read_bytes(), name)
         report.indexes += 1
         for e in entries:
             if signer is not None:
                 _check_owner(up, name, signer, e, report)
-            for target in e["files"].values():
+            for target in e.files.values():
                 tinfo = up.get_targetinfo(target)
                 if tinfo is None:
                     report.problem(f"index/{name}.json names {target}, which no role signs")
@@ -136,16 +177,16 @@ def _check_index(up: Updater, name: str, t_dir: Path, report: VerifyReport,
         report.problem(f"index/{name}.json: {type(e).__name__}: {e}")
 
 
-def _check_owner(up: Updater, index: str, signer: str, e: dict[str, object],
+def _check_owner(up: Updater, index: str, signer: str, e: IndexEntry,
                  report: VerifyReport) -> None:
-    publisher = signer if signer.startswith("vendor-") else str(e.get("vendor") or "")
-    for n in claimed_names(str(e["driver"]), str(e["package"])):
+    publisher = publisher_of(signer, e.vendor)
+    for n in claimed_names(e.driver, e.package):
         owner = owner_of(up.get_targetinfo(name_target(n)))
         if owner is None:
-            report.problem(f"index/{index}.json lists {e['driver']} {e['version']}: the name "
+            report.problem(f"index/{index}.json lists {e.driver} {e.version}: the name "
                            f"`{n}` has no owner record")
         elif publisher and owner != publisher:
-            report.problem(f"index/{index}.json lists {e['driver']} {e['version']} from "
+            report.problem(f"index/{index}.json lists {e.driver} {e.version} from "
                            f"{publisher!r}: the name `{n}` belongs to {owner!r}")
 
 

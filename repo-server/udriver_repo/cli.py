@@ -44,6 +44,16 @@ def _pci_vendor(text: str) -> int:
     return int(text, 16)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # a TCP port is 16 bits (RFC 793); 0 asks for a free one
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return port
+
+
 def _expiry(text: str) -> tuple[str, timedelta]:
     role, _, dur = text.partition("=")
     m = _DURATION.match(dur)
@@ -155,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the tree and the upload API")
     _env(p, "--host", env="UDRIVER_REPO_HOST", default="127.0.0.1",
          help="address to bind (default: 127.0.0.1, loopback only)")
-    _env(p, "--port", env="UDRIVER_REPO_PORT", type=int, default=8080,
+    _env(p, "--port", env="UDRIVER_REPO_PORT", type=_port, default=8080,
          help="port (default: 8080)")
     # Limits: None here means "ServerConfig.from_env decides" (environment, then default).
     for flag, kind, env, what in _SERVE_LIMITS:
@@ -315,7 +325,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return dispatch(args, args._run)
+    try:
+        return dispatch(args, args._run)
+    finally:
+        from ._gpg import stop_agents
+        stop_agents()  # no gpg-agent is left behind by a command (issue 13)
 
 
 def run() -> None:

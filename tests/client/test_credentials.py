@@ -98,6 +98,12 @@ def test_the_password_is_nowhere_but_its_0600_file(published: Published, auth_se
     assert r.returncode == 0, r.stderr  # the stored credentials were sent: the server needs them
     assert "installed edu 0.1.0 from main" in r.stdout
     assert run("-vv", "repo", "list", "--json").returncode == 0
+    # Every other command that reads the configuration or the state, at debug level.
+    for argv in (("repo", "list"), ("show", "edu"), ("update", "--dry-run"), ("update",),
+                 ("devices",), ("devices", "--refresh"), ("status",), ("history",),
+                 ("hold", "edu"), ("unhold", "edu"), ("search", "--offline", "1234:11e8")):
+        r = run("-vv", *argv)
+        assert r.returncode in (0, 1), (argv, r.stderr)
     # A repository whose server is down, and one with a wrong password: both fail, masked.
     down = f"http://{USER}:{PASSWORD}@127.0.0.1:{_free_port()}"
     assert run("repo", "add", "down", down, "--root", root).returncode == 0

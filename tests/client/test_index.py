@@ -1,4 +1,4 @@
-"""udriver.client._index: parsing, rejection paths, scope rule."""
+"""udriver.repoformat (client side): parsing, rejection paths, scope rule."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from udriver.client._index import (
+from udriver.errors import RepositoryError
+from udriver.modalias import parse_modalias, parse_pattern
+from udriver.repoformat import (
     build_pattern_index,
     in_scope,
     index_target,
     lookup_names,
     parse_index,
 )
-from udriver.errors import RepositoryError
-from udriver.modalias import parse_modalias, parse_pattern
 
 GOOD = {"package": "udriver-edu", "driver": "edu", "version": "0.1.0", "abi": "1.0",
         "modaliases": ["pci:v00001234d000011e8sv*sd*bc*sc*i*"],

@@ -21,7 +21,6 @@ udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not insta
 
 from tuf.api.metadata import TargetFile
 from tufrepo import Server
-from udriver_repo._index import encode_index
 from udriver_repo._meta import Transaction
 from wheels import make_wheel
 
@@ -29,6 +28,7 @@ from conftest import BDF, EDU_DEV
 from udriver.client import Client, DriverStore, add_repo
 from udriver.errors import InstallError, RepositoryError
 from udriver.modalias import parse_modalias
+from udriver.repoformat import encode_index, entry_from_json
 
 ACME = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 ACME_DEV = "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
@@ -76,7 +76,7 @@ def _forge(core: Env, role: str, index: str, driver: str, package: str, version:
                                 "abi": "1.0", "modaliases": mods, "files": {"wheel": target}}
     if vendor_field is not None:
         entry["vendor"] = vendor_field
-    data = encode_index(index, [entry])
+    data = encode_index(index, [entry_from_json(entry, 0, index)])
     txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)  # type: ignore[attr-defined]
     md = txn.load(role)
     for name, blob in ((target, w.read_bytes()), (f"index/{index}.json", data)):

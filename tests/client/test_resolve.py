@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from udriver.client._index import IndexEntry, build_pattern_index
 from udriver.client.resolve import candidates, choose, choose_version
 from udriver.modalias import parse_modalias
+from udriver.repoformat import IndexEntry, build_pattern_index
 
 DEV = parse_modalias("pci:v00001234d000011E8sv00001AF4sd00001100bc01sc08i02")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from udriver.client._index import IndexEntry
 from udriver.client._verify import check_package
 from udriver.errors import PackageError
 from udriver.manifest import DriverManifest
 from udriver.modalias import parse_modalias
+from udriver.repoformat import IndexEntry
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 DEV = {"0000:00:04.0": parse_modalias("pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00")}

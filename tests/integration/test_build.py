@@ -268,12 +268,14 @@ def test_fail_abi_not_provided(projects: dict[str, Path], tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     p, before = _copy(projects, "acme", tmp_path)
     pp = p / "pyproject.toml"
-    pp.write_text(pp.read_text().replace('abi = "1.0"', 'abi = "1.9"'))
+    from udriver.abi import ABI_VERSION, format_abi
+    have = format_abi(ABI_VERSION)
+    pp.write_text(pp.read_text().replace(f'abi = "{have}"', 'abi = "1.9"'))
     err = _fails(p, capsys, before)
     line = _line_of(pp, 'abi = "1.9"')
     assert (f"{pp}:{line}: `abi = '1.9'`: driver needs udriver ABI 1.9, but this runtime "
-            "provides ABI 1.0") in err
-    assert 'fix: set abi = "1.0"' in err
+            f"provides ABI {have}") in err
+    assert f'fix: set abi = "{have}"' in err
 
 
 def test_fail_c_compile_error(projects: dict[str, Path], tmp_path: Path,

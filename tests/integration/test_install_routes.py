@@ -1,15 +1,20 @@
-"""The pip route: udriver's own wheel, installed into a clean venv, works as an ordinary user.
+"""The documented install routes, each in a clean environment, used by an ordinary user.
 
 Issue 13: `pip install udriver` then `udriver new` failed with "driver template not found",
-because the wheel did not ship `driver-template/`. The wheel is built from a `git ls-files`
-export of the checkout (nothing from the working copy leaks in), installed into a venv made
-by Debian's own /usr/bin/python3 (outside /root, so an unprivileged user can run it; its
-dependencies come from the package index), and `udriver new` runs as `nobody`.
+because the wheel did not ship `driver-template/`; and "nothing here needs root" was not
+true. The project is exported with `git ls-files` (nothing from the working copy leaks in)
+and installed by Debian's own /usr/bin/python3 into a venv outside /root (an unprivileged
+user can run it; dependencies come from the package index) in the two ways docs/tutorial.md
+names: from the built wheels, and `pip install -e` from the checkout. Then docs/tutorial.md
+runs, its ```sh blocks extracted from the text (so this breaks when the tutorial drifts),
+word for word, as `nobody` (runuser), with nothing set but PATH, HOME and LANG. The .deb
+route is tests/integration/test_deb_route.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +26,42 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 pytestmark = pytest.mark.slow
+
+
+def tutorial_script() -> str:
+    """docs/tutorial.md's ```sh blocks, in order, as one `set -euo pipefail` bash script."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", TUTORIAL.read_text(),
+                        flags=re.MULTILINE | re.DOTALL)
+    assert len(blocks) >= 8, "the tutorial lost its steps"
+    return ("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
+            + "\n".join(blocks))
+
+
+def assert_tutorial_ran(r: subprocess.CompletedProcess[str], work: Path) -> None:
+    """What every route's run of the tutorial must show (the tutorial's own claims)."""
+    assert r.returncode == 0, f"stdout:\n{r.stdout[-4000:]}\nstderr:\n{r.stderr[-4000:]}"
+    assert "Traceback" not in r.stderr
+    out = r.stdout
+    assert re.search(r"\b5 passed\b", out), out
+    assert "published udriver_acme-0.1.0-py3-none-any.whl (sha256 " in out
+    assert "published udriver-driver-acme_0.1.0-1_all.deb (sha256 " in out
+    assert "acme 0.1.0  udriver-acme  [local]  pci:v00005A5Ad00000001sv*sd*bc*sc*i*" in out
+    assert "installed acme 0.1.0 from local" in out
+    current = work / "state" / "drivers" / "acme" / "current"
+    assert current.is_symlink() and os.readlink(current) == "0.1.0"
+    owners = {p.stat().st_uid for p in work.rglob("*") if not p.is_symlink()}
+    assert owners == {65534}, "everything the tutorial wrote is the user's own"
+
+
+def _need_runuser() -> None:
+    if not SYSTEM_PYTHON.exists() or shutil.which("runuser") is None:
+        pytest.skip("needs Debian's /usr/bin/python3 and runuser (.ci/setup installs python3)")
+    for tool in ("curl", "lintian", "gpg"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (.ci/setup installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +73,8 @@ def world_readable_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def wheel(world_readable_dir: Path) -> Path:
+def checkout(world_readable_dir: Path) -> Path:
+    """The checkout as `git clone` gives it: the tracked files only."""
     if shutil.which("git") is None:
         pytest.skip("needs git")
     src = world_readable_dir / "src"
@@ -46,11 +86,24 @@ def wheel(world_readable_dir: Path) -> Path:
         if (ROOT / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
+    return src
+
+
+@pytest.fixture(scope="module")
+def wheels(checkout: Path, world_readable_dir: Path) -> dict[str, Path]:
     out = world_readable_dir / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(out),
-                    str(src)], check=True, capture_output=True, timeout=600)
+    for project in (checkout, checkout / "repo-server"):
+        subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                        "--skip-dependency-check", "-o",
+                        str(out), str(project)], check=True, capture_output=True, timeout=600)
     (whl,) = out.glob("udriver-*.whl")
-    return whl
+    (repo,) = out.glob("udriver_repo_server-*.whl")
+    return {"udriver": whl, "udriver-repo-server": repo}
+
+
+@pytest.fixture(scope="module")
+def wheel(wheels: dict[str, Path]) -> Path:
+    return wheels["udriver"]
 
 
 def test_the_wheel_ships_the_driver_template(wheel: Path) -> None:
@@ -58,19 +111,57 @@ def test_the_wheel_ships_the_driver_template(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "udriver/data/driver-template/common/pyproject.toml" in names
     assert "udriver/data/driver-template/c/native/build_ffi.py" in names
+    # man udriver and bash completion for pip users (issue 13), in the wheel's data.
+    assert "udriver-0.1.0.data/data/share/man/man1/udriver.1" in names
+    assert "udriver-0.1.0.data/data/share/bash-completion/completions/udriver" in names
     assert not any("__pycache__" in n for n in names)
 
 
-@pytest.fixture(scope="module")
-def venv(wheel: Path, world_readable_dir: Path) -> Path:
-    if not SYSTEM_PYTHON.exists() or shutil.which("runuser") is None:
-        pytest.skip("needs Debian's /usr/bin/python3 and runuser (.ci/setup installs python3)")
-    venv = world_readable_dir / "venv"
-    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, timeout=120)
-    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                        str(wheel)], check=False, capture_output=True, text=True, timeout=600)
+def _venv(where: Path, *pip_args: str, cwd: Path | None = None) -> Path:
+    _need_runuser()
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(where)], check=True, timeout=120)
+    r = subprocess.run([str(where / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                        *pip_args], check=False, capture_output=True, text=True, timeout=900,
+                       cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
-    return venv
+    return where
+
+
+@pytest.fixture(scope="module")
+def venv(wheels: dict[str, Path], world_readable_dir: Path) -> Path:
+    """The pip route: the built wheels, with the extras the tutorial names."""
+    return _venv(world_readable_dir / "venv", f"{wheels['udriver']}[build,test]",
+                 str(wheels["udriver-repo-server"]))
+
+
+@pytest.fixture(scope="module")
+def checkout_venv(checkout: Path, world_readable_dir: Path) -> Path:
+    """The checkout route, with the tutorial's own words: `pip install -e '.[build,test]'
+    -e ./repo-server`, run in the checkout."""
+    m = re.search(r"`pip install (-e '\.\[build,test\]' -e \./repo-server)`",
+                  TUTORIAL.read_text().replace("\n", " "))
+    assert m, "the tutorial no longer names the checkout route's pip command"
+    return _venv(world_readable_dir / "checkout-venv", *m.group(1).replace("'", "").split(),
+                 cwd=checkout)
+
+
+def _tutorial_as_nobody(venv: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
+    return subprocess.run([str(shutil.which("runuser")), "-u", "nobody", "--", "bash", "-c",
+                           tutorial_script()], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=1200, check=False)
+
+
+def test_pip_route_runs_the_tutorial_as_an_ordinary_user(venv: Path,
+                                                         world_readable_dir: Path) -> None:
+    work = _nobody_dir(world_readable_dir, "tutorial-pip")
+    assert_tutorial_ran(_tutorial_as_nobody(venv, work), work)
+
+
+def test_checkout_route_runs_the_tutorial_as_an_ordinary_user(checkout_venv: Path,
+                                                              world_readable_dir: Path) -> None:
+    work = _nobody_dir(world_readable_dir, "tutorial-checkout")
+    assert_tutorial_ran(_tutorial_as_nobody(checkout_venv, work), work)
 
 
 def _as_nobody(venv: Path, cwd: Path, *argv: str,

@@ -88,13 +88,15 @@ def sign_vendor_index(repo: object, vendor: str, pci_vendor: str, patterns: list
     published driver of that PCI vendor claims `patterns` (a lying index: only the
     client's check of the package's own ID table after download can catch it)."""
     from tuf.api.metadata import TargetFile
-    from udriver_repo._index import encode_index
     from udriver_repo._meta import Transaction, vendor_role
+
+    from udriver.repoformat import encode_index, entry_from_json
 
     entries = repo.index(pci_vendor)  # type: ignore[attr-defined]
     for e in entries:
         e["modaliases"] = list(patterns)
-    data = encode_index(pci_vendor, entries)
+    data = encode_index(pci_vendor, [entry_from_json(e, i, pci_vendor)
+                                     for i, e in enumerate(entries)])
     name = f"index/{pci_vendor}.json"
     txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)  # type: ignore[attr-defined]
     md = txn.load(vendor_role(vendor))

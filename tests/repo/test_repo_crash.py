@@ -1,7 +1,7 @@
 """Acceptance 5: SIGKILL the publisher at every filesystem step (>= 50 points).
 
-`UDRIVER_REPO_CRASH_AFTER=k` makes the publishing process SIGKILL itself right after
-its k-th filesystem step (`udriver_repo._fsio.step`). For every k of two kinds of
+A step hook (`udriver_repo._fsio.set_step_hook`) makes the publishing process SIGKILL
+itself right after its k-th filesystem step (`udriver_repo._fsio.step`). For every k of two kinds of
 publish (a single-vendor driver, and a driver listed in two vendors' indexes), each with
 a wheel and a deb, the test forks a publisher that dies at step k, then:
 
@@ -25,7 +25,7 @@ import pytest
 from _factory import make_driver
 from tuf.ngclient import Updater
 from udriver_repo import Repository, _fsio
-from udriver_repo._apt import parse_packages, release_packages_sha
+from udriver_repo._packages import parse_packages, release_packages_sha
 from udriver_repo._verify import FileFetcher
 
 pytestmark = pytest.mark.slow
@@ -46,17 +46,23 @@ def _publish_in_child(repo_path: Path, files: list[Path], vendor: str, crash_aft
     if pid == 0:  # child
         code = 1
         try:
-            _fsio._counter = 0
-            if crash_after is not None:
-                os.environ[_fsio.CRASH_ENV] = str(crash_after)
-            if step_log is not None:
-                os.environ[_fsio.STEP_LOG_ENV] = str(step_log)
+            _fsio.set_step_hook(_hook(crash_after, step_log))
             Repository.open(repo_path).publish(files, vendor=vendor)
             code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
+
+
+def _hook(crash_after: int | None, step_log: Path | None) -> _fsio.StepHook:
+    def hook(n: int, what: str) -> None:
+        if step_log is not None:
+            with open(step_log, "a", encoding="utf-8") as f:
+                f.write(f"{n} {what}\n")
+        if crash_after is not None and n >= crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return hook
 
 
 def _client_index(public: Path, root: bytes, name: str) -> bytes | None:

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from udriver_repo._fsio import STEP_LOG_ENV, RepoLock, write_atomic, write_new
+from udriver_repo._fsio import RepoLock, set_step_hook, write_atomic, write_new
 
 
 def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
@@ -25,12 +25,16 @@ def test_write_new_skips_identical_and_replaces_torn(tmp_path):
     assert write_new(p, b"content") is True and p.read_bytes() == b"content"
 
 
-def test_steps_are_logged(tmp_path, monkeypatch):
-    log = tmp_path / "steps"
-    monkeypatch.setenv(STEP_LOG_ENV, str(log))
-    write_atomic(tmp_path / "x", b"1")
-    assert [line.split(" ", 1)[1] for line in log.read_text().splitlines()] == \
-        ["write x", "rename x"]
+def test_steps_are_reported_to_the_hook(tmp_path):
+    steps: list[tuple[int, str]] = []
+    set_step_hook(lambda n, what: steps.append((n, what)))
+    try:
+        write_atomic(tmp_path / "x", b"1")
+    finally:
+        set_step_hook(None)
+    assert steps == [(1, "write x"), (2, "rename x")]
+    write_atomic(tmp_path / "y", b"2")
+    assert len(steps) == 2
 
 
 def test_lock_excludes_a_second_holder_until_released(tmp_path):

@@ -14,25 +14,28 @@ import json
 import pytest
 from _factory import make_driver
 from tuf.ngclient import Updater
-from udriver_repo._apt import chunk_of, driver_stanza
 from udriver_repo._errors import ConflictError, NameOwnedError
 from udriver_repo._meta import Transaction
 from udriver_repo._owners import (
-    canonical_name,
-    claimed_names,
     deb_version_cmp,
-    name_target,
     owner_of,
     ownership_problems,
     record_target,
     version_problems,
 )
+from udriver_repo._packages import chunk_of, driver_stanza
 from udriver_repo._verify import FileFetcher
 
-from udriver.client._owners import canonical_name as client_canonical
-from udriver.client._owners import owner_problems, publisher_of
 from udriver.errors import PackageError, RepositoryError
 from udriver.manifest import DriverManifest
+from udriver.repoformat import (
+    canonical_name,
+    claimed_names,
+    name_target,
+    owner_problems,
+    publisher_of,
+)
+from udriver.repoformat import canonical_name as client_canonical
 
 ACME_DEV = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 CLASS = "pci:v*d*sv*sd*bc01sc08i02*"
@@ -326,7 +329,7 @@ def test_apt_refusal_writes_neither_apt_nor_tuf(published_repo, dist) -> None:
     repo = published_repo
     before = _timestamp(repo)
     text = (repo.public / "dists/stable/InRelease").read_text()
-    from udriver_repo._apt import release_packages_sha
+    from udriver_repo._packages import release_packages_sha
     sha = release_packages_sha(text)
     by_hash = repo.public / f"dists/stable/main/binary-amd64/by-hash/SHA256/{sha}"
     good = by_hash.read_bytes()

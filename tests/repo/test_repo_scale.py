@@ -16,8 +16,8 @@ import lzma
 import pytest
 from _factory import make_driver
 from tuf.api.metadata import Metadata, TargetFile, Targets
-from udriver_repo._apt import KEEP_GENERATIONS, chunk_of, parse_packages, release_packages_sha
 from udriver_repo._meta import Transaction
+from udriver_repo._packages import KEEP_GENERATIONS, chunk_of, parse_packages, release_packages_sha
 
 from udriver.errors import RepositoryError
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from udriver_repo import ScopeError, Vendor
-from udriver_repo._scope import check_scope, index_names, scope_problems
+from udriver_repo._scope import check_scope, scope_problems
+
+from udriver.repoformat import index_names
 
 ACME = Vendor("acme", (0x1AF4, 0x8086))
 CLASSY = Vendor("classy", (0x1B36,), class_grant=True)

@@ -139,12 +139,15 @@ def test_repository_still_verifies(srv):
 
 
 def test_web_page_shows_control_and_bidi_characters_escaped():
-    from udriver_repo.server._catalog import CatalogView, DriverEntry
+    from udriver_repo.server._catalog import CatalogView
     from udriver_repo.server._gateway import VendorView
     from udriver_repo.server._pciids import PciNames
     from udriver_repo.server._web import render_page
-    evil = DriverEntry("1234", "udriver-\u202eexe.evil", "edu\x1b[8m", "1.0\u2066", "1.0",
-                       ("pci:v00001234d00000001sv*sd*bc*sc*i*",), {"wheel": "drivers/1234/x"})
+
+    from udriver.repoformat import IndexEntry
+    evil = IndexEntry("udriver-\u202eexe.evil", "edu\x1b[8m", "1.0\u2066", (1, 0),
+                      ("pci:v00001234d00000001sv*sd*bc*sc*i*",), {"wheel": "drivers/1234/x"},
+                      "1234")
     page = render_page([VendorView("v\u200fx", (0x1234,), False, False)],
                        CatalogView(7, {"1234": [evil]}), PciNames(Path("/nonexistent")))
     assert _clean(page.replace("\n", ""))

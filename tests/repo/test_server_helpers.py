@@ -215,6 +215,12 @@ class FakeRepository:
         self.tokens[token] = _FakeVendor(name, tuple(pci_vendors), class_grant)
         return token
 
+    def close(self) -> None:
+        pass
+
+    def stop_agent(self) -> None:
+        pass
+
     def factory(self, path: Path) -> FakeRepository:
         if path != self.path:
             raise RepositoryError(f"not a repository: {path}")

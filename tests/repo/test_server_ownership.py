@@ -22,7 +22,7 @@ from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from tuf.ngclient import Updater
 from udriver_repo import Repository
-from udriver_repo._apt import chunk_of
+from udriver_repo._packages import chunk_of
 from udriver_repo.server import ServerConfig, create_app
 
 ACME_DEV = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"

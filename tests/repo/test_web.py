@@ -20,10 +20,12 @@ import requests
 from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo.server import create_app
-from udriver_repo.server._catalog import CatalogView, DriverEntry
+from udriver_repo.server._catalog import CatalogView
 from udriver_repo.server._gateway import VendorView
 from udriver_repo.server._pciids import PciNames
 from udriver_repo.server._web import describe_pattern, render_page
+
+from udriver.repoformat import IndexEntry
 
 PCI_IDS = Path("/usr/share/misc/pci.ids")
 VIRTIO_NET = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
@@ -124,8 +126,8 @@ def test_describe_pattern(pattern, expected):
 
 
 def test_render_escapes_vendor_controlled_text():
-    evil = DriverEntry("1234", "<script>alert(1)</script>", "x<b>", "1.0", "1.0",
-                       ("pci:v00001234d00000001sv*sd*bc*sc*i*",), {"wheel": "drivers/1234/x"})
+    evil = IndexEntry("<script>alert(1)</script>", "x<b>", "1.0", (1, 0),
+                      ("pci:v00001234d00000001sv*sd*bc*sc*i*",), {"wheel": "drivers/1234/x"}, "1234")
     page = render_page([VendorView("v<i>", (0x1234,), False, False)],
                        CatalogView(7, {"1234": [evil]}), PciNames(Path("/nonexistent")))
     assert "<script>" not in page and "&lt;script&gt;" in page
@@ -133,7 +135,7 @@ def test_render_escapes_vendor_controlled_text():
 
 
 def test_render_without_pci_ids_shows_bare_ids():
-    e = DriverEntry("1af4", "udriver-vnet", "vnet", "1.0", "1.0", (VIRTIO_NET,), {})
+    e = IndexEntry("udriver-vnet", "vnet", "1.0", (1, 0), (VIRTIO_NET,), {}, "1af4")
     page = render_page([VendorView("acme", (0x1AF4,), False, True)],
                        CatalogView(3, {"1af4": [e]}), PciNames(Path("/nonexistent")))
     assert "1af4:1000 unknown vendor unknown device" in page

@@ -56,13 +56,15 @@ _MACRO_TEST = r"""
 #include <udriver.h>
 int main(void) {
     struct udriver_api a = {0};
-    int ok[5];
-    a.abi_major = 1; a.abi_minor = 0; a.size = sizeof(a); ok[0] = UDRIVER_API_COMPATIBLE(&a);
-    a.abi_minor = 3; ok[1] = UDRIVER_API_COMPATIBLE(&a);     /* newer runtime minor: fine */
+    int ok[6];
+    a.abi_major = 1; a.abi_minor = UDRIVER_ABI_MINOR; a.size = sizeof(a);
+    ok[0] = UDRIVER_API_COMPATIBLE(&a);
+    a.abi_minor = UDRIVER_ABI_MINOR - 1; ok[5] = UDRIVER_API_COMPATIBLE(&a);  /* older runtime */
+    a.abi_minor = UDRIVER_ABI_MINOR + 3; ok[1] = UDRIVER_API_COMPATIBLE(&a);  /* newer: fine */
     a.abi_major = 2; a.abi_minor = 0; ok[2] = UDRIVER_API_COMPATIBLE(&a);  /* other major */
     a.abi_major = 1; a.size = 8; ok[3] = UDRIVER_API_COMPATIBLE(&a);       /* short table */
     const struct udriver_api *none = NULL; ok[4] = UDRIVER_API_COMPATIBLE(none);
-    printf("%d%d%d%d%d\n", ok[0], ok[1], ok[2], ok[3], ok[4]);
+    printf("%d%d%d%d%d%d\n", ok[0], ok[1], ok[2], ok[3], ok[4], ok[5]);
     return 0;
 }
 """
@@ -73,7 +75,7 @@ def test_header_compat_macro_in_a_c_driver(tmp_path: Path) -> None:
     subprocess.run(["gcc", *CFLAGS, "-I", get_include(), str(tmp_path / "t.c"), "-o",
                     str(tmp_path / "t")], check=True)
     out = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True)
-    assert out.stdout == "11000\n"
+    assert out.stdout == "110000\n"  # ABI 1.1 header: a 1.0 table is refused
 
 
 def test_c_driver_calls_through_the_table(tmp_path: Path) -> None:

@@ -61,11 +61,34 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_newer_minor_refused_naming_both_versions(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    add_driver(state, "newminor", "1.1")
-    expected = ("error: refusing driver 'newminor': driver needs udriver ABI 1.1, but this "
+    add_driver(state, "newminor", "1.2")
+    expected = ("error: refusing driver 'newminor': driver needs udriver ABI 1.2, but this "
+                "runtime provides ABI 1.1 (the driver needs a newer minor version)\n"
+                "hint: install a udriver runtime that provides ABI 1.2 or later 1.x\n")
+    assert run(capsys, "--device", BDF, "--driver", "newminor") == (1, "", expected)
+
+
+def test_abi_1_1_driver_refused_by_a_1_0_runtime(state: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, acceptance 5: a bridge driver (ABI 1.1, e.g. nvme) on a runtime that
+    provides 1.0. Only the provided version is patched; the refusal is the runner's own
+    check before the device is opened, with the message from docs/abi.md."""
+    from udriver.runtime import _runner
+    monkeypatch.setattr(_runner, "ABI_VERSION", (1, 0))
+    add_driver(state, "bridged", "1.1")
+    expected = ("error: refusing driver 'bridged': driver needs udriver ABI 1.1, but this "
                 "runtime provides ABI 1.0 (the driver needs a newer minor version)\n"
                 "hint: install a udriver runtime that provides ABI 1.1 or later 1.x\n")
-    assert run(capsys, "--device", BDF, "--driver", "newminor") == (1, "", expected)
+    assert run(capsys, "--device", BDF, "--driver", "bridged") == (1, "", expected)
+
+
+def test_abi_1_0_driver_runs_on_the_1_1_runtime(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10, acceptance 5: edu-style drivers (1.0) pass the check on this runtime."""
+    from udriver.abi import ABI_VERSION
+    assert ABI_VERSION == (1, 1)
+    add_driver(state, "old10", "1.0")
+    rc, _, err = run(capsys, "--device", BDF, "--driver", "old10")
+    assert rc == 1 and "refusing" not in err and f"No PCI device at {BDF}" in err
 
 
 def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,7 +96,7 @@ def test_other_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, out, err = run(capsys, "--device", BDF, "--driver", "major2")
     assert (rc, out) == (1, "")
     assert err.startswith("error: refusing driver 'major2': driver needs udriver ABI 2.0, but "
-                          "this runtime provides ABI 1.0 (the major versions differ)\n")
+                          "this runtime provides ABI 1.1 (the major versions differ)\n")
 
 
 def test_older_major_refused(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,6 +125,26 @@ def test_unknown_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert (rc, out) == (1, "")
     assert err.startswith("error: No driver named 'absent' in entry-point group `udriver.drivers`\n"
                           "hint: installed drivers: ")
+
+
+def test_unknown_driver_hint_names_installed_and_deb_drivers(
+        state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint said "installed drivers: none" while `udriver status` listed one: it looked
+    on sys.path only, not where `udriver install` and the .deb put drivers (issue 13)."""
+    import importlib.metadata as md
+    add_driver(state, "present", "1.0")  # as `udriver install` lays it out
+    debs = state / "debs"
+    add_driver(debs / "x", "fromdeb", "1.0")  # as a .deb lays it out: <dir>/<driver>/...
+    (debs / "x" / "drivers" / "fromdeb" / "current").rename(debs / "fromdeb")
+    monkeypatch.setenv("UDRIVER_DEB_DRIVER_DIR", str(debs))
+    on_path = {ep.name for d in md.distributions() for ep in d.entry_points
+               if ep.group == "udriver.drivers"}
+    rc, out, err = run(capsys, "--device", BDF, "--driver", "nosuch")
+    assert (rc, out) == (1, "")
+    names = ", ".join(sorted({"present", "fromdeb", *on_path}))
+    assert err.splitlines() == [
+        "error: No driver named 'nosuch' in entry-point group `udriver.drivers`",
+        f"hint: installed drivers: {names} (`udriver status` lists them)"]
 
 
 def test_entry_point_not_a_driver(state: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,7 +136,8 @@ def test_runner_command_passes_options_and_once() -> None:
 def test_spawn_driver_child_has_fds_and_no_privileges(
         fake_vfio: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The exec'd program (here bash) inherits exactly the two fds, unprivileged."""
-    def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds) -> list[str]:
+    def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds,
+                 *rest: object) -> list[str]:
         return ["/bin/bash", "-c", (f"cat /proc/self/status; cat <&{fds.container}; echo; "
                                  f"cat <&{fds.group}; echo; ls /proc/self/fd")]
     monkeypatch.setattr(_privsep, "runner_command", fake_cmd)
@@ -150,6 +151,37 @@ def test_spawn_driver_child_has_fds_and_no_privileges(
     assert st["Uid"].split()[0] == "65534" and st["CapEff"] == "0000000000000000"
     assert st["CapBnd"] == "0000000000000000"
     assert "container\ngroup 7\n" in text
+
+
+def test_spawn_driver_with_a_bridge_passes_the_channel_and_serves_it(
+        fake_vfio: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A driver declaring a bridge inherits a third fd, a seqpacket socket whose other end
+    a BridgeHost serves; waiting for the driver tears the host down."""
+    seen: list[int | None] = []
+
+    def fake_cmd(bdf: str, driver: str | None, fds: _privsep.VfioFds,
+                 extra: object = (), bridge_fd: int | None = None) -> list[str]:
+        seen.extend([fds.container, fds.group, bridge_fd])
+        return ["/bin/bash", "-c", f"readlink /proc/self/fd/{bridge_fd}; ls /proc/self/fd"]
+    hosts: list[object] = []
+
+    class Host(_privsep.BridgeHost):
+        def __init__(self, bdf: str, declared: str, sock: object) -> None:
+            super().__init__(bdf, declared, sock, {})  # type: ignore[arg-type]
+            hosts.append(self)
+    monkeypatch.setattr(_privsep, "runner_command", fake_cmd)
+    monkeypatch.setattr(_privsep, "BridgeHost", Host)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = _privsep.spawn_driver(BDF, "disk", Credentials(65534, 65534, "nobody"),
+                                     root=fake_vfio, stdout=f.fileno(), bridge="block")
+        assert isinstance(proc, _privsep.BridgedProcess)
+        assert proc.wait(10) == 0
+    lines = out.read_text().split()
+    assert lines[0].startswith("socket:[")
+    assert sorted(int(x) for x in lines[1:]) == sorted([0, 1, 2, 3, *seen])  # type: ignore[type-var]
+    [host] = hosts
+    assert host._closed  # type: ignore[attr-defined]
 
 
 def test_an_interpreter_the_driver_user_cannot_run_is_a_clear_error(

@@ -114,8 +114,8 @@ def test_root_with_fds_is_refused(fake_root: Path, capsys: pytest.CaptureFixture
                "--group-fd", "6"])
     out, err = capsys.readouterr()
     assert (rc, out) == (1, "")
-    assert err == ("error: refusing to run driver 'edu' as root: `--container-fd`/`--group-fd` "
-                   "are for the unprivileged process a privileged parent starts (uid 0 here)\n"
+    assert err == ("error: refusing to run driver 'edu' as root: `--container-fd`/`--group-fd`/"
+                   "`--bridge-fd` are for the unprivileged process a privileged parent starts (uid 0 here)\n"
                    "hint: run `udriver run` as root without them (it drops to the device's uid "
                    "after opening it), or use `udriver supervise` or udriver@<BDF>.service\n")
 

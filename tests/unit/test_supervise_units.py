@@ -179,6 +179,8 @@ def test_cli_installs_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str
     from udriver.cli import main
     assert main(["autobind", "--install-unit", str(tmp_path)]) == 0
     assert capsys.readouterr().out == (f"wrote {tmp_path / 'udriver@.service'}\n"
+                                       f"wrote {tmp_path / 'udriver-block@.service'}\n"
+                                       f"wrote {tmp_path / 'udriver-net@.service'}\n"
                                        f"wrote {tmp_path / 'udriver-autobind@.service'}\n")
     assert "@bindir@" not in (tmp_path / "udriver-autobind@.service").read_text()
     text = (tmp_path / "udriver@.service").read_text()

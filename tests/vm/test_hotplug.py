@@ -96,6 +96,7 @@ def test_hotplug_installs_from_signed_repo_binds_and_runs_unprivileged(env) -> N
     assert any(e.get("event") == "removed" for e in events(driver_log(g, bdf)))
 
 
+@pytest.mark.kernel_primary  # make test: first kernel only (the single-device test runs on all)
 def test_two_devices_at_once_two_processes_one_install(env) -> None:
     g, gr, repo = env
     gr.configure(repo / "public/keys/root.json")

@@ -63,3 +63,29 @@ def test_bad_value_is_a_usage_error(value: str, message: str) -> None:
     r = _collect(f"--kernels={value}")
     assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage-error exit code
     assert message in r.stderr, r.stderr
+
+
+def _ids_of(target: str, *args: str) -> list[str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+         target, *args],
+        cwd=_REPO, capture_output=True, text=True, timeout=120, check=False,
+    )
+    return _ids(r)
+
+
+_PRIMARY = ("tests/vm/test_hotplug.py::"
+            "test_two_devices_at_once_two_processes_one_install")  # marked kernel_primary
+
+
+def test_core_matrix_runs_kernel_primary_tests_on_the_first_kernel_only() -> None:
+    assert _ids_of(_PRIMARY, "--kernels=6.1,7.2,5.10", "--kernel-matrix=core") == ["6.1"]
+
+
+def test_core_matrix_leaves_other_tests_on_every_kernel() -> None:
+    assert _ids_of(_TARGET, "--kernels=6.1,7.2,5.10", "--kernel-matrix=core") == [
+        "6.1", "7.2", "5.10"]
+
+
+def test_full_matrix_is_the_default() -> None:
+    assert _ids_of(_PRIMARY, "--kernels=6.1,7.2,5.10") == ["6.1", "7.2", "5.10"]

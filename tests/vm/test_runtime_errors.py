@@ -15,7 +15,9 @@ import pytest
 
 from vm.harness import Guest
 
-pytestmark = pytest.mark.vm
+# The error paths run on every kernel in `make test-kernels`; `make test` runs them on its
+# first kernel (--kernel-matrix=core).
+pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary]
 
 _RESULTS: dict[str, dict[str, dict[str, Any]]] = {}
 

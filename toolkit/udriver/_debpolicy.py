@@ -63,7 +63,9 @@ _DEB_REVISION = "1"
 #: longer provides it). udriver 0.1 shipped ABI 1.0; a new ABI major means udriver 2.
 _ABI_RUNTIMES: dict[int, tuple[str, str]] = {1: ("0.1", "2")}
 #: ABI (major, minor) -> first runtime version providing it (append when a minor is added).
-_ABI_FIRST_RUNTIME: dict[tuple[int, int], str] = {(1, 0): "0.1"}
+# 1.1 (the kernel-bridge API) lands before any 0.1 runtime was released, so 0.1 provides
+# it; once a runtime is released, a new minor ABI maps to the next runtime version.
+_ABI_FIRST_RUNTIME: dict[tuple[int, int], str] = {(1, 0): "0.1", (1, 1): "0.1"}
 
 
 def deb_package_name(driver: str) -> str:

@@ -17,7 +17,7 @@ __all__ = ["ABI_VERSION", "AbiVersion", "check_abi", "format_abi", "is_compatibl
 AbiVersion = tuple[int, int]
 
 #: The ABI this runtime provides. Keep equal to UDRIVER_ABI_MAJOR/MINOR in native/udriver.h.
-ABI_VERSION: AbiVersion = (1, 0)
+ABI_VERSION: AbiVersion = (1, 1)
 
 _ABI_RE = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "AbiError",
+    "BridgeError",
     "BuildError",
     "ConfigError",
     "DeviceError",
@@ -51,6 +52,10 @@ class DeviceError(UdriverError):
 
 class AbiError(UdriverError):
     """A driver needs a udriver ABI the runtime does not provide."""
+
+
+class BridgeError(UdriverError):
+    """A kernel bridge (block device, network interface) cannot be set up or was misused."""
 
 
 class PackageError(UdriverError, ValueError):

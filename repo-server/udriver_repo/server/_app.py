@@ -177,10 +177,7 @@ def create_app(repo_path: str | Path, config: ServerConfig | None = None, *,
     config = config or ServerConfig()
     repo = Path(repo_path)
     factory = repo_factory or _default_factory
-    probe = factory(repo)  # RepositoryError if REPO is not a repository
-    close = getattr(probe, "close", None)
-    if callable(close):
-        close()
+    factory(repo).close()  # RepositoryError if REPO is not a repository
     public = repo / "public"
     if not public.is_dir():
         raise RepositoryError(f"not a repository: {repo} has no `public/` directory "

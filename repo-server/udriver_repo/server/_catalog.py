@@ -26,33 +26,16 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Catalog", "CatalogView", "DriverEntry", "parse_index"]
+from udriver.errors import RepositoryError
+from udriver.repoformat import IndexEntry, entry_from_json
+
+__all__ = ["Catalog", "CatalogView", "parse_index"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DriverEntry:
-    """One driver version in an index."""
-
-    index: str
-    """The index it was listed in: a PCI vendor ID (4 hex digits) or `class`."""
-    package: str
-    """Distribution name."""
-    driver: str
-    """Driver (entry-point) name."""
-    version: str
-    """Version."""
-    abi: str
-    """udriver ABI `MAJOR.MINOR` it needs."""
-    modaliases: tuple[str, ...]
-    """Modalias patterns it supports."""
-    files: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
-    """`wheel`/`deb` -> TUF target name."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +44,13 @@ class CatalogView:
 
     snapshot_version: int
     """The snapshot version the view was read from (0: nothing published yet)."""
-    indexes: dict[str, list[DriverEntry]]
+    indexes: dict[str, list[IndexEntry]]
     """Index name (`1234`, `class`) -> its driver entries."""
 
 
-def parse_index(data: bytes, name: str) -> list[DriverEntry]:
-    """Parse one index target (repository contract, format 1). Malformed entries are skipped.
+def parse_index(data: bytes, name: str) -> list[IndexEntry]:
+    """Parse one index target (`udriver.repoformat`, format 1). Malformed entries are
+    skipped with a warning: the page shows what it can.
 
     Args:
         data: the file's bytes.
@@ -80,16 +64,11 @@ def parse_index(data: bytes, name: str) -> list[DriverEntry]:
         raise ValueError(  # noqa: TRY004 - a malformed file, reported like bad JSON
             f"index {name!r}: expected an object with a `drivers` list")
     index = str(obj.get("index", name))
-    out: list[DriverEntry] = []
-    for d in obj["drivers"]:
+    out: list[IndexEntry] = []
+    for i, d in enumerate(obj["drivers"]):
         try:
-            files = d.get("files") or {}
-            out.append(DriverEntry(
-                index=index, package=str(d["package"]), driver=str(d["driver"]),
-                version=str(d["version"]), abi=str(d.get("abi", "")),
-                modaliases=tuple(str(m) for m in d.get("modaliases", [])),
-                files={str(k): str(v) for k, v in files.items()}))
-        except (KeyError, TypeError, AttributeError):
+            out.append(entry_from_json(d, i, index))
+        except RepositoryError:
             _log.warning("index %s: skipping malformed entry %r", name, d)
     return out
 
@@ -135,7 +114,7 @@ class Catalog:
         snap_version = int(_load_json(ts_path)["signed"]["meta"]["snapshot.json"]["version"])
         # 2. snapshot -> version of every targets role
         snapshot = _load_json(meta_dir / f"{snap_version}.snapshot.json")
-        indexes: dict[str, list[DriverEntry]] = {}
+        indexes: dict[str, list[IndexEntry]] = {}
         for role_file, info in sorted(snapshot["signed"]["meta"].items()):
             role = role_file.removesuffix(".json")
             if "/" in role or role.startswith("."):

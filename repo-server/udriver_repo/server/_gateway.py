@@ -21,24 +21,47 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from udriver.errors import UdriverError
 
-__all__ = ["RepoGateway", "RepositoryLike", "VendorView"]
+from .._types import PublishResult
+
+__all__ = ["RepoGateway", "RepositoryLike", "VendorRecord", "VendorView"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
+class VendorRecord(Protocol):
+    """What the server reads of a publisher record (`udriver_repo.Vendor`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pci_vendors(self) -> tuple[int, ...]: ...
+
+    @property
+    def class_grant(self) -> bool: ...
+
+    @property
+    def revoked(self) -> bool: ...
+
+
 class RepositoryLike(Protocol):
-    """The part of `udriver_repo.Repository` the server uses (see the repository contract)."""
+    """The part of `udriver_repo.Repository` the server uses. `Repository` satisfies it
+    (mypy checks `_default_factory`); tests of the HTTP layer alone pass a fake."""
 
-    def authenticate(self, token: str) -> Any: ...
+    def authenticate(self, token: str) -> VendorRecord | None: ...
 
-    def publish(self, files: list[Path], vendor: str) -> Any: ...
+    def publish(self, files: list[Path], vendor: str) -> PublishResult: ...
 
-    def list_vendors(self) -> Sequence[Any]: ...
+    def list_vendors(self) -> Sequence[VendorRecord]: ...
+
+    def close(self) -> None: ...
+
+    def stop_agent(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,19 +78,15 @@ class VendorView:
     """Whether its token was revoked."""
 
     @classmethod
-    def of(cls, v: Any) -> VendorView:
-        """Adapt a core `Vendor` record (attribute names per the repository contract)."""
-        ids = getattr(v, "pci_vendors", None) or getattr(v, "pci_vendor_ids", None) or ()
-        return cls(
-            name=str(v.name),
-            pci_vendors=tuple(sorted(int(x, 16) if isinstance(x, str) else int(x) for x in ids)),
-            class_grant=bool(getattr(v, "class_grant", False)),
-            revoked=bool(getattr(v, "revoked", False)),
-        )
+    def of(cls, v: VendorRecord) -> VendorView:
+        """The server's copy of a core `Vendor` record."""
+        return cls(v.name, tuple(sorted(v.pci_vendors)), v.class_grant, v.revoked)
 
 
 def _default_factory(path: Path) -> RepositoryLike:
-    from udriver_repo import Repository  # the core; imported late so the server loads alone
+    # The core (python-tuf, GnuPG) is imported on first use: the HTTP layer also runs,
+    # and is tested, with a fake repository where python-tuf is not installed.
+    from .._repository import Repository
 
     repo: RepositoryLike = Repository.open(path)
     return repo
@@ -86,17 +105,12 @@ class RepoGateway:
     async def _run(self, fn: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    def _close_repo(self, repo: RepositoryLike) -> None:
-        close = getattr(repo, "close", None)
-        if callable(close):
-            close()
-
     def _with_repo(self, fn: Callable[[RepositoryLike], _T]) -> _T:
         repo = self._factory(self._path)
         try:
             return fn(repo)
         finally:
-            self._close_repo(repo)
+            repo.close()
 
     async def authenticate(self, token: str) -> VendorView | None:
         """The vendor a token belongs to, or None.
@@ -141,6 +155,4 @@ class RepoGateway:
 
 
 def _stop_agent(repo: RepositoryLike) -> None:
-    stop = getattr(repo, "stop_agent", None)
-    if callable(stop):
-        stop()
+    repo.stop_agent()

@@ -45,7 +45,7 @@ import logging
 import os
 import secrets
 import shutil
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ from udriver.errors import ManifestError, PackageError, RepositoryError, Udriver
 from udriver.gate import admit
 from udriver.manifest import DriverManifest
 
+from .._errors import ConflictError, ScopeError
+from .._types import PublishResult
 from ._audit import escape_text
 from ._gateway import RepositoryLike, VendorView
 from ._names import UploadName, parse_upload_name
@@ -232,23 +234,17 @@ async def _receive(request: web.Request, dest: Path, kind: str,
 
 
 def _validate_and_publish(repo: RepositoryLike, path: Path, name: UploadName,
-                          vendor: str) -> tuple[DriverManifest, Any]:
+                          vendor: str) -> tuple[DriverManifest, PublishResult]:
     # The one acceptance gate (udriver.gate.admit): the same verdict, with every problem
     # listed, as `udriver-repo publish` and `udriver check` give for the same file.
     manifest = admit(path).manifest
     return manifest, repo.publish([path], vendor=vendor)
 
 
-def _is(e: BaseException, class_name: str) -> bool:
-    # The core defines ScopeError and ConflictError (RepositoryError subclasses); match by
-    # name through the MRO so the server does not depend on which core module holds them.
-    return any(c.__name__ == class_name for c in type(e).__mro__)
-
-
 def _classify(e: UdriverError) -> _Reject:
-    if _is(e, "ScopeError"):
+    if isinstance(e, ScopeError):
         return _Reject(403, "out-of-scope", str(e))
-    if _is(e, "ConflictError"):
+    if isinstance(e, ConflictError):
         return _Reject(409, "conflict", str(e))
     if isinstance(e, ManifestError):
         return _Reject(400, "invalid-id-table", str(e))
@@ -324,7 +320,7 @@ async def handle_upload(request: web.Request) -> web.Response:
     if rejection is not None or vendor is None:
         rejection = rejection or _Reject(500, "internal-error", "no vendor after the checks")
         return await _reject_response(state, request, rejection, vendor, size, sha)
-    unchanged = bool(getattr(result, "unchanged", False))
+    unchanged = result.unchanged
     code = "unchanged" if unchanged else "published"
     status = 200 if unchanged else 201
     await _audit(state, status=status, result=code, vendor=vendor.name, client=_client(request),
@@ -332,6 +328,5 @@ async def handle_upload(request: web.Request) -> web.Response:
     body = {"result": code, "filename": name.filename, "size": size, "sha256": sha,
             "vendor": vendor.name, "package": manifest.package, "version": manifest.version,
             "driver": manifest.driver, "modaliases": list(manifest.modaliases)}
-    if is_dataclass(result) and not isinstance(result, type):
-        body["publish"] = _jsonable(asdict(result))
+    body["publish"] = _jsonable(asdict(result))
     return web.json_response(body, status=status)

@@ -21,11 +21,13 @@ from typing import Any
 from aiohttp import web
 from packaging.version import InvalidVersion, Version
 
+from udriver.abi import format_abi
 from udriver.errors import ManifestError
 from udriver.modalias import parse_pattern
+from udriver.repoformat import IndexEntry
 
 from ._audit import escape_text
-from ._catalog import CatalogView, DriverEntry
+from ._catalog import CatalogView
 from ._gateway import VendorView
 from ._pciids import PciNames
 from ._state import STATE, ServerState, app_key
@@ -74,8 +76,8 @@ def describe_pattern(pattern: str, names: PciNames) -> str:
     return ", ".join(parts) or "any PCI device"
 
 
-def _driver_rows(entries: list[DriverEntry], names: PciNames) -> str:
-    by_driver: dict[tuple[str, str], dict[str, DriverEntry]] = defaultdict(dict)
+def _driver_rows(entries: list[IndexEntry], names: PciNames) -> str:
+    by_driver: dict[tuple[str, str], dict[str, IndexEntry]] = defaultdict(dict)
     for e in entries:
         by_driver[(e.driver, e.package)][e.version] = e
     rows = []
@@ -84,7 +86,7 @@ def _driver_rows(entries: list[DriverEntry], names: PciNames) -> str:
         devices = "".join(f"<li><code>{escape(m)}</code><br>{escape(describe_pattern(m, names))}"
                           f"</li>" for m in newest.modaliases)
         vers = "".join(
-            f"<li>{escape(v)} <span class=muted>(ABI {escape(e.abi)}; "
+            f"<li>{escape(v)} <span class=muted>(ABI {escape(format_abi(e.abi))}; "
             f"{escape(', '.join(sorted(e.files)) or 'no files')})</span></li>"
             for v, e in sorted(versions.items(), key=lambda kv: _version_key(kv[0]),
                                reverse=True))

@@ -212,5 +212,20 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
         return 141
 
 
+# Cloud-KMS SDKs that securesystemslib's signer module imports whenever they are installed
+# (its AWS, Azure, GCP, Vault, PKCS#11 and TKey signers). A udriver command signs nothing and
+# verifies with python-tuf's ed25519 keys only; boto3 alone cost 300-600 ms of every
+# repository command's start (issue 13). Blocked in the `udriver` process only, not for
+# programs that import udriver as a library.
+_UNUSED_SIGNER_SDKS = ("boto3", "botocore", "azure.core", "azure.identity", "azure.keyvault",
+                       "google.cloud.kms", "hvac", "pkcs11", "keylet")
+
+
 def run() -> None:
+    """The `udriver` command."""
+    for name in _UNUSED_SIGNER_SDKS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import -> ImportError
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete)
+        from ._complete import complete
+        complete(build_parser(None))
     sys.exit(main())

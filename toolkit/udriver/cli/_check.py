@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
+from ..errors import ConfigError
 from ..toolchain import check_artifact
 from . import env_option
 
@@ -23,6 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Check every artifact; a file that is not there is a mistake, not a check result.
+
+    Raises:
+        ConfigError: an ARTIFACT does not exist or is not a file (before any check runs).
+    """
+    missing = [a for a in args.artifacts if not os.path.isfile(a)]
+    if missing:
+        raise ConfigError(f"no such file: {', '.join(map(repr, missing))}")
     failed = 0
     many = len(args.artifacts) > 1
     rows: list[dict[str, object]] = []

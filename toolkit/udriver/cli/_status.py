@@ -6,6 +6,8 @@ import argparse
 
 from ..client import DriverStore, read_status
 from ..client._cli import add_json_option, print_json
+from ..errors import ConfigError
+from ..paths import state_dir
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -17,6 +19,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Print the installed drivers and the devices' records.
+
+    Raises:
+        ConfigError: the state directory is something else than a directory (it said "no
+            drivers installed", which hid a mistyped UDRIVER_STATE_DIR).
+    """
+    state = state_dir()
+    if state.exists() and not state.is_dir():
+        err = ConfigError(f"the udriver state directory is not a directory: '{state}'")
+        err.hint = "UDRIVER_STATE_DIR names it (default /var/lib/udriver)"
+        raise err
     drivers = DriverStore().installed()
     devices = read_status()
     if args.json:

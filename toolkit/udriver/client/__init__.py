@@ -5,7 +5,7 @@ Modules (private unless named here):
     _config     repository configuration and trust anchors
     _fetcher    python-tuf FetcherInterface over requests
     _remote     one repository through ngclient.Updater (online and offline)
-    _index      per-vendor driver indexes (pure)
+    (the index format, shards and name ownership: `udriver.repoformat`)
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)
     _store      per-version install dirs, atomic `current`, rollback
@@ -19,17 +19,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..repoformat import IndexEntry
+
 if TYPE_CHECKING:
+    from ._annotate import annotate as annotate
     from ._client import Client as Client
     from ._client import InstallResult as InstallResult
-    from ._client import annotate as annotate
     from ._config import RepoConfig as RepoConfig
     from ._config import add_repo as add_repo
     from ._config import get_repo as get_repo
     from ._config import list_repos as list_repos
     from ._config import remove_repo as remove_repo
     from ._devices import local_devices as local_devices
-    from ._index import IndexEntry as IndexEntry
     from ._remote import RemoteRepo as RemoteRepo
     from ._status import clear_status as clear_status
     from ._status import read_status as read_status
@@ -41,10 +42,10 @@ if TYPE_CHECKING:
 # noticeable fraction of a second to import, which `udriver status` or the supervisor
 # should not pay.
 _LAZY = {
-    "Client": "_client", "InstallResult": "_client", "annotate": "_client",
+    "Client": "_client", "InstallResult": "_client", "annotate": "_annotate",
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
-    "local_devices": "_devices", "IndexEntry": "_index", "RemoteRepo": "_remote",
+    "local_devices": "_devices", "RemoteRepo": "_remote",
     "record_status": "_status", "read_status": "_status", "clear_status": "_status",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }

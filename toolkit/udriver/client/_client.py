@@ -1,4 +1,4 @@
-"""The client's operations: resolve, install, update, search, show, annotate.
+"""The client's operations: resolve, install, update, search, show.
 
 This module joins the pieces and owns the order of operations of an install:
 
@@ -20,7 +20,7 @@ and `update` refuses a driver whose name changed owner (`_check_still_owned`).
 
 Repositories are consulted in name order; a repository that fails verification fails
 the operation (an attacker must not be able to steer us to another mirror by breaking
-one), except in `annotate()`, which is informational and only logs.
+one), except in `annotate()` (`_annotate`), which is informational and only logs.
 """
 
 from __future__ import annotations
@@ -31,17 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..artifacts import read_wheel_manifest
-from ..errors import ConfigError, InstallError, ManifestError, UdriverError
-from ..modalias import Modalias, Pattern, PatternIndex, parse_modalias, parse_pattern
+from ..errors import ConfigError, InstallError, UdriverError
+from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
+from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._config import RepoConfig, list_repos
-from ._index import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
-from ._owners import canonical_name
+from ._origin import check_origin, check_still_owned
+from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
 from .resolve import Candidate, choose, choose_version
@@ -53,7 +52,7 @@ if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository
     from ._fetcher import Progress
     from ._remote import RemoteRepo
 
-__all__ = ["Client", "InstallResult", "annotate"]
+__all__ = ["Client", "InstallResult"]
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,7 @@ class Client:
             self._remote(entry.repo).check_owner(entry)
         before = self.store.get(entry.driver)
         if before is not None and before.current is not None:
-            self._check_origin(entry, before)
+            check_origin(self.store, entry, before)
         if before is not None and before.current == entry.version:
             return InstallResult(entry.driver, entry.version, before.previous, entry.repo,
                                  sorted(devices or {}), changed=False)
@@ -207,63 +206,6 @@ class Client:
         return InstallResult(info.driver, entry.version,
                              before.current if before else None, entry.repo,
                              sorted(devices or {}))
-
-    def _check_origin(self, entry: IndexEntry, before: InstalledDriver) -> None:
-        """Refuse to replace, or to keep as "unchanged", an installed driver that came
-        from another owner than the one `entry` comes from (name ownership, `_owners`).
-
-        With a recorded origin, the repository and the owner role must be the same. A
-        driver installed without one (a local wheel, or before origins were recorded)
-        must at least be the same distribution, and at the same version the same ID
-        table, as `entry`.
-
-        Raises:
-            InstallError: naming both owners (or both packages).
-        """
-        origin = self.store.origin(entry.driver)
-        if origin is not None and entry.publisher and origin != (entry.repo, entry.publisher):
-            err = InstallError(
-                f"driver {entry.driver!r} is installed from {origin[1]!r} (repository "
-                f"{origin[0]!r}), but repository {entry.repo!r} lists {entry.driver} "
-                f"{entry.version} from {entry.publisher!r}: refusing to replace or keep "
-                "another vendor's driver under this name")
-            err.hint = (f"if the owner really changed, `udriver remove {entry.driver}` "
-                        "and install it again")
-            raise err
-        m = before.manifest() if origin is None else None
-        if m is not None and (m.package != entry.package or (
-                before.current == entry.version and set(m.modaliases) != set(entry.modaliases))):
-            err = InstallError(
-                f"the installed {entry.driver} {before.current} ({m.package}) is not the "
-                f"driver repository {entry.repo!r} lists ({entry.package} {entry.version}, "
-                f"from {entry.publisher or 'an unknown publisher'!r}): refusing to replace or "
-                "keep it")
-            err.hint = (f"`udriver remove {entry.driver}` and install it again if the "
-                        "repository's driver is the one you want")
-            raise err
-
-    def _check_still_owned(self, driver: str) -> None:
-        """Refuse to update `driver` if its name now belongs to another owner than the
-        one it was installed from (the operator reassigned it, or the metadata says so).
-
-        Raises:
-            InstallError: naming both owners.
-        """
-        origin = self.store.origin(driver)
-        if origin is None or not any(r.name == origin[0] for r in self.remotes):
-            return
-        remote = self._remote(origin[0])
-        if not remote.names_enforced():
-            return
-        now = remote.name_owner(canonical_name(driver))
-        if now != origin[1]:
-            err = InstallError(
-                f"driver {driver!r} was installed from {origin[1]!r} (repository "
-                f"{origin[0]!r}), but the name now belongs to {now!r}: refusing to update it "
-                "from another vendor")
-            err.hint = (f"if the owner really changed, `udriver remove {driver}` and install "
-                        "it again")
-            raise err
 
     def install_for_devices(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Resolve and install drivers for `devices`; each package is installed once.
@@ -318,33 +260,18 @@ class Client:
             InstallError: not found, or no ABI-compatible version.
         """
         self._require_repos()
-        name, version, allowed = _parse_spec(spec)
+        name, version, allowed = parse_spec(spec)
         entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
-        best = self._choose_named(_within(entries, name, allowed), name, version, devices)
+        best = self._choose_named(within(entries, name, allowed), name, version, devices)
         if best is None:
             # Not in the devices' own shards: widen to every shard of their vendors.
             wide: set[int | str | None] = {a.vendor for a in devices.values()}
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
-            best = self._choose_named(_within(entries, name, allowed), name, version, devices)
+            best = self._choose_named(within(entries, name, allowed), name, version, devices)
         if best is None:
-            known = [e for e in entries if name in (e.driver, e.package)]
-            if known and (version or allowed is not None):
-                why = f"no published version matches {spec[len(name):].strip()!r}"
-                hint = ("published versions: "
-                        + ", ".join(sorted({e.version for e in known}, key=Version)))
-            elif known:
-                why = (f"no version provides ABI compatible with this runtime "
-                       f"({', '.join(sorted({f'{e.version} needs {e.abi[0]}.{e.abi[1]}' for e in known}))})")
-                hint = "update udriver to a runtime that provides that ABI"
-            else:
-                why = "not found in the indexes of this machine's device vendors"
-                hint = ("a driver is found by name among the drivers for this machine's "
-                        "devices; for another device, look it up by its PCI ID first "
-                        "(`udriver search VVVV:DDDD`), then use its name")
-            err = InstallError(f"cannot {verb} {spec!r}: {why}")
-            err.hint = hint
-            raise err
+            raise not_found(spec, verb, [e for e in entries if name in (e.driver, e.package)],
+                            bool(version or allowed is not None))
         self._remote(best.repo).check_owner(best)
         return best
 
@@ -392,7 +319,7 @@ class Client:
             m = inst.manifest()
             if m is None or inst.current is None:
                 continue
-            self._check_still_owned(inst.driver)
+            check_still_owned(self.store, self.remotes, inst.driver)
             names = {n for p in m.patterns for n in lookup_names(p.vendor, p.device)}
             best = choose_version(self.entries(names), inst.driver, None, self.provided)
             if best is not None and best.parsed_version > Version(inst.current):
@@ -417,7 +344,7 @@ class Client:
         """
         self._require_repos()
         q = query.strip().lower()
-        alias = _query_alias(q)
+        alias = query_alias(q)
         if alias is not None:
             vendor, device = alias
             entries = self.entries({CLASS_INDEX, *lookup_names(vendor, device)})
@@ -443,28 +370,6 @@ class Client:
         return sorted(set(versions), key=lambda e: e.parsed_version), self.store.get(best.driver)
 
 
-def _query_alias(q: str) -> tuple[int, int | None] | None:
-    if q.startswith("pci:"):
-        try:
-            a = parse_modalias(q)
-            return a.vendor, a.device
-        except ManifestError:
-            try:
-                p = parse_pattern(q)
-            except ManifestError:
-                return None
-            return (p.vendor, p.device) if p.vendor is not None else None
-    parts = q.split(":")
-    try:
-        if len(parts) == 1 and len(q) == 4:
-            return int(q, 16), None
-        if len(parts) == 2 and all(len(x) == 4 for x in parts):
-            return int(parts[0], 16), int(parts[1], 16)
-    except ValueError:
-        return None
-    return None
-
-
 def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list[Pattern]]]
                    ) -> InstalledDriver | None:
     best: tuple[tuple[int, int], InstalledDriver] | None = None
@@ -473,68 +378,3 @@ def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list[
             if p.matches(alias) and (best is None or p.specificity > best[0]):
                 best = (p.specificity, inst)
     return best[1] if best else None
-
-
-def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
-             client: Client | None = None) -> dict[str, dict[str, dict[str, str] | None]]:
-    """Installed and available driver per device, for `udriver devices`.
-
-    Uses cached, unexpired metadata unless `refresh`; repositories that fail are logged
-    and skipped (this is informational).
-
-    Returns:
-        {bdf: {"installed": {"driver", "version"} | None,
-               "available": {"driver", "version", "repo"} | None}}
-    """
-    aliases = {b: a if isinstance(a, Modalias) else parse_modalias(a) for b, a in devices.items()}
-    try:
-        client = client or Client(offline=not refresh)
-    except UdriverError as e:
-        log.warning("%s", e)
-        client = Client([], offline=True)
-    have = client.installed_for(aliases)
-    chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
-    out: dict[str, dict[str, dict[str, str] | None]] = {}
-    for bdf in aliases:
-        inst = have[bdf]
-        cand = chosen.get(bdf)
-        out[bdf] = {
-            "installed": ({"driver": inst.driver, "version": inst.current or ""}
-                          if inst else None),
-            "available": ({"driver": cand.entry.driver, "version": cand.entry.version,
-                           "repo": cand.entry.repo} if cand else None),
-        }
-    return out
-
-
-def _parse_spec(spec: str) -> tuple[str, str | None, SpecifierSet | None]:
-    """`NAME`, `NAME==VERSION` or `NAME<specifiers>` (PEP 440, as pip takes them).
-
-    Returns:
-        (name, exact version or None, other specifiers or None)
-
-    Raises:
-        InstallError: not a name with optional PEP 440 specifiers.
-    """
-    try:
-        req = Requirement(spec)
-    except InvalidRequirement as e:
-        raise InstallError(f"Invalid driver specification {spec!r} (expected NAME, "
-                           f"NAME==VERSION or NAME with PEP 440 specifiers such as "
-                           f"NAME>=1.0)") from e
-    if req.extras or req.marker or req.url:
-        raise InstallError(f"Invalid driver specification {spec!r} (extras, markers and URLs "
-                           f"do not apply to drivers)")
-    specs = list(req.specifier)
-    if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version:
-        return req.name, specs[0].version, None
-    return req.name, None, (req.specifier if specs else None)
-
-
-def _within(entries: list[IndexEntry], name: str,
-            allowed: SpecifierSet | None) -> list[IndexEntry]:
-    """`entries`, less the versions of `name` that `allowed` excludes."""
-    if allowed is None:
-        return entries
-    return [e for e in entries if name not in (e.driver, e.package)
-            or allowed.contains(e.version, prereleases=True)]

@@ -3,22 +3,15 @@
 Every byte that leaves this module was verified by the TUF client workflow (TUF
 specification 1.0, section 5): root rotation (5.3), timestamp (5.4), snapshot (5.5),
 targets and delegations (5.6), then target length and hashes (5.7). This module
-owns the I/O around it and turns python-tuf's exceptions into udriver's closed set:
-
-    ExpiredMetadataError       -> RepositoryError "expired <role> metadata (expired <date>)"
-    BadVersionNumberError      -> RepositoryError "rollback attack: ..."
-    UnsignedMetadataError      -> RepositoryError "bad signature: ..."
-    LengthOrHashMismatchError  -> RepositoryError "... does not match its signed hash ..."
-    DownloadHTTPError/others   -> DownloadError
+owns the I/O around it and turns python-tuf's exceptions into udriver's closed set
+(`_tuf.tuf_error`).
 
 Name ownership: an index entry is acted on only once its driver and distribution names
 are owned (signed `names/<name>` records) by the role that signed its index
-(`check_owner`, rules in `_owners`).
+(`check_owner`, rules in `udriver.repoformat`).
 
-Offline mode (`--offline`): python-tuf 7 has no offline switch, so `_OfflineUpdater`
-replaces `refresh()` by loading the cached top-level metadata through the same
-`TrustedMetadataSet` (signatures, versions and expiry are checked exactly as online),
-with a fetcher that refuses the network. Cached metadata that has expired is refused.
+Offline mode (`--offline`) reads only the metadata cache (`_tuf.OfflineUpdater`), with a
+fetcher that refuses the network. Cached metadata that has expired is refused.
 """
 
 from __future__ import annotations
@@ -26,96 +19,33 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import Root, TargetFile, Targets, Timestamp  # type: ignore[attr-defined]
+from tuf.api.metadata import Root, TargetFile, Targets  # type: ignore[attr-defined]
 from tuf.ngclient.config import UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from ..errors import DownloadError, RepositoryError, UdriverError
+from ..repoformat import (
+    NAMES_ROLE,
+    IndexEntry,
+    claimed_names,
+    index_name,
+    index_target,
+    owner_problems,
+    parse_index,
+)
 from ._config import RepoConfig
 from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
-from ._index import IndexEntry, index_name, index_target, parse_index
-from ._owners import claimed_names, owner_problems
+from ._tuf import OfflineUpdater, tuf_error
 
-NAMES_ROLE = "names"
-"""The role top-level targets delegates `names/*` to (name ownership, see `_owners`)."""
-
-__all__ = ["RemoteRepo", "tuf_error"]
+__all__ = ["RemoteRepo"]
 
 log = logging.getLogger(__name__)
-_EXPIRED_RE = re.compile(r"(root|timestamp|snapshot|targets|[\w.-]+?)(?:\.json)? is expired")
-
-
-class _OfflineUpdater(Updater):
-    """An Updater whose refresh reads only the metadata cache (see module docstring)."""
-
-    def refresh(self) -> None:
-        # 5.3: newer roots only from root_history/ (the OfflineFetcher answers 404).
-        self._load_root()
-        # 5.4: the cached timestamp must verify AND be unexpired; online, an expired
-        # local timestamp is only used for rollback protection of the new one.
-        try:
-            data = self._load_local_metadata(Timestamp.type)
-        except OSError as e:
-            raise tuf_exc.DownloadError("offline: no cached timestamp metadata; "
-                                        "run once without --offline") from e
-        self._trusted_set.update_timestamp(data)
-        # 5.5 and 5.6: python-tuf uses the local copies when they are valid as final;
-        # if not, it would fetch, and the OfflineFetcher refuses.
-        self._load_snapshot()
-        self._load_targets(Targets.type, Root.type)
-
-
-def _role_expiry(updater: Updater | None, role: str) -> str:
-    if updater is None or role not in ("root", "timestamp", "snapshot", "targets"):
-        return ""
-    ts = updater._trusted_set
-    try:
-        md = ts[role]  # the set keeps an expired role it refused as final (TUF 5.4.4)
-    except KeyError:
-        return ""
-    return md.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
-              what: str = "") -> UdriverError:
-    """Translate a python-tuf exception into a udriver error with a clear message."""
-    where = f"repository {repo!r}" + (f", {what}" if what else "")
-    if isinstance(e, tuf_exc.ExpiredMetadataError):
-        m = _EXPIRED_RE.search(str(e))
-        role = m.group(1) if m else "repository"
-        role = role.removeprefix("New ")
-        date = _role_expiry(updater, role)
-        when = f" (expired {date})" if date else ""
-        err: UdriverError = RepositoryError(f"{where}: expired {role} metadata{when}")
-        err.hint = "the repository must re-sign its metadata; if this persists, ask its operator"
-        return err
-    if isinstance(e, tuf_exc.BadVersionNumberError):
-        return RepositoryError(f"{where}: rollback attack: {e} "
-                               f"(the server offered older metadata than this machine trusts)")
-    if isinstance(e, tuf_exc.UnsignedMetadataError):
-        return RepositoryError(f"{where}: bad signature: {e}")
-    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
-        return RepositoryError(f"{where}: downloaded file does not match its signed length/hash "
-                               f"(tampered or corrupt): {e}")
-    if isinstance(e, tuf_exc.DownloadHTTPError):
-        return DownloadError(f"{where}: {e}")
-    if isinstance(e, tuf_exc.SlowRetrievalError):
-        return DownloadError(f"{where}: server too slow: {e}")
-    if isinstance(e, tuf_exc.DownloadError):
-        # The fetcher already named the cause of a network failure (requests' exceptions
-        # are OSErrors); repeating urllib3's retry chain only buries it.
-        cause = f" ({e.__cause__})" if e.__cause__ and not isinstance(e.__cause__, OSError) else ""
-        return DownloadError(f"{where}: download failed: {e}{cause}")
-    if isinstance(e, tuf_exc.RepositoryError):
-        return RepositoryError(f"{where}: metadata failed verification: {e}")
-    return RepositoryError(f"{where}: {type(e).__name__}: {e}")
 
 
 class RemoteRepo:
@@ -200,7 +130,7 @@ class RemoteRepo:
                 raise self._no_root()
             self.target_dir.mkdir(parents=True, exist_ok=True)
             if self.offline:
-                cls: type[Updater] = _OfflineUpdater
+                cls: type[Updater] = OfflineUpdater
                 fetcher: FetcherInterface = OfflineFetcher()
             else:
                 cls = Updater

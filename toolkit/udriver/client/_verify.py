@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from ..errors import PackageError
 from ..manifest import DriverManifest
 from ..modalias import Modalias
-from ._index import IndexEntry
+from ..repoformat import IndexEntry
 
 __all__ = ["check_package"]
 

@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion, is_compatible
 from ..modalias import Modalias, Pattern, PatternIndex
-from ._index import IndexEntry
+from ..repoformat import IndexEntry
 
 __all__ = ["Candidate", "candidates", "choose", "choose_version"]
 

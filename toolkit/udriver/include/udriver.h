@@ -26,7 +26,10 @@ extern "C" {
 #endif
 
 #define UDRIVER_ABI_MAJOR 1
-#define UDRIVER_ABI_MINOR 0
+/* 1.1 appends no table member: its addition is the kernel-bridge API of the Python
+ * runtime (udriver.runtime.Bridge); a bridge hands the driver plain file descriptors,
+ * which its C code uses with ordinary system calls. */
+#define UDRIVER_ABI_MINOR 1
 
 /* The PyCapsule name under which the runtime exports `const struct udriver_api *`. */
 #define UDRIVER_API_CAPSULE "udriver._native.api"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .._nativecall import CAPSULE_NAME, api_address, api_capsule
 from ..abi import ABI_VERSION
+from ._bridge import BlockBridge, Bridge, NetBridge
 from ._device import MAX_DMA_SIZE, Device
 from ._dma import DmaBuffer
 from ._driver import Driver
@@ -38,6 +39,8 @@ __all__ = [
     "CAPSULE_NAME",
     "MAX_DMA_SIZE",
     "AccessError",
+    "BlockBridge",
+    "Bridge",
     "ConfigSpace",
     "Device",
     "DmaBuffer",
@@ -47,6 +50,7 @@ __all__ = [
     "IrqType",
     "KernelFeatureError",
     "KernelFeatures",
+    "NetBridge",
     "Region",
     "api_address",
     "api_capsule",

@@ -19,6 +19,7 @@ from ..errors import ManifestError
 from ..modalias import Modalias, Pattern, PciId, parse_pattern
 
 if TYPE_CHECKING:
+    from ._bridge import Bridge
     from ._device import Device
 
 __all__ = ["Driver"]
@@ -38,6 +39,12 @@ class Driver:
         """`--option KEY=VALUE` pairs from the command line."""
         self.device: Device | None = None
         """The probed device."""
+        self.bridge: Bridge | None = None
+        """ABI 1.1: the channel to the privileged parent when the manifest declares a
+        kernel bridge (`[tool.udriver] bridge`) and the driver runs under one (`udriver
+        supervise`, `udriver@.service`, `udriver run` as root); None otherwise. Set before
+        `probe`; ask it for the block device or network interface once the device's
+        geometry or MAC is known (`Bridge.block`, `Bridge.net`)."""
 
     @classmethod
     def patterns(cls) -> list[Pattern]:

@@ -12,7 +12,9 @@ Order of operations (each step refuses before the next one starts):
 2. check the driver's ABI (its dist-info `udriver.json` if present, else the class's
    `abi`) with `udriver.abi.check_abi` - before the device is even opened;
 3. check that the driver's `ids` match the device's modalias (sysfs);
-4. open the device, attach interrupts to the event loop, `probe()`, `await run()`;
+4. hand the driver its kernel-bridge channel (`Driver.bridge`, ABI 1.1) when a privileged
+   parent passed one (`--bridge-fd`); open the device, attach interrupts to the event
+   loop, `probe()`, `await run()`;
 5. on SIGTERM/SIGINT, when the kernel asks for the device back (the VFIO request IRQ:
    hot-unplug or unbind), or when `run()` returns and `once` is set: `remove()`, close,
    exit status 0.
@@ -35,11 +37,12 @@ from ..errors import AbiError, ConfigError, DeviceError, ManifestError
 from ..manifest import ENTRY_POINT_GROUP, MANIFEST_NAME, DriverManifest
 from ..modalias import parse_modalias
 from ..paths import driver_search_path
+from ._bridge import Bridge
 from ._device import Device
 from ._driver import Driver
 from ._sysfs import normalise_bdf
 
-__all__ = ["FoundDriver", "driver_abi", "find_driver", "run_driver"]
+__all__ = ["FoundDriver", "driver_abi", "driver_manifest", "find_driver", "run_driver"]
 
 _log = logging.getLogger(__name__)
 
@@ -174,6 +177,18 @@ def find_driver(name: str) -> FoundDriver:
     return FoundDriver(name, cls, cand.manifest, where or "sys.path")
 
 
+def driver_manifest(name: str) -> DriverManifest | None:
+    """The embedded manifest of the distribution that owns driver `name` (None for a
+    manifest-less development install), found as `find_driver` does but without
+    importing the driver: the privileged parent reads its bridge from it.
+
+    Raises:
+        ConfigError: nobody provides `name`, or two packages do.
+    """
+    found, ignored = _candidates(name)
+    return _owner(name, found, ignored).manifest
+
+
 def driver_abi(found: FoundDriver) -> AbiVersion:
     """The ABI the driver was built against: the manifest's, else the class's `abi`.
 
@@ -251,7 +266,8 @@ async def _serve(driver: Driver, device: Device, once: bool) -> None:
 
 def run_driver(bdf: str, name: str, *, options: Mapping[str, str] | None = None,
                once: bool = False, container_fd: int | None = None,
-               group_fd: int | None = None, sysfs: str | Path = "/sys") -> int:
+               group_fd: int | None = None, sysfs: str | Path = "/sys",
+               bridge_fd: int | None = None) -> int:
     """Run driver `name` on device `bdf` until SIGTERM (or until `run()` ends, if `once`).
 
     Returns:
@@ -273,11 +289,15 @@ def run_driver(bdf: str, name: str, *, options: Mapping[str, str] | None = None,
         raise err from e
     _check_ids(found.cls, bdf, Path(sysfs))
     driver = found.cls(options)
+    if bridge_fd is not None:  # ABI 1.1: the privileged parent's kernel-bridge channel
+        driver.bridge = Bridge(bridge_fd, found.manifest.bridge if found.manifest else None)
     with Device(bdf, container_fd=container_fd, group_fd=group_fd, sysfs=sysfs) as device:
         try:
             asyncio.run(_serve(driver, device, once))
         finally:
             driver.remove()
+            if driver.bridge is not None:
+                driver.bridge.close()
             device.interrupts.close_request_channel()
             _log.info("%s removed from %s", type(driver).__name__, bdf)
     return 0

@@ -14,7 +14,9 @@ seconds, so `add` only validates its arguments and starts a detached worker
    `failed` with the reason and leaves the device unbound;
 4. binds the device to vfio-pci (`udriver.pci.bind`);
 5. starts the driver: `systemctl start --no-block udriver@<bdf>.service` when systemd is
-   PID 1, otherwise the worker itself becomes `udriver supervise` for the device.
+   PID 1 (`udriver-block@` / `udriver-net@` for a driver whose manifest declares that
+   kernel bridge, `_systemd.BRIDGE_UNITS`), otherwise the worker itself becomes `udriver
+   supervise` for the device.
 
 `remove` stops the device's driver (systemctl stop, or SIGTERM to the supervisor) and
 forgets the device's status.
@@ -37,7 +39,7 @@ from ..errors import DeviceError, InstallError, UdriverError
 from ..manifest import DriverManifest
 from ..modalias import Modalias
 from . import _status
-from ._systemd import AUTOBIND_TEMPLATE, systemd_running
+from ._systemd import AUTOBIND_TEMPLATE, BRIDGE_UNITS, service_unit, systemd_running
 from ._udev import installed_manifests, write_rules
 
 __all__ = [
@@ -227,12 +229,13 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
             log.error("%s: cannot record the failure: %s", bdf, e2)
         return 1
     if systemd_running():
-        r = subprocess.run(["systemctl", "start", "--no-block", unit_name(bdf)],
+        unit = service_unit(bdf, m.bridge)
+        r = subprocess.run(["systemctl", "start", "--no-block", unit],
                            check=False, capture_output=True, text=True)
         if r.returncode != 0:
             log.error("%s: systemctl start failed: %s", bdf, r.stderr.strip())
             _status.write_supervise_status(bdf, "failed", f"systemctl start "
-                                           f"{unit_name(bdf)}: {r.stderr.strip()}")
+                                           f"{unit}: {r.stderr.strip()}")
             return 1
         return 0
     from ._run import supervise
@@ -244,7 +247,9 @@ def remove_device(bdf: str) -> int:
     bdf = _status.check_bdf(bdf)
     claim = _status.read_claim(bdf)
     if claim.get("mode") == "systemd" or (not claim and systemd_running()):
-        subprocess.run(["systemctl", "stop", "--no-block", unit_name(bdf)],
+        # Whichever variant runs it (the driver's bridge may have changed since).
+        units = [unit_name(bdf), *(service_unit(bdf, b) for b in BRIDGE_UNITS)]
+        subprocess.run(["systemctl", "stop", "--no-block", *units],
                        check=False, capture_output=True)
     elif isinstance(claim.get("pid"), int):
         try:

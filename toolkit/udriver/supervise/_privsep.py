@@ -25,6 +25,14 @@ Order of operations, in the privileged parent:
    two fds are the only ones inherited.
 5. The parent closes its copies, so that when the driver dies the kernel releases the
    group, its interrupts and its DMA mappings.
+
+A driver whose manifest declares a kernel bridge (`[tool.udriver] bridge`) also inherits
+one end of the bridge control channel (`--bridge-fd`), and the parent stays: a
+`BridgeHost` thread answers the driver's request by setting up the kernel side as root
+(`_bridgehost`, `_nbd`, `_tap`) and tears it down when the driver exits. `exec_driver`
+then does not exec in place: it forks like `spawn_driver`, forwards SIGTERM/SIGINT/SIGHUP
+to the driver, and ends the way the driver ended (same exit status, or the same signal).
+A driver without a bridge gets neither the channel nor a waiting parent.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ import logging
 import os
 import pwd
 import resource
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -41,9 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeviceError, UdriverError
+from ._bridgehost import BridgeHost, channel
 
 __all__ = [
     "DEFAULT_MEMLOCK",
+    "BridgedProcess",
     "Credentials",
     "PrivilegeError",
     "VfioFds",
@@ -239,7 +251,7 @@ def drop_privileges(creds: Credentials, memlock: int | None = DEFAULT_MEMLOCK) -
 
 
 def runner_command(bdf: str, driver: str | None, fds: VfioFds,
-                   extra: Sequence[str] = ()) -> list[str]:
+                   extra: Sequence[str] = (), bridge_fd: int | None = None) -> list[str]:
     """The `udriver run` command line that takes over the open fds.
 
     Args:
@@ -247,32 +259,69 @@ def runner_command(bdf: str, driver: str | None, fds: VfioFds,
         driver: the driver's entry-point name (None: the runner's default).
         fds: the fds opened as root.
         extra: further `udriver run` arguments (`--option`, `--once`), passed as is.
+        bridge_fd: the driver's end of the bridge control channel, if it has a bridge.
     """
     cmd = [sys.executable, "-c", "from udriver.cli import run; run()", "run",
            "--device", bdf, "--container-fd", str(fds.container), "--group-fd", str(fds.group)]
+    if bridge_fd is not None:
+        cmd += ["--bridge-fd", str(bridge_fd)]
     if driver:
         cmd += ["--driver", driver]
     return cmd + list(extra)
 
 
+class BridgedProcess:
+    """A driver process with a bridge: `subprocess.Popen`'s interface for the supervisor,
+    plus the `BridgeHost` that serves it; the kernel side is torn down once the process
+    has exited (before `poll`/`wait` report the exit, so a restarted driver finds it free)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], host: BridgeHost) -> None:
+        self.proc, self.host = proc, host
+        self.pid = proc.pid
+
+    def poll(self) -> int | None:
+        rc = self.proc.poll()
+        if rc is not None:
+            self.host.close()
+        return rc
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Raises: subprocess.TimeoutExpired: still running after `timeout` seconds."""
+        rc = self.proc.wait(timeout)
+        self.host.close()
+        return rc
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+
 def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
                  memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/"),
-                 stdout: int | None = None) -> subprocess.Popen[bytes]:
+                 stdout: int | None = None, *, extra: Sequence[str] = (),
+                 bridge: str | None = None) -> subprocess.Popen[bytes] | BridgedProcess:
     """Open the device, fork, drop privileges in the child and exec the runner.
 
-    The parent's copies of the fds are closed before returning.
+    The parent's copies of the fds are closed before returning. With a `bridge` (the kind
+    the driver's manifest declares), the child also gets the bridge channel and a
+    `BridgedProcess` is returned, its `BridgeHost` serving in a thread.
 
     Raises:
         DeviceError: the device cannot be opened.
         PrivilegeError: the child could not drop privileges (it never ran the driver).
     """
     fds = open_vfio(bdf, root)
+    ends: tuple[socket.socket, socket.socket] | None = channel() if bridge else None
     try:
-        cmd = runner_command(bdf, driver, fds)
+        child_fd = ends[1].fileno() if ends else None
+        cmd = runner_command(bdf, driver, fds, extra, child_fd)
         log.info("starting driver for %s as %s (uid %d): %s", bdf, creds.name, creds.uid,
                  " ".join(cmd))
+        passed = (fds.container, fds.group) + ((child_fd,) if child_fd is not None else ())
         try:
-            return subprocess.Popen(cmd, pass_fds=(fds.container, fds.group), close_fds=True,
+            proc = subprocess.Popen(cmd, pass_fds=passed, close_fds=True,
                                     # The drop must run between fork and exec; the
                                     # supervisor is single-threaded when it spawns.
                                     preexec_fn=lambda: drop_privileges(creds, memlock),  # noqa: PLW1509
@@ -287,22 +336,58 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
             err.hint = ("the Python that runs udriver must be executable by every user "
                         "(Debian's /usr/bin/python3 is; one under /root, mode 0700, is not)")
             raise err from e
+        if ends is None or bridge is None:
+            return proc
+        host = BridgeHost(bdf, bridge, ends[0])
+        host.start()
+        return BridgedProcess(proc, host)
+    except BaseException:
+        if ends is not None:
+            ends[0].close()
+        raise
     finally:
         fds.close()
+        if ends is not None:
+            ends[1].close()
+
+
+def _run_bridged(bdf: str, driver: str | None, creds: Credentials, memlock: int | None,
+                 root: Path, extra: Sequence[str], bridge: str) -> int:
+    """Fork mode of `exec_driver`: stay as the bridge's privileged parent."""
+    proc = spawn_driver(bdf, driver, creds, memlock, root, extra=extra, bridge=bridge)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    rc = proc.wait()
+    log.info("%s: driver pid %d ended (%s); bridge torn down", bdf, proc.pid,
+             f"signal {-rc}" if rc < 0 else f"status {rc}")
+    if rc < 0:  # end the way the driver ended, for systemd's $EXIT_CODE/$EXIT_STATUS
+        signal.signal(-rc, signal.SIG_DFL)
+        os.kill(os.getpid(), -rc)
+    return rc
 
 
 def exec_driver(bdf: str, driver: str | None, creds: Credentials,
                 memlock: int | None = DEFAULT_MEMLOCK, root: Path = Path("/"),
-                extra: Sequence[str] = ()) -> None:
+                extra: Sequence[str] = (), bridge: str | None = None) -> int:
     """Open the device, drop privileges and exec the runner in place.
 
     Used by the systemd unit's `ExecStart=!` step and by `udriver run` started as root.
-    Never returns on success: the calling process becomes the driver.
+    Never returns on success without a `bridge`: the calling process becomes the driver.
+    With one, it stays the privileged parent (module docstring) and returns the driver's
+    exit status once the driver has ended and the bridge is torn down.
 
     Raises:
         DeviceError: the device cannot be opened.
         PrivilegeError: dropping privileges failed.
     """
+    if bridge is not None:
+        return _run_bridged(bdf, driver, creds, memlock, root, extra, bridge)
     fds = open_vfio(bdf, root)
     os.set_inheritable(fds.container, True)
     os.set_inheritable(fds.group, True)

@@ -33,7 +33,7 @@ from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
 from ._supervisor import REMOVED, Supervisor
 from ._uids import device_credentials
 
-__all__ = ["driver_user", "resolve_driver", "run_as_device_user", "supervise", "systemd_exec",
+__all__ = ["driver_bridge", "driver_user", "resolve_driver", "run_as_device_user", "supervise", "systemd_exec",
            "systemd_pre", "systemd_stop_post"]
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,22 @@ def _gone(bdf: str, root: Path) -> bool:
     return not (root / "sys/bus/pci/devices" / bdf).exists()
 
 
+def driver_bridge(driver: str) -> str | None:
+    """The kernel bridge driver `driver`'s manifest declares (None: none), read without
+    importing the driver (the caller is root).
+
+    When no package, or two, provide `driver`, None: the runner in the unprivileged child
+    makes the same lookup and refuses with the full message before anything runs.
+    """
+    from ..errors import ConfigError
+    from ..runtime._runner import driver_manifest
+    try:
+        m = driver_manifest(driver)
+    except ConfigError:
+        return None
+    return m.bridge if m is not None else None
+
+
 def resolve_driver(bdf: str, driver: str | None, root: Path = Path("/")) -> str:
     """`driver`, or the installed driver whose ID table claims the device best.
 
@@ -117,8 +133,9 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
     if bind:
         pci.bind(bdf, sysfs_root=root)
     _status.clear_crash_history(bdf)
+    bridge = driver_bridge(driver)
     sup = Supervisor(bdf, driver,
-                     launcher=lambda: spawn_driver(bdf, driver, creds, root=root),
+                     launcher=lambda: spawn_driver(bdf, driver, creds, root=root, bridge=bridge),
                      unbind=lambda b: _unbind(b, root), policy=policy or policy_from_env(),
                      stop_timeout=stop_timeout, device_gone=lambda: _gone(bdf, root))
     sup.install_signal_handlers()
@@ -165,16 +182,18 @@ def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
     _status.write_claim(bdf, os.getpid(), driver, "systemd")
     _status.write_supervise_status(bdf, "running", "driver running (systemd)", driver=driver,
                                    pid=os.getpid())
-    exec_driver(bdf, driver, creds, root=root)
-    return 1  # not reached
+    # Without a bridge this never returns; with one, this process stays the bridge's
+    # privileged parent and ends the way the driver ended.
+    return exec_driver(bdf, driver, creds, root=root, bridge=driver_bridge(driver))
 
 
 def run_as_device_user(bdf: str, driver: str, extra: list[str], *,
-                       root: Path = Path("/")) -> None:
+                       root: Path = Path("/")) -> int:
     """`udriver run` started as root: open the device, drop to its uid, exec the runner.
 
     The device must already be bound to vfio-pci (`udriver bind`); nothing is recorded
-    but the device's uid. Never returns on success.
+    but the device's uid. Never returns on success, unless the driver declares a kernel
+    bridge: then this process stays its privileged parent and returns its exit status.
 
     Raises:
         DeviceError: bad address, or the device cannot be opened (not bound, group busy).
@@ -185,7 +204,8 @@ def run_as_device_user(bdf: str, driver: str, extra: list[str], *,
     creds = device_credentials(bdf)
     log.info("%s: running driver %r as uid %d (root drops after opening the device)",
              bdf, driver, creds.uid)
-    exec_driver(bdf, driver, creds, root=root, extra=extra)
+    return exec_driver(bdf, driver, creds, root=root, extra=extra,
+                       bridge=driver_bridge(driver))
 
 
 def _returncode(env: Mapping[str, str]) -> int:

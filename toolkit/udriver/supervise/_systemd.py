@@ -4,6 +4,15 @@ driver) and `udriver-autobind@.service` (the hotplug worker, started by the udev
 `unit_text` fills in `@bindir@` (the directory of the `udriver` program) so that the units
 run the udriver this machine has installed; `install_unit` writes them where systemd looks
 for administrator units and reloads systemd when it is running.
+
+A driver that declares a kernel bridge (`[tool.udriver] bridge`) runs under a variant of
+`udriver@.service` generated here (`BRIDGE_UNITS`): `udriver-block@.service` adds the NBD
+and ublk device nodes, CAP_SYS_ADMIN (drivers/block/nbd.c checks it on every ioctl;
+ublk's control commands need it too) and loads the modules in an ExecStartPre;
+`udriver-net@.service` adds /dev/net/tun, CAP_NET_ADMIN (TUNSETIFF, SIOCSIFHWADDR,
+SIOCSIFFLAGS) and the host's network namespace (the interface must appear where the
+administrator sees it, so PrivateNetwork= is off). Nothing else differs, and
+`udriver@.service` itself grants no bridge.
 """
 
 from __future__ import annotations
@@ -15,13 +24,40 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["AUTOBIND_TEMPLATE", "UNIT_TEMPLATE", "bindir", "install_unit", "systemd_running",
-           "unit_text"]
+__all__ = ["AUTOBIND_TEMPLATE", "BRIDGE_UNITS", "UNIT_TEMPLATE", "bindir", "install_unit",
+           "service_unit", "systemd_running", "unit_text"]
 
 log = logging.getLogger(__name__)
 
 UNIT_TEMPLATE = "udriver@.service"
 AUTOBIND_TEMPLATE = "udriver-autobind@.service"
+
+BRIDGE_UNITS = {"block": "udriver-block@.service", "net": "udriver-net@.service"}
+"""Kernel bridge (`udriver.manifest.BRIDGE_KINDS`) -> the template unit that grants it."""
+
+_CAPS = "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_SYS_RESOURCE"
+_GRANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
+    # bridge: (capability, lines after `DeviceAllow=char-vfio rw`, replaced lines)
+    "block": ("CAP_SYS_ADMIN",
+              ["# The block bridge: NBD (linux/nbd.h) and ublk (linux/ublk_cmd.h) nodes, opened",
+               "# by the root parent only (the driver receives a socket or an fd).",
+               "DeviceAllow=block-nbd rw",
+               "DeviceAllow=/dev/ublk-control rw",
+               "DeviceAllow=char-ublk-char rw"],
+              {"ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I":
+               "ExecStartPre=-+/sbin/modprobe -a nbd ublk_drv\n"
+               "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I"}),
+    "net": ("CAP_NET_ADMIN",
+            ["# The net bridge: the TUN/TAP clone device (linux/if_tun.h), opened by the root",
+             "# parent only (the driver receives the tap queue fd).",
+             "DeviceAllow=/dev/net/tun rw"],
+            {"ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I":
+             "ExecStartPre=-+/sbin/modprobe tun\n"
+             "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I",
+             "PrivateNetwork=yes":
+             "# The TAP interface must appear in the host's network namespace.\n"
+             "PrivateNetwork=no"}),
+}
 
 
 def systemd_running() -> bool:
@@ -35,21 +71,45 @@ def bindir() -> Path:
     return Path(exe).parent if exe else Path(sys.executable).parent
 
 
+def service_unit(bdf: str, bridge: str | None) -> str:
+    """The unit that runs `bdf`'s driver: `udriver@<bdf>.service`, or the bridge's variant."""
+    return (BRIDGE_UNITS[bridge] if bridge else UNIT_TEMPLATE).replace("@", f"@{bdf}")
+
+
+def _bridge_variant(text: str, bridge: str) -> str:
+    cap, lines, replace = _GRANTS[bridge]
+    for old, new in replace.items():
+        if old not in text:
+            raise ValueError(f"{UNIT_TEMPLATE} has no line {old!r}")
+        text = text.replace(old, new, 1)
+    text = text.replace(_CAPS, f"{_CAPS} {cap}", 1)
+    text = text.replace("DeviceAllow=char-vfio rw\n",
+                        "DeviceAllow=char-vfio rw\n" + "".join(f"{x}\n" for x in lines), 1)
+    return text.replace("Description=udriver user-mode driver for PCI device %I",
+                        f"Description=udriver user-mode driver for PCI device %I ({bridge} "
+                        f"bridge)", 1)
+
+
 def unit_text(bin_dir: Path | None = None, name: str = UNIT_TEMPLATE) -> str:
-    """The template unit `name` with `@bindir@` replaced."""
-    text = resources.files("udriver").joinpath("data", name).read_text()
+    """The template unit `name` with `@bindir@` replaced (a bridge variant is generated
+    from `udriver@.service`)."""
+    bridge = next((k for k, v in BRIDGE_UNITS.items() if v == name), None)
+    text = resources.files("udriver").joinpath(
+        "data", UNIT_TEMPLATE if bridge else name).read_text()
+    if bridge:
+        text = _bridge_variant(text, bridge)
     return text.replace("@bindir@", str(bin_dir or bindir()))
 
 
 def install_unit(dest: Path = Path("/etc/systemd/system")) -> list[Path]:
-    """Write both template units to `dest` and `systemctl daemon-reload` if systemd is PID 1.
+    """Write the template units (the driver's, its bridge variants, autobind's) to `dest` and `systemctl daemon-reload` if systemd is PID 1.
 
     Raises:
         OSError: `dest` is not writable.
     """
     dest.mkdir(parents=True, exist_ok=True)
     out = []
-    for name in (UNIT_TEMPLATE, AUTOBIND_TEMPLATE):
+    for name in (UNIT_TEMPLATE, *BRIDGE_UNITS.values(), AUTOBIND_TEMPLATE):
         path = dest / name
         path.write_text(unit_text(name=name))
         log.info("installed %s", path)

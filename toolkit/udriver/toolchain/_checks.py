@@ -123,7 +123,8 @@ def _pyproject(m: DriverManifest, project: Project | None, strict: bool) -> list
     if want == m:
         return [CheckResult("pyproject", True)]
     diffs = [f"`{k}`: artifact {getattr(m, k)!r} != pyproject {getattr(want, k)!r}"
-             for k in ("package", "version", "driver", "entry_point", "abi", "modaliases")
+             for k in ("package", "version", "driver", "entry_point", "abi", "modaliases",
+                       "bridge")
              if getattr(m, k) != getattr(want, k)]
     return [CheckResult("pyproject", False, f"artifact disagrees with {project.pyproject}: "
                         + "; ".join(diffs) + "; fix: rebuild with `udriver build`")]

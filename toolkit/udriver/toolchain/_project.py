@@ -13,6 +13,8 @@ The one place a driver declares what it drives is `[tool.udriver]`:
     driver = "acme"
     abi = "1.0"
     modaliases = ["pci:v00005A5Ad00000001sv*sd*bc*sc*i*"]
+    # optional, ABI 1.1: the kernel bridge the driver needs ("block" or "net")
+    bridge = "block"
 
 Validation collects every problem before raising, and each problem names the file, the
 line (found by locating the offending value in the text) and the fix. This module only
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from ..abi import ABI_VERSION, AbiVersion, check_abi, format_abi, parse_abi
 from ..errors import AbiError, ManifestError
-from ..manifest import ENTRY_POINT_GROUP, DriverManifest
+from ..manifest import ENTRY_POINT_GROUP, DriverManifest, bridge_problem
 from ..modalias import parse_pattern
 
 __all__ = ["PYPROJECT", "Project", "load_project"]
@@ -66,6 +68,8 @@ class Project:
     """`[project] description`."""
     license: str
     """SPDX-ish license name from `[project] license`."""
+    bridge: str | None = None
+    """`[tool.udriver] bridge`: the kernel bridge the driver needs, None for none."""
 
     @property
     def pyproject(self) -> Path:
@@ -73,7 +77,7 @@ class Project:
 
     def manifest(self) -> DriverManifest:
         return DriverManifest(self.name, self.version, self.driver, self.entry_point,
-                              self.abi, self.modaliases)
+                              self.abi, self.modaliases, self.bridge)
 
 
 class _Text:
@@ -153,6 +157,12 @@ def load_project(root: str | Path) -> Project:
     entry_point = _entry_point(project, driver, t, problems)
     abi = _abi(tool, t, problems)
     mods = _modaliases(tool, t, problems)
+    bridge = tool.get("bridge")
+    why = bridge_problem(bridge, abi)
+    if why is not None:
+        problems.append(f"{t.where(t.line_of('bridge', t.section_start('tool.udriver')))}: "
+                        f"{why}; fix: bridge = \"block\" (a block device) or \"net\" (a "
+                        f"network interface), or remove the key")
     if problems:
         raise ManifestError("; ".join(problems) if len(problems) == 1
                             else f"{len(problems)} problems:\n  " + "\n  ".join(problems))
@@ -160,7 +170,7 @@ def load_project(root: str | Path) -> Project:
     has_c = setup_py.is_file() and "cffi_modules" in setup_py.read_text(encoding="utf-8")
     return Project(root, str(name), str(version), driver, entry_point, abi, mods, has_c,
                    _maintainer(project), str(project.get("description") or ""),
-                   _license(project))
+                   _license(project), bridge if isinstance(bridge, str) else None)
 
 
 def _entry_point(project: dict[str, object], driver: str, t: _Text, problems: list[str]) -> str:

@@ -1,0 +1,50 @@
+"""`annotate`: the installed and the available driver of each device (`udriver devices`).
+
+Informational: it uses cached, unexpired metadata unless asked to refresh, and a
+repository that fails is logged and skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ..errors import UdriverError
+from ..modalias import Modalias, parse_modalias
+from ._client import Client
+
+__all__ = ["annotate"]
+
+log = logging.getLogger(__name__)
+
+
+def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
+             client: Client | None = None) -> dict[str, dict[str, dict[str, str] | None]]:
+    """Installed and available driver per device, for `udriver devices`.
+
+    Uses cached, unexpired metadata unless `refresh`; repositories that fail are logged
+    and skipped (this is informational).
+
+    Returns:
+        {bdf: {"installed": {"driver", "version"} | None,
+               "available": {"driver", "version", "repo"} | None}}
+    """
+    aliases = {b: a if isinstance(a, Modalias) else parse_modalias(a) for b, a in devices.items()}
+    try:
+        client = client or Client(offline=not refresh)
+    except UdriverError as e:
+        log.warning("%s", e)
+        client = Client([], offline=True)
+    have = client.installed_for(aliases)
+    chosen = client.resolve(aliases, tolerant=True) if client.remotes else {}
+    out: dict[str, dict[str, dict[str, str] | None]] = {}
+    for bdf in aliases:
+        inst = have[bdf]
+        cand = chosen.get(bdf)
+        out[bdf] = {
+            "installed": ({"driver": inst.driver, "version": inst.current or ""}
+                          if inst else None),
+            "available": ({"driver": cand.entry.driver, "version": cand.entry.version,
+                           "repo": cand.entry.repo} if cand else None),
+        }
+    return out
