@@ -88,6 +88,8 @@ class TapBridge:
 
     def __init__(self, nic: Nic, tap_fd: int, *, carrier: bool = True) -> None:
         self.nic, self.tap_fd, self.carrier = nic, tap_fd, carrier
+        # The pump reads until EAGAIN: the fd must not block (the parent's may).
+        os.set_blocking(tap_fd, False)
         self.stats: Any = ffi.new("struct e1k_tap_stats *")
         self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._thread: threading.Thread | None = None
