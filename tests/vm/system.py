@@ -19,10 +19,11 @@ and the state directories are the packages' own.
 The result is cached under ``${UDRIVER_VM_CACHE:-/var/cache/udriver-vm}/system/<key>``
 (bookworm) or ``.../system/<suite>-<key>`` (trixie), keyed by the .debs' bytes, the minbase
 tarball and this recipe; ``/etc/udriver-test-system.json`` in it records the suite, its
-point release (as debootstrap verified it) and the Python apt installed. Building it takes a minute or two (it
-downloads systemd and friends from the Debian mirror), a cached one nothing. Other cached
-systems of the same suite are deleted when a new one is made. The guest mounts the root
-read-only (its writes go to a tmpfs overlay), so one copy serves every guest.
+point release (as debootstrap verified it) and the Python apt installed. Building it takes a
+minute or two (it downloads systemd and friends from the Debian mirror), a cached one nothing.
+Other cached systems of the same suite are deleted when a new one is made, once unused for six
+hours (``_STALE``). The guest mounts the root read-only (its writes go to a tmpfs overlay), so
+one copy serves every guest.
 
 ``.ci/setup`` builds both ahead of the tests (``cd tests && python3 -m vm.system build``), so
 that a cold CI machine pays the debootstrap in set-up and the tests find the cache.
@@ -38,6 +39,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +59,10 @@ _MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "f
            "dpkg-db-backup.timer", "man-db.timer")
 _RECIPE = "1:" + ",".join(PACKAGES) + ":" + ",".join(_MASKED)
 _ROOT = Path(__file__).resolve().parents[2]
+_STALE = 6 * 3600
+"""Seconds after its last use that another checkout's system may be deleted. Checkouts on one
+machine (worktrees, CI) build different .debs, hence different systems; deleting one that a
+running guest boots from breaks that guest (its root vanishes), so only long-unused ones go."""
 
 
 def _key(debs: dict[str, Path], suite: str) -> str:
@@ -99,13 +105,16 @@ def system_root(debs: dict[str, Path], log: Callable[[str], object] | None = Non
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a test run and `make demo` may build at once
         if root.is_dir():  # made by os.replace below: complete
+            os.utime(root)  # in use: see _STALE
             return root
         for old in cache.iterdir():
-            if old.is_dir() and _same_suite(old.name, suite):
+            if old.is_dir() and _same_suite(old.name, suite) and \
+                    time.time() - old.stat().st_mtime > _STALE:
                 shutil.rmtree(old, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
             part = _build(Path(tmp), debs, say, suite)
             os.replace(part, root)
+            os.utime(root)  # the unpacked tree keeps debootstrap's mtime
     return root
 
 
