@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """NVMe throughput, latency and CPU cost (issue 10, acceptance 6): in ONE guest, on the SAME
-emulated controller (QEMU `nvme` on a host file), the kernel's `nvme` driver driven by fio
-against udriver's direct path (`udriver_nvme`, the SPDK model) in MSI-X and polled mode.
+emulated controller (QEMU `nvme` on a host file), the kernel's `nvme` driver driven by fio,
+udriver through the kernel bridge (the namespace as /dev/nbdN, served by the unprivileged
+driver under `udriver run` as root, driven by the same fio command), and udriver's direct
+path (`udriver_nvme`, the SPDK model) in MSI-X and polled mode.
 
 Workloads (fio's names): sequential read 128 KiB QD32, random read 4 KiB QD32, random write
 4 KiB QD32. Per run: MB/s, IOPS, p99 latency (submission to completion; fio `lat`), and guest
@@ -15,8 +17,7 @@ over rounds): on the 6.12 guest under TCG the kernel's nvme driver loses complet
 and then, waits its 30 s timeout, aborts and resets the controller, which shows as a
 collapsed IOPS median. udriver's paths report any stall as an error instead.
 
-udriver through the kernel bridge (ublk on 6.12, NBD on 6.1) is not built yet: its column
-is absent (docs/storage.md).
+The bridge column is NBD on both kernels (ublk is not used yet; docs/storage.md).
 
     python3 bench/nvme.py [--kernel 6.12] [--rounds 3] [--seconds 3]
 """
@@ -35,13 +36,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from udriver.toolchain import build_project
 from vm._nvme import install_nvme
 from vm.harness import Guest
 
 WORKLOADS = [("seqread 128k qd32", "read", 131072, 32),
              ("randread 4k qd32", "randread", 4096, 32),
              ("randwrite 4k qd32", "randwrite", 4096, 32)]
-PATHS = ["kernel", "direct-msix", "direct-poll"]
+PATHS = ["kernel", "bridge-nbd", "direct-msix", "direct-poll"]
 
 # Runs in the guest: bind the controller to the path's driver, run every workload, print
 # one JSON list. CPU time: /proc/stat "cpu" line, USER_HZ ticks, busy = all but idle+iowait.
@@ -65,19 +67,12 @@ def bind(driver):
     open("/sys/bus/pci/drivers_probe", "w").write(bdf)
 
 out = []
-if path == "kernel":
-    bind("nvme")
-    node = None
-    for _ in range(300):
-        names = os.listdir(f"{dev}/nvme") if os.path.isdir(f"{dev}/nvme") else []
-        if names and os.path.exists(f"/dev/{names[0]}n1"):
-            node = f"/dev/{names[0]}n1"
-            break
-        time.sleep(0.1)
-    assert node, "the kernel nvme driver made no block device"
-    def timeouts():
-        log = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
-        return sum("nvme" in l and "timeout" in l for l in log.splitlines())
+
+def timeouts():
+    log = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    return sum(("nvme" in l or "nbd" in l) and "timeout" in l for l in log.splitlines())
+
+def run_fio(node):
     for name, rw, bs, qd in workloads:
         t0 = timeouts()
         b0 = busy()
@@ -93,6 +88,37 @@ if path == "kernel":
                     "p99_us": d["lat_ns"]["percentile"]["99.000000"] / 1e3,
                     "cpu_us_per_io": cpu * 1e6 / ios if ios else 0.0, "ios": ios,
                     "timeouts": timeouts() - t0})
+
+if path == "kernel":
+    bind("nvme")
+    node = None
+    for _ in range(300):
+        names = os.listdir(f"{dev}/nvme") if os.path.isdir(f"{dev}/nvme") else []
+        if names and os.path.exists(f"/dev/{names[0]}n1"):
+            node = f"/dev/{names[0]}n1"
+            break
+        time.sleep(0.1)
+    assert node, "the kernel nvme driver made no block device"
+    run_fio(node)
+elif path.startswith("bridge"):
+    import signal
+    bind("vfio-pci")
+    # As root: udriver run opens VFIO, stays the bridge's privileged parent, and the driver
+    # (its own uid, no capabilities) serves /dev/nbdN.
+    drv = subprocess.Popen([sys.executable, "-c", "from udriver.cli import run; run()", "run",
+                            "--device", bdf, "--driver", "nvme"], stdout=subprocess.PIPE,
+                           text=True)
+    node = None
+    for line in drv.stdout:
+        ev = json.loads(line) if line.startswith("{") else {}
+        if ev.get("event") == "bridge":
+            node = ev["device"]
+        if ev.get("event") == "ready":
+            break
+    assert node, "the driver made no block device"
+    run_fio(node)
+    drv.send_signal(signal.SIGTERM)
+    assert drv.wait(120) == 0
 else:
     from udriver.runtime import Device
     from udriver_nvme import Controller, JobSpec
@@ -136,10 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         with open(image, "wb") as f:
             f.truncate(args.image_mb << 20)
         site = install_nvme(Path(tmp) / "site")
+        wheel = build_project(ROOT / "drivers" / "nvme", out_dir=Path(tmp) / "whl",
+                              deb=False).wheel  # with its manifest: bridge = "block"
         cmdline = "iommu=pt" if args.iommu == "pt" else ""
         with Guest(kernel=args.kernel, devices=(), nvme=[str(image)], cmdline=cmdline) as g:
             shutil.copytree(site, g.workdir / "site")
             (g.workdir / "bench_nvme.py").write_text(_GUEST)
+            (g.workdir / wheel.name).write_bytes(wheel.read_bytes())
+            # The bridge path's driver runs as the device's uid: it must reach the host's
+            # Python (under /root) and the installed driver (udriver install).
+            g.run(f"set -e; chmod o+x /root; udriver install --wheel {g.workdir / wheel.name}",
+                  timeout=600, check=True)
             bdf = g.run("for d in /sys/bus/pci/devices/*; do [ $(cat $d/class) = 0x010802 ] "
                         "&& basename $d; done; true", timeout=30, check=True).stdout.split()[0]
             for rnd in range(args.rounds):

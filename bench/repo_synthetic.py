@@ -38,6 +38,7 @@ from tuf.api.metadata import TargetFile
 from udriver_repo import Repository
 from udriver_repo._fsio import RepoLock, write_new
 from udriver_repo._meta import Transaction, bin_of, delegated, vendor_paths, vendor_role
+from udriver_repo._naming import name_bin
 from udriver_repo._owners import record_target
 from udriver_repo._packages import deb_stanza
 
@@ -156,7 +157,7 @@ def _generate(path: Path, n: int, vendors: int, debs: bool
             for e in entries[i]:
                 for claim in claimed_names(str(e["driver"]), str(e["package"])):
                     tf, data = record_target(claim, role)
-                    b = repo._name_bin(txn, claim)
+                    b = name_bin(txn, claim)
                     txn.load(b).signed.targets[tf.path] = tf
                     txn.stage(b, txn.load(b))
                     write_new(repo._target_path(tf.path, tf), data)

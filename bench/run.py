@@ -14,6 +14,7 @@
 | resolve | 5 | resolving every local device against 100k drivers vs an fnmatch scan |
 | hotplug | 5 | QMP device_add -> end of the driver's probe, installed vs from the repository |
 | nvme | 10 | fio on the kernel's nvme driver vs udriver's direct path (MSI-X, polled), one guest |
+| net | 11 | iperf3/ping/pktgen: kernel e1000e on both NICs vs udriver on one (TAP bridge, direct path) |
 | cli | 13 | `udriver devices`/`status`/`search` as whole processes vs `lspci -nnk`, 100k drivers cached |
 """
 
@@ -35,6 +36,7 @@ BENCHES: dict[str, list[str]] = {
     "resolve": ["resolve.py"],
     "hotplug": ["hotplug_latency.py"],
     "nvme": ["nvme.py"],
+    "net": ["net.py"],
     "cli": ["cli_wall.py"],
 }
 

@@ -51,13 +51,14 @@ from tuf.api.metadata import (
     MetaFile,
     Root,
     Snapshot,
+    TargetFile,
     Targets,
     Timestamp,
 )
 from tuf.api.serialization.json import JSONSerializer
 
 from udriver.errors import RepositoryError
-from udriver.repoformat import NAMES_ROLE
+from udriver.repoformat import NAMES_ROLE, IndexEntry, parse_index
 
 from ._fsio import write_atomic
 from ._keys import NaclSigner, generate_key, load_key
@@ -77,6 +78,8 @@ __all__ = [
     "expiry_kind",
     "mid_of",
     "names_roles",
+    "read_index",
+    "target_path",
     "vendor_paths",
     "vendor_role",
 ]
@@ -330,3 +333,28 @@ def make_bin(delegations: dict[str, tuple[object, list[str]]] | None = None) -> 
 
 def delegated(name: str, keyid: str, paths: list[str]) -> DelegatedRole:
     return DelegatedRole(name, [keyid], 1, True, paths=paths)
+
+
+def target_path(public: Path, target: str, tf: TargetFile) -> Path:
+    """Consistent-snapshot file of a target (TUF spec 5.7.3: `<sha256>.<name>`)."""
+    d, _, base = target.rpartition("/")
+    return public / "targets" / d / f"{tf.hashes['sha256']}.{base}"
+
+
+def read_index(public: Path, md: Metadata[Targets], path: str, name: str) -> list[IndexEntry]:
+    """The committed index `path` that role `md` lists ([] if it lists none), checked
+    against its signed length and hashes.
+
+    Raises:
+        RepositoryError: the file is missing, does not match, or is not an index.
+    """
+    tf = md.signed.targets.get(path)
+    if tf is None:
+        return []
+    p = target_path(public, path, tf)
+    try:
+        data = p.read_bytes()
+        tf.verify_length_and_hashes(data)
+    except Exception as e:
+        raise RepositoryError(f"committed index {path} is missing or corrupt ({p}): {e}") from e
+    return parse_index(data, name)

@@ -20,17 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tuf.api.metadata import (
-    Metadata,
     TargetFile,
-    Targets,
 )
 
 from udriver.artifacts import read_deb
-from udriver.errors import PackageError, RepositoryError
-from udriver.repoformat import CLASS_INDEX, IndexEntry, claimed_names, index_names, parse_index
+from udriver.errors import PackageError
+from udriver.repoformat import CLASS_INDEX, IndexEntry, claimed_names, index_names
 
 from ._apt import AptView
-from ._aptplan import AptPlanMixin
+from ._aptplan import plan_apt, publish_apt_debs
 from ._errors import AuthError
 from ._fsio import RepoLock, write_new
 from ._gpg import Gpg
@@ -41,9 +39,19 @@ from ._meta import (
     Transaction,
     expiry_from_config,
     read_config,
+    read_index,
+    target_path,
     vendor_role,
 )
-from ._naming import NamingMixin
+from ._naming import (
+    MigrationReport,
+    assign_name,
+    ensure_names,
+    list_names,
+    migrate_names,
+    name_owner,
+    record_name,
+)
 from ._plan import Committed, check_artifacts, plan_publish
 from ._rotation import refresh, rotate_key, sign_root
 from ._state import State
@@ -60,7 +68,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-class Repository(NamingMixin, AptPlanMixin):
+class Repository:
     """A udriver repository directory (layout: see the repository contract)."""
 
     def __init__(self, path: Path) -> None:
@@ -193,17 +201,17 @@ class Repository(NamingMixin, AptPlanMixin):
         ensure_vendor_role(txn, self.keys, v)
         vrole = vendor_role(v.name)
         writes: dict[Path, bytes] = {}
-        self.ensure_names(txn, writes)
+        ensure_names(self, txn, writes)
         plan = plan_publish(self._committed(txn, vrole, arts), arts, v)
         for n in plan.names:
-            self._record(txn, n, vrole, writes)
+            record_name(txn, self.public, n, vrole, writes)
         for role, tfs in sorted(plan.targets.items()):
             md = txn.load(role)
             md.signed.targets.update(tfs)
             txn.stage(role, md)
         for target, (tf, data) in plan.files.items():
             writes[self._target_path(target, tf)] = data
-        pool, apt_plan = self._plan_apt(vrole, plan.debs)
+        pool, apt_plan = plan_apt(self.apt, vrole, plan.debs)
         ts_version = 0
         tuf_changed = bool(txn.staged)
         if tuf_changed:
@@ -230,9 +238,9 @@ class Repository(NamingMixin, AptPlanMixin):
             for ix in index_names(m.modaliases):
                 role = CLASS_ROLE if ix == CLASS_INDEX else vrole
                 if ix not in indexes and txn.has(role):
-                    indexes[ix] = self._read_index(txn.load(role), f"index/{ix}.json", ix)
+                    indexes[ix] = read_index(self.public, txn.load(role), f"index/{ix}.json", ix)
             for n in claimed_names(m.driver, m.package):
-                owners[n] = self.name_owner(txn, n)
+                owners[n] = name_owner(txn, n)
         return Committed(targets, indexes, owners)
 
     def publish_system(self, files: Sequence[Path | str]) -> bool:
@@ -268,27 +276,14 @@ class Repository(NamingMixin, AptPlanMixin):
                                    f"(expected {want!r})")
             items.append((dict(c), f.name, f.read_bytes()))
         with RepoLock(self.path):
-            changed = self._publish_apt_debs(items)
+            changed = publish_apt_debs(self.apt, items)
         self.state.audit("operator", "publish-system" if changed else "publish-system-unchanged",
                          " ".join(Path(f).name for f in files))
         return changed
 
     def _target_path(self, target: str, tf: TargetFile) -> Path:
-        """Consistent-snapshot file name of a target (TUF spec 5.7.3: <hash>.<name>)."""
-        d, _, base = target.rpartition("/")
-        return self.public / "targets" / d / f"{tf.hashes['sha256']}.{base}"
-
-    def _read_index(self, md: Metadata[Targets], path: str, name: str) -> list[IndexEntry]:
-        tf = md.signed.targets.get(path)
-        if tf is None:
-            return []
-        p = self._target_path(path, tf)
-        try:
-            data = p.read_bytes()
-            tf.verify_length_and_hashes(data)
-        except Exception as e:
-            raise RepositoryError(f"committed index {path} is missing or corrupt ({p}): {e}") from e
-        return parse_index(data, name)
+        """Consistent-snapshot file name of a target (`_meta.target_path`)."""
+        return target_path(self.public, target, tf)
 
     def index(self, name: str) -> list[dict[str, object]]:
         """Committed index entries, as written (`IndexEntry.to_json`); [] if none.
@@ -299,7 +294,7 @@ class Repository(NamingMixin, AptPlanMixin):
         """
         txn = Transaction(self.metadata_dir, self.keys, self.expiry)
         if name == CLASS_INDEX:
-            entries = self._read_index(txn.load(CLASS_ROLE), f"index/{name}.json", name)
+            entries = read_index(self.public, txn.load(CLASS_ROLE), f"index/{name}.json", name)
             return [e.to_json() for e in entries]
         vid = name.split("/")[0]
         owner = self.state.owner_of([int(vid, 16)]).get(int(vid, 16))
@@ -307,13 +302,40 @@ class Repository(NamingMixin, AptPlanMixin):
             return []
         md = txn.load(vendor_role(owner))
         if "/" in name:
-            return [e.to_json() for e in self._read_index(md, f"index/{name}.json", name)]
+            return [e.to_json() for e in read_index(self.public, md, f"index/{name}.json", name)]
         merged: dict[tuple[str, str, str], IndexEntry] = {}
         for path in sorted(md.signed.targets):
             if path == f"index/{vid}.json" or path.startswith(f"index/{vid}/"):
-                for e in self._read_index(md, path, path[len("index/"):-len(".json")]):
+                for e in read_index(self.public, md, path, path[len("index/"):-len(".json")]):
                     merged.setdefault(e.key, e)
         return [merged[k].to_json() for k in sorted(merged)]
+
+    # ------------------------------------------------------------------ names
+
+    def name_owner(self, txn: Transaction, name: str) -> str | None:
+        """The role owning `name` in the metadata `txn` will commit (None: free)."""
+        return name_owner(txn, name)
+
+    def names(self) -> dict[str, str]:
+        """Every recorded name and its owner role (`_naming.list_names`)."""
+        return list_names(self)
+
+    def migrate_names(self) -> MigrationReport:
+        """`udriver-repo names migrate` (`_naming.migrate_names`).
+
+        Raises:
+            RepositoryError: the `targets` key is missing, an index is corrupt, or a write
+                failed.
+        """
+        return migrate_names(self)
+
+    def assign_name(self, name: str, vendor: str) -> str | None:
+        """The operator assigns `name` to `vendor`; returns the previous owner role.
+
+        Raises:
+            RepositoryError: unknown or revoked vendor, or an invalid name.
+        """
+        return assign_name(self, name, vendor)
 
     # ------------------------------------------------------------------ keys and expiry
 

@@ -19,9 +19,8 @@ import copy
 import json
 import logging
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from tuf.api.metadata import Metadata, Root
 
@@ -35,18 +34,15 @@ from ._meta import (
     CLASS_ROLE,
     MID_BINS,
     SERIALIZER,
-    Keyring,
     Transaction,
     bin_of,
     expiry_kind,
     load_root,
     vendor_role,
 )
+from ._parts import RepoParts
 
-if TYPE_CHECKING:
-    from ._state import State
-
-__all__ = ["TOP_LEVEL", "RepoParts", "refresh", "rotate_key", "sign_root"]
+__all__ = ["TOP_LEVEL", "refresh", "rotate_key", "sign_root"]
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +51,6 @@ TOP_LEVEL = ("root", "targets", "snapshot", "timestamp")
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-class RepoParts(Protocol):
-    """What rotation needs of a repository (`Repository` has it)."""
-
-    path: Path
-    public: Path
-    metadata_dir: Path
-    keys: Keyring
-    expiry: dict[str, timedelta]
-    state: State
-    config: dict[str, object]
 
 
 def refresh(repo: RepoParts) -> int:

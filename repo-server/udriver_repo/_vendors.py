@@ -18,9 +18,6 @@ Every operator action is written to the repository's audit log (`State.audit`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from pathlib import Path
-from typing import Protocol
 
 from tuf.api.metadata import Metadata, Targets
 
@@ -28,20 +25,11 @@ from udriver.errors import RepositoryError
 
 from ._fsio import RepoLock
 from ._meta import Keyring, Transaction, bin_of, delegated, vendor_paths, vendor_role
-from ._state import NAME_RE, State
+from ._parts import RepoParts
+from ._state import NAME_RE
 from ._types import Vendor
 
-__all__ = ["RepoParts", "add_vendor", "drop_unused_keys", "ensure_vendor_role", "revoke_vendor"]
-
-
-class RepoParts(Protocol):
-    """What vendor management needs of a repository (`Repository` has it)."""
-
-    path: Path
-    metadata_dir: Path
-    keys: Keyring
-    expiry: dict[str, timedelta]
-    state: State
+__all__ = ["add_vendor", "drop_unused_keys", "ensure_vendor_role", "revoke_vendor"]
 
 
 def add_vendor(repo: RepoParts, name: str, pci_vendors: Sequence[int], class_grant: bool = False) -> str:

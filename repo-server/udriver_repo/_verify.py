@@ -78,7 +78,7 @@ def _get(public: Path | None, url: str | None, rel: str) -> bytes | None:
 
 
 def _unreachable(url: str, why: str) -> RepositoryError:
-    from udriver.client._auth import mask_secrets
+    from udriver.client import mask_secrets
     err = RepositoryError(f"cannot reach {mask_secrets(url)}: {why}")
     err.hint = "is `udriver-repo serve` running there? (it prints its URL when it starts)"
     return err
@@ -98,7 +98,7 @@ def verify_tree(root: bytes, public: Path | None = None, url: str | None = None)
     else:
         # udriver's own fetcher names a failed connection by its cause ("connection
         # refused"), where python-tuf's default said `SlowRetrievalError` (issue 13).
-        from udriver.client._fetcher import FetchOptions, RequestsFetcher
+        from udriver.client import FetchOptions, RequestsFetcher
         if urlparse(url or "").scheme not in ("http", "https"):
             raise RepositoryError(f"Invalid repository URL (scheme must be http or https): "
                                   f"{url!r}")

@@ -67,6 +67,29 @@ def test_repo_server_package_contents(built: dict[str, Path]) -> None:
         assert want in files, want
 
 
+def _depends(deb: Path) -> list[str]:
+    out = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], check=True,
+                         capture_output=True, text=True).stdout
+    return [d.strip() for d in out.split(",") if d.strip()]
+
+
+def test_one_build_installs_on_debian_12_and_13(built: dict[str, Path]) -> None:
+    """Issue 12: the .debs built on Debian 12 (Python 3.11) also install on Debian 13
+    (Python 3.13); tests/vm/test_booted_system.py boots both. That holds as long as nothing
+    ties them to one Python minor version: no upper bound on python3 (dh_python3 writes
+    `python3 (<< 3.12)` for a version-specific extension), no `python3.11` dependency, the
+    native module built for the stable ABI (`.abi3.so`, PEP 384), and only pure-Python
+    wheels vendored (docs/kernels.md, "The next Debian")."""
+    deps = _depends(built["udriver"]) + _depends(built["udriver-repo-server"])
+    tied = [d for d in deps if "<<" in d or d.startswith(("python3.", "libpython3."))]
+    assert tied == [], deps
+    files = _contents(built["udriver"])
+    native = [f for f in files if f.endswith(".so")]
+    assert native and all(f.endswith(".abi3.so") for f in native), native
+    vendored = [f for f in files if f.startswith("/usr/lib/udriver/vendor/")]
+    assert vendored and not [f for f in vendored if f.endswith((".so", ".pyd"))], vendored
+
+
 def test_lintian_reports_no_errors(built: dict[str, Path]) -> None:
     r = subprocess.run(["lintian", "--no-tag-display-limit", *map(str, built.values())], check=False,
                        capture_output=True, text=True, timeout=600)

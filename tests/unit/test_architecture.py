@@ -11,7 +11,9 @@ fails on:
    may import `udriver_repo._errors`: both are inside `udriver_repo`);
 3. a repository-server import of a udriver name that docs/ does not list: each
    `from udriver.M import N` in repo-server/ needs `udriver.M.N` written in a page of
-   docs/ (docs/repoformat.md lists them), and M must be a public module.
+   docs/ (docs/repoformat.md lists them), and M must be a public module;
+4. a repository server that does not pin the udriver it is built with
+   (repo-server/pyproject.toml: `udriver==<the toolkit's version>`).
 
 Known exceptions are listed by name below, each with the work that removes it; the test
 also fails when a listed exception no longer occurs, so the list only shrinks.
@@ -59,6 +61,8 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     ("udriver.cli._upload", "udriver.client._cli"),
     ("udriver.cli._upload", "udriver.client._upload"),
     ("udriver.client._cli", "udriver.supervise._udev"),
+    # The kernel-bridge parent reads the driver's manifest the way the runner finds it.
+    ("udriver.supervise._run", "udriver.runtime._runner"),
 }
 
 def _modules() -> dict[str, Path]:
@@ -205,6 +209,16 @@ def test_repository_server_imports_only_documented_udriver_names() -> None:
             elif full not in listed:
                 problems.append(f"{where}: {full} is not listed in docs/")
     assert problems == []
+
+
+def test_repository_server_pins_this_udriver() -> None:
+    import tomllib
+
+    import udriver
+
+    meta = tomllib.loads((ROOT / "repo-server" / "pyproject.toml").read_text())
+    deps = [d for d in meta["project"]["dependencies"] if re.match(r"udriver\b(?!-)", d)]
+    assert deps == [f"udriver=={udriver.__version__}"]
 
 
 def test_the_walker_sees_what_it_checks() -> None:

@@ -221,4 +221,5 @@ def test_pyproject_matches_driver_ids(nv: Any) -> None:
     from vm._nvme import NVME_PROJECT
     meta = tomllib.loads((NVME_PROJECT / "pyproject.toml").read_text())["tool"]["udriver"]
     assert meta["modaliases"] == list(nv.pkg.NvmeDriver.ids)
-    assert meta["abi"] == nv.pkg.NvmeDriver.abi == "1.0"
+    assert meta["abi"] == nv.pkg.NvmeDriver.abi == "1.1"  # the bridge API
+    assert meta["bridge"] == "block"

@@ -13,8 +13,9 @@ Differences found between the four kernels, each asserted below on the kernel th
 * The DMA-ownership viability rule (Linux 5.19) differs for 5.10: see
   test_runtime_errors.py::test_non_viable_iommu_group, which runs on every kernel.
 Not different on any of the four (so their fallbacks cannot be exercised on a real kernel, only in
-tests/unit/test_runtime_kernel.py): type1v2 (so never the type1 fallback), the IOVA-range
-capability, the request IRQ, the VFIO container; IOMMUFD is absent everywhere.
+tests/unit/test_runtime_kernel.py and, for the request IRQ, test_runtime_request_irq.py):
+type1v2 (so never the type1 fallback), the IOVA-range capability, the request IRQ, the VFIO
+container; IOMMUFD is absent everywhere. docs/kernels.md lists each fallback with its test.
 """
 
 from __future__ import annotations

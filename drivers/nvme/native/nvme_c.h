@@ -82,6 +82,15 @@ struct nvme_job_result {
     uint32_t reserved;
 };
 
+/* The NBD server loop (nvme_nbd.c). `why`: 0 EOF, 1 NBD_CMD_DISC, 2 stop_fd readable. */
+struct nvme_nbd_stats {
+    uint64_t requests;        /* replies sent */
+    uint64_t errors;          /* replies with a non-zero error */
+    uint64_t sync_requests;   /* large, FUA or refused requests done one step at a time */
+    uint32_t why;
+    uint32_t reserved;
+};
+
 int nvme_c_check_api(uintptr_t api);
 int nvme_prp_build(uint64_t iova, uint64_t len, uint32_t page_size, uint64_t *list,
                    uint64_t list_iova, uint32_t list_pages, uint64_t *prp1, uint64_t *prp2);
@@ -93,6 +102,9 @@ int nvme_io_sync(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
                  uint32_t lba_bytes, uint32_t timeout_ms, struct nvme_cqe *out);
 int nvme_job_run(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
                  const struct nvme_job *job, struct nvme_job_result *res);
+int nvme_nbd_serve(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
+                   int sock, int stop_fd, uint32_t nsid, uint32_t lba_bytes, uint64_t nblocks,
+                   uint32_t qd, uint32_t timeout_ms, struct nvme_nbd_stats *st);
 uint32_t nvme_crc32c(uint32_t crc, const void *buf, size_t len);
 void nvme_tag_fill(uint8_t *block, uint32_t lba_bytes, uint64_t lba, uint64_t gen);
 int nvme_tag_check(const uint8_t *block, uint32_t lba_bytes, uint64_t lba);

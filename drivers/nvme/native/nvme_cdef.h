@@ -18,6 +18,8 @@ struct nvme_job_result { uint64_t ios; uint64_t bytes; uint64_t elapsed_ns; uint
                          uint64_t verify_errors; uint64_t first_verify_lba; uint64_t failed;
                          uint64_t first_failed_lba; uint32_t first_failed_status;
                          uint32_t reserved; };
+struct nvme_nbd_stats { uint64_t requests; uint64_t errors; uint64_t sync_requests;
+                        uint32_t why; uint32_t reserved; };
 int nvme_c_check_api(uintptr_t api);
 int nvme_prp_build(uint64_t iova, uint64_t len, uint32_t page_size, uint64_t *list,
                    uint64_t list_iova, uint32_t list_pages, uint64_t *prp1, uint64_t *prp2);
@@ -29,6 +31,9 @@ int nvme_io_sync(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
                  uint32_t lba_bytes, uint32_t timeout_ms, struct nvme_cqe *out);
 int nvme_job_run(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
                  const struct nvme_job *job, struct nvme_job_result *res);
+int nvme_nbd_serve(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
+                   int sock, int stop_fd, uint32_t nsid, uint32_t lba_bytes, uint64_t nblocks,
+                   uint32_t qd, uint32_t timeout_ms, struct nvme_nbd_stats *st);
 uint32_t nvme_crc32c(uint32_t crc, const void *buf, size_t len);
 void nvme_tag_fill(uint8_t *block, uint32_t lba_bytes, uint64_t lba, uint64_t gen);
 int nvme_tag_check(const uint8_t *block, uint32_t lba_bytes, uint64_t lba);

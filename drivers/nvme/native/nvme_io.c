@@ -15,7 +15,7 @@
 #define MAX_QD 1024u
 #define REAP_BATCH 64u
 
-static int build_rw(const struct nvme_bufs *b, uint32_t slot, uint32_t opcode, uint32_t nsid,
+int nvme_build_rw(const struct nvme_bufs *b, uint32_t slot, uint32_t opcode, uint32_t nsid,
                     uint64_t slba, uint32_t nblocks, uint32_t lba_bytes, struct nvme_sqe *sqe)
 {
     uint64_t len = (uint64_t)nblocks * lba_bytes;
@@ -49,7 +49,7 @@ int nvme_io_sync(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
 
     if (opcode != NVME_CMD_READ && opcode != NVME_CMD_WRITE && opcode != NVME_CMD_FLUSH)
         return -EINVAL;
-    if ((rc = build_rw(b, 0, opcode, nsid, slba, nblocks, lba_bytes, &sqe)) != 0)
+    if ((rc = nvme_build_rw(b, 0, opcode, nsid, slba, nblocks, lba_bytes, &sqe)) != 0)
         return rc;
     return nvme_cmd_sync(api, dev, q, &sqe, timeout_ms, out);
 }
@@ -97,7 +97,7 @@ static int issue(struct run *r, struct nvme_queue *q, uint32_t slot, uint64_t no
         for (uint32_t i = 0; i < r->nblocks; i++)
             nvme_tag_fill(buf + (uint64_t)i * j->lba_bytes, j->lba_bytes, slba + i, j->seed);
     }
-    rc = build_rw(r->b, slot, write ? NVME_CMD_WRITE : NVME_CMD_READ, j->nsid, slba,
+    rc = nvme_build_rw(r->b, slot, write ? NVME_CMD_WRITE : NVME_CMD_READ, j->nsid, slba,
                   r->nblocks, j->lba_bytes, &sqe);
     if (rc == 0)
         rc = nvme_sq_push(q, &sqe);

@@ -11,5 +11,8 @@ unsigned nvme_cq_take(struct nvme_queue *q, struct nvme_cqe *out, unsigned max);
 int nvme_cq_ring(uintptr_t api, uintptr_t dev, struct nvme_queue *q);
 int nvme_cq_wait(struct nvme_queue *q, uint32_t ms);
 int nvme_stall_reason(uintptr_t api, uintptr_t dev);
+/* Fill `sqe` for Read/Write/Flush of `nblocks` at `slba` through slot `slot` (CID = slot). */
+int nvme_build_rw(const struct nvme_bufs *b, uint32_t slot, uint32_t opcode, uint32_t nsid,
+                  uint64_t slba, uint32_t nblocks, uint32_t lba_bytes, struct nvme_sqe *sqe);
 
 #endif /* NVME_QUEUE_H */

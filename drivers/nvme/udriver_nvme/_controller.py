@@ -352,6 +352,31 @@ class Controller:
         except NvmeTimeoutError as e:
             raise self._recovered(e) from e
 
+    def serve_nbd(self, sock_fd: int, stop_fd: int, qd: int = 32,
+                  nsid: int | None = None) -> dict[str, int]:
+        """Serve the NBD transmission protocol on `sock_fd` from the C data path
+        (native/nvme_nbd.c) with up to `qd` commands in flight, until EOF, NBD_CMD_DISC or
+        `stop_fd` becomes readable. Returns the C loop's counters.
+
+        Raises:
+            ConfigError: `qd` does not fit the queues.
+            NvmeTimeoutError: no completion within the timeout (the controller is reset).
+            NativeError: the socket failed (e.g. EPROTO: not an NBD request).
+        """
+        ns = self.namespace(nsid)
+        assert self._io is not None and self._bufs is not None
+        if not 1 <= qd <= min(self._bufs.slots, self.io_depth - 1):
+            raise ConfigError(f"nvme: NBD queue depth must be 1..{min(self._bufs.slots, self.io_depth - 1)}, got {qd}")
+        st = ffi.new("struct nvme_nbd_stats *")
+        rc = lib.nvme_nbd_serve(self._api, self._dev, self._io.c, self._bufs.c, sock_fd, stop_fd,
+                                ns.nsid, ns.lba_bytes, ns.nsze, qd, int(self.timeout * 1000), st)
+        try:
+            check(rc, "NBD server")
+        except NvmeTimeoutError as e:
+            raise self._recovered(e) from e
+        return {"requests": int(st.requests), "errors": int(st.errors),
+                "sync_requests": int(st.sync_requests), "why": int(st.why)}
+
     # -- reset and shutdown ---------------------------------------------------------------
 
     def recover(self, why: str) -> None:

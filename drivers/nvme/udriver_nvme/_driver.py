@@ -3,23 +3,34 @@
 `udriver run --device BDF --driver nvme` probes (full controller bring-up, see
 `_controller`), reports the controller and its namespaces as a JSON line on stdout, then
 serves until told to stop; `remove()` does the orderly shutdown (CC.SHN) and reports the
-shutdown state. Options (`-o KEY=VALUE`): `irq` msix|poll, `io_depth`, `timeout` seconds.
-The kernel bridge (ublk/NBD) that will make the namespace a block device is not here yet
-(docs/storage.md).
+shutdown state. Options (`--option KEY=VALUE`): `irq` msix|poll, `io_depth`, `timeout`
+seconds, `bridge` auto|off (off: no block device even under a privileged parent; with
+`--once` the driver then probes, reads LBA 0 and removes itself), `nbd` c|python (the NBD
+server's engine: the C data path with up to `nbd_qd` commands in flight, default 32, or
+the Python loop, one request at a time).
+
+The manifest declares `bridge = "block"` (ABI 1.1): under a privileged parent (`udriver
+supervise`, `udriver-block@.service`, `udriver run` as root) `probe` asks it for a block
+device of the first namespace's size and block size, and `run` serves the NBD requests of
+/dev/nbdN in a thread (`_nbd.NbdServer`) until the connection ends or the driver is
+stopped. Without a parent (`Driver.bridge` is None) the driver only probes and reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from udriver.errors import ConfigError
-from udriver.runtime import Device, Driver
+from udriver.runtime import BlockBridge, Device, Driver
 
 from ._controller import Controller
+from ._nbd import NbdServer
 
 __all__ = ["NvmeDriver"]
 
@@ -33,7 +44,7 @@ class NvmeDriver(Driver):
     """Brings an NVMe controller up in probe() and shuts it down in remove()."""
 
     ids: ClassVar[Sequence[str]] = ("pci:v*d*sv*sd*bc01sc08i02",)
-    abi: ClassVar[str] = "1.0"
+    abi: ClassVar[str] = "1.1"
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         super().__init__(options)
@@ -44,11 +55,25 @@ class NvmeDriver(Driver):
         except ValueError as e:
             raise ConfigError(f"nvme: `io_depth` is an integer and `timeout` a number of "
                               f"seconds (got {self.options}): {e}") from None
-        unknown = set(self.options) - {"irq", "io_depth", "timeout"}
+        self.use_bridge = self.options.get("bridge", "auto")
+        if self.use_bridge not in ("auto", "off"):
+            raise ConfigError(f"nvme: `bridge` must be auto or off, got {self.use_bridge!r}")
+        self.nbd_engine = self.options.get("nbd", "c")
+        if self.nbd_engine not in ("c", "python"):
+            raise ConfigError(f"nvme: `nbd` must be c or python, got {self.nbd_engine!r}")
+        try:
+            self.nbd_qd = int(self.options.get("nbd_qd", "32"), 0)
+        except ValueError:
+            raise ConfigError(f"nvme: `nbd_qd` is an integer, got "
+                              f"{self.options['nbd_qd']!r}") from None
+        unknown = set(self.options) - {"irq", "io_depth", "timeout", "bridge", "nbd", "nbd_qd"}
         if unknown:
             raise ConfigError(f"nvme: unknown option(s) {', '.join(sorted(unknown))} "
-                              "(known: irq, io_depth, timeout)")
+                              "(known: irq, io_depth, timeout, bridge, nbd, nbd_qd)")
         self.ctrl: Controller | None = None
+        self.disk: BlockBridge | None = None
+        self.server: NbdServer | None = None
+        self._thread: threading.Thread | None = None
 
     def probe(self, device: Device) -> None:
         super().probe(device)
@@ -62,14 +87,47 @@ class NvmeDriver(Driver):
              irq=self.irq, mdts_bytes=ident.max_transfer(4096),
              namespaces=[{"nsid": ns.nsid, "blocks": ns.nsze, "lba_bytes": ns.lba_bytes}
                          for ns in self.ctrl.namespaces.values()])
+        if self.bridge is not None and self.use_bridge == "auto":  # ABI 1.1: a block device
+            ns = self.ctrl.namespace()
+            self.disk = self.bridge.block(blocks=ns.nsze, block_size=ns.lba_bytes)
+            emit(event="bridge", kind=self.disk.kind, device=self.disk.device, nsid=ns.nsid,
+                 blocks=ns.nsze, block_size=ns.lba_bytes)
 
     async def run(self) -> None:
-        """Nothing to serve yet without a kernel bridge: report and wait for stop."""
+        """Read LBA 0 (the I/O queue works), then serve the block device, if any."""
         assert self.ctrl is not None
         first = self.ctrl.read(0, 1)  # one command through the I/O queue: it works
         emit(event="ready", lba0_bytes=len(first))
+        if self.disk is None or self.disk.kind != "nbd":
+            return
+        self.server = NbdServer(self.ctrl, self.disk.fd, engine=self.nbd_engine,
+                                qd=self.nbd_qd)
+        self.disk.fd = -1  # the server owns the socket now
+        ended: list[str] = []
+
+        def serve() -> None:
+            assert self.server is not None
+            try:
+                ended.append(self.server.serve())
+            except Exception as e:  # noqa: BLE001 - reported, then the driver fails
+                ended.append(f"error: {type(e).__name__}: {e}")
+        self._thread = threading.Thread(target=serve, name="nbd", daemon=True)
+        self._thread.start()
+        while self._thread.is_alive():
+            await asyncio.sleep(0.2)
+        emit(event="bridge-ended", why=ended[0] if ended else "?",
+             served=self.server.served, errors=self.server.errors)
+        if ended and ended[0].startswith("error:"):
+            raise RuntimeError(f"nvme: NBD server failed: {ended[0]}")
 
     def remove(self) -> None:
+        if self.server is not None:  # stop serving before the controller goes
+            self.server.stop()
+            if self._thread is not None:
+                self._thread.join(30)
+            self.server.close()
+        if self.disk is not None:
+            self.disk.close()
         state = None
         if self.ctrl is not None and self.device is not None and self.device.is_open:
             state = self.ctrl.shutdown()

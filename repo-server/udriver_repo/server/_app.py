@@ -42,10 +42,10 @@ from udriver.errors import ConfigError, RepositoryError
 from ._audit import AuditLog
 from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
-from ._guard import GUARDS, GuardedRunner, UploadSlots, mark_request
+from ._guard import GUARDS, GuardedRunner, mark_request
 from ._pciids import PciNames
 from ._request import Reject, refuse_query
-from ._state import STATE, ServerConfig, ServerState, app_key, json_error
+from ._state import STATE, ServerConfig, ServerState, UploadSlots, app_key, json_error
 from ._static import handle_static
 from ._upload import UPLOAD_PATH, expect_upload, handle_upload
 from ._web import NAMES, handle_ui

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +34,7 @@ from aiohttp import web
 from ._access import AccessLogger, RedactParserErrors
 from ._state import STATE, ServerState, app_key
 
-__all__ = ["GUARDS", "GuardedRunner", "UploadSlots", "mark_request"]
+__all__ = ["GUARDS", "GuardedRunner", "mark_request"]
 
 _log = logging.getLogger(__name__)
 
@@ -157,31 +156,3 @@ async def mark_request(request: web.Request, handler: _Handler) -> web.StreamRes
     if guard is not None:
         guard.request_started()
     return await handler(request)
-
-
-class UploadSlots:
-    """How many uploads each vendor has in progress (event-loop thread only)."""
-
-    def __init__(self, per_vendor: int) -> None:
-        """Args:
-            per_vendor: uploads a vendor may have in progress at once.
-        """
-        self.per_vendor = per_vendor
-        self._busy: Counter[str] = Counter()
-
-    def in_use(self, vendor: str) -> int:
-        """Uploads `vendor` has in progress."""
-        return self._busy[vendor]
-
-    def acquire(self, vendor: str) -> bool:
-        """Take a slot for `vendor`; False if all of its slots are taken."""
-        if self._busy[vendor] >= self.per_vendor:
-            return False
-        self._busy[vendor] += 1
-        return True
-
-    def release(self, vendor: str) -> None:
-        """Give back a slot taken by `acquire`."""
-        self._busy[vendor] -= 1
-        if self._busy[vendor] <= 0:
-            del self._busy[vendor]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,8 @@ if TYPE_CHECKING:
     from ._audit import AuditLog
     from ._catalog import Catalog
     from ._gateway import RepoGateway
-    from ._guard import UploadSlots
 
-__all__ = ["ENV", "STATE", "ServerConfig", "ServerState", "app_key", "json_error"]
+__all__ = ["ENV", "STATE", "ServerConfig", "ServerState", "UploadSlots", "app_key", "json_error"]
 
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
 """Same as `udriver.artifacts.Limits.archive_bytes`: a bigger upload could not be read anyway."""
@@ -139,3 +139,31 @@ def json_error(status: int, code: str, message: str,
     """A JSON error response: `{"error": code, "message": message, "status": status}`."""
     return web.json_response({"error": code, "message": message, "status": status},
                              status=status, headers=headers)
+
+
+class UploadSlots:
+    """How many uploads each vendor has in progress (event-loop thread only)."""
+
+    def __init__(self, per_vendor: int) -> None:
+        """Args:
+            per_vendor: uploads a vendor may have in progress at once.
+        """
+        self.per_vendor = per_vendor
+        self._busy: Counter[str] = Counter()
+
+    def in_use(self, vendor: str) -> int:
+        """Uploads `vendor` has in progress."""
+        return self._busy[vendor]
+
+    def acquire(self, vendor: str) -> bool:
+        """Take a slot for `vendor`; False if all of its slots are taken."""
+        if self._busy[vendor] >= self.per_vendor:
+            return False
+        self._busy[vendor] += 1
+        return True
+
+    def release(self, vendor: str) -> None:
+        """Give back a slot taken by `acquire`."""
+        self._busy[vendor] -= 1
+        if self._busy[vendor] <= 0:
+            del self._busy[vendor]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..repoformat import IndexEntry as IndexEntry
     from ._annotate import annotate as annotate
+    from ._auth import mask_secrets as mask_secrets
     from ._client import Client as Client
     from ._client import InstallResult as InstallResult
     from ._config import RepoConfig as RepoConfig
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from ._config import list_repos as list_repos
     from ._config import remove_repo as remove_repo
     from ._devices import local_devices as local_devices
+    from ._fetcher import FetchOptions as FetchOptions
+    from ._fetcher import RequestsFetcher as RequestsFetcher
     from ._remote import RemoteRepo as RemoteRepo
     from ._status import clear_status as clear_status
     from ._status import read_status as read_status
@@ -46,15 +49,17 @@ _LAZY = {
     "Client": "_client", "InstallResult": "_client", "annotate": "_annotate",
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
-    "local_devices": "_devices", "RemoteRepo": "_remote",
+    "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",
+    "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
     "record_status": "_status", "read_status": "_status", "clear_status": "_status",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
 
 __all__ = [
-    "Client", "DriverStore", "IndexEntry", "InstallResult", "InstalledDriver", "RemoteRepo",
-    "RepoConfig", "add_repo", "annotate", "clear_status", "get_repo", "list_repos",
-    "local_devices", "read_status", "record_status", "remove_repo",
+    "Client", "DriverStore", "FetchOptions", "IndexEntry", "InstallResult", "InstalledDriver",
+    "RemoteRepo", "RepoConfig", "RequestsFetcher", "add_repo", "annotate", "clear_status",
+    "get_repo", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
+    "remove_repo",
 ]
 
 

@@ -1,0 +1,138 @@
+"""The NVMe namespace handed back to the kernel as a block device (issue 10, acceptance 1
+and 4, through NBD).
+
+The wheel from `udriver build drivers/nvme` (manifest: abi 1.1, `bridge = "block"`) is
+installed with `udriver install --wheel` and run by `udriver supervise`, which opens VFIO
+and, when the driver asks, connects a free /dev/nbdN to a socket whose other end the
+unprivileged driver serves (udriver.supervise._nbd, udriver_nvme._nbd). In the guest:
+`mkfs.ext4`, mount, 256 MiB of files, unmount. While the files are written the driver
+process has uid != 0 and CapEff = CapPrm = CapBnd = 0 (/proc/PID/status). After the
+driver is stopped, the host checks the controller's backing file itself: `e2fsck -fn` is
+clean and `debugfs` reads every file back, byte for byte (sha256 against the guest's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from udriver.toolchain import build_project
+from vm._fixtures import require_vm
+from vm.harness import Guest
+from vm.hotplug import events, prepare_guest, wait_for
+
+# 6.1 has no ublk (BLK_DEV_UBLK is 6.0+ and not in Debian's 6.1): NBD is its bridge. 6.12
+# has ublk, but the driver does not use it yet: NBD there too.
+pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1", "6.12")]
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_MB = 384
+FILES = 8
+FILE_MB = 32  # 8 x 32 MiB = 256 MiB
+
+
+@pytest.fixture(scope="module")
+def nvme_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    try:
+        return build_project(ROOT / "drivers" / "nvme", out_dir=tmp_path_factory.mktemp("whl"),
+                             deb=False).wheel
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+@pytest.fixture(scope="module")
+def bridge_guest(kernel: str, tmp_path_factory: pytest.TempPathFactory,
+                 nvme_wheel: Path) -> Iterator[tuple[Guest, Path, Path]]:
+    require_vm(kernel)
+    image = tmp_path_factory.mktemp(f"nvme-nbd-{kernel}") / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(IMAGE_MB << 20)
+    with Guest(kernel=kernel, devices=(), root_ports=1, nvme=[str(image)]) as g:
+        prepare_guest(g)
+        (g.workdir / nvme_wheel.name).write_bytes(nvme_wheel.read_bytes())
+        yield g, g.workdir / nvme_wheel.name, image
+
+
+def proc_status(g: Guest, pid: int) -> dict[str, str]:
+    r = g.run(f"cat /proc/{pid}/status", timeout=60, check=True)
+    return {k: v.strip() for k, v in (line.split(":\t", 1) for line in r.stdout.splitlines()
+                                      if ":\t" in line)}
+
+
+def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path, Path]) -> None:
+    g, wheel, image = bridge_guest
+    g.run(f"set -e; rm -rf /var/lib/udriver /run/udriver; udriver install --wheel {wheel}",
+          timeout=600, check=True)
+    bdf = g.run("for d in /sys/bus/pci/devices/*; do [ $(cat $d/class) = 0x010802 ] && "
+                "basename $d; done; true", timeout=30, check=True).stdout.split()[0]
+    log = "/tmp/nvme-nbd.log"
+    job = g.run_bg(f"udriver supervise --device {bdf} --driver nvme > {log} 2>&1")
+
+    def bridged() -> list[dict] | None:
+        evs = events(g.run(f"cat {log}", timeout=60).stdout)
+        return evs if any(e.get("event") == "ready" for e in evs) else None
+    evs = wait_for(bridged, 300, "the nvme driver with its NBD bridge", step=2.0)
+    [probed] = [e for e in evs if e.get("event") == "probed"]
+    [br] = [e for e in evs if e.get("event") == "bridge"]
+    assert br["kind"] == "nbd" and br["device"].startswith("/dev/nbd"), br
+    assert br["blocks"] * br["block_size"] == IMAGE_MB << 20
+    dev = br["device"]
+    size = g.run(f"blockdev --getsize64 {dev}", timeout=60, check=True).stdout.strip()
+    assert int(size) == IMAGE_MB << 20
+
+    # Acceptance 1: a file system on it, 256 MiB of files, written in the background while
+    # acceptance 4 is read from /proc.
+    g.run(f"set -e; mkfs.ext4 -q -F -L udrvnbd {dev}; mkdir -p /mnt/nbd; mount {dev} /mnt/nbd",
+          timeout=300, check=True)
+    writer = g.run_bg(f"set -e; for i in $(seq 1 {FILES}); do head -c {FILE_MB}M /dev/urandom "
+                      f"> /mnt/nbd/f$i; done; sync; cd /mnt/nbd; sha256sum f*")
+    time.sleep(3)
+    st = proc_status(g, probed["pid"])
+    uids = st["Uid"].split()
+    assert uids[0] != "0" and len(set(uids)) == 1, st["Uid"]
+    assert st["CapEff"] == st["CapPrm"] == st["CapBnd"] == "0000000000000000", st
+    assert st["NoNewPrivs"] == "1", st
+    busy = g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/stat", timeout=60, check=True)
+    res = writer.wait(600)
+    assert res.rc == 0, res
+    sums = dict(reversed(line.split()) for line in res.stdout.splitlines())
+    assert len(sums) == FILES
+    g.run("umount /mnt/nbd", timeout=300, check=True)
+    writes_before = int(busy.stdout.split()[4])  # sectors written when /proc was read
+    assert writes_before > 0, "the driver was not serving I/O when its status was read"
+
+    # Stop: SIGTERM to the supervisor -> driver remove() -> CC.SHN; the bridge goes away.
+    sup = json.loads(g.run(f"cat /run/udriver/supervise/{bdf}.json", timeout=60,
+                           check=True).stdout)
+    g.run(f"kill -TERM {sup['pid']}", timeout=60, check=True)
+    assert job.wait(120).rc == 0
+    evs = events(g.run(f"cat {log}", timeout=60).stdout)
+    assert evs[-1] == {"event": "removed", "shutdown": "shutdown complete"}, evs
+    assert g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/size", timeout=60,
+                 check=True).stdout.strip() == "0"  # NBD_CLEAR_SOCK: capacity 0
+    assert "WARNING" not in g.dmesg()
+
+    # The host reads the controller's backing file itself.
+    fsck = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True,
+                          check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    out = image.parent / "out"
+    out.mkdir()
+    for name, want in sums.items():
+        subprocess.run(["debugfs", "-R", f"dump /{name} {out / name}", str(image)],
+                       capture_output=True, check=True)
+        data = (out / name).read_bytes()
+        assert len(data) == FILE_MB << 20, name
+        assert hashlib.sha256(data).hexdigest() == want, name
