@@ -24,8 +24,17 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["AUTOBIND_TEMPLATE", "BRIDGE_UNITS", "UNIT_TEMPLATE", "bindir", "install_unit",
-           "bridge_variant", "service_unit", "systemd_running", "unit_text"]
+__all__ = [
+    "AUTOBIND_TEMPLATE",
+    "BRIDGE_UNITS",
+    "UNIT_TEMPLATE",
+    "bindir",
+    "bridge_variant",
+    "install_unit",
+    "service_unit",
+    "systemd_running",
+    "unit_text",
+]
 
 log = logging.getLogger(__name__)
 
