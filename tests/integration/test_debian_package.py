@@ -50,6 +50,8 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
                  "/usr/lib/python3/dist-packages/udriver/include/udriver.h",
                  # Debian 12 (debhelper 13.11) keeps units in /lib/systemd/system.
                  "/lib/systemd/system/udriver@.service",
+                 "/lib/systemd/system/udriver-block@.service",
+                 "/lib/systemd/system/udriver-net@.service",
                  "/lib/systemd/system/udriver-autobind@.service",
                  "/usr/share/udriver/driver-template/README.md",
                  "/var/lib/udriver/",

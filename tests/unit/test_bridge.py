@@ -301,6 +301,25 @@ def test_units_grant_each_bridge_exactly_its_nodes() -> None:
                         "ExecStartPre", "Description"}, diff
 
 
+def test_shipped_bridge_units_are_the_generated_ones() -> None:
+    """The variants ship as files (the .deb installs them like the template); they must
+    stay what `bridge_variant` makes of udriver@.service."""
+    from importlib import resources
+
+    from udriver.supervise._systemd import bridge_variant
+    data = resources.files("udriver").joinpath("data")
+    base = data.joinpath(UNIT_TEMPLATE).read_text()
+    for bridge, name in BRIDGE_UNITS.items():
+        assert data.joinpath(name).read_text() == bridge_variant(base, bridge), (
+            f"{name} is stale: regenerate it with udriver.supervise._systemd.bridge_variant")
+
+
+def test_debian_package_installs_every_unit() -> None:
+    rules = (Path(__file__).resolve().parents[2] / "debian/rules").read_text()
+    for name in [UNIT_TEMPLATE, *BRIDGE_UNITS.values(), "udriver-autobind@.service"]:
+        assert name in rules, name
+
+
 def test_service_unit_names() -> None:
     assert service_unit("0000:00:04.0", None) == "udriver@0000:00:04.0.service"
     assert service_unit("0000:00:04.0", "block") == "udriver-block@0000:00:04.0.service"

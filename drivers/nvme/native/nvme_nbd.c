@@ -68,27 +68,17 @@ static int recv_all(int fd, void *buf, size_t n)
     return 0;
 }
 
-static int send_reply(struct srv *s, const uint8_t *handle, uint32_t err, const void *data,
-                      size_t n)
+/* Write every byte of `iov` (sendmsg(2) may stop short on a stream socket). */
+static int sendv(int sock, struct iovec *iov, int cnt)
 {
-    uint8_t h[16];
-    struct iovec iov[2] = {{h, sizeof(h)}, {(void *)data, n}};
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (err || !n) ? 1 : 2};
-    size_t left = sizeof(h) + ((err || !n) ? 0 : n);
-
-    put32(h, NBD_REPLY_MAGIC);
-    put32(h + 4, err);
-    memcpy(h + 8, handle, 8);
-    s->st->requests++;
-    s->st->errors += err != 0;
-    while (left > 0) {
-        ssize_t w = sendmsg(s->sock, &m, MSG_NOSIGNAL);
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+    while (m.msg_iovlen > 0) {
+        ssize_t w = sendmsg(sock, &m, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
-        left -= (size_t)w;
         while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov[0].iov_len) {
             w -= (ssize_t)m.msg_iov[0].iov_len;
             m.msg_iov++;
@@ -102,12 +92,36 @@ static int send_reply(struct srv *s, const uint8_t *handle, uint32_t err, const 
     return 0;
 }
 
-/* Reap what completed (waiting up to `wait_ms` for the first); reply to each. */
+static void reply_header(struct srv *s, uint8_t *h, const uint8_t *handle, uint32_t err)
+{
+    put32(h, NBD_REPLY_MAGIC);
+    put32(h + 4, err);
+    memcpy(h + 8, handle, 8);
+    s->st->requests++;
+    s->st->errors += err != 0;
+}
+
+static int send_reply(struct srv *s, const uint8_t *handle, uint32_t err, const void *data,
+                      size_t n)
+{
+    uint8_t h[16];
+    struct iovec iov[2] = {{h, sizeof(h)}, {(void *)data, n}};
+
+    reply_header(s, h, handle, err);
+    return sendv(s->sock, iov, (err || !n) ? 1 : 2);
+}
+
+#define REAP_MAX 64u
+
+/* Reap what completed (waiting up to `wait_ms` for the first); answer them all with one
+ * sendmsg(2), so that the kernel's receive worker wakes once per batch. */
 static int reap(struct srv *s, uint32_t wait_ms, uint64_t *last)
 {
-    struct nvme_cqe c[64];
-    unsigned n = nvme_cq_take(s->q, c, 64);
-    int rc;
+    static uint8_t hdr[REAP_MAX][16];
+    struct iovec iov[2 * REAP_MAX];
+    struct nvme_cqe c[REAP_MAX];
+    unsigned n = nvme_cq_take(s->q, c, REAP_MAX);
+    int rc, k = 0;
 
     if (n == 0) {
         uint64_t now = nvme_now_ns();
@@ -125,14 +139,14 @@ static int reap(struct srv *s, uint32_t wait_ms, uint64_t *last)
         if (slot >= s->b->slots || s->inflight == 0)
             return -EPROTO;
         uint32_t err = (c[i].status >> 1) ? EIO : 0;
-        const uint8_t *data = s->b->data + (uint64_t)slot * s->b->slot_bytes;
-        rc = send_reply(s, s->handle[slot], err, data, s->cmd[slot] == NBD_CMD_READ ? s->len[slot] : 0);
+        reply_header(s, hdr[i], s->handle[slot], err);
+        iov[k++] = (struct iovec){hdr[i], 16};
+        if (s->cmd[slot] == NBD_CMD_READ && err == 0)
+            iov[k++] = (struct iovec){s->b->data + (uint64_t)slot * s->b->slot_bytes, s->len[slot]};
         s->free_slots[s->nfree++] = slot;
         s->inflight--;
-        if (rc != 0)
-            return rc;
     }
-    return 0;
+    return sendv(s->sock, iov, k);
 }
 
 static int drain(struct srv *s)

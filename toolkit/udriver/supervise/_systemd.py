@@ -24,8 +24,17 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["AUTOBIND_TEMPLATE", "BRIDGE_UNITS", "UNIT_TEMPLATE", "bindir", "install_unit",
-           "service_unit", "systemd_running", "unit_text"]
+__all__ = [
+    "AUTOBIND_TEMPLATE",
+    "BRIDGE_UNITS",
+    "UNIT_TEMPLATE",
+    "bindir",
+    "bridge_variant",
+    "install_unit",
+    "service_unit",
+    "systemd_running",
+    "unit_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,15 @@ def service_unit(bdf: str, bridge: str | None) -> str:
     return (BRIDGE_UNITS[bridge] if bridge else UNIT_TEMPLATE).replace("@", f"@{bdf}")
 
 
-def _bridge_variant(text: str, bridge: str) -> str:
+def bridge_variant(text: str, bridge: str) -> str:
+    """`udriver@.service`'s text turned into the unit for `bridge` (module docstring).
+
+    The variants are shipped as files next to the template (so that the .deb installs them
+    like any unit); a unit test checks that they equal this function's output.
+
+    Raises:
+        ValueError: the template lacks a line the variant replaces.
+    """
     cap, lines, replace = _GRANTS[bridge]
     for old, new in replace.items():
         if old not in text:
@@ -91,13 +108,8 @@ def _bridge_variant(text: str, bridge: str) -> str:
 
 
 def unit_text(bin_dir: Path | None = None, name: str = UNIT_TEMPLATE) -> str:
-    """The template unit `name` with `@bindir@` replaced (a bridge variant is generated
-    from `udriver@.service`)."""
-    bridge = next((k for k, v in BRIDGE_UNITS.items() if v == name), None)
-    text = resources.files("udriver").joinpath(
-        "data", UNIT_TEMPLATE if bridge else name).read_text()
-    if bridge:
-        text = _bridge_variant(text, bridge)
+    """The template unit `name` with `@bindir@` replaced."""
+    text = resources.files("udriver").joinpath("data", name).read_text()
     return text.replace("@bindir@", str(bin_dir or bindir()))
 
 
