@@ -47,7 +47,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import ConfigError
 from . import _status
-from ._privsep import Credentials, PrivilegeError
+from ._caps import Credentials, PrivilegeError
 
 __all__ = ["DEFAULT_RANGE", "device_credentials", "device_uid", "pick_uid", "uid_range"]
 
