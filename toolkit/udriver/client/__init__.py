@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ._annotate import annotate as annotate
     from ._auth import mask_secrets as mask_secrets
     from ._client import Client as Client
-    from ._client import InstallResult as InstallResult
     from ._config import RepoConfig as RepoConfig
     from ._config import add_repo as add_repo
     from ._config import get_repo as get_repo
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from ._fetcher import FetchOptions as FetchOptions
     from ._fetcher import RequestsFetcher as RequestsFetcher
     from ._remote import RemoteRepo as RemoteRepo
+    from ._results import InstallResult as InstallResult
     from ._status import clear_status as clear_status
     from ._status import read_status as read_status
     from ._status import record_status as record_status
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # should not pay.
 _LAZY = {
     "IndexEntry": "..repoformat",
-    "Client": "_client", "InstallResult": "_client", "annotate": "_annotate",
+    "Client": "_client", "InstallResult": "_results", "annotate": "_annotate",
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +34,12 @@ from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
-from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
+from ..modalias import Modalias, PatternIndex, parse_pattern
 from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._config import RepoConfig, list_repos
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
+from ._results import InstallResult, installed_for_alias
 from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -55,28 +55,6 @@ if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository
 __all__ = ["Client", "InstallResult"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class InstallResult:
-    """What one install did."""
-
-    driver: str
-    """Driver name."""
-    version: str
-    """Version now current."""
-    previous: str | None
-    """Version current before (None if first install)."""
-    repo: str
-    """Repository it came from ("" for a local wheel)."""
-    devices: list[str] = field(default_factory=list)
-    """Devices it was installed for."""
-    changed: bool = True
-    """False when that version was already current."""
-
-    def to_dict(self) -> dict[str, object]:
-        return {"driver": self.driver, "version": self.version, "previous": self.previous,
-                "repo": self.repo, "devices": self.devices, "changed": self.changed}
 
 
 class Client:
@@ -264,7 +242,7 @@ class Client:
             m = inst.manifest()
             if m is not None:
                 installed.append((inst, m.patterns))
-        return {bdf: _installed_for(alias, installed) for bdf, alias in devices.items()}
+        return {bdf: installed_for_alias(alias, installed) for bdf, alias in devices.items()}
 
     def install_auto(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Install drivers for every device that no installed driver claims and for
@@ -401,13 +379,3 @@ class Client:
                  for n in lookup_names(p.vendor, p.device)}
         versions = [e for e in self.entries(names) if e.driver == best.driver]
         return sorted(set(versions), key=lambda e: e.parsed_version), self.store.get(best.driver)
-
-
-def _installed_for(alias: Modalias, installed: list[tuple[InstalledDriver, list[Pattern]]]
-                   ) -> InstalledDriver | None:
-    best: tuple[tuple[int, int], InstalledDriver] | None = None
-    for inst, patterns in installed:
-        for p in patterns:
-            if p.matches(alias) and (best is None or p.specificity > best[0]):
-                best = (p.specificity, inst)
-    return best[1] if best else None
