@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from vm.harness import Guest
 
@@ -57,7 +58,7 @@ def net_qemu_args(hotplug: bool = False, plug_udriver: bool = True) -> list[str]
     return args
 
 
-def udriver_nic_props(bus: str = "rp1") -> dict[str, str]:
+def udriver_nic_props(bus: str = "rp1") -> dict[str, Any]:
     """QMP `device_add` arguments of the udriver NIC on its hub port (see `net_qemu_args`)."""
     return {"driver": "e1000e", "netdev": NETDEV_IDS["udriver"], "mac": UDRIVER_MAC,
             "id": NIC_IDS["udriver"], "bus": bus}

@@ -89,7 +89,10 @@ def wait_ready(g: Guest, bdf: str, timeout: float = 240) -> list[dict[str, Any]]
             raise AssertionError(f"autobind failed: {st}\n{driver_log(g, bdf)}")
         evs = events(driver_log(g, bdf))
         return evs if any(e.get("event") == "ready" for e in evs) else None
-    return list(wait_for(ready, timeout, f"the e1000e driver on {bdf}", step=1.0))
+    try:
+        return list(wait_for(ready, timeout, f"the e1000e driver on {bdf}", step=1.0))
+    except AssertionError as e:  # say what autobind did (e.g. left it to a kernel driver)
+        raise AssertionError(f"{e}\n{driver_log(g, bdf)}") from None
 
 
 def test_hotplug_installs_binds_interface_up_then_unplug(env: dict[str, Any]) -> None:
