@@ -92,7 +92,9 @@ def wait_ready(g: Guest, bdf: str, timeout: float = 240) -> list[dict[str, Any]]
     try:
         return list(wait_for(ready, timeout, f"the e1000e driver on {bdf}", step=1.0))
     except AssertionError as e:  # say what autobind did (e.g. left it to a kernel driver)
-        raise AssertionError(f"{e}\n{driver_log(g, bdf)}") from None
+        bound = g.run(f"readlink /sys/bus/pci/devices/{bdf}/driver; lsmod | grep e1000e",
+                      timeout=60).stdout
+        raise AssertionError(f"{e}\ndevice driver: {bound}\nlog: {driver_log(g, bdf)}") from None
 
 
 def test_hotplug_installs_binds_interface_up_then_unplug(env: dict[str, Any]) -> None:
