@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from vm.harness import Guest
 
@@ -27,7 +28,7 @@ NIC_IDS = {"kernel": "nick", "udriver": "nicu"}
 NETDEV_IDS = {"kernel": "hk", "udriver": "hu"}
 
 __all__ = ["E1000E_PROJECT", "HOTPLUG_BDF", "KERNEL_BDF", "KERNEL_MAC", "NETDEV_IDS", "NIC_IDS", "UDRIVER_BDF",
-           "UDRIVER_MAC", "install_e1000e", "net_guest", "net_qemu_args"]
+           "UDRIVER_MAC", "install_e1000e", "net_guest", "net_qemu_args", "udriver_nic_props"]
 
 
 def install_e1000e(target: Path) -> Path:
@@ -42,16 +43,25 @@ HOTPLUG_BDF = "0000:01:00.0"
 """The udriver NIC's address behind root port rp1 (`hotplug=True`): device_del works there."""
 
 
-def net_qemu_args(hotplug: bool = False) -> list[str]:
+def net_qemu_args(hotplug: bool = False, plug_udriver: bool = True) -> list[str]:
     """Two e1000e on hub 0, at fixed slots on the root bus (one IOMMU group each); with
-    `hotplug` the udriver NIC sits behind root port rp1 instead, so it can be unplugged."""
+    `hotplug` the udriver NIC sits behind root port rp1 instead, so it can be unplugged.
+    Without `plug_udriver` only its hub port is made: `device_add` it later with
+    `udriver_nic_props()`."""
     args: list[str] = []
     for who, mac, slot in (("kernel", KERNEL_MAC, 0x10), ("udriver", UDRIVER_MAC, 0x11)):
         where = "bus=rp1" if hotplug and who == "udriver" else f"addr={slot:#x}"
-        args += ["-netdev", f"hubport,id={NETDEV_IDS[who]},hubid=0",
-                 "-device", (f"e1000e,netdev={NETDEV_IDS[who]},mac={mac},id={NIC_IDS[who]},"
-                             f"{where}")]
+        args += ["-netdev", f"hubport,id={NETDEV_IDS[who]},hubid=0"]
+        if who == "kernel" or plug_udriver:
+            args += ["-device", (f"e1000e,netdev={NETDEV_IDS[who]},mac={mac},"
+                                 f"id={NIC_IDS[who]},{where}")]
     return args
+
+
+def udriver_nic_props(bus: str = "rp1") -> dict[str, Any]:
+    """QMP `device_add` arguments of the udriver NIC on its hub port (see `net_qemu_args`)."""
+    return {"driver": "e1000e", "netdev": NETDEV_IDS["udriver"], "mac": UDRIVER_MAC,
+            "id": NIC_IDS["udriver"], "bus": bus}
 
 
 SETUP = """

@@ -79,7 +79,7 @@ def bridge_guest(kernel: str, e1000e_site: Path,
                  e1000e_wheel: Path) -> Iterator[dict[str, Any]]:
     """Boot, install, start `udriver supervise`, wait for the interface, configure it."""
     with net_guest(kernel, e1000e_site, hotplug=True, mem_mb=1024) as (g, k):
-        g.run(_SETUP.format(k=k, umac=UDRIVER_MAC), timeout=60, check=True)
+        setup_namespaces(g, k)
         for name, text in (("tcp_recv.py", TCP_RECV), ("tcp_send.py", TCP_SEND),
                            ("udp_recv.py", UDP_RECV), ("udp_send.py", UDP_SEND)):
             (g.workdir / name).write_text(text)
@@ -97,6 +97,16 @@ def bridge_guest(kernel: str, e1000e_site: Path,
             sup.wait(60)
 
 
+def setup_namespaces(g: Guest, k: str) -> None:
+    """Namespaces A and B; the kernel's interface `k` into A as 10.11.0.1 (`_SETUP`)."""
+    g.run(_SETUP.format(k=k, umac=UDRIVER_MAC), timeout=60, check=True)
+
+
+def attach_interface(g: Guest) -> None:
+    """Do what the administrator's configuration does with the new interface (`_ATTACH`)."""
+    g.run(_ATTACH, timeout=60, check=True)
+
+
 def wait_ready(ctx: dict[str, Any], n: int, timeout: float = 120) -> dict[str, Any]:
     """Wait for the driver's `n`-th `ready` event, then configure its interface."""
     deadline = time.monotonic() + timeout
@@ -107,7 +117,7 @@ def wait_ready(ctx: dict[str, Any], n: int, timeout: float = 120) -> dict[str, A
         assert time.monotonic() < deadline, ctx["log"].read_text()
         time.sleep(0.3)
     ctx["probed"] = [e for e in evs if e.get("event") == "probed"][-1]
-    ctx["guest"].run(_ATTACH, timeout=60, check=True)
+    attach_interface(ctx["guest"])
     return dict(ctx["probed"])
 
 

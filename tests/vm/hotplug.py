@@ -35,6 +35,7 @@ __all__ = [
     "make_repo",
     "mismatching_repo",
     "prepare_guest",
+    "proc_status",
     "publish_more",
     "status",
     "tamper_driver_file",
@@ -113,14 +114,14 @@ class Crashy(Driver):
 
 
 def make_repo(path: Path, wheels: list[Path], *, expiry: dict[str, timedelta] | None = None,
-              ) -> Path:
-    """A signed repository at `path` with vendor `qemu` (PCI vendor 1234) publishing
-    `wheels` one publish each (so each gets its own metadata versions)."""
+              vendor: tuple[str, int] = ("qemu", 0x1234)) -> Path:
+    """A signed repository at `path` with one vendor (default `qemu`, PCI vendor 1234)
+    publishing `wheels` one publish each (so each gets its own metadata versions)."""
     from udriver_repo import Repository
     repo = Repository.init(path, expiry=expiry)
-    repo.add_vendor("qemu", [0x1234])
+    repo.add_vendor(vendor[0], [vendor[1]])
     for whl in wheels:
-        repo.publish([whl], "qemu")
+        repo.publish([whl], vendor[0])
     repo.stop_agent()
     repo.close()
     return path
@@ -143,6 +144,12 @@ def wait_for(cond: Any, timeout: float, what: str, step: float = 0.25) -> Any:
 def status(g: Guest, bdf: str) -> dict[str, Any]:
     r = g.run(f"cat /var/lib/udriver/status/{bdf}.json 2>/dev/null", timeout=60)
     return json.loads(r.stdout) if r.rc == 0 and r.stdout.strip() else {}
+
+
+def proc_status(g: Guest, pid: int) -> dict[str, str]:
+    """`/proc/<pid>/status` in the guest as a dict (Uid, CapEff, NoNewPrivs, ...)."""
+    text = g.run(f"cat /proc/{pid}/status", timeout=60, check=True).stdout
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
 def driver_log(g: Guest, bdf: str) -> str:

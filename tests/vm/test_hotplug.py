@@ -26,6 +26,7 @@ from vm.hotplug import (
     hotplug,
     make_repo,
     prepare_guest,
+    proc_status,
     status,
     unplug,
     wait_for,
@@ -50,11 +51,6 @@ def env(kernel: str, tmp_path_factory: pytest.TempPathFactory,
             yield g, gr, shared
         finally:
             gr.stop()
-
-
-def proc_status(g: Guest, pid: int) -> dict[str, str]:
-    text = g.run(f"cat /proc/{pid}/status", timeout=60, check=True).stdout
-    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
 def wait_done(g: Guest, bdf: str, timeout: float = 240) -> list[dict]:
