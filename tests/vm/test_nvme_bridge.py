@@ -30,7 +30,7 @@ from vm.hotplug import events, prepare_guest, wait_for
 
 # 6.1 has no ublk (BLK_DEV_UBLK is 6.0+ and not in Debian's 6.1): NBD is its bridge. 6.12
 # has ublk, but the driver does not use it yet: NBD there too.
-pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1", "6.12")]
+pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary("6.1", "6.12")]
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_MB = 384
