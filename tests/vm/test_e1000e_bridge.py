@@ -1,8 +1,9 @@
 """The e1000e driver as a Linux network interface through the kernel bridge (issue 11,
-acceptance 1, 2 and 4), on 6.1 and 6.12: ping both ways, a 256 MiB TCP transfer whose
-sha256 matches (the driver's uid != 0 and capabilities read while it flows), a UDP burst
-whose counts match both interfaces' counters, and the carrier following QMP `set_link`.
-The guest and the driver under `udriver supervise`: `vm._net_bridge`.
+acceptance 1, 2 and 4), on every kernel of `make test-kernels` (`make test`: 6.1 and 6.12):
+ping both ways, a 256 MiB TCP transfer whose sha256 matches (the driver's uid != 0 and
+capabilities read while it flows), a UDP burst whose counts match both interfaces' counters,
+and the carrier following QMP `set_link`. The guest and the driver under `udriver
+supervise`: `vm._net_bridge`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The e1000e driver's faults through the kernel bridge (issue 11, acceptance 3), on 6.1
-and 6.12: SIGKILL during a transfer (the supervisor restarts the driver, the interface
-comes back, a new transfer completes) and `device_del` during traffic (the interface
-disappears, nothing hangs, no kernel warning). The guest: `vm._net_bridge`.
+"""The e1000e driver's faults through the kernel bridge (issue 11, acceptance 3), on every
+kernel of `make test-kernels` (`make test`: 6.1 and 6.12): SIGKILL during a transfer (the
+supervisor restarts the driver, the interface comes back, a new transfer completes) and
+`device_del` during traffic (the interface disappears, nothing hangs, no kernel warning).
+The guest: `vm._net_bridge`.
 """
 
 from __future__ import annotations
