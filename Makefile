@@ -11,9 +11,10 @@ setup:
 # CI (`.ci/run` -> `make test`): the whole suite on the first kernel (6.1), and the runtime and
 # hotplug core of the kernel-parametrised VM tests (runtime, bind, MSI-X, built wheels, kernel
 # features, one hotplug) on 6.12, 7.2 and 5.10 as well. Tests marked kernel_primary (the
-# runtime error paths, the two-device hotplug) run on the first kernel only there
-# (--kernel-matrix=core), to keep `make test` under an hour; `make test-kernels` runs them on
-# all four. Cost: docs/kernels.md "Cost in CI".
+# runtime error paths, the two-device hotplug) run on the first kernel only there, and the
+# kernel bridges (NVMe over NBD, e1000e over TAP, marked kernel_primary("6.1", "6.12")) on 6.1
+# and 6.12 only (--kernel-matrix=core), to keep `make test` under an hour; `make test-kernels`
+# runs them all on all four. Cost: docs/kernels.md "Cost in CI".
 TEST_KERNELS ?= 6.1,6.12,7.2,5.10
 
 test: setup
@@ -25,7 +26,8 @@ test: setup
 KERNELS ?= all
 KERNEL_TESTS = tests/vm/test_edu.py tests/vm/test_msix_reset.py tests/vm/test_runtime_errors.py \
 	tests/vm/test_bind.py tests/vm/test_built_wheels.py tests/vm/test_kernel_features.py \
-	tests/vm/test_hotplug.py
+	tests/vm/test_hotplug.py tests/vm/test_nvme_bridge.py tests/vm/test_e1000e_bridge.py \
+	tests/vm/test_nvme_bridge_faults.py tests/vm/test_e1000e_faults.py
 
 test-kernels: setup
 	$(PYTHON) -m pytest -q --kernels=$(KERNELS) $(KERNEL_TESTS) $(PYTEST_ARGS)

@@ -14,7 +14,9 @@
   run on. ``make test-kernels`` passes ``--kernels=all``.
 * ``--kernel-matrix=core`` (what ``make test`` passes) runs tests marked ``kernel_primary``
   only on the session's first kernel: the full suite on one kernel, and the runtime and
-  hotplug core on the others (CI time). The default, ``full``, runs them on every kernel.
+  hotplug core on the others (CI time). ``kernel_primary("6.1", "6.12")`` names the kernels
+  instead: with ``core``, those of the session's kernels (else its first), as the kernel
+  bridges run in ``make test``. The default, ``full``, runs them on every session kernel.
 * If any selected test uses ``session_wheels``, the driver wheels are built once right after
   collection and their sha256 (and that of ``udriver/_native.abi3.so``) printed before the first
   test: every kernel runs these same files. Import the harness itself as
@@ -64,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kernel-matrix",
         choices=("full", "core"),
         default="full",
-        help="`core`: tests marked kernel_primary run on the first of --kernels only (make test); "
+        help="`core`: tests marked kernel_primary run on the first of --kernels only, or on the "
+        "kernels the mark names (make test); "
         "`full` (default): on every kernel",
     )
 
@@ -98,9 +101,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # matrix (CI time): those of the session's kernels that are in the subset, else the
         # session's first kernel, so a selection never leaves such a test without one.
         kernels = [k for k in kernels if k in mark.args] or kernels[:1]
-    if (metafunc.config.getoption("--kernel-matrix") == "core"
-            and metafunc.definition.get_closest_marker("kernel_primary") is not None):
-        kernels = kernels[:1]
+    primary = metafunc.definition.get_closest_marker("kernel_primary")
+    if primary is not None and metafunc.config.getoption("--kernel-matrix") == "core":
+        # `kernel_primary` alone: the session's first kernel. `kernel_primary("6.1", "6.12")`:
+        # those of the session's kernels, else its first. The full matrix ignores the mark.
+        kernels = [k for k in kernels if k in primary.args] or kernels[:1]
     metafunc.parametrize("kernel", kernels, scope="session")
 
 

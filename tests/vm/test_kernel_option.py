@@ -89,3 +89,19 @@ def test_core_matrix_leaves_other_tests_on_every_kernel() -> None:
 
 def test_full_matrix_is_the_default() -> None:
     assert _ids_of(_PRIMARY, "--kernels=6.1,7.2,5.10") == ["6.1", "7.2", "5.10"]
+
+
+_NAMED = "tests/vm/test_nvme_bridge.py"  # marked kernel_primary("6.1", "6.12")
+
+
+def test_core_matrix_runs_named_kernel_primary_tests_on_those_kernels() -> None:
+    assert _ids_of(_NAMED, "--kernels=6.1,6.12,7.2,5.10", "--kernel-matrix=core") == [
+        "6.1", "6.12"]
+
+
+def test_core_matrix_falls_back_to_the_first_kernel_if_none_is_named() -> None:
+    assert _ids_of(_NAMED, "--kernels=7.2,5.10", "--kernel-matrix=core") == ["7.2"]
+
+
+def test_full_matrix_runs_named_kernel_primary_tests_on_every_kernel() -> None:
+    assert _ids_of(_NAMED, "--kernels=all") == ["5.10", "6.1", "6.12", "7.2"]
