@@ -14,16 +14,13 @@ neighbours are static, so the interface counters count only the tests' own frame
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from udriver.toolchain import build_project
 from vm._net import (
-    E1000E_PROJECT,
     HOTPLUG_BDF,
     KERNEL_MAC,
     UDRIVER_MAC,
@@ -59,19 +56,6 @@ ip -n B addr add 10.11.0.2/24 dev {IFNAME}
 ip -n B link set {IFNAME} up
 ip -n B neigh replace 10.11.0.1 lladdr {KERNEL_MAC} dev {IFNAME} nud permanent
 """
-
-
-def build_e1000e_wheel(out: Path) -> Path:
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
-    try:
-        return build_project(E1000E_PROJECT, out_dir=out,
-                             deb=False).wheel
-    finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
 
 
 @contextmanager

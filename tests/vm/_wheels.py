@@ -2,8 +2,9 @@
 
 Issue 12's claim is "the same binary on every kernel". So the VM tests never rebuild a driver per
 kernel or per test module: :func:`build_session_wheels` runs ``udriver.toolchain.build_project``
-once for ``examples/edu`` (pure Python, ``py3-none-any``) and ``examples/edu-c`` (C through the
-udriver ABI table, ``cp311-abi3-manylinux``), and the conftest prints each wheel's sha256 -- plus
+once for ``examples/edu`` (pure Python, ``py3-none-any``), ``examples/edu-c``, ``drivers/nvme``
+and ``drivers/e1000e`` (C through the udriver ABI table, ``cp311-abi3-manylinux``), and the
+conftest prints each wheel's sha256 -- plus
 the sha256 of ``udriver/_native.abi3.so``, the extension every guest loads from the host's
 read-only root -- before the first test runs. Guests see exactly these files.
 """
@@ -18,8 +19,14 @@ from pathlib import Path
 __all__ = ["DRIVERS", "SessionWheels", "build_session_wheels", "sha256_file"]
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVERS = {"edu": ROOT / "examples" / "edu", "edu_c": ROOT / "examples" / "edu-c"}
-"""Driver name -> project directory of the drivers built once per session."""
+DRIVERS = {
+    "edu": ROOT / "examples" / "edu",
+    "edu_c": ROOT / "examples" / "edu-c",
+    "nvme": ROOT / "drivers" / "nvme",
+    "e1000e": ROOT / "drivers" / "e1000e",
+}
+"""Driver name -> project directory of the drivers built once per session (the kernel-bridge
+tests run the NVMe and e1000e wheels built here on every kernel)."""
 
 _EPOCH = "1700000000"
 
@@ -38,7 +45,7 @@ class SessionWheels:
     """The wheels built for this session."""
 
     wheels: dict[str, Path]
-    """Driver name (``edu``, ``edu_c``) -> built wheel."""
+    """Driver name (``edu``, ``edu_c``, ``nvme``, ``e1000e``) -> built wheel."""
     native: Path
     """The udriver native extension the guests import through the host root."""
 

@@ -23,7 +23,6 @@ from vm._net_bridge import (
     IFNAME,
     UDP_N,
     bridge_guest,
-    build_e1000e_wheel,
     carrier,
     counter,
     ns,
@@ -43,8 +42,9 @@ def e1000e_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def e1000e_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_e1000e_wheel(tmp_path_factory.mktemp("whl"))
+def e1000e_wheel(session_wheels: Any) -> Path:
+    """The session's e1000e wheel: the same file on every kernel (sha256 printed at the start)."""
+    return session_wheels.wheels["e1000e"]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Hotplug of the e1000e driver (issue 11): `device_add` -> autobind -> signed install ->
 interface up; on `device_del` the interface goes away. Kernel 6.1, one udev guest.
 
-Host: build drivers/e1000e (`_net_bridge.build_e1000e_wheel`) and publish it in a signed
+Host: build drivers/e1000e (the session's wheel, `vm._wheels`) and publish it in a signed
 repository whose vendor `intel` holds PCI vendor 8086 (`hotplug.make_repo`). Guest
 (`vm._net`): QEMU hub 0 with the kernel's 82574 at 00:10.0 and a free hub port for the
 udriver NIC; the repository served on loopback, the client configured with its root and
@@ -31,7 +31,6 @@ from vm._net import HOTPLUG_BDF, KERNEL_BDF, NIC_IDS, UDRIVER_MAC, net_qemu_args
 from vm._net_bridge import (
     IFNAME,
     attach_interface,
-    build_e1000e_wheel,
     carrier,
     ns,
     setup_namespaces,
@@ -61,12 +60,13 @@ ls /sys/bus/pci/devices/{KERNEL_BDF}/net
 
 
 @pytest.fixture(scope="module")
-def env(kernel: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def env(kernel: str, tmp_path_factory: pytest.TempPathFactory,
+        session_wheels: Any) -> Iterator[dict[str, Any]]:
     """The udev guest with the kernel NIC's hub port and the repository served and
     configured; nothing is installed yet."""
     require_vm(kernel)
     tmp = tmp_path_factory.mktemp("e1000e-hotplug")
-    repo = make_repo(tmp / "repo", [build_e1000e_wheel(tmp / "whl")], vendor=("intel", 0x8086))
+    repo = make_repo(tmp / "repo", [session_wheels.wheels["e1000e"]], vendor=("intel", 0x8086))
     with Guest(kernel=kernel, devices=[], root_ports=1, udev=True, mem_mb=1024,
                qemu_args=net_qemu_args(hotplug=True, plug_udriver=False)) as g:
         shared = copy_repo(repo, g.workdir / "repo")

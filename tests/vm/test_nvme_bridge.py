@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from udriver.toolchain import build_project
 from vm._fixtures import require_vm
+from vm._wheels import SessionWheels
 from vm.harness import Guest
 from vm.hotplug import events, prepare_guest, wait_for
 
@@ -40,17 +39,9 @@ FILE_MB = 32  # 8 x 32 MiB = 256 MiB
 
 
 @pytest.fixture(scope="module")
-def nvme_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
-    try:
-        return build_project(ROOT / "drivers" / "nvme", out_dir=tmp_path_factory.mktemp("whl"),
-                             deb=False).wheel
-    finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
+def nvme_wheel(session_wheels: SessionWheels) -> Path:
+    """The session's NVMe wheel: the same file on every kernel (sha256 printed at the start)."""
+    return session_wheels.wheels["nvme"]
 
 
 @pytest.fixture(scope="module")
