@@ -97,6 +97,15 @@ int e1k_tap_pump(uintptr_t api, uintptr_t dev, struct e1k_ring *rx, struct e1k_r
         st->loops++;
         if (a || b) {
             idle = 0;
+            /* Busy (a flood, or a device that went away and reads all-ones): still see a
+             * stop request every 64 turns, or remove() would wait for the flood to end. */
+            if ((st->loops & 63) == 0) {
+                struct pollfd s = {.fd = stop_fd, .events = POLLIN};
+                if (poll(&s, 1, 0) > 0) {
+                    rc = 0;
+                    break; /* asked to stop */
+                }
+            }
             continue;
         }
         if (rx->irq_fd >= 0 &&
