@@ -44,6 +44,7 @@ from vm._fixtures import (  # noqa: F401
     session_wheels_for,
     vm_pool,
 )
+from vm._net_bridge import br  # noqa: F401 (the e1000e bridge guest fixture)
 
 _GUEST_FIXTURES = frozenset(
     {"guest", "guest_510", "guest_61", "guest_612", "guest_72", "vm_pool", "kernel"}

@@ -20,10 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from vm._fixtures import require_vm
 from vm._net import (
     HOTPLUG_BDF,
     KERNEL_MAC,
     UDRIVER_MAC,
+    install_e1000e,
     net_guest,
 )
 from vm._net_scripts import TCP_RECV, TCP_SEND, UDP_RECV, UDP_SEND
@@ -147,3 +151,12 @@ def tcp_transfer(ctx: dict[str, Any], mib: int, tag: str, timeout: float = 240,
     return json.loads(s.stdout), json.loads(r.stdout)
 
 
+@pytest.fixture(scope="module")
+def br(kernel: str, tmp_path_factory: pytest.TempPathFactory,
+       session_wheels: Any) -> Iterator[dict[str, Any]]:
+    """The bridge guest of a test module (`bridge_guest`) on the session's kernel, running the
+    session's e1000e wheel (the same file on every kernel, sha256 printed at the start)."""
+    require_vm(kernel)
+    site = install_e1000e(tmp_path_factory.mktemp("e1000e-site") / "site")
+    with bridge_guest(kernel, site, session_wheels.wheels["e1000e"]) as ctx:
+        yield ctx

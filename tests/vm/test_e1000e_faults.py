@@ -8,17 +8,13 @@ The guest: `vm._net_bridge`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm._net import HOTPLUG_BDF, NIC_IDS, install_e1000e
+from vm._net import HOTPLUG_BDF, NIC_IDS
 from vm._net_bridge import (
     IFNAME,
-    bridge_guest,
     carrier,
     ns,
     pyns,
@@ -30,24 +26,6 @@ from vm.harness import Guest
 from vm.hotplug import events
 
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary("6.1", "6.12")]
-
-
-@pytest.fixture(scope="module")
-def e1000e_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_e1000e(tmp_path_factory.mktemp("e1000e-site") / "site")
-
-
-@pytest.fixture(scope="module")
-def e1000e_wheel(session_wheels: Any) -> Path:
-    """The session's e1000e wheel: the same file on every kernel (sha256 printed at the start)."""
-    return session_wheels.wheels["e1000e"]
-
-
-@pytest.fixture(scope="module")
-def br(kernel: str, e1000e_site: Path, e1000e_wheel: Path) -> Iterator[dict[str, Any]]:
-    require_vm(kernel)
-    with bridge_guest(kernel, e1000e_site, e1000e_wheel) as ctx:
-        yield ctx
 
 
 def test_sigkill_during_transfer_then_restart(br: dict[str, Any]) -> None:
