@@ -285,7 +285,7 @@ def test_fatal_status_resets_the_controller(nvme_guest: dict[str, Any]) -> None:
         assert err is not None and err["fatal"] is True and err["resets"] == n, out
         assert "the controller reports a fatal status (CSTS.CFS); the controller was reset " \
                f"(reset #{n})" in err["message"], err
-        assert err["seconds"] < 3, err  # noticed within ~100 ms polls, not the 5 s timeout
+        assert err["seconds"] < 3, err  # noticed within ~100 ms polls, not the 30 s timeout
         assert out[what + "_after"] is True, out
     assert out["shutdown"] == "shutdown complete"
     assert "DMAR" in g.dmesg()  # the IOMMU blocked the device's access

@@ -40,6 +40,8 @@ from ._identify import (
 from ._job import JobResult, JobSpec, run_job
 from ._status import NvmeError, NvmeStatusError, NvmeTimeoutError, decode_status
 
+IO_TIMEOUT = 30.0  # seconds; Linux drivers/nvme/host/core.c `io_timeout` defaults to 30 s too
+
 __all__ = ["Controller"]
 
 _log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ class Controller:
     """One NVMe controller driven from user space through a `udriver.runtime.Device`."""
 
     def __init__(self, device: Device, *, irq: str = "msix", io_depth: int = 128,
-                 slots: int = 64, slot_bytes: int = 128 * 1024, timeout: float = 5.0,
+                 slots: int = 64, slot_bytes: int = 128 * 1024, timeout: float = IO_TIMEOUT,
                  admin_depth: int = 32) -> None:
         """Describe the set-up; nothing touches the device before `start()`.
 
@@ -59,7 +61,9 @@ class Controller:
             io_depth: entries of the I/O queue pair (at most CAP.MQES).
             slots: commands the direct path can keep in flight (< io_depth).
             slot_bytes: largest transfer of one command (capped by MDTS).
-            timeout: seconds a command may take before the controller is reset.
+            timeout: seconds a command may take before the controller is reset (default
+                30, as Linux's nvme `io_timeout`: an emulated controller's Flush is the
+                host's fdatasync of the backing file, which takes seconds under load).
             admin_depth: entries of the admin queue pair.
 
         Raises:

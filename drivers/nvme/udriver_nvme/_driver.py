@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from udriver.errors import ConfigError
 from udriver.runtime import BlockBridge, Device, Driver
 
-from ._controller import Controller
+from ._controller import IO_TIMEOUT, Controller
 from ._nbd import NbdServer
 
 __all__ = ["NvmeDriver"]
@@ -51,7 +51,7 @@ class NvmeDriver(Driver):
         self.irq = self.options.get("irq", "msix")
         try:
             self.io_depth = int(self.options.get("io_depth", "128"), 0)
-            self.timeout = float(self.options.get("timeout", "5"))
+            self.timeout = float(self.options.get("timeout", str(IO_TIMEOUT)))
         except ValueError as e:
             raise ConfigError(f"nvme: `io_depth` is an integer and `timeout` a number of "
                               f"seconds (got {self.options}): {e}") from None
