@@ -19,9 +19,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from vm._errors import GuestTimeout
 from vm._fixtures import require_vm
 from vm._wheels import SessionWheels
 from vm.harness import Guest
@@ -63,6 +65,12 @@ def proc_status(g: Guest, pid: int) -> dict[str, str]:
                                       if ":\t" in line)}
 
 
+def explain(g: Guest, log: str, what: str) -> NoReturn:
+    """Fail with what the driver and the guest kernel said (the end of each log)."""
+    drv = g.run(f"cat {log}", timeout=60).stdout
+    pytest.fail(f"{what}\n--- driver log\n{drv[-4000:]}\n--- dmesg\n{g.dmesg()[-4000:]}")
+
+
 def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path, Path]) -> None:
     g, wheel, image = bridge_guest
     g.run(f"set -e; rm -rf /var/lib/udriver /run/udriver; udriver install --wheel {wheel}",
@@ -98,10 +106,8 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
     assert st["NoNewPrivs"] == "1", st
     busy = g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/stat", timeout=60, check=True)
     res = writer.wait(600)
-    if res.rc != 0:  # what the driver and the kernel said, in the failure
-        drv = g.run(f"cat {log}", timeout=60).stdout
-        pytest.fail(f"writing the files failed: {res}\n--- driver log\n{drv[-4000:]}\n"
-                    f"--- dmesg\n{g.dmesg()[-4000:]}")
+    if res.rc != 0:
+        explain(g, log, f"writing the files failed: {res}")
     sums = dict(reversed(line.split()) for line in res.stdout.splitlines())
     assert len(sums) == FILES
     g.run("umount /mnt/nbd", timeout=300, check=True)
@@ -112,7 +118,10 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
     sup = json.loads(g.run(f"cat /run/udriver/supervise/{bdf}.json", timeout=60,
                            check=True).stdout)
     g.run(f"kill -TERM {sup['pid']}", timeout=60, check=True)
-    assert job.wait(120).rc == 0
+    try:
+        assert job.wait(120).rc == 0
+    except (AssertionError, GuestTimeout) as e:
+        explain(g, log, f"the supervisor did not stop cleanly: {e}")
     evs = events(g.run(f"cat {log}", timeout=60).stdout)
     assert evs[-1] == {"event": "removed", "shutdown": "shutdown complete"}, evs
     assert g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/size", timeout=60,
