@@ -10,7 +10,7 @@ Modules (private unless named here):
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)
     _store      per-version install dirs, atomic `current`, rollback
-    _status     per-device status records for the supervisor
+    (per-device status records: `udriver._devstate`, re-exported here)
     _client     the operations joining them, and `annotate()`
     conformance the TUF conformance suite's client-under-test CLI
 """
@@ -21,6 +21,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .._devstate import clear_status as clear_status
+    from .._devstate import read_status as read_status
+    from .._devstate import record_status as record_status
     from ..repoformat import IndexEntry as IndexEntry
     from ._annotate import annotate as annotate
     from ._auth import mask_secrets as mask_secrets
@@ -35,9 +38,6 @@ if TYPE_CHECKING:
     from ._fetcher import RequestsFetcher as RequestsFetcher
     from ._remote import RemoteRepo as RemoteRepo
     from ._results import InstallResult as InstallResult
-    from ._status import clear_status as clear_status
-    from ._status import read_status as read_status
-    from ._status import record_status as record_status
     from ._store import DriverStore as DriverStore
     from ._store import InstalledDriver as InstalledDriver
 
@@ -51,7 +51,7 @@ _LAZY = {
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",
     "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
-    "record_status": "_status", "read_status": "_status", "clear_status": "_status",
+    "record_status": ".._devstate", "read_status": ".._devstate", "clear_status": ".._devstate",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
 

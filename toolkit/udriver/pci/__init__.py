@@ -4,6 +4,7 @@ This package is the only code in udriver that writes to sysfs (through `Sysfs`).
 Every function takes the filesystem root as `sysfs_root` (a path or a `Sysfs`), so tests
 run against a directory tree such as a snapshot of a real machine's /sys.
 
+    normalise_bdf / parse_bdf        the one PCI-address grammar (`_address`)
     list_devices(sysfs_root)         every PCI device, sorted by address
     get_device(bdf, sysfs_root)      one device; DeviceError names what exists if missing
     iommu_group / group_devices      the device's IOMMU group and its members
@@ -12,6 +13,7 @@ run against a directory tree such as a snapshot of a real machine's /sys.
                                      drivers_probe, verify
 """
 
+from ._address import PciAddress, is_bdf, parse_bdf
 from ._bind import VFIO_PCI, bind, check_bound, unbind
 from ._iommu import (
     check_viable,
@@ -26,6 +28,7 @@ from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
 
 __all__ = [
     "VFIO_PCI",
+    "PciAddress",
     "PciDevice",
     "PciIds",
     "PciNames",
@@ -37,10 +40,12 @@ __all__ = [
     "get_device",
     "group_devices",
     "iommu_group",
+    "is_bdf",
     "is_vfio_driver",
     "kernel_release",
     "list_devices",
     "normalise_bdf",
+    "parse_bdf",
     "unbind",
     "viability_problems",
 ]

@@ -8,7 +8,7 @@ Modules (private; the names below are the public API):
     _uids        one uid per device (recorded, stable, unique): who each driver runs as
     _supervisor  Supervisor: the `udriver supervise` loop (backoff, give-up, SIGTERM)
     _kmsg        RemovalWatcher: vfio-pci's "give the device back" request on hot-unplug
-    _status      the supervisor's fields in `<state>/status/<bdf>.json`, claims in the run dir
+    (a device's status record, claim and crash history: `udriver._devstate`)
     _run         `udriver supervise` stand-alone and the systemd unit's three steps
     _udev        render_rules/write_rules: udev rules for installed drivers' modaliases
     _autobind    `udriver autobind`: udev's add/remove hook (install, bind, start / stop)

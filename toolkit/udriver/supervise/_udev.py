@@ -39,11 +39,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .. import paths
+from .._atomic import write_atomic
 from ..errors import ConfigError, PackageError
 from ..manifest import DriverManifest
 from ._systemd import AUTOBIND_TEMPLATE, systemd_running
@@ -186,16 +186,7 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
     text = render_rules(installed_manifests(), auto_install=auto_install_enabled(),
                         command=autobind_command(), state_dir=paths.state_dir(),
                         systemd=systemd_running())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode(), 0o644)
     log.info("wrote %s", path)
     if reload and shutil.which("udevadm"):
         # udevd notices changed rules itself; --reload makes it immediate.
