@@ -10,6 +10,7 @@ Modules (private unless named here):
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)
     _store      per-version install dirs, atomic `current`, rollback
+    _inventory  which installed driver (store or .deb) claims a device
     (per-device status records: `udriver._devstate`, re-exported here)
     _client     the operations joining them, and `annotate()`
     conformance the TUF conformance suite's client-under-test CLI
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ._devices import local_devices as local_devices
     from ._fetcher import FetchOptions as FetchOptions
     from ._fetcher import RequestsFetcher as RequestsFetcher
+    from ._inventory import find_installed as find_installed
+    from ._inventory import installed_manifests as installed_manifests
     from ._remote import RemoteRepo as RemoteRepo
     from ._results import InstallResult as InstallResult
     from ._store import DriverStore as DriverStore
@@ -51,6 +54,7 @@ _LAZY = {
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",
     "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
+    "find_installed": "_inventory", "installed_manifests": "_inventory",
     "record_status": ".._devstate", "read_status": ".._devstate", "clear_status": ".._devstate",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
@@ -58,7 +62,7 @@ _LAZY = {
 __all__ = [
     "Client", "DriverStore", "FetchOptions", "IndexEntry", "InstallResult", "InstalledDriver",
     "RemoteRepo", "RepoConfig", "RequestsFetcher", "add_repo", "annotate", "clear_status",
-    "get_repo", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
+    "find_installed", "get_repo", "installed_manifests", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
     "remove_repo",
 ]
 

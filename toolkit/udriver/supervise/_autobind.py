@@ -35,12 +35,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import _devstate, paths
+from ..client import find_installed, installed_manifests
 from ..errors import DeviceError, InstallError, UdriverError
-from ..manifest import DriverManifest
 from ..modalias import Modalias
 from ..pci import normalise_bdf
 from ._systemd import AUTOBIND_TEMPLATE, BRIDGE_UNITS, service_unit, systemd_running
-from ._udev import installed_manifests, write_rules
+from ._udev import write_rules
 
 __all__ = [
     "add_device",
@@ -137,30 +137,6 @@ def _lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def find_installed(alias: Modalias, driver: str | None,
-                   manifests: list[DriverManifest]) -> DriverManifest | None:
-    """The installed driver for a device: `driver` if named, else the most specific match.
-
-    Raises:
-        InstallError: `driver` is installed but its ID table does not claim the device.
-    """
-    if driver is not None:
-        for m in manifests:
-            if m.driver == driver:
-                if not any(p.matches(alias) for p in m.patterns):
-                    raise InstallError(f"installed driver `{driver}` ({m.package} {m.version}) "
-                                       f"does not claim device {alias}: its ID table is "
-                                       f"{', '.join(m.modaliases)}")
-                return m
-        return None
-    best: tuple[tuple[int, int], DriverManifest] | None = None
-    for m in manifests:
-        for p in m.patterns:
-            if p.matches(alias) and (best is None or p.specificity > best[0]):
-                best = (p.specificity, m)
-    return best[1] if best else None
 
 
 def _install(bdf: str, alias: Modalias) -> None:

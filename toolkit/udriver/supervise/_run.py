@@ -107,8 +107,7 @@ def resolve_driver(bdf: str, driver: str | None, root: Path = Path("/")) -> str:
     if driver:
         return driver
     from .. import pci
-    from ._autobind import find_installed
-    from ._udev import installed_manifests
+    from ..client import find_installed, installed_manifests
     alias = pci.get_device(bdf, root).modalias
     m = find_installed(alias, None, installed_manifests())
     if m is None:

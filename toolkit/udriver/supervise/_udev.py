@@ -44,14 +44,13 @@ from pathlib import Path
 
 from .. import paths
 from .._atomic import write_atomic
-from ..errors import ConfigError, PackageError
+from ..client import installed_manifests
+from ..errors import ConfigError
 from ..manifest import DriverManifest
 from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 
 __all__ = [
-    "DEB_MANIFEST_DIR",
     "autobind_command",
-    "installed_manifests",
     "render_rules",
     "rules_path",
     "write_rules",
@@ -65,9 +64,6 @@ SETSID = "/usr/bin/setsid"
 SYSTEMCTL = "/bin/systemctl"
 """systemctl(1) (Debian 12 has both /bin and /usr/bin; /bin also without merged /usr)."""
 
-
-DEB_MANIFEST_DIR = Path("/usr/share/udriver/drivers")
-"""Where a driver .deb puts its `udriver.json` (as `<driver>.json`)."""
 
 _ENV_PASSED = ("UDRIVER_CONFIG_DIR", "UDRIVER_STATE_DIR", "UDRIVER_RUN_DIR",
                "UDRIVER_DEB_DRIVER_DIR", "UDRIVER_SYSFS_ROOT", "UDRIVER_MAX_CRASHES",
@@ -140,29 +136,6 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
     lines.append(f'ACTION=="remove", SUBSYSTEM=="pci", TEST=="{status}/$kernel.json", '
                  f'RUN+="{command} --action remove $kernel"\n')
     return "".join(lines)
-
-
-def installed_manifests(deb_dir: Path = DEB_MANIFEST_DIR) -> list[DriverManifest]:
-    """Manifests of every driver installed by `udriver install` or from a .deb.
-
-    Unreadable manifests are logged and skipped: one broken driver must not stop
-    hotplug for the others.
-    """
-    from ..client import DriverStore
-    out: dict[str, DriverManifest] = {}
-    if deb_dir.is_dir():
-        for f in sorted(deb_dir.glob("*.json")):
-            try:
-                m = DriverManifest.from_json(f.read_bytes(), str(f))
-            except (OSError, PackageError) as e:
-                log.warning("skipping %s: %s", f, e)
-                continue
-            out[m.driver] = m
-    for inst in DriverStore().installed():  # `udriver install` wins over a .deb
-        im = inst.manifest()
-        if im is not None:
-            out[im.driver] = im
-    return [out[k] for k in sorted(out)]
 
 
 def auto_install_enabled() -> bool:
