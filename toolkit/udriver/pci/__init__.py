@@ -11,6 +11,7 @@ run against a directory tree such as a snapshot of a real machine's /sys.
     check_viable(bdf)                DeviceError unless VFIO may open the device's group
     bind(bdf) / unbind(bdf)          driverctl's steps: modprobe, unbind, driver_override,
                                      drivers_probe, verify
+    persist_bind / forget_bind       binds that survive a reboot (a udev rule per device)
 """
 
 from ._address import PciAddress, is_bdf, parse_bdf
@@ -24,6 +25,7 @@ from ._iommu import (
     viability_problems,
 )
 from ._pciids import PciIds, PciNames, default_pci_ids
+from ._persist import forget_bind, persist_bind, persisted_binds, persisted_rules_path
 from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "check_bound",
     "check_viable",
     "default_pci_ids",
+    "forget_bind",
     "get_device",
     "group_devices",
     "iommu_group",
@@ -46,6 +49,9 @@ __all__ = [
     "list_devices",
     "normalise_bdf",
     "parse_bdf",
+    "persist_bind",
+    "persisted_binds",
+    "persisted_rules_path",
     "unbind",
     "viability_problems",
 ]

@@ -20,6 +20,14 @@ seconds, so `add` only validates its arguments and starts a detached worker
 
 `remove` stops the device's driver (systemctl stop, or SIGTERM to the supervisor) and
 forgets the device's status.
+
+Where the `add` work runs is chosen here (`autobind`), not by the caller:
+
+- systemd is PID 1: in `udriver-autobind@<bdf>.service`, never in udev's confined,
+  short-lived RUN environment;
+- otherwise detached: a worker in its own session (`detach_add`);
+- `--foreground` (the worker itself, the systemd unit, tests): in this process;
+  `--worker` (udev's `setsid -f`): here too, with output to the device's log.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from ._udev import write_rules
 
 __all__ = [
     "add_device",
+    "autobind",
     "detach_add",
     "ensure_path",
     "find_installed",
@@ -236,3 +245,27 @@ def remove_device(bdf: str) -> int:
     _devstate.clear_status(bdf)
     _devstate.clear_crash_history(bdf)
     return 0
+
+
+def autobind(bdf: str, *, action: str = "add", driver: str | None = None,
+             foreground: bool = False, worker: bool = False, match_installed: bool = False,
+             root: Path = Path("/")) -> int:
+    """`udriver autobind`: handle udev's `action` for `bdf` in the mode this machine calls
+    for (module docstring). Returns the exit status.
+
+    Raises:
+        DeviceError: `bdf` is not a PCI address (before anything starts).
+    """
+    if action == "remove":
+        return remove_device(bdf)
+    ensure_path()
+    if worker:
+        redirect_output(bdf)
+    elif not foreground:
+        if systemd_running():
+            return start_autobind_unit(bdf)
+        pid = detach_add(bdf, driver)
+        print(f"{normalise_bdf(bdf)}: autobind worker {pid}, log {log_path(bdf)}")
+        return 0
+    return add_device(bdf, driver, root=root, match_installed=match_installed)
+

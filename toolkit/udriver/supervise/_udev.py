@@ -45,7 +45,7 @@ from pathlib import Path
 from .. import paths
 from .._atomic import write_atomic
 from ..client import installed_manifests
-from ..errors import ConfigError
+from ..errors import ConfigError, UdriverError
 from ..manifest import DriverManifest
 from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 
@@ -53,6 +53,7 @@ __all__ = [
     "autobind_command",
     "render_rules",
     "rules_path",
+    "sync_udev_rules",
     "write_rules",
 ]
 
@@ -168,3 +169,20 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
         if r.returncode != 0:
             log.info("udevadm control --reload: %s", r.stderr.strip())
     return path
+
+
+def sync_udev_rules() -> None:
+    """The post-install hook: keep the hotplug rules in step with the installed drivers,
+    where they are in use (`udriver install`, `remove`, `update` and `rollback` call it
+    after a change).
+
+    Only a rules file that `udriver autobind --update-rules` created is rewritten; a
+    machine without hotplug rules gets none. A failure here does not undo the install: it
+    is logged, and `udriver autobind --update-rules` can be run again.
+    """
+    if not rules_path().exists():
+        return
+    try:
+        write_rules()
+    except (OSError, UdriverError) as e:
+        log.warning("could not update the udev rules %s: %s", rules_path(), e)
