@@ -27,7 +27,7 @@ becomes a path component.
   valid within one boot) and whether the restart policy gave up, for systemd mode, where
   every crash is seen by a new `ExecStopPost` process.
 
-Every file is replaced atomically (`udriver._atomic.write_atomic`, without fsync), so a
+Every file is replaced atomically (`udriver.fsio.write_atomic`, without fsync), so a
 reader sees the old record or the new one, never half. A record that cannot be read counts as absent (a
 corrupt status record is logged): the state of one device must never stop another.
 """
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from ._atomic import write_atomic
+from .fsio import write_atomic
 
 __all__ = [
     "claim_path",

@@ -29,8 +29,8 @@ from tuf.ngclient.config import UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
-from .._atomic import replace_atomic
 from ..errors import DownloadError, RepositoryError, UdriverError
+from ..fsio import replace_atomic
 from ..repoformat import (
     NAMES_ROLE,
     IndexEntry,

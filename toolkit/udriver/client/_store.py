@@ -40,8 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._atomic import fsync_dir, replace_atomic, write_atomic
 from ..errors import InstallError, PackageError
+from ..fsio import fsync_dir, replace_atomic, write_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
 from ._history import is_held, record, set_hold

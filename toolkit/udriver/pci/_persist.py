@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from .._atomic import write_atomic
 from ..errors import DeviceError
+from ..fsio import write_atomic
 from ._address import is_bdf, normalise_bdf
 
 __all__ = ["forget_bind", "persist_bind", "persisted_binds", "persisted_rules_path"]

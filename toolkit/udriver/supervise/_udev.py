@@ -43,9 +43,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .. import paths
-from .._atomic import write_atomic
 from ..client import installed_manifests
 from ..errors import ConfigError, UdriverError
+from ..fsio import write_atomic
 from ..manifest import DriverManifest
 from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 

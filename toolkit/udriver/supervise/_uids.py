@@ -44,8 +44,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .. import paths
-from .._atomic import write_atomic
 from ..errors import ConfigError
+from ..fsio import write_atomic
 from ..pci import normalise_bdf
 from ._caps import Credentials, PrivilegeError
 

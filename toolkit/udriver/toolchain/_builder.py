@@ -25,8 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._atomic import replace_atomic
 from ..errors import BuildError
+from ..fsio import replace_atomic
 from ._checks import CheckResult, check_deb, check_wheel
 from ._deb import build_deb
 from ._project import Project, load_project

@@ -20,8 +20,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .._atomic import replace_atomic
 from ..errors import BuildError
+from ..fsio import replace_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
 
 __all__ = ["rewrite_wheel", "zip_date"]

@@ -1,4 +1,6 @@
-"""Replace a file so a reader sees the old one or the new one, never half (one helper).
+"""Replace a file so a reader sees the old one or the new one, never half: the one helper
+for the client, the supervisor, the toolchain and the repository server (`udriver_repo._fsio`
+adds its numbered crash-test steps and `RepositoryError` on top).
 
 Rules (rename(2): "If newpath already exists, it will be atomically replaced"; the
 replacement is durable only once the file and then its directory are fsync'ed, fsync(2)
