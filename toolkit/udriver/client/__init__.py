@@ -18,8 +18,9 @@ Modules (private unless named here):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .._devstate import clear_status as clear_status
@@ -67,12 +68,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    full = f"{__package__.rpartition('.')[0]}.{mod[2:]}" if mod.startswith("..") \
-        else f"{__name__}.{mod}"
-    value = getattr(importlib.import_module(full), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -67,8 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-
-
 def unit_name(bdf: str) -> str:
     """`udriver@0000:01:00.0.service` (":" and "." are valid in unit names)."""
     return f"udriver@{normalise_bdf(bdf)}.service"
