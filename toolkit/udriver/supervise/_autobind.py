@@ -197,7 +197,7 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
                                    f"{dev.modalias}")
         _devstate.clear_crash_history(bdf)
         _devstate.record_state(bdf, "binding", f"binding to vfio-pci for "
-                                       f"{m.driver} {m.version}", driver=m.driver)
+                               f"{m.driver} {m.version}", driver=m.driver)
         pci.bind(bdf, sysfs_root=root)
     except Exception as e:  # the worker's last word must be in the status record
         if isinstance(e, UdriverError):
@@ -218,7 +218,7 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
         if r.returncode != 0:
             log.error("%s: systemctl start failed: %s", bdf, r.stderr.strip())
             _devstate.record_state(bdf, "failed", f"systemctl start "
-                                           f"{unit}: {r.stderr.strip()}")
+                                   f"{unit}: {r.stderr.strip()}")
             return 1
         return 0
     from ._run import supervise

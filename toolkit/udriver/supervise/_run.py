@@ -181,7 +181,7 @@ def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
     driver = resolve_driver(bdf, driver, root)
     _devstate.write_claim(bdf, os.getpid(), driver, "systemd")
     _devstate.record_state(bdf, "running", "driver running (systemd)", driver=driver,
-                                   pid=os.getpid())
+                           pid=os.getpid())
     # Without a bridge this never returns; with one, this process stays the bridge's
     # privileged parent and ends the way the driver ended.
     return exec_driver(bdf, driver, creds, root=root, bridge=driver_bridge(driver))
@@ -249,6 +249,6 @@ def systemd_stop_post(bdf: str, env: Mapping[str, str], *, root: Path = Path("/"
         log.error("%s: %s; device unbound", bdf, reason)
     else:
         _devstate.record_state(bdf, "restarting", f"{d.reason} ({result})",
-                                       crashes=d.crashes)
+                               crashes=d.crashes)
     _devstate.write_crash_history(bdf, list(tracker.crashes), d.give_up)
     return 0

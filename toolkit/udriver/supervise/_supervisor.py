@@ -113,7 +113,7 @@ class Supervisor:
                 _devstate.clear_status(self.bdf)
                 return
             _devstate.record_state(self.bdf, state, reason, driver=self.driver,
-                                           pid=pid, crashes=crashes)
+                                   pid=pid, crashes=crashes)
         except OSError as e:
             log.warning("%s: cannot write status record: %s", self.bdf, e)
 
