@@ -3,7 +3,8 @@
 Rules:
 - A file in the public tree is written to a temporary name in the same directory,
   fsync'ed, renamed over its final name, and the directory is fsync'ed (rename(2) is
-  atomic within one filesystem; the fsyncs make the order durable).
+  atomic within one filesystem; the fsyncs make the order durable): udriver's one
+  helper, `udriver.fsio.replace_atomic`, with the steps and errors below on top.
 - Every write is a numbered *step*, reported to the step hook when one is set
   (`set_step_hook`): tests inject a callback that logs the steps or SIGKILLs the
   process right after step k, so they can stop a publish at every point without racing
@@ -24,6 +25,7 @@ from types import TracebackType
 from typing import Self
 
 from udriver.errors import RepositoryError
+from udriver.fsio import fsync_dir, replace_atomic
 
 __all__ = ["RepoLock", "StepHook", "fsync_dir", "link_atomic", "set_step_hook", "step",
            "write_atomic", "write_new"]
@@ -58,28 +60,15 @@ def step(what: str) -> None:
         hook(n, what)
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename or create in it is durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _replace_via_temp(path: Path, make: Callable[[Path], None], what: str) -> None:
-    """`make` a temporary sibling of `path`, then rename it over `path` and fsync the
-    directory; on failure the temporary is removed and RepositoryError("{what}: ...")."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """`make` a temporary sibling of `path`, then rename it over `path` with the file and
+    the directory fsync'ed (`udriver.fsio.replace_atomic`, module rule 1); on failure the
+    temporary is removed and RepositoryError("{what}: ...")."""
     try:
-        make(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        step(f"rename {path.name}")
+        replace_atomic(path, make)  # the mode is `make`'s (os.open's, under the umask)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise RepositoryError(f"{what}: {e.strerror}") from e
+    step(f"rename {path.name}")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -89,12 +78,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         RepositoryError: the write failed.
     """
     def write(tmp: Path) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
         finally:
             os.close(fd)
         step(f"write {path.name}")
@@ -111,7 +99,6 @@ def link_atomic(src: Path, path: Path) -> None:
         RepositoryError: the link or rename failed.
     """
     def link(tmp: Path) -> None:
-        tmp.unlink(missing_ok=True)
         os.link(src, tmp)
         step(f"link {path.name}")
 

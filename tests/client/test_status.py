@@ -1,4 +1,4 @@
-"""udriver.client._status: per-device records for the supervisor."""
+"""Per-device status records (`udriver._devstate`, re-exported by `udriver.client`)."""
 
 from __future__ import annotations
 

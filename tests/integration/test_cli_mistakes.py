@@ -104,7 +104,12 @@ MISTAKES: dict[str, list[Mistake]] = {
     "udriver install": [M("dead", "install", "acme", error=_REFUSED, hint=_SERVER_UP),
                         M("live", "install", "nosuch", error="cannot install 'nosuch'",
                           hint="udriver search VVVV:DDDD"),
-                        M("plain", "install", "--device", "bad", error="no such PCI device"),
+                        # A malformed address is called one, as by `bind` and `run`
+                        # (the one grammar, udriver.pci._address); a well-formed one that
+                        # is not there is not on this machine.
+                        M("plain", "install", "--device", "bad", error=_BAD_BDF),
+                        M("plain", "install", "--device", ABSENT_BDF,
+                          error="no such PCI device"),
                         M("plain", "install", "--wheel", "{missing}.whl", error="cannot read"),
                         M("broken", "install", "acme",
                           error="Invalid repository configuration")],

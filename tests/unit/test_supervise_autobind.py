@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from udriver import _devstate
 from udriver.cli import main as cli_main
 from udriver.errors import InstallError
 from udriver.manifest import DriverManifest
 from udriver.modalias import parse_modalias
-from udriver.supervise import _autobind, _status
+from udriver.supervise import _autobind
 
 BDF = "0000:01:00.0"
 EDU_ALIAS = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00"
@@ -64,7 +65,7 @@ def test_find_installed_most_specific_wins() -> None:
 
 def test_add_without_driver_or_auto_install_fails_unbound(machine: Path) -> None:
     assert _autobind.add_device(BDF, None, root=machine) == 1
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["state"] == "failed"
     assert rec["reason"] == (f"no installed driver claims {BDF} ({EDU_ALIAS}) and no "
                              f"repository has auto-install enabled")
@@ -77,7 +78,7 @@ def test_add_named_driver_not_claiming_device_fails_unbound(
         machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_autobind, "installed_manifests", lambda: [OTHER])
     assert _autobind.add_device(BDF, "nic", root=machine) == 1
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["state"] == "failed" and "does not claim device" in rec["reason"]
     assert (machine / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "(null)\n"
 
@@ -87,7 +88,7 @@ def test_add_leaves_kernel_driven_device_alone(machine: Path) -> None:
     drv.mkdir(parents=True)
     (machine / "sys/bus/pci/devices" / BDF / "driver").symlink_to(drv)
     assert _autobind.add_device(BDF, None, root=machine) == 0
-    assert _status.read_status(BDF) == {}
+    assert _devstate.read_record(BDF) == {}
 
 
 def test_match_installed_takes_the_driver_udev_rule_1_would_name(
@@ -99,12 +100,12 @@ def test_match_installed_takes_the_driver_udev_rule_1_would_name(
     (machine / "sys/bus/pci/devices" / BDF / "driver").symlink_to(drv)
     monkeypatch.setattr(_autobind, "installed_manifests", lambda: [OTHER])
     assert _autobind.add_device(BDF, None, root=machine, match_installed=True) == 0
-    assert _status.read_status(BDF) == {}  # left alone: nothing installed claims it
+    assert _devstate.read_record(BDF) == {}  # left alone: nothing installed claims it
     monkeypatch.setattr(_autobind, "installed_manifests", lambda: [WIDE, EDU, OTHER])
     _autobind.add_device(BDF, None, root=machine, match_installed=True)
     # Claimed: the most specific installed driver was chosen and binding was attempted
     # (this fake sysfs has no vfio-pci to bind to, so it is recorded as failed).
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["driver"] == "edu" and rec["state"] == "failed", rec
 
 
@@ -114,7 +115,7 @@ def test_unexpected_error_is_recorded_not_left_installing(
         raise AttributeError("'WheelFile' object has no attribute 'validate_record'")
     monkeypatch.setattr(_autobind, "installed_manifests", broken)
     assert _autobind.add_device(BDF, None, root=machine) == 1
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["state"] == "failed", rec
     assert rec["reason"].startswith("internal error (AttributeError: 'WheelFile' object has "
                                     "no attribute 'validate_record'); see "), rec
@@ -129,11 +130,11 @@ def test_add_missing_device(machine: Path) -> None:
 def test_remove_signals_supervisor_and_forgets_device(machine: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        _status.write_claim(BDF, child.pid, "edu", "supervise")
-        _status.write_supervise_status(BDF, "running", "driver running", driver="edu")
+        _devstate.write_claim(BDF, child.pid, "edu", "supervise")
+        _devstate.record_state(BDF, "running", "driver running", driver="edu")
         assert _autobind.remove_device(BDF) == 0
         assert child.wait(5) == -signal.SIGTERM
-        assert not _status.status_path(BDF).exists()
+        assert not _devstate.status_path(BDF).exists()
     finally:
         child.kill()
         child.wait()
@@ -142,9 +143,9 @@ def test_remove_signals_supervisor_and_forgets_device(machine: Path) -> None:
 def test_remove_with_stale_claim(machine: Path) -> None:
     p = subprocess.Popen(["true"])
     p.wait()
-    _status.write_claim(BDF, p.pid, "edu", "supervise")
+    _devstate.write_claim(BDF, p.pid, "edu", "supervise")
     assert _autobind.remove_device(BDF) == 0
-    assert not _status.claim_path(BDF).exists()
+    assert not _devstate.claim_path(BDF).exists()
 
 
 def test_cli_autobind_without_bdf(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,9 +173,9 @@ def test_cli_add_detaches_and_worker_logs(machine: Path, monkeypatch: pytest.Mon
     log = _autobind.log_path(BDF)
     assert out.startswith(f"{BDF}: autobind worker ") and out.endswith(f", log {log}\n")
     deadline = time.monotonic() + 20
-    while _status.read_status(BDF).get("state") != "failed" and time.monotonic() < deadline:
+    while _devstate.read_record(BDF).get("state") != "failed" and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _status.read_status(BDF)["state"] == "failed"
+    assert _devstate.read_record(BDF)["state"] == "failed"
 
 
 def test_cli_supervise_without_device(capsys: pytest.CaptureFixture[str],
@@ -204,11 +205,11 @@ def test_stop_post_counts_crashes_and_gives_up_on_the_fifth(bound: Path) -> None
     for i in range(4):
         assert _run.systemd_stop_post(BDF, SEGV if i % 2 else CRASH, root=bound,
                                       now=100.0 + i) == 0
-        rec = _status.read_status(BDF)
+        rec = _devstate.read_record(BDF)
         assert rec["state"] == "restarting" and rec["restarts"] == i + 1
     assert (bound / "sys/bus/pci/devices" / BDF / "driver_override").read_text() == "vfio-pci\n"
     _run.systemd_stop_post(BDF, SEGV, root=bound, now=110.0)
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["state"] == "failed"
     assert rec["reason"] == "gave up after 5 crashes in 60 s (last: killed by SIGSEGV)"
     # unbind cleared driver_override (sysfs writes do not truncate a plain file: prefix)
@@ -220,22 +221,22 @@ def test_stop_post_counts_crashes_and_gives_up_on_the_fifth(bound: Path) -> None
 def test_stop_post_old_crashes_leave_the_window(bound: Path) -> None:
     for t in (0.0, 10.0, 20.0, 30.0, 70.0, 80.0):
         _run.systemd_stop_post(BDF, CRASH, root=bound, now=t)
-    assert _status.read_status(BDF)["state"] == "restarting"
+    assert _devstate.read_record(BDF)["state"] == "restarting"
 
 
 def test_stop_post_clean_stop_is_not_a_crash(bound: Path) -> None:
     _run.systemd_stop_post(BDF, {"SERVICE_RESULT": "success", "EXIT_CODE": "killed",
                                  "EXIT_STATUS": "TERM"}, root=bound, now=1.0)
-    rec = _status.read_status(BDF)
-    assert rec["state"] == "stopped" and _status.read_crash_history(BDF) == ([], False)
+    rec = _devstate.read_record(BDF)
+    assert rec["state"] == "stopped" and _devstate.read_crash_history(BDF) == ([], False)
 
 
 def test_stop_post_after_device_removal_forgets_it(bound: Path) -> None:
     import shutil
-    _status.write_supervise_status(BDF, "running", "x")
+    _devstate.record_state(BDF, "running", "x")
     shutil.rmtree(bound / "sys/bus/pci/devices" / BDF)
     _run.systemd_stop_post(BDF, {"SERVICE_RESULT": "success"}, root=bound, now=1.0)
-    assert not _status.status_path(BDF).exists()
+    assert not _devstate.status_path(BDF).exists()
 
 
 @pytest.mark.parametrize("env, rc", [

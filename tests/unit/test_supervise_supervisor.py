@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from udriver import _devstate
 from udriver.errors import DeviceError
-from udriver.supervise import RestartPolicy, Supervisor, _status
+from udriver.supervise import RestartPolicy, Supervisor
 
 BDF = "0000:01:00.0"
 
@@ -81,7 +82,7 @@ def make(clock: FakeClock, rcs: list[int | None], **kw: object) -> tuple[Supervi
 
 
 def status() -> dict:
-    return _status.read_status(BDF)
+    return _devstate.read_record(BDF)
 
 
 def test_clean_exit_ends_supervision_without_restart() -> None:
@@ -90,7 +91,7 @@ def test_clean_exit_ends_supervision_without_restart() -> None:
     res = sup.run()
     assert (res.exit_code, res.state, res.starts) == (0, "exited", 1)
     assert unbound == [] and status()["state"] == "exited"
-    assert not _status.claim_path(BDF).exists()
+    assert not _devstate.claim_path(BDF).exists()
 
 
 def test_crashes_are_restarted_with_backoff_then_clean_exit() -> None:
@@ -159,21 +160,21 @@ def test_claim_exists_while_running() -> None:
     seen: list[dict] = []
 
     def launch() -> FakeProc:
-        seen.append(_status.read_claim(BDF))
+        seen.append(_devstate.read_claim(BDF))
         return FakeProc(clock, 0)
 
     Supervisor(BDF, "edu", launch, lambda b: None, clock=clock).run()
     assert seen[0]["driver"] == "edu" and seen[0]["mode"] == "supervise"
-    assert not _status.claim_path(BDF).exists()
+    assert not _devstate.claim_path(BDF).exists()
 
 
 def test_status_record_keeps_other_members(dirs: Path) -> None:
-    path = _status.status_path(BDF)
+    path = _devstate.status_path(BDF)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"driver": "edu", "version": "0.1.0"}))
     clock = FakeClock()
     make(clock, [0])[0].run()
-    rec = _status.read_status(BDF)
+    rec = _devstate.read_record(BDF)
     assert rec["driver"] == "edu" and rec["version"] == "0.1.0"
     assert rec["state"] == "exited"
 
@@ -182,7 +183,7 @@ def test_status_record_keeps_other_members(dirs: Path) -> None:
                                  "0000:01:00:0", "0000:01:0G.0", "0000:01:20.0"])
 def test_invalid_bdf_rejected(bad: str) -> None:
     with pytest.raises(DeviceError, match="Invalid PCI address"):
-        _status.status_path(bad)
+        _devstate.status_path(bad)
 
 
 def test_real_subprocess_sigterm(tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_removed_device_leaves_no_status_record() -> None:
     sup, _procs, _unbound = make(clock, [None], device_gone=lambda: True)
     threading.Timer(0.05, sup.request_stop).start()
     assert sup.run().state == "stopped"
-    assert not _status.status_path(BDF).exists()
+    assert not _devstate.status_path(BDF).exists()
 
 
 def test_hot_unplug_stop_waits_for_removal_then_forgets_device() -> None:
@@ -219,4 +220,4 @@ def test_hot_unplug_stop_waits_for_removal_then_forgets_device() -> None:
     res = sup.run()
     assert res.reason == f"{REMOVED} (driver killed by SIGTERM)"
     assert procs[0].signals == [signal.SIGTERM] and unbound == []
-    assert not _status.status_path(BDF).exists()
+    assert not _devstate.status_path(BDF).exists()

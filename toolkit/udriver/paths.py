@@ -5,6 +5,7 @@
       drivers/<driver>/<version>/   one directory per installed version (pypa/installer)
       drivers/<driver>/current      symlink to the running version, swapped atomically
     /usr/lib/udriver/drivers/<driver>/   drivers installed from .debs (UDRIVER_DEB_DRIVER_DIR)
+    /usr/share/udriver/drivers/<driver>.json   their ID tables (UDRIVER_DEB_MANIFEST_DIR)
     /run/udriver/                 runtime state: pid files, sockets (UDRIVER_RUN_DIR)
 
 `driver_search_path()` lists the directories the runner adds to sys.path before it
@@ -19,6 +20,7 @@ from pathlib import Path
 __all__ = [
     "config_dir",
     "deb_driver_dir",
+    "deb_manifest_dir",
     "driver_search_path",
     "installed_driver_dirs",
     "run_dir",
@@ -40,6 +42,11 @@ def state_dir() -> Path:
 
 def deb_driver_dir() -> Path:
     return _env_path("UDRIVER_DEB_DRIVER_DIR", "/usr/lib/udriver/drivers")
+
+
+def deb_manifest_dir() -> Path:
+    """Where a driver .deb puts its `udriver.json`, as `<driver>.json`."""
+    return _env_path("UDRIVER_DEB_MANIFEST_DIR", "/usr/share/udriver/drivers")
 
 
 def run_dir() -> Path:

@@ -36,32 +36,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .. import supervise
     from ..errors import DeviceError
-    from ..supervise import _autobind, _udev
     if args.install_unit is not None:
-        from ..supervise._systemd import install_unit
-        for path in install_unit(args.install_unit):
+        for path in supervise.install_unit(args.install_unit):
             print(f"wrote {path}")
         return 0
     if args.update_rules:
-        path = _udev.write_rules(args.rules_file)
+        path = supervise.write_rules(args.rules_file)
         print(f"wrote {path}")
         return 0
     if not args.bdf:
         raise DeviceError("no device given: `udriver autobind [--driver NAME] BDF`")
-    if args.action == "remove":
-        return _autobind.remove_device(args.bdf)
-    _autobind.ensure_path()
-    if args.worker:
-        _autobind.redirect_output(args.bdf)
-    elif not args.foreground:
-        if _autobind.systemd_running():
-            # Under systemd the work happens in udriver-autobind@<BDF>.service, never in
-            # udev's confined, short-lived RUN environment (see supervise._udev).
-            return _autobind.start_autobind_unit(args.bdf)
-        pid = _autobind.detach_add(args.bdf, args.driver)
-        print(f"{args.bdf}: autobind worker {pid}, log {_autobind.log_path(args.bdf)}")
-        return 0
-    root = Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/")
-    return _autobind.add_device(args.bdf, args.driver, root=root,
-                                match_installed=args.match_installed)
+    # Where the work runs (systemd unit, detached worker, here) is hotplug's choice.
+    return supervise.autobind(args.bdf, action=args.action, driver=args.driver,
+                              foreground=args.foreground, worker=args.worker,
+                              match_installed=args.match_installed,
+                              root=Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/"))

@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
     dev = bind(args.bdf, args.kernel_driver, sysfs_root=root, timeout=args.timeout)
     kept = ""
     if args.persist:
-        from ..pci._persist import persist_bind
+        from ..pci import persist_bind
         kept = f"; kept across reboots ({persist_bind(dev.bdf, args.kernel_driver)})"
     if is_vfio_driver(dev.driver):
         try:

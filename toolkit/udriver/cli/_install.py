@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..client._cli import add_client_options, devices, make_client, print_json, sync_udev_rules
+from ..client._cli import add_client_options, devices, make_client, print_json
 from ..errors import DeviceError, InstallError
+from ..supervise import sync_udev_rules
 
 if TYPE_CHECKING:
     from ..client import InstallResult
@@ -47,11 +48,13 @@ def main(args: argparse.Namespace) -> int:
     if args.wheel:
         results.append(client.install_local_wheel(args.wheel))
     if args.device:
-        unknown = [b for b in args.device if b not in local]
+        from ..pci import normalise_bdf  # the one grammar, as `bind` and `run` read it
+        wanted = [normalise_bdf(b) for b in args.device]
+        unknown = [b for b in wanted if b not in local]
         if unknown:
             raise DeviceError(f"no such PCI device: {', '.join(unknown)} "
                               f"(present: {', '.join(local) or 'none'})")
-        results += client.install_for_devices({b: local[b] for b in args.device})
+        results += client.install_for_devices({b: local[b] for b in wanted})
     for spec in args.drivers:
         results.append(client.install_entry(client.find(spec, local)))
     if args.auto:

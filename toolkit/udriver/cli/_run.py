@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("`--container-fd` and `--group-fd` must be given together")
     options = _options(args.option)
     if os.geteuid() == 0:
-        from ..supervise._run import run_as_device_user
+        from ..supervise import run_as_device_user
         if args.container_fd is not None or args.bridge_fd is not None:
             from ..supervise import PrivilegeError
             err = PrivilegeError(f"refusing to run driver {args.driver!r} as root: "

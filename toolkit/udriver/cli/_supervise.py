@@ -37,16 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .. import supervise
     from ..errors import DeviceError
-    from ..supervise import _run
     if not args.device:
         raise DeviceError("no device given: use `--device BDF` or set UDRIVER_DEVICE")
     root = Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/")
     if args.systemd_pre:
-        return _run.systemd_pre(args.device, root=root)
+        return supervise.systemd_pre(args.device, root=root)
     if args.systemd_exec:
-        return _run.systemd_exec(args.device, args.driver, user=args.user, root=root)
+        return supervise.systemd_exec(args.device, args.driver, user=args.user, root=root)
     if args.systemd_stop_post:
-        return _run.systemd_stop_post(args.device, os.environ, root=root)
-    return _run.supervise(args.device, args.driver, bind=not args.no_bind, root=root,
-                          user=args.user, stop_timeout=args.stop_timeout)
+        return supervise.systemd_stop_post(args.device, os.environ, root=root)
+    return supervise.supervise(args.device, args.driver, bind=not args.no_bind, root=root,
+                               user=args.user, stop_timeout=args.stop_timeout)

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..pci._persist import forget_bind, persisted_binds, persisted_rules_path
+    from ..pci import forget_bind, persisted_binds, persisted_rules_path
 
     dev = unbind(args.bdf, sysfs_root=sysfs_root(args))
     # A persisted bind would take the device again at the next boot: unbind ends it too.

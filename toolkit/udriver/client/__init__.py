@@ -10,17 +10,22 @@ Modules (private unless named here):
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)
     _store      per-version install dirs, atomic `current`, rollback
-    _status     per-device status records for the supervisor
+    _inventory  which installed driver (store or .deb) claims a device
+    (per-device status records: `udriver._devstate`, re-exported here)
     _client     the operations joining them, and `annotate()`
     conformance the TUF conformance suite's client-under-test CLI
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from .._devstate import clear_status as clear_status
+    from .._devstate import read_status as read_status
+    from .._devstate import record_status as record_status
     from ..repoformat import IndexEntry as IndexEntry
     from ._annotate import annotate as annotate
     from ._auth import mask_secrets as mask_secrets
@@ -33,11 +38,10 @@ if TYPE_CHECKING:
     from ._devices import local_devices as local_devices
     from ._fetcher import FetchOptions as FetchOptions
     from ._fetcher import RequestsFetcher as RequestsFetcher
+    from ._inventory import find_installed as find_installed
+    from ._inventory import installed_manifests as installed_manifests
     from ._remote import RemoteRepo as RemoteRepo
     from ._results import InstallResult as InstallResult
-    from ._status import clear_status as clear_status
-    from ._status import read_status as read_status
-    from ._status import record_status as record_status
     from ._store import DriverStore as DriverStore
     from ._store import InstalledDriver as InstalledDriver
 
@@ -51,24 +55,17 @@ _LAZY = {
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",
     "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
-    "record_status": "_status", "read_status": "_status", "clear_status": "_status",
+    "find_installed": "_inventory", "installed_manifests": "_inventory",
+    "record_status": ".._devstate", "read_status": ".._devstate", "clear_status": ".._devstate",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
 
 __all__ = [
     "Client", "DriverStore", "FetchOptions", "IndexEntry", "InstallResult", "InstalledDriver",
     "RemoteRepo", "RepoConfig", "RequestsFetcher", "add_repo", "annotate", "clear_status",
-    "get_repo", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
+    "find_installed", "get_repo", "installed_manifests", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
     "remove_repo",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    full = f"{__package__.rpartition('.')[0]}.{mod[2:]}" if mod.startswith("..") \
-        else f"{__name__}.{mod}"
-    value = getattr(importlib.import_module(full), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

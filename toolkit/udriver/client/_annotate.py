@@ -42,7 +42,7 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
         inst = have[bdf]
         cand = chosen.get(bdf)
         out[bdf] = {
-            "installed": ({"driver": inst.driver, "version": inst.current or ""}
+            "installed": ({"driver": inst.driver, "version": inst.version}
                           if inst else None),
             "available": ({"driver": cand.entry.driver, "version": cand.entry.version,
                            "repo": cand.entry.repo} if cand else None),

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._atomic import write_atomic
 from ..errors import ConfigError
+from ..fsio import write_atomic
 from ..paths import config_dir
 
 __all__ = [

@@ -14,7 +14,6 @@ import sys
 from typing import IO, TYPE_CHECKING, Any
 
 from ..cli import env_option
-from ..errors import UdriverError
 
 if TYPE_CHECKING:
     from ..modalias import Modalias
@@ -28,7 +27,6 @@ __all__ = [
     "is_device_query",
     "make_client",
     "print_json",
-    "sync_udev_rules",
     "terminal_progress",
 ]
 
@@ -97,20 +95,3 @@ def terminal_progress(stream: IO[str] | None = None) -> Progress | None:
         out.flush()
 
     return progress
-
-
-def sync_udev_rules() -> None:
-    """Keep the hotplug rules in step with the installed drivers, where they are in use.
-
-    Only a rules file that `udriver autobind --update-rules` created is rewritten; a
-    machine without hotplug rules gets none. A failure here does not undo the install: it
-    is logged, and `udriver autobind --update-rules` can be run again.
-    """
-    from ..supervise._udev import rules_path, write_rules
-
-    if not rules_path().exists():
-        return
-    try:
-        write_rules()
-    except (OSError, UdriverError) as e:
-        log.warning("could not update the udev rules %s: %s", rules_path(), e)

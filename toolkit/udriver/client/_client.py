@@ -34,12 +34,14 @@ from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
+from ..manifest import DriverManifest
 from ..modalias import Modalias, PatternIndex, parse_pattern
 from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
 from ._config import RepoConfig, list_repos
+from ._inventory import installed_for, installed_manifests
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
-from ._results import InstallResult, installed_for_alias
+from ._results import InstallResult
 from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -235,14 +237,9 @@ class Client:
             groups.setdefault(cand.entry, {})[bdf] = devices[bdf]
         return [self.install_entry(e, devs) for e, devs in groups.items()]
 
-    def installed_for(self, devices: Mapping[str, Modalias]) -> dict[str, InstalledDriver | None]:
-        """The installed driver (most specific current ID table) claiming each device."""
-        installed = []
-        for inst in self.store.installed():
-            m = inst.manifest()
-            if m is not None:
-                installed.append((inst, m.patterns))
-        return {bdf: installed_for_alias(alias, installed) for bdf, alias in devices.items()}
+    def installed_for(self, devices: Mapping[str, Modalias]) -> dict[str, DriverManifest | None]:
+        """The installed driver (store or .deb) claiming each device (`_inventory`)."""
+        return installed_for(devices, installed_manifests(self.store))
 
     def install_auto(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Install drivers for every device that no installed driver claims and for

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .._atomic import write_atomic
 from ..errors import ConfigError
+from ..fsio import write_atomic
 from ..paths import config_dir, state_dir
 from ._auth import (
     Credentials,

@@ -50,8 +50,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._atomic import write_atomic
 from ..errors import DownloadError, UdriverError
+from ..fsio import write_atomic
 from ..repoformat import IndexEntry, parse_index
 
 if TYPE_CHECKING:

@@ -30,6 +30,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from ..errors import DownloadError, RepositoryError, UdriverError
+from ..fsio import replace_atomic
 from ..repoformat import (
     NAMES_ROLE,
     IndexEntry,
@@ -198,13 +199,10 @@ class RemoteRepo:
                 upd._fetcher.progress = self._progress
             # Download under a private name, then rename: another process (two devices
             # hot-plugged at once) never reads a half-written file.
-            tmp = local.with_name(f".{local.name}.{os.getpid()}.part")
             try:
-                upd.download_target(info, str(tmp))
-                os.replace(tmp, local)
+                replace_atomic(local, lambda tmp: upd.download_target(info, str(tmp)))
                 return local
             finally:
-                tmp.unlink(missing_ok=True)
                 if hasattr(upd._fetcher, "progress"):
                     upd._fetcher.progress = None
 

@@ -1,19 +1,11 @@
-"""What the client's operations return, and which installed driver claims a device.
-
-`InstallResult` is one install's outcome (what `udriver install` prints, or its JSON);
-`installed_for_alias` picks, among installed drivers, the one whose ID table matches a
-device most specifically (the same specificity rule `resolve.choose` applies to a
-repository's candidates).
-"""
+"""What the client's operations return: `InstallResult`, one install's outcome (what
+`udriver install` prints, or its JSON)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..modalias import Modalias, Pattern
-from ._store import InstalledDriver
-
-__all__ = ["InstallResult", "installed_for_alias"]
+__all__ = ["InstallResult"]
 
 
 @dataclass
@@ -36,14 +28,3 @@ class InstallResult:
     def to_dict(self) -> dict[str, object]:
         return {"driver": self.driver, "version": self.version, "previous": self.previous,
                 "repo": self.repo, "devices": self.devices, "changed": self.changed}
-
-
-def installed_for_alias(alias: Modalias, installed: list[tuple[InstalledDriver, list[Pattern]]]
-                   ) -> InstalledDriver | None:
-    """The installed driver whose most specific pattern matches `alias` (None if none)."""
-    best: tuple[tuple[int, int], InstalledDriver] | None = None
-    for inst, patterns in installed:
-        for p in patterns:
-            if p.matches(alias) and (best is None or p.specificity > best[0]):
-                best = (p.specificity, inst)
-    return best[1] if best else None

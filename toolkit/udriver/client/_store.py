@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InstallError, PackageError
+from ..fsio import fsync_dir, replace_atomic, write_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
 from ..paths import state_dir
 from ._history import is_held, record, set_hold
@@ -92,14 +93,6 @@ def _change(old: str | None, new: str) -> str:
         return "upgrade" if Version(new) > Version(old) else "downgrade"
     except InvalidVersion:
         return "install"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DriverStore:
@@ -163,10 +156,8 @@ class DriverStore:
             os.close(fd)
 
     def _set_link(self, d: Path, name: str, version: str) -> None:
-        tmp = d / f".link-{name}-{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        os.symlink(version, tmp)
-        os.replace(tmp, d / name)  # rename(2) over the old link: atomic
+        replace_atomic(d / name, lambda tmp: os.symlink(version, tmp),  # rename(2): atomic
+                       prefix=f".link-{name}-")
 
     def install_wheel(self, wheel: Path, manifest: DriverManifest | None = None,
                       repo: str = "") -> InstalledDriver:
@@ -201,7 +192,7 @@ class DriverStore:
                 if old is not None:
                     self._set_link(d, "previous", old)
                 self._set_link(d, "current", version)
-                _fsync_dir(d)
+                fsync_dir(d)
             self._prune(d)
         log.info("installed %s %s (previous: %s)", driver, version, old)
         if old != version:
@@ -244,7 +235,7 @@ class DriverStore:
             shutil.rmtree(stage, ignore_errors=True)
             raise
         os.rename(stage, d / version)  # step 3: atomic
-        _fsync_dir(d)
+        fsync_dir(d)
 
     def _prune(self, d: Path) -> None:
         keep = {self._link(d, "current"), self._link(d, "previous")}
@@ -272,7 +263,7 @@ class DriverStore:
             assert cur is not None and prev is not None
             self._set_link(d, "current", prev)
             self._set_link(d, "previous", cur)
-            _fsync_dir(d)
+            fsync_dir(d)
         log.info("rolled back %s from %s to %s", driver, cur, prev)
         record("rollback", driver, before=cur, after=prev, store_root=self.root)
         # Held, so that `udriver update` does not upgrade it straight back (`unhold`).
@@ -299,7 +290,7 @@ class DriverStore:
         with self._locked(driver) as d:
             (d / "current").unlink(missing_ok=True)  # first: nothing looks installed any more
             (d / "previous").unlink(missing_ok=True)
-            _fsync_dir(d)
+            fsync_dir(d)
             self._prune(d)
         shutil.rmtree(self.root / driver, ignore_errors=True)
         record("remove", driver, before=info.current, store_root=self.root)
@@ -325,10 +316,7 @@ class DriverStore:
         """
         data = json.dumps({"repo": repo, "owner": owner}, sort_keys=True).encode()
         with self._locked(driver) as d:
-            tmp = d / f".link-origin-{os.getpid()}"
             try:
-                tmp.write_bytes(data)
-                os.replace(tmp, d / _ORIGIN)
+                write_atomic(d / _ORIGIN, data, prefix=".link-origin-")
             except OSError as e:
-                tmp.unlink(missing_ok=True)
                 raise InstallError(f"cannot record the origin of {driver!r}: {e}") from e

@@ -32,8 +32,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DeviceError
+from ._address import normalise_bdf
 from ._pciids import PciIds
-from ._sysfs import PciDevice, SysfsLike, _as_sysfs, get_device, normalise_bdf
+from ._sysfs import PciDevice, SysfsLike, _as_sysfs, get_device
 
 __all__ = [
     "DMA_SAFE_DRIVERS",

@@ -18,9 +18,9 @@ import os
 import re
 from pathlib import Path
 
-from .._atomic import write_atomic
 from ..errors import DeviceError
-from ._sysfs import normalise_bdf
+from ..fsio import write_atomic
+from ._address import is_bdf, normalise_bdf
 
 __all__ = ["forget_bind", "persist_bind", "persisted_binds", "persisted_rules_path"]
 
@@ -42,7 +42,8 @@ def persisted_binds() -> dict[str, str]:
         text = persisted_rules_path().read_text()
     except FileNotFoundError:
         return {}
-    return {m.group(1): m.group(2) for m in map(_LINE_RE.match, text.splitlines()) if m}
+    return {m.group(1): m.group(2) for m in map(_LINE_RE.match, text.splitlines())
+            if m and is_bdf(m.group(1))}
 
 
 def _line(bdf: str, driver: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,32 +28,12 @@ from typing import Any
 
 from ..errors import DeviceError, ManifestError
 from ..modalias import Modalias, parse_modalias
+from ._address import is_bdf, normalise_bdf
 from ._pciids import PciIds, PciNames, default_pci_ids
 
 __all__ = ["PciDevice", "Sysfs", "SysfsLike", "get_device", "list_devices", "normalise_bdf"]
 
 _log = logging.getLogger(__name__)
-
-# DDDD:BB:DD.F (domain may be longer: VMD domains start at 10000), or BB:DD.F as lspci prints.
-_BDF_RE = re.compile(
-    r"^(?:(?P<domain>[0-9a-f]{4,8}):)?(?P<bus>[0-9a-f]{2}):(?P<dev>[01][0-9a-f])\.(?P<fn>[0-7])$",
-    re.IGNORECASE,
-)
-_BDF_EXAMPLE = "DDDD:BB:DD.F, e.g. 0000:00:06.0"
-
-
-def normalise_bdf(bdf: str) -> str:
-    """Canonical lower-case `DDDD:BB:DD.F`; `BB:DD.F` gets domain 0000.
-
-    Raises:
-        DeviceError: not a PCI address.
-    """
-    m = _BDF_RE.match(bdf.strip()) if isinstance(bdf, str) else None
-    if m is None:
-        raise DeviceError(f"Invalid PCI address (expected {_BDF_EXAMPLE}): {bdf!r}")
-    domain = m.group("domain") or "0000"
-    return f"{domain.lower()}:{m.group('bus').lower()}:{m.group('dev').lower()}.{m.group('fn')}"
-
 
 class Sysfs:
     """The kernel's files under `root` (normally "/"): reads, writes and module loading."""
@@ -126,7 +105,7 @@ class Sysfs:
             DeviceError: the directory exists but cannot be listed.
         """
         try:
-            return sorted(p.name for p in self.devices_dir.iterdir() if _BDF_RE.match(p.name))
+            return sorted(p.name for p in self.devices_dir.iterdir() if is_bdf(p.name))
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:

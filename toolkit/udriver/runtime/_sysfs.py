@@ -7,26 +7,12 @@ device, its driver and the fix. The sysfs root is injectable for tests.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ..errors import DeviceError
+from ..pci import normalise_bdf  # the one PCI-address grammar
 
-__all__ = ["BDF_RE", "group_members", "normalise_bdf", "precheck"]
-
-BDF_RE = re.compile(r"^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
-
-
-def normalise_bdf(bdf: str) -> str:
-    """"00:03.0" or "0000:00:03.0" -> "0000:00:03.0" (lower-case hex).
-
-    Raises:
-        DeviceError: not a PCI address.
-    """
-    if not isinstance(bdf, str) or not BDF_RE.match(bdf):
-        raise DeviceError(f"Invalid PCI address (expected DDDD:BB:DD.F, e.g. 0000:00:03.0): {bdf!r}")
-    bdf = bdf.lower()
-    return bdf if bdf.count(":") == 2 else "0000:" + bdf
+__all__ = ["group_members", "normalise_bdf", "precheck"]
 
 
 def _driver(dev: Path) -> str | None:

@@ -20,6 +20,14 @@ seconds, so `add` only validates its arguments and starts a detached worker
 
 `remove` stops the device's driver (systemctl stop, or SIGTERM to the supervisor) and
 forgets the device's status.
+
+Where the `add` work runs is chosen here (`autobind`), not by the caller:
+
+- systemd is PID 1: in `udriver-autobind@<bdf>.service`, never in udev's confined,
+  short-lived RUN environment;
+- otherwise detached: a worker in its own session (`detach_add`);
+- `--foreground` (the worker itself, the systemd unit, tests): in this process;
+  `--worker` (udev's `setsid -f`): here too, with output to the device's log.
 """
 
 from __future__ import annotations
@@ -34,16 +42,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import paths
+from .. import _devstate, paths
+from ..client import find_installed, installed_manifests
 from ..errors import DeviceError, InstallError, UdriverError
-from ..manifest import DriverManifest
 from ..modalias import Modalias
-from . import _status
+from ..pci import normalise_bdf
 from ._systemd import AUTOBIND_TEMPLATE, BRIDGE_UNITS, service_unit, systemd_running
-from ._udev import installed_manifests, write_rules
+from ._udev import write_rules
 
 __all__ = [
     "add_device",
+    "autobind",
     "detach_add",
     "ensure_path",
     "find_installed",
@@ -58,15 +67,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-
-
 def unit_name(bdf: str) -> str:
     """`udriver@0000:01:00.0.service` (":" and "." are valid in unit names)."""
-    return f"udriver@{_status.check_bdf(bdf)}.service"
+    return f"udriver@{normalise_bdf(bdf)}.service"
 
 
 def log_path(bdf: str) -> Path:
-    return paths.run_dir() / "log" / f"{_status.check_bdf(bdf)}.log"
+    return paths.run_dir() / "log" / f"{normalise_bdf(bdf)}.log"
 
 
 _SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -101,7 +108,7 @@ def _self_command() -> list[str]:
 
 def detach_add(bdf: str, driver: str | None) -> int:
     """Start the `add` worker in its own session and return its pid at once."""
-    bdf = _status.check_bdf(bdf)
+    bdf = normalise_bdf(bdf)
     logf = log_path(bdf)
     logf.parent.mkdir(parents=True, exist_ok=True)
     argv = [*_self_command(), "autobind", "--action", "add", "--foreground", bdf]
@@ -117,7 +124,7 @@ def detach_add(bdf: str, driver: str | None) -> int:
 def start_autobind_unit(bdf: str) -> int:
     """systemd mode: queue `udriver-autobind@<bdf>.service` (which runs the `add` worker
     with `--match-installed`) and return at once. Returns systemctl's exit status."""
-    unit = AUTOBIND_TEMPLATE.replace("@", f"@{_status.check_bdf(bdf)}")
+    unit = AUTOBIND_TEMPLATE.replace("@", f"@{normalise_bdf(bdf)}")
     r = subprocess.run(["systemctl", "--no-block", "start", unit], check=False,
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -139,37 +146,13 @@ def _lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def find_installed(alias: Modalias, driver: str | None,
-                   manifests: list[DriverManifest]) -> DriverManifest | None:
-    """The installed driver for a device: `driver` if named, else the most specific match.
-
-    Raises:
-        InstallError: `driver` is installed but its ID table does not claim the device.
-    """
-    if driver is not None:
-        for m in manifests:
-            if m.driver == driver:
-                if not any(p.matches(alias) for p in m.patterns):
-                    raise InstallError(f"installed driver `{driver}` ({m.package} {m.version}) "
-                                       f"does not claim device {alias}: its ID table is "
-                                       f"{', '.join(m.modaliases)}")
-                return m
-        return None
-    best: tuple[tuple[int, int], DriverManifest] | None = None
-    for m in manifests:
-        for p in m.patterns:
-            if p.matches(alias) and (best is None or p.specificity > best[0]):
-                best = (p.specificity, m)
-    return best[1] if best else None
-
-
 def _install(bdf: str, alias: Modalias) -> None:
     from ..client import Client, list_repos
     repos = [r for r in list_repos() if r.auto_install]
     if not repos:
         raise InstallError(f"no installed driver claims {bdf} ({alias}) and no repository "
                            f"has auto-install enabled")
-    _status.write_supervise_status(bdf, "installing", "resolving and installing a driver")
+    _devstate.record_state(bdf, "installing", "resolving and installing a driver")
     for res in Client(repos).install_for_devices({bdf: alias}):
         log.info("%s: installed %s %s from %s", bdf, res.driver, res.version, res.repo)
 
@@ -212,9 +195,9 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
             if m is None:
                 raise InstallError(f"the driver installed for {bdf} does not claim "
                                    f"{dev.modalias}")
-        _status.clear_crash_history(bdf)
-        _status.write_supervise_status(bdf, "binding", f"binding to vfio-pci for "
-                                       f"{m.driver} {m.version}", driver=m.driver)
+        _devstate.clear_crash_history(bdf)
+        _devstate.record_state(bdf, "binding", f"binding to vfio-pci for "
+                               f"{m.driver} {m.version}", driver=m.driver)
         pci.bind(bdf, sysfs_root=root)
     except Exception as e:  # the worker's last word must be in the status record
         if isinstance(e, UdriverError):
@@ -224,7 +207,7 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
             log.exception("%s: unexpected error", bdf)
             reason = f"internal error ({type(e).__name__}: {e}); see {log_path(bdf)}"
         try:
-            _status.write_supervise_status(bdf, "failed", reason, driver=driver)
+            _devstate.record_state(bdf, "failed", reason, driver=driver)
         except (OSError, UdriverError) as e2:
             log.error("%s: cannot record the failure: %s", bdf, e2)
         return 1
@@ -234,8 +217,8 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
                            check=False, capture_output=True, text=True)
         if r.returncode != 0:
             log.error("%s: systemctl start failed: %s", bdf, r.stderr.strip())
-            _status.write_supervise_status(bdf, "failed", f"systemctl start "
-                                           f"{unit}: {r.stderr.strip()}")
+            _devstate.record_state(bdf, "failed", f"systemctl start "
+                                   f"{unit}: {r.stderr.strip()}")
             return 1
         return 0
     from ._run import supervise
@@ -244,8 +227,8 @@ def add_device(bdf: str, driver: str | None, *, root: Path = Path("/"),
 
 def remove_device(bdf: str) -> int:
     """The `remove` handler: stop the driver of a removed device, forget its status."""
-    bdf = _status.check_bdf(bdf)
-    claim = _status.read_claim(bdf)
+    bdf = normalise_bdf(bdf)
+    claim = _devstate.read_claim(bdf)
     if claim.get("mode") == "systemd" or (not claim and systemd_running()):
         # Whichever variant runs it (the driver's bridge may have changed since).
         units = [unit_name(bdf), *(service_unit(bdf, b) for b in BRIDGE_UNITS)]
@@ -256,7 +239,31 @@ def remove_device(bdf: str) -> int:
             os.kill(claim["pid"], signal.SIGTERM)
             log.info("%s: sent SIGTERM to supervisor %d", bdf, claim["pid"])
         except ProcessLookupError:
-            _status.remove_claim(bdf)
-    _status.clear_supervise_status(bdf)
-    _status.clear_crash_history(bdf)
+            _devstate.remove_claim(bdf)
+    _devstate.clear_status(bdf)
+    _devstate.clear_crash_history(bdf)
     return 0
+
+
+def autobind(bdf: str, *, action: str = "add", driver: str | None = None,
+             foreground: bool = False, worker: bool = False, match_installed: bool = False,
+             root: Path = Path("/")) -> int:
+    """`udriver autobind`: handle udev's `action` for `bdf` in the mode this machine calls
+    for (module docstring). Returns the exit status.
+
+    Raises:
+        DeviceError: `bdf` is not a PCI address (before anything starts).
+    """
+    if action == "remove":
+        return remove_device(bdf)
+    ensure_path()
+    if worker:
+        redirect_output(bdf)
+    elif not foreground:
+        if systemd_running():
+            return start_autobind_unit(bdf)
+        pid = detach_add(bdf, driver)
+        print(f"{normalise_bdf(bdf)}: autobind worker {pid}, log {log_path(bdf)}")
+        return 0
+    return add_device(bdf, driver, root=root, match_installed=match_installed)
+

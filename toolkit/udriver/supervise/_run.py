@@ -25,8 +25,9 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import _devstate
 from ..errors import ConfigError, DeviceError, UdriverError
-from . import _status
+from ..pci import normalise_bdf
 from ._kmsg import RemovalWatcher
 from ._policy import CrashTracker, RestartPolicy
 from ._privsep import Credentials, exec_driver, resolve_user, spawn_driver
@@ -106,8 +107,7 @@ def resolve_driver(bdf: str, driver: str | None, root: Path = Path("/")) -> str:
     if driver:
         return driver
     from .. import pci
-    from ._autobind import find_installed
-    from ._udev import installed_manifests
+    from ..client import find_installed, installed_manifests
     alias = pci.get_device(bdf, root).modalias
     m = find_installed(alias, None, installed_manifests())
     if m is None:
@@ -127,12 +127,12 @@ def supervise(bdf: str, driver: str | None, *, bind: bool = True, root: Path = P
         PrivilegeError: the driver user is invalid.
     """
     from .. import pci
-    bdf = _status.check_bdf(bdf)
+    bdf = normalise_bdf(bdf)
     creds = driver_user(bdf, user)
     driver = resolve_driver(bdf, driver, root)
     if bind:
         pci.bind(bdf, sysfs_root=root)
-    _status.clear_crash_history(bdf)
+    _devstate.clear_crash_history(bdf)
     bridge = driver_bridge(driver)
     sup = Supervisor(bdf, driver,
                      launcher=lambda: spawn_driver(bdf, driver, creds, root=root, bridge=bridge),
@@ -156,10 +156,10 @@ def systemd_pre(bdf: str, *, root: Path = Path("/")) -> int:
         DeviceError: binding failed.
     """
     from .. import pci
-    bdf = _status.check_bdf(bdf)
-    _, gave_up = _status.read_crash_history(bdf)
+    bdf = normalise_bdf(bdf)
+    _, gave_up = _devstate.read_crash_history(bdf)
     if gave_up:
-        rec = _status.read_status(bdf)
+        rec = _devstate.read_record(bdf)
         raise DeviceError(f"{bdf}: not starting: {rec.get('reason', 'gave up after crashes')}; "
                           f"re-add the device or run `udriver supervise --device {bdf}`")
     # Record the device's uid here, with full privileges: ExecStart= only reads it (its
@@ -176,12 +176,12 @@ def systemd_exec(bdf: str, driver: str | None, *, user: str | None = None,
     Raises:
         DeviceError, PrivilegeError: as `exec_driver`.
     """
-    bdf = _status.check_bdf(bdf)
+    bdf = normalise_bdf(bdf)
     creds = driver_user(bdf, user)
     driver = resolve_driver(bdf, driver, root)
-    _status.write_claim(bdf, os.getpid(), driver, "systemd")
-    _status.write_supervise_status(bdf, "running", "driver running (systemd)", driver=driver,
-                                   pid=os.getpid())
+    _devstate.write_claim(bdf, os.getpid(), driver, "systemd")
+    _devstate.record_state(bdf, "running", "driver running (systemd)", driver=driver,
+                           pid=os.getpid())
     # Without a bridge this never returns; with one, this process stays the bridge's
     # privileged parent and ends the way the driver ended.
     return exec_driver(bdf, driver, creds, root=root, bridge=driver_bridge(driver))
@@ -200,7 +200,7 @@ def run_as_device_user(bdf: str, driver: str, extra: list[str], *,
         PrivilegeError: no uid can be allocated, or dropping privileges failed.
         ConfigError: `UDRIVER_DRIVER_UIDS` is invalid.
     """
-    bdf = _status.check_bdf(bdf)
+    bdf = normalise_bdf(bdf)
     creds = device_credentials(bdf)
     log.info("%s: running driver %r as uid %d (root drops after opening the device)",
              bdf, driver, creds.uid)
@@ -224,17 +224,17 @@ def _returncode(env: Mapping[str, str]) -> int:
 def systemd_stop_post(bdf: str, env: Mapping[str, str], *, root: Path = Path("/"),
                       policy: RestartPolicy | None = None, now: float | None = None) -> int:
     """ExecStopPost: account the exit; unbind and record `failed` on give-up."""
-    bdf = _status.check_bdf(bdf)
-    _status.remove_claim(bdf)
-    times, gave_up = _status.read_crash_history(bdf)
+    bdf = normalise_bdf(bdf)
+    _devstate.remove_claim(bdf)
+    times, gave_up = _devstate.read_crash_history(bdf)
     if gave_up:
         return 0  # ExecStartPre refused; the record already says why
     result = env.get("SERVICE_RESULT", "")
     if result == "success":
         if _gone(bdf, root):
-            _status.clear_supervise_status(bdf)
+            _devstate.clear_status(bdf)
         else:
-            _status.write_supervise_status(bdf, "stopped", "stopped by systemd")
+            _devstate.record_state(bdf, "stopped", "stopped by systemd")
         return 0
     t = time.monotonic() if now is None else now
     tracker = CrashTracker(policy or policy_from_env(env), deque(t0 for t0 in times if t0 <= t))
@@ -245,10 +245,10 @@ def systemd_stop_post(bdf: str, env: Mapping[str, str], *, root: Path = Path("/"
             _unbind(bdf, root)
         except UdriverError as e:
             reason = f"{reason}; unbinding failed: {e}"
-        _status.write_supervise_status(bdf, "failed", reason, crashes=d.crashes)
+        _devstate.record_state(bdf, "failed", reason, crashes=d.crashes)
         log.error("%s: %s; device unbound", bdf, reason)
     else:
-        _status.write_supervise_status(bdf, "restarting", f"{d.reason} ({result})",
-                                       crashes=d.crashes)
-    _status.write_crash_history(bdf, list(tracker.crashes), d.give_up)
+        _devstate.record_state(bdf, "restarting", f"{d.reason} ({result})",
+                               crashes=d.crashes)
+    _devstate.write_crash_history(bdf, list(tracker.crashes), d.give_up)
     return 0

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
+from .. import _devstate
 from ..errors import UdriverError
-from . import _status
 from ._policy import CrashTracker, RestartPolicy, describe_exit
 
 __all__ = ["REMOVED", "Process", "Supervisor", "SupervisorResult"]
@@ -110,10 +110,10 @@ class Supervisor:
         try:
             if state in ("stopped", "exited") and self.device_gone():
                 # Hot-unplugged: there is nothing left to report about this address.
-                _status.clear_supervise_status(self.bdf)
+                _devstate.clear_status(self.bdf)
                 return
-            _status.write_supervise_status(self.bdf, state, reason, driver=self.driver,
-                                           pid=pid, crashes=crashes)
+            _devstate.record_state(self.bdf, state, reason, driver=self.driver,
+                                   pid=pid, crashes=crashes)
         except OSError as e:
             log.warning("%s: cannot write status record: %s", self.bdf, e)
 
@@ -173,7 +173,7 @@ class Supervisor:
         """Supervise until stopped, finished, or given up (module rules 1-5)."""
         tracker = CrashTracker(self.policy)
         starts = 0
-        _status.write_claim(self.bdf, os.getpid(), self.driver, "supervise")
+        _devstate.write_claim(self.bdf, os.getpid(), self.driver, "supervise")
         try:
             while True:
                 if self._stop.is_set():
@@ -211,4 +211,4 @@ class Supervisor:
                 else:
                     self._stop.wait(decision.delay)
         finally:
-            _status.remove_claim(self.bdf, os.getpid())
+            _devstate.remove_claim(self.bdf, os.getpid())

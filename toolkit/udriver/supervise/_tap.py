@@ -30,7 +30,8 @@ import subprocess
 from pathlib import Path
 
 from .. import _bridgewire as wire
-from ..errors import BridgeError
+from ..errors import BridgeError, DeviceError
+from ..pci import parse_bdf
 
 __all__ = ["TapBackend", "TapInterface", "interface_name"]
 
@@ -58,10 +59,8 @@ def interface_name(bdf: str) -> str:
         BridgeError: `bdf` is not a PCI address, or the name would not fit IFNAMSIZ.
     """
     try:
-        dom, bus, rest = bdf.split(":")
-        slot, fn = rest.split(".")
-        d, b, s, f = int(dom, 16), int(bus, 16), int(slot, 16), int(fn, 16)
-    except ValueError:
+        d, b, s, f = parse_bdf(bdf)
+    except DeviceError:
         raise BridgeError(f"not a PCI address: {bdf!r}") from None
     name = (f"udP{d}" if d else "ud") + f"p{b}s{s}f{f}"
     if len(name) >= _IFNAMSIZ:

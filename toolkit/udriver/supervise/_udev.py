@@ -39,21 +39,21 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .. import paths
-from ..errors import ConfigError, PackageError
+from ..client import installed_manifests
+from ..errors import ConfigError, UdriverError
+from ..fsio import write_atomic
 from ..manifest import DriverManifest
 from ._systemd import AUTOBIND_TEMPLATE, systemd_running
 
 __all__ = [
-    "DEB_MANIFEST_DIR",
     "autobind_command",
-    "installed_manifests",
     "render_rules",
     "rules_path",
+    "sync_udev_rules",
     "write_rules",
 ]
 
@@ -65,9 +65,6 @@ SETSID = "/usr/bin/setsid"
 SYSTEMCTL = "/bin/systemctl"
 """systemctl(1) (Debian 12 has both /bin and /usr/bin; /bin also without merged /usr)."""
 
-
-DEB_MANIFEST_DIR = Path("/usr/share/udriver/drivers")
-"""Where a driver .deb puts its `udriver.json` (as `<driver>.json`)."""
 
 _ENV_PASSED = ("UDRIVER_CONFIG_DIR", "UDRIVER_STATE_DIR", "UDRIVER_RUN_DIR",
                "UDRIVER_DEB_DRIVER_DIR", "UDRIVER_SYSFS_ROOT", "UDRIVER_MAX_CRASHES",
@@ -142,29 +139,6 @@ def render_rules(manifests: Iterable[DriverManifest], *, auto_install: bool, com
     return "".join(lines)
 
 
-def installed_manifests(deb_dir: Path = DEB_MANIFEST_DIR) -> list[DriverManifest]:
-    """Manifests of every driver installed by `udriver install` or from a .deb.
-
-    Unreadable manifests are logged and skipped: one broken driver must not stop
-    hotplug for the others.
-    """
-    from ..client import DriverStore
-    out: dict[str, DriverManifest] = {}
-    if deb_dir.is_dir():
-        for f in sorted(deb_dir.glob("*.json")):
-            try:
-                m = DriverManifest.from_json(f.read_bytes(), str(f))
-            except (OSError, PackageError) as e:
-                log.warning("skipping %s: %s", f, e)
-                continue
-            out[m.driver] = m
-    for inst in DriverStore().installed():  # `udriver install` wins over a .deb
-        im = inst.manifest()
-        if im is not None:
-            out[im.driver] = im
-    return [out[k] for k in sorted(out)]
-
-
 def auto_install_enabled() -> bool:
     """True when a configured repository has `auto_install` on."""
     from ..client import list_repos
@@ -186,16 +160,7 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
     text = render_rules(installed_manifests(), auto_install=auto_install_enabled(),
                         command=autobind_command(), state_dir=paths.state_dir(),
                         systemd=systemd_running())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode(), 0o644)
     log.info("wrote %s", path)
     if reload and shutil.which("udevadm"):
         # udevd notices changed rules itself; --reload makes it immediate.
@@ -204,3 +169,20 @@ def write_rules(path: Path | None = None, *, reload: bool = True) -> Path:
         if r.returncode != 0:
             log.info("udevadm control --reload: %s", r.stderr.strip())
     return path
+
+
+def sync_udev_rules() -> None:
+    """The post-install hook: keep the hotplug rules in step with the installed drivers,
+    where they are in use (`udriver install`, `remove`, `update` and `rollback` call it
+    after a change).
+
+    Only a rules file that `udriver autobind --update-rules` created is rewritten; a
+    machine without hotplug rules gets none. A failure here does not undo the install: it
+    is logged, and `udriver autobind --update-rules` can be run again.
+    """
+    if not rules_path().exists():
+        return
+    try:
+        write_rules()
+    except (OSError, UdriverError) as e:
+        log.warning("could not update the udev rules %s: %s", rules_path(), e)

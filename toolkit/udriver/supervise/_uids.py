@@ -40,13 +40,13 @@ import grp
 import json
 import os
 import pwd
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .. import paths
 from ..errors import ConfigError
-from . import _status
+from ..fsio import write_atomic
+from ..pci import normalise_bdf
 from ._caps import Credentials, PrivilegeError
 
 __all__ = ["DEFAULT_RANGE", "device_credentials", "device_uid", "pick_uid", "uid_range"]
@@ -134,21 +134,7 @@ def _read_records(path: Path) -> dict[str, int]:
 
 
 def _write_records(path: Path, records: Mapping[str, int]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(dict(records), f, sort_keys=True, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, (json.dumps(dict(records), sort_keys=True, indent=2) + "\n").encode())
 
 
 def _allocate(bdf: str, base: Path, path: Path, first: int, last: int) -> int:
@@ -192,7 +178,7 @@ def device_uid(bdf: str, *, allocate: bool = True, state: Path | None = None,
         PrivilegeError: no record and `allocate` is False; the records cannot be read or
             written; the range is exhausted; the recorded uid is outside the range.
     """
-    bdf = _status.check_bdf(bdf)
+    bdf = normalise_bdf(bdf)
     first, last = uid_range(env)
     base = state or paths.state_dir()
     path = base / _RECORD
@@ -215,4 +201,4 @@ def device_credentials(bdf: str, *, allocate: bool = True, state: Path | None = 
         DeviceError, ConfigError, PrivilegeError: as `device_uid`.
     """
     uid = device_uid(bdf, allocate=allocate, state=state, env=env)
-    return Credentials(uid, uid, f"udriver uid {uid} of {_status.check_bdf(bdf)}")
+    return Credentials(uid, uid, f"udriver uid {uid} of {normalise_bdf(bdf)}")

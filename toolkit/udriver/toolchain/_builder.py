@@ -15,6 +15,7 @@ commit, else the mtime of `pyproject.toml`. The same epoch and source give the s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildError
+from ..fsio import replace_atomic
 from ._checks import CheckResult, check_deb, check_wheel
 from ._deb import build_deb
 from ._project import Project, load_project
@@ -125,9 +127,7 @@ def _publish(files: list[Path], dist: Path) -> list[Path]:
         dist.mkdir(parents=True, exist_ok=True)
         out = []
         for f in files:
-            part = dist / f".{f.name}.part"
-            shutil.copyfile(f, part)
-            os.replace(part, dist / f.name)
+            replace_atomic(dist / f.name, functools.partial(shutil.copyfile, f), 0o644)
             out.append(dist / f.name)
         return out
     except OSError as e:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BuildError
+from ..fsio import replace_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
 
 __all__ = ["rewrite_wheel", "zip_date"]
@@ -82,13 +82,15 @@ def rewrite_wheel(src: Path, dest: Path, manifest: DriverManifest | None, epoch:
               + "\n").encode()
     members[f"{dist_info}/RECORD"] = (record, False)
     date = zip_date(epoch)
-    tmp = dest.with_name(dest.name + ".part")
-    with zipfile.ZipFile(tmp, "w") as out:
-        for name in sorted(members, key=lambda n: _order(n, dist_info)):
-            data, executable = members[name]
-            zi = zipfile.ZipInfo(name, date_time=date)
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zi.create_system = 3  # Unix, so external_attr carries the mode
-            zi.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
-            out.writestr(zi, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
-    os.replace(tmp, dest)
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w") as out:
+            for name in sorted(members, key=lambda n: _order(n, dist_info)):
+                data, executable = members[name]
+                zi = zipfile.ZipInfo(name, date_time=date)
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                zi.create_system = 3  # Unix, so external_attr carries the mode
+                zi.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
+                out.writestr(zi, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+    replace_atomic(dest, write, 0o644)
