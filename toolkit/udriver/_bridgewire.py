@@ -15,12 +15,17 @@ Rules of the channel (ABI 1.1, docs/abi.md "Kernel bridges"):
 2. The driver sends a request, the parent answers with exactly one reply. Requests:
        {"op": "block", "blocks": N, "block_size": B}   -> {"ok": true, "kind": "nbd",
                                                             "device": "/dev/nbd0"} + [socket]
+       (+ "kinds": ["ublk", "nbd"], "queue_depth": D, "io_bytes": S)
+                                                        -> {"ok": true, "kind": "ublk",
+                                                            "device": "/dev/ublkb0",
+                                                            "dev_id": 0, ...} + [/dev/ublkc0]
+       {"op": "start"} (ublk, every tag fetched)        -> {"ok": true} (START_DEV done)
        {"op": "net", "mac": "52:54:00:12:34:56", "mtu": 1500}
                                                         -> {"ok": true, "kind": "tap",
                                                             "ifname": "udp0s4f0"} + [tap fd]
    An error is {"ok": false, "error": "..."} without descriptors.
 3. A request must be of the kind the driver's manifest declares, at most one per driver
-   process; anything else is refused.
+   process (a ublk device's `start` follows it); anything else is refused.
 4. The parent tears the kernel side down when the channel closes (the driver exited or
    was killed) or when the parent stops.
 
