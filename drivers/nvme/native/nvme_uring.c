@@ -103,20 +103,18 @@ int nvme_uring_enter(struct nvme_uring *r, unsigned min_complete, uint32_t wait_
     struct kts ts = {wait_ms / 1000u, (long long)(wait_ms % 1000u) * 1000000LL};
     struct getevents_arg arg = {0, 0, 0, (uint64_t)(uintptr_t)&ts};
     unsigned flags = min_complete ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0;
+    long rc;
 
     __atomic_store_n(r->sq_tail, r->local_tail, __ATOMIC_RELEASE);  /* publish the SQEs */
-    for (;;) {
-        long rc = syscall(__NR_io_uring_enter, r->fd, r->pending, min_complete, flags,
-                          min_complete ? (void *)&arg : NULL, min_complete ? sizeof(arg) : 0);
-        if (rc >= 0) {
-            r->pending -= (unsigned)rc < r->pending ? (unsigned)rc : r->pending;
-            return 0;
-        }
-        if (errno == ETIME || errno == EINTR)
-            return 0;  /* nothing came in time / a signal: the caller looks again */
-        if (errno != EAGAIN && errno != EBUSY)
-            return -errno;
+    rc = syscall(__NR_io_uring_enter, r->fd, r->pending, min_complete, flags,
+                 min_complete ? (void *)&arg : NULL, min_complete ? sizeof(arg) : 0);
+    if (rc >= 0) {
+        r->pending -= (unsigned)rc < r->pending ? (unsigned)rc : r->pending;
+        return 0;
     }
+    if (errno == ETIME || errno == EINTR || errno == EAGAIN || errno == EBUSY)
+        return 0;  /* nothing in time, a signal, or a full CQ: the caller reaps, retries */
+    return -errno;
 }
 
 struct nvme_uring_cqe *nvme_uring_cqe(struct nvme_uring *r)
