@@ -17,7 +17,7 @@ over rounds): on the 6.12 guest under TCG the kernel's nvme driver loses complet
 and then, waits its 30 s timeout, aborts and resets the controller, which shows as a
 collapsed IOPS median. udriver's paths report any stall as an error instead.
 
-The bridge column is NBD on both kernels (ublk is not used yet; docs/storage.md).
+The bridge columns: NBD on both kernels, ublk on 6.12 (docs/storage.md).
 
     python3 bench/nvme.py [--kernel 6.12] [--rounds 3] [--seconds 3]
 """
@@ -43,7 +43,9 @@ from vm.harness import Guest
 WORKLOADS = [("seqread 128k qd32", "read", 131072, 32),
              ("randread 4k qd32", "randread", 4096, 32),
              ("randwrite 4k qd32", "randwrite", 4096, 32)]
-PATHS = ["kernel", "bridge-nbd", "direct-msix", "direct-poll"]
+PATHS = ["kernel", "bridge-nbd", "bridge-ublk", "direct-msix", "direct-poll"]
+UBLK_KERNELS = ("6.12",)
+"""bridge-ublk only where the kernel has ublk_drv (6.1 has not)."""
 
 # Runs in the guest: bind the controller to the path's driver, run every workload, print
 # one JSON list. CPU time: /proc/stat "cpu" line, USER_HZ ticks, busy = all but idle+iowait.
@@ -104,10 +106,10 @@ elif path.startswith("bridge"):
     import signal
     bind("vfio-pci")
     # As root: udriver run opens VFIO, stays the bridge's privileged parent, and the driver
-    # (its own uid, no capabilities) serves /dev/nbdN.
+    # (its own uid, no capabilities) serves /dev/nbdN or /dev/ublkbN (`--option block=`).
     drv = subprocess.Popen([sys.executable, "-c", "from udriver.cli import run; run()", "run",
-                            "--device", bdf, "--driver", "nvme"], stdout=subprocess.PIPE,
-                           text=True)
+                            "--device", bdf, "--driver", "nvme", "--option",
+                            f"block={path.split('-')[1]}"], stdout=subprocess.PIPE, text=True)
     node = None
     for line in drv.stdout:
         ev = json.loads(line) if line.startswith("{") else {}
@@ -175,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                   timeout=600, check=True)
             bdf = g.run("for d in /sys/bus/pci/devices/*; do [ $(cat $d/class) = 0x010802 ] "
                         "&& basename $d; done; true", timeout=30, check=True).stdout.split()[0]
+            paths = [p for p in PATHS if p != "bridge-ublk" or args.kernel in UBLK_KERNELS]
             for rnd in range(args.rounds):
-                order = PATHS[rnd % len(PATHS):] + PATHS[:rnd % len(PATHS)]
+                order = paths[rnd % len(paths):] + paths[:rnd % len(paths)]
                 for path in order:
                     r = g.run(f"cd /tmp && PYTHONPATH={g.workdir}/site python3 "
                               f"{g.workdir}/bench_nvme.py {path} {bdf} {args.seconds} "

@@ -207,7 +207,8 @@ def test_host_hands_over_the_fd_and_tears_down_when_the_driver_goes() -> None:
     host, bridge, be = _host()
     disk = bridge.block(blocks=2048, block_size=4096)
     assert (disk.kind, disk.device, disk.blocks) == ("fake", "/dev/fake0", 2048)
-    assert be.log == ["open 0000:00:04.0 BlockRequest(blocks=2048, block_size=4096)"]
+    assert be.log == ["open 0000:00:04.0 BlockRequest(blocks=2048, block_size=4096, "
+                      "kinds=('nbd',), queue_depth=64, io_bytes=131072)"]
     os.write(disk.fd, b"x")  # the write end of the fake's pipe, passed by SCM_RIGHTS
     disk.close()
     bridge.close()  # the driver exits: the channel closes
@@ -294,11 +295,16 @@ def test_units_grant_each_bridge_exactly_its_nodes() -> None:
     assert net["PrivateNetwork"] == ["no"]
     assert block["ExecStartPre"][0] == "-+/sbin/modprobe -a nbd ublk_drv"
     assert net["ExecStartPre"][0] == "-+/sbin/modprobe tun"
+    # io_uring (ublk's server) for the block unit only
+    assert plain["SystemCallFilter"] == net["SystemCallFilter"] == [
+        "@system-service @setuid ioctl mmap"]
+    assert block["SystemCallFilter"] == [
+        "@system-service @setuid ioctl mmap io_uring_setup io_uring_enter"]
     # everything else is the same sandbox
     for s in (block, net):
         diff = {k for k in set(s) | set(plain) if s.get(k) != plain.get(k)}
         assert diff <= {"DeviceAllow", "CapabilityBoundingSet", "PrivateNetwork",
-                        "ExecStartPre", "Description"}, diff
+                        "ExecStartPre", "Description", "SystemCallFilter"}, diff
 
 
 def test_shipped_bridge_units_are_the_generated_ones() -> None:

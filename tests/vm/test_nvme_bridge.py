@@ -1,10 +1,13 @@
 """The NVMe namespace handed back to the kernel as a block device (issue 10, acceptance 1
-and 4, through NBD).
+and 4): through ublk on 6.12, through NBD on 6.1.
 
 The wheel from `udriver build drivers/nvme` (manifest: abi 1.1, `bridge = "block"`) is
 installed with `udriver install --wheel` and run by `udriver supervise`, which opens VFIO
-and, when the driver asks, connects a free /dev/nbdN to a socket whose other end the
-unprivileged driver serves (udriver.supervise._nbd, udriver_nvme._nbd). In the guest:
+and, when the driver asks, sets up the kernel side as root: on a kernel with ublk it adds
+/dev/ublkbN and hands the driver /dev/ublkcN, whose io_uring the driver serves
+(udriver.supervise._ublk, udriver_nvme._ublk); elsewhere it connects a free /dev/nbdN to a
+socket whose other end the driver serves (udriver.supervise._nbd, udriver_nvme._nbd). In
+the guest:
 `mkfs.ext4`, mount, 256 MiB of files, unmount. While the files are written the driver
 process has uid != 0 and CapEff = CapPrm = CapBnd = 0 (/proc/PID/status). After the
 driver is stopped, the host checks the controller's backing file itself: `e2fsck -fn` is
@@ -30,12 +33,14 @@ from vm.harness import Guest
 from vm.hotplug import events, prepare_guest, wait_for
 
 # 5.10 and 6.1 have no ublk (BLK_DEV_UBLK is 6.0+ and not in Debian's 6.1): NBD is their
-# bridge. 6.12 and 7.2 have ublk, but the driver does not use it yet: NBD there too. Every
-# kernel in `make test-kernels`; `make test` (--kernel-matrix=core): 6.1 and 6.12 (CI time).
+# bridge. 6.12 and 7.2 have ublk (CONFIG_BLK_DEV_UBLK=m): ublk there. Every kernel in
+# `make test-kernels`; `make test` (--kernel-matrix=core): 6.1 and 6.12 (CI time).
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary("6.1", "6.12")]
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_MB = 384
+UBLK_KERNELS = ("6.12", "7.2")
+"""Kernels whose Debian config builds ublk_drv (tests/vm/test_kernel_features.py checks it)."""
 FILES = 8
 FILE_MB = 32  # 8 x 32 MiB = 256 MiB
 
@@ -83,10 +88,11 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
     def bridged() -> list[dict] | None:
         evs = events(g.run(f"cat {log}", timeout=60).stdout)
         return evs if any(e.get("event") == "ready" for e in evs) else None
-    evs = wait_for(bridged, 300, "the nvme driver with its NBD bridge", step=2.0)
+    evs = wait_for(bridged, 300, "the nvme driver with its block bridge", step=2.0)
     [probed] = [e for e in evs if e.get("event") == "probed"]
     [br] = [e for e in evs if e.get("event") == "bridge"]
-    assert br["kind"] == "nbd" and br["device"].startswith("/dev/nbd"), br
+    kind = "ublk" if g.kernel in UBLK_KERNELS else "nbd"
+    assert br["kind"] == kind and br["device"].startswith(f"/dev/{kind}"), br
     assert br["blocks"] * br["block_size"] == IMAGE_MB << 20
     dev = br["device"]
     size = g.run(f"blockdev --getsize64 {dev}", timeout=60, check=True).stdout.strip()
@@ -124,8 +130,13 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
         explain(g, log, f"the supervisor did not stop cleanly: {e}")
     evs = events(g.run(f"cat {log}", timeout=60).stdout)
     assert evs[-1] == {"event": "removed", "shutdown": "shutdown complete"}, evs
-    assert g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/size", timeout=60,
-                 check=True).stdout.strip() == "0"  # NBD_CLEAR_SOCK: capacity 0
+    if kind == "nbd":
+        assert g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/size", timeout=60,
+                     check=True).stdout.strip() == "0"  # NBD_CLEAR_SOCK: capacity 0
+    else:  # STOP_DEV removed the disk, DEL_DEV the char device
+        gone = g.run(f"ls /sys/block/{dev.rsplit('/', 1)[1]} /dev/ublkc{br['device'][10:]}",
+                     timeout=60)
+        assert gone.rc != 0, gone.stdout
     assert "WARNING" not in g.dmesg()
 
     # The host reads the controller's backing file itself.

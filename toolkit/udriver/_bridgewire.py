@@ -15,12 +15,17 @@ Rules of the channel (ABI 1.1, docs/abi.md "Kernel bridges"):
 2. The driver sends a request, the parent answers with exactly one reply. Requests:
        {"op": "block", "blocks": N, "block_size": B}   -> {"ok": true, "kind": "nbd",
                                                             "device": "/dev/nbd0"} + [socket]
+       (+ "kinds": ["ublk", "nbd"], "queue_depth": D, "io_bytes": S)
+                                                        -> {"ok": true, "kind": "ublk",
+                                                            "device": "/dev/ublkb0",
+                                                            "dev_id": 0, ...} + [/dev/ublkc0]
+       {"op": "start"} (ublk, every tag fetched)        -> {"ok": true} (START_DEV done)
        {"op": "net", "mac": "52:54:00:12:34:56", "mtu": 1500}
                                                         -> {"ok": true, "kind": "tap",
                                                             "ifname": "udp0s4f0"} + [tap fd]
    An error is {"ok": false, "error": "..."} without descriptors.
 3. A request must be of the kind the driver's manifest declares, at most one per driver
-   process; anything else is refused.
+   process (a ublk device's `start` follows it); anything else is refused.
 4. The parent tears the kernel side down when the channel closes (the driver exited or
    was killed) or when the parent stops.
 
@@ -37,9 +42,11 @@ from dataclasses import dataclass
 
 from .errors import BridgeError
 
-__all__ = ["MAX_FDS", "MAX_MESSAGE", "BlockRequest", "NetRequest", "parse_mac",
+__all__ = ["BLOCK_KINDS", "MAX_FDS", "MAX_MESSAGE", "BlockRequest", "NetRequest", "parse_mac",
            "parse_request", "recv", "send"]
 
+BLOCK_KINDS = ("ublk", "nbd")
+"""The kernel sides of a block bridge (linux/ublk_cmd.h, linux/nbd.h)."""
 MAX_MESSAGE = 4096
 """Largest message, in bytes."""
 MAX_FDS = 4
@@ -58,6 +65,13 @@ class BlockRequest:
     """Capacity in logical blocks."""
     block_size: int
     """Logical block size in bytes: a power of two, 512 to 4096."""
+    kinds: tuple[str, ...] = ("nbd",)
+    """The kernel sides the driver can serve, preferred first ("ublk", "nbd"); a driver
+    that does not say serves NBD only."""
+    queue_depth: int = 64
+    """ublk: requests the kernel may hand the driver at once (tags), 1 to 4096."""
+    io_bytes: int = 128 * 1024
+    """ublk: the driver's buffer per tag, the largest request (a multiple of 4096)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,16 @@ def parse_request(obj: object, declared: str | None) -> BlockRequest | NetReques
         bs = _int(obj, "block_size", 512, 4096)
         if bs & (bs - 1):
             raise BridgeError(f"`block_size` must be a power of two, got {bs}")
-        return BlockRequest(_int(obj, "blocks", 1, _MAX_BYTES // bs), bs)
+        kinds = obj.get("kinds", ["nbd"])
+        if (not isinstance(kinds, list) or not kinds
+                or any(k not in BLOCK_KINDS for k in kinds)):
+            raise BridgeError(f"`kinds` must be a list of {', '.join(BLOCK_KINDS)}, got {kinds!r}")
+        io_bytes = _int(obj, "io_bytes", 4096, 1 << 20) if "io_bytes" in obj else 128 * 1024
+        if io_bytes % 4096:
+            raise BridgeError(f"`io_bytes` must be a multiple of 4096, got {io_bytes}")
+        return BlockRequest(_int(obj, "blocks", 1, _MAX_BYTES // bs), bs, tuple(kinds),
+                            _int(obj, "queue_depth", 1, 4096) if "queue_depth" in obj else 64,
+                            io_bytes)
     return NetRequest(parse_mac(obj.get("mac")), _int(obj, "mtu", 68, 65535)
                       if "mtu" in obj else 1500)
 

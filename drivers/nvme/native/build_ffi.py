@@ -13,7 +13,7 @@ ffibuilder.set_source(
     "udriver_nvme._native",
     '#include "udriver.h"\n#include "nvme_c.h"',
     sources=[f"native/{name}.c" for name in ("nvme_queue", "nvme_prp", "nvme_io", "nvme_tag",
-                                                   "nvme_nbd")],
+                                                   "nvme_nbd", "nvme_uring", "nvme_ublk")],
     include_dirs=[get_include(), "native"],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Wformat=2"],
     py_limited_api=True,

@@ -34,6 +34,10 @@ int nvme_job_run(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struc
 int nvme_nbd_serve(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
                    int sock, int stop_fd, uint32_t nsid, uint32_t lba_bytes, uint64_t nblocks,
                    uint32_t qd, uint32_t timeout_ms, struct nvme_nbd_stats *st);
+int nvme_ublk_serve(uintptr_t api, uintptr_t dev, struct nvme_queue *q, const struct nvme_bufs *b,
+                    int cfd, int ready_fd, int stop_fd, uint32_t nsid, uint32_t lba_bytes,
+                    uint64_t nblocks, uint32_t depth, uint32_t timeout_ms,
+                    struct nvme_nbd_stats *st);
 uint32_t nvme_crc32c(uint32_t crc, const void *buf, size_t len);
 void nvme_tag_fill(uint8_t *block, uint32_t lba_bytes, uint64_t lba, uint64_t gen);
 int nvme_tag_check(const uint8_t *block, uint32_t lba_bytes, uint64_t lba);

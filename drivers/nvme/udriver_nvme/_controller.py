@@ -381,6 +381,36 @@ class Controller:
         return {"requests": int(st.requests), "errors": int(st.errors),
                 "sync_requests": int(st.sync_requests), "why": int(st.why)}
 
+    def serve_ublk(self, cfd: int, ready_fd: int, stop_fd: int, depth: int,
+                   nsid: int | None = None) -> dict[str, int]:
+        """Serve ublk's block requests on the char device `cfd` from the C data path
+        (native/nvme_ublk.c): `depth` tags, tag i in DMA slot i (the parent set the
+        device's buffer size to `slot_bytes`). Writes one byte to `ready_fd` once every
+        tag is fetched; returns when `stop_fd` becomes readable or the kernel aborted every
+        tag, with the C loop's counters.
+
+        Must run in one thread from start to end: ublk answers only the task that fetched.
+
+        Raises:
+            ConfigError: `depth` does not fit the queues.
+            NvmeTimeoutError: no completion within the timeout (the controller is reset).
+            NativeError: io_uring or the char device failed (e.g. EPERM: seccomp).
+        """
+        ns = self.namespace(nsid)
+        assert self._io is not None and self._bufs is not None
+        if not 1 <= depth <= min(self._bufs.slots, self.io_depth - 1):
+            raise ConfigError(f"nvme: ublk queue depth must be 1..{min(self._bufs.slots, self.io_depth - 1)}, got {depth}")
+        st = ffi.new("struct nvme_nbd_stats *")
+        rc = lib.nvme_ublk_serve(self._api, self._dev, self._io.c, self._bufs.c, cfd, ready_fd,
+                                 stop_fd, ns.nsid, ns.lba_bytes, ns.nsze, depth,
+                                 int(self.timeout * 1000), st)
+        try:
+            check(rc, "ublk server")
+        except NvmeTimeoutError as e:
+            raise self._recovered(e) from e
+        return {"requests": int(st.requests), "errors": int(st.errors),
+                "sync_requests": int(st.sync_requests), "why": int(st.why)}
+
     # -- reset and shutdown ---------------------------------------------------------------
 
     def recover(self, why: str) -> None:

@@ -31,6 +31,7 @@ from udriver.runtime import BlockBridge, Device, Driver
 
 from ._controller import IO_TIMEOUT, Controller
 from ._nbd import NbdServer
+from ._ublk import UblkServer
 
 __all__ = ["NvmeDriver"]
 
@@ -58,6 +59,9 @@ class NvmeDriver(Driver):
         self.use_bridge = self.options.get("bridge", "auto")
         if self.use_bridge not in ("auto", "off"):
             raise ConfigError(f"nvme: `bridge` must be auto or off, got {self.use_bridge!r}")
+        self.block_kind = self.options.get("block", "auto")
+        if self.block_kind not in ("auto", "ublk", "nbd"):
+            raise ConfigError(f"nvme: `block` must be auto, ublk or nbd, got {self.block_kind!r}")
         self.nbd_engine = self.options.get("nbd", "c")
         if self.nbd_engine not in ("c", "python"):
             raise ConfigError(f"nvme: `nbd` must be c or python, got {self.nbd_engine!r}")
@@ -66,13 +70,14 @@ class NvmeDriver(Driver):
         except ValueError:
             raise ConfigError(f"nvme: `nbd_qd` is an integer, got "
                               f"{self.options['nbd_qd']!r}") from None
-        unknown = set(self.options) - {"irq", "io_depth", "timeout", "bridge", "nbd", "nbd_qd"}
+        known = {"irq", "io_depth", "timeout", "bridge", "block", "nbd", "nbd_qd"}
+        unknown = set(self.options) - known
         if unknown:
             raise ConfigError(f"nvme: unknown option(s) {', '.join(sorted(unknown))} "
-                              "(known: irq, io_depth, timeout, bridge, nbd, nbd_qd)")
+                              f"(known: {', '.join(sorted(known))})")
         self.ctrl: Controller | None = None
         self.disk: BlockBridge | None = None
-        self.server: NbdServer | None = None
+        self.server: NbdServer | UblkServer | None = None
         self._thread: threading.Thread | None = None
 
     def probe(self, device: Device) -> None:
@@ -89,7 +94,11 @@ class NvmeDriver(Driver):
                          for ns in self.ctrl.namespaces.values()])
         if self.bridge is not None and self.use_bridge == "auto":  # ABI 1.1: a block device
             ns = self.ctrl.namespace()
-            self.disk = self.bridge.block(blocks=ns.nsze, block_size=ns.lba_bytes)
+            kinds = {"auto": ("ublk", "nbd"), "ublk": ("ublk",), "nbd": ("nbd",)}[self.block_kind]
+            # ublk: one tag per DMA slot, the slot size the largest request.
+            self.disk = self.bridge.block(blocks=ns.nsze, block_size=ns.lba_bytes, kinds=kinds,
+                                          queue_depth=min(self.nbd_qd, self.ctrl.slots),
+                                          io_bytes=self.ctrl.slot_bytes)
             emit(event="bridge", kind=self.disk.kind, device=self.disk.device, nsid=ns.nsid,
                  blocks=ns.nsze, block_size=ns.lba_bytes)
 
@@ -97,12 +106,15 @@ class NvmeDriver(Driver):
         """Read LBA 0 (the I/O queue works), then serve the block device, if any."""
         assert self.ctrl is not None
         first = self.ctrl.read(0, 1)  # one command through the I/O queue: it works
-        emit(event="ready", lba0_bytes=len(first))
-        if self.disk is None or self.disk.kind != "nbd":
+        if self.disk is None or self.disk.kind not in ("nbd", "ublk"):
+            emit(event="ready", lba0_bytes=len(first))
             return
-        self.server = NbdServer(self.ctrl, self.disk.fd, engine=self.nbd_engine,
-                                qd=self.nbd_qd)
-        self.disk.fd = -1  # the server owns the socket now
+        if self.disk.kind == "ublk":
+            self.server = UblkServer(self.ctrl, self.disk)
+        else:
+            self.server = NbdServer(self.ctrl, self.disk.fd, engine=self.nbd_engine,
+                                    qd=self.nbd_qd)
+            self.disk.fd = -1  # the server owns the socket now
         ended: list[str] = []
 
         def serve() -> None:
@@ -111,14 +123,17 @@ class NvmeDriver(Driver):
                 ended.append(self.server.serve())
             except Exception as e:  # noqa: BLE001 - reported, then the driver fails
                 ended.append(f"error: {type(e).__name__}: {e}")
-        self._thread = threading.Thread(target=serve, name="nbd", daemon=True)
+        self._thread = threading.Thread(target=serve, name=self.disk.kind, daemon=True)
         self._thread.start()
+        if isinstance(self.server, UblkServer):  # /dev/ublkbN appears once served
+            await asyncio.to_thread(self.server.start)
+        emit(event="ready", lba0_bytes=len(first))
         while self._thread.is_alive():
             await asyncio.sleep(0.2)
         emit(event="bridge-ended", why=ended[0] if ended else "?",
              served=self.server.served, errors=self.server.errors)
         if ended and ended[0].startswith("error:"):
-            raise RuntimeError(f"nvme: NBD server failed: {ended[0]}")
+            raise RuntimeError(f"nvme: {self.disk.kind} server failed: {ended[0]}")
 
     def remove(self) -> None:
         if self.server is not None:  # stop serving before the controller goes

@@ -50,6 +50,30 @@ class BlockBridge:
     """Capacity in logical blocks, as asked."""
     block_size: int
     """Logical block size in bytes, as asked."""
+    dev_id: int = -1
+    """ublk: the device number N of /dev/ublkcN and /dev/ublkbN."""
+    queue_depth: int = 0
+    """ublk: tags 0 .. queue_depth - 1 on the one queue."""
+    io_bytes: int = 0
+    """ublk: the buffer per tag the kernel expects (the largest request)."""
+    bridge: Bridge | None = None
+    """The channel `start` uses."""
+
+    def start(self) -> None:
+        """ublk: every tag is fetched; ask the parent to add the disk (UBLK_U_CMD_START_DEV).
+
+        The parent's START_DEV reads the partition table through the driver, so the
+        driver must already serve its io_uring (from another thread) when calling this.
+
+        Raises:
+            BridgeError: not a ublk device, or the parent could not start it.
+        """
+        if self.kind != "ublk" or self.bridge is None:
+            raise BridgeError(f"{self.device}: only a ublk device is started")
+        reply = self.bridge.request({"op": "start"}, f"start of {self.device}")
+        if reply.get("ok") is not True:
+            raise BridgeError(f"the privileged parent could not start {self.device}: "
+                              f"{reply.get('error', reply)}")
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -127,18 +151,48 @@ class Bridge:
                               f"{reply.get('error', reply)}")
         return reply, fds[0]
 
-    def block(self, blocks: int, block_size: int) -> BlockBridge:
+    def request(self, req: dict[str, object], what: str) -> dict[str, object]:
+        """A follow-up message on the channel (e.g. ublk's {"op": "start"}); its reply.
+
+        Raises:
+            BridgeError: the channel is closed or the parent did not answer.
+        """
+        try:
+            wire.send(self._sock, req)
+            got = wire.recv(self._sock)
+        except (TimeoutError, OSError) as e:
+            raise BridgeError(f"{what}: no reply from the privileged parent: {e}") from e
+        if got is None:
+            raise BridgeError(f"{what}: the privileged parent closed the bridge channel")
+        for fd in got[1]:
+            os.close(fd)
+        return got[0]
+
+    def block(self, blocks: int, block_size: int, kinds: tuple[str, ...] = ("nbd",),
+              queue_depth: int = 64, io_bytes: int = 128 * 1024) -> BlockBridge:
         """Ask for a block device of `blocks` logical blocks of `block_size` bytes.
+
+        `kinds` are the kernel sides the driver serves, preferred first: the parent sets
+        up ublk (6.0+, with `queue_depth` tags of `io_bytes` each) when "ublk" comes first
+        and the kernel has it, else NBD. The returned `kind` says which.
 
         Raises:
             BridgeError: the manifest declares no block bridge, the geometry is invalid,
                 or the parent could not set the device up (its reason is in the message).
         """
         req: dict[str, object] = {"op": "block", "blocks": blocks, "block_size": block_size}
+        if kinds != ("nbd",):  # an older parent knows only these two fields
+            req.update(kinds=list(kinds), queue_depth=queue_depth, io_bytes=io_bytes)
         wire.parse_request(req, self.declared)  # refuse here, with the same words
         reply, fd = self._ask(req, f"block device ({blocks} blocks of {block_size} bytes)")
-        return BlockBridge(str(reply.get("kind")), fd, str(reply.get("device")), blocks,
-                           block_size)
+        kind = str(reply.get("kind"))
+
+        def num(key: str) -> int:
+            v = reply.get(key, 0)
+            return v if isinstance(v, int) else 0
+        return BlockBridge(kind, fd, str(reply.get("device")), blocks, block_size,
+                           num("dev_id") if kind == "ublk" else -1, num("queue_depth"),
+                           num("io_bytes"), self)
 
     def net(self, mac: str, mtu: int = 1500) -> NetBridge:
         """Ask for a network interface with MAC address `mac` (carrier off until

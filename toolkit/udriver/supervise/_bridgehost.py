@@ -22,13 +22,13 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from .. import _bridgewire as wire
 from ..errors import BridgeError
 
-__all__ = ["Backend", "BridgeHost", "Opened", "channel", "default_backends"]
+__all__ = ["Backend", "BlockBackend", "BridgeHost", "Opened", "channel", "default_backends"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,38 @@ class Backend(Protocol):
         """Raises: BridgeError: the kernel side cannot be set up (says why)."""
 
 
+class BlockBackend:
+    """"block": ublk when the driver serves it and the kernel has it, else NBD.
+
+    linux 6.0+ with CONFIG_BLK_DEV_UBLK (Debian 6.12, 7.2) has /dev/ublk-control after
+    `modprobe ublk_drv`; 5.10 and 6.1 do not, and get NBD. A driver that does not list
+    "ublk" in its request's `kinds` gets NBD everywhere.
+    """
+
+    def __init__(self, ublk: Backend, nbd: Backend, ublk_available: Callable[[], bool]) -> None:
+        self.ublk, self.nbd, self.ublk_available = ublk, nbd, ublk_available
+
+    def open(self, bdf: str, request: wire.BlockRequest | wire.NetRequest) -> Opened:
+        """Raises: BridgeError: no kind the driver serves can be set up (says why)."""
+        if not isinstance(request, wire.BlockRequest):
+            raise BridgeError("the block back-end serves block requests only")
+        kinds = request.kinds
+        if kinds[0] == "ublk" or ("ublk" in kinds and "nbd" not in kinds):
+            if self.ublk_available():
+                return self.ublk.open(bdf, request)
+            if "nbd" not in kinds:
+                raise BridgeError(f"{bdf}: the driver serves ublk only, and this kernel has no "
+                                  f"ublk (/dev/ublk-control; CONFIG_BLK_DEV_UBLK, linux 6.0+)")
+        return self.nbd.open(bdf, request)
+
+
 def default_backends() -> dict[str, Backend]:
-    """The real back-ends: NBD for "block", TAP for "net"."""
+    """The real back-ends: ublk or NBD for "block", TAP for "net"."""
     from ._nbd import NbdBackend
     from ._tap import TapBackend
-    return {"block": NbdBackend(), "net": TapBackend()}
+    from ._ublk import UblkBackend
+    ublk = UblkBackend()
+    return {"block": BlockBackend(ublk, NbdBackend(), ublk.available), "net": TapBackend()}
 
 
 def channel() -> tuple[socket.socket, socket.socket]:
@@ -77,6 +104,8 @@ class BridgeHost:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.driver_pid = 0
+        """The driver process's pid (set by the spawner): ublk's START_DEV records it."""
 
     def start(self) -> None:
         """Serve in a daemon thread."""
@@ -111,6 +140,9 @@ class BridgeHost:
                 obj, fds = got
                 for fd in fds:  # the driver has nothing to hand the parent
                     os.close(fd)
+                if isinstance(obj, dict) and obj.get("op") == "start":
+                    self._reply(self._start())
+                    continue
                 try:
                     opened = self._answer(obj, used)
                 except BridgeError as e:
@@ -130,6 +162,21 @@ class BridgeHost:
                 opened.fds = []
         finally:
             self._teardown()
+
+    def _start(self) -> dict[str, object]:
+        """{"op": "start"}: a ublk driver fetched every tag; add its disk (`_ublk` step 5)."""
+        with self._lock:
+            opened = list(self._opened)
+        start = getattr(opened[0], "start", None) if opened else None
+        if start is None:
+            return {"ok": False, "error": "nothing to start: ask for a ublk block device first"}
+        try:
+            start(self.driver_pid)
+        except BridgeError as e:
+            log.warning("%s: %s", self.bdf, e)
+            return {"ok": False, "error": str(e)}
+        log.info("%s: bridge started: %s", self.bdf, opened[0].reply)
+        return {"ok": True}
 
     def _reply(self, obj: dict[str, object], fds: list[int] | None = None) -> None:
         try:

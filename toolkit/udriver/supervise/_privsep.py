@@ -210,6 +210,7 @@ def spawn_driver(bdf: str, driver: str | None, creds: Credentials,
         if ends is None or bridge is None:
             return proc
         host = BridgeHost(bdf, bridge, ends[0])
+        host.driver_pid = proc.pid
         host.start()
         return BridgedProcess(proc, host)
     except BaseException:

@@ -55,7 +55,16 @@ _GRANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
                "DeviceAllow=char-ublk-char rw"],
               {"ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I":
                "ExecStartPre=-+/sbin/modprobe -a nbd ublk_drv\n"
-               "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I"}),
+               "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I",
+               # ublk's server is an io_uring (linux/ublk_cmd.h: FETCH_REQ and
+               # COMMIT_AND_FETCH_REQ are URING_CMDs on /dev/ublkcN); systemd's
+               # @system-service lacks io_uring_*. Only the block unit allows them: what
+               # io_uring then does is not seen by this filter, so drivers that need no
+               # ublk stay without it.
+               "SystemCallFilter=@system-service @setuid ioctl mmap":
+               "# io_uring for ublk's server (block unit only; see udriver.supervise._systemd).\n"
+               "SystemCallFilter=@system-service @setuid ioctl mmap io_uring_setup "
+               "io_uring_enter"}),
     "net": ("CAP_NET_ADMIN",
             ["# The net bridge: the TUN/TAP clone device (linux/if_tun.h), opened by the root",
              "# parent only (the driver receives the tap queue fd).",
