@@ -207,8 +207,8 @@ def test_host_hands_over_the_fd_and_tears_down_when_the_driver_goes() -> None:
     host, bridge, be = _host()
     disk = bridge.block(blocks=2048, block_size=4096)
     assert (disk.kind, disk.device, disk.blocks) == ("fake", "/dev/fake0", 2048)
-    assert be.log == ["open 0000:00:04.0 BlockRequest(blocks=2048, block_size=4096, "
-                      "kinds=('nbd',), queue_depth=64, io_bytes=131072)"]
+    assert be.log == [("open 0000:00:04.0 BlockRequest(blocks=2048, block_size=4096, "
+                       "kinds=('nbd',), queue_depth=64, io_bytes=131072)")]
     os.write(disk.fd, b"x")  # the write end of the fake's pipe, passed by SCM_RIGHTS
     disk.close()
     bridge.close()  # the driver exits: the channel closes
