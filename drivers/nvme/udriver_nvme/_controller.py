@@ -30,6 +30,7 @@ from udriver.runtime import Device, IrqType, api_address
 
 from . import _regs as R
 from ._c import PAGE, IoBuffers, QueuePair, check, check_api, ffi, lib
+from ._datapath import DataPath
 from ._identify import (
     ControllerId,
     NamespaceId,
@@ -37,7 +38,6 @@ from ._identify import (
     parse_controller,
     parse_namespace,
 )
-from ._job import JobResult, JobSpec, run_job
 from ._status import NvmeError, NvmeStatusError, NvmeTimeoutError, decode_status
 
 IO_TIMEOUT = 30.0  # seconds; Linux drivers/nvme/host/core.c `io_timeout` defaults to 30 s too
@@ -47,7 +47,7 @@ __all__ = ["Controller"]
 _log = logging.getLogger(__name__)
 
 
-class Controller:
+class Controller(DataPath):
     """One NVMe controller driven from user space through a `udriver.runtime.Device`."""
 
     def __init__(self, device: Device, *, irq: str = "msix", io_depth: int = 128,
@@ -272,144 +272,6 @@ class Controller:
             raise NvmeError(f"namespace {nsid} is not active (active: "
                             f"{sorted(self.namespaces)})")
         return self.namespaces[nsid]
-
-    def _io_cmd(self, opcode: int, ns: NamespaceId, lba: int, nblocks: int) -> None:
-        assert self._io is not None and self._bufs is not None
-        name = R.OPCODE_NAMES[("io", opcode)]
-        cqe = ffi.new("struct nvme_cqe *")
-        rc = lib.nvme_io_sync(self._api, self._dev, self._io.c, self._bufs.c, opcode, ns.nsid,
-                              lba, nblocks, ns.lba_bytes, int(self.timeout * 1000), cqe)
-        what = (f"NVMe {name} of LBA {lba:#x} (+{nblocks} blocks; namespace {ns.nsid} has "
-                f"{ns.nsze:#x} blocks)")
-        try:
-            check(rc, what)
-        except NvmeTimeoutError as e:
-            raise self._recovered(e) from e
-        if cqe.status >> 1:
-            raise NvmeStatusError(name, decode_status(cqe.status >> 1),
-                                  f"LBA {lba:#x} +{nblocks} blocks, namespace {ns.nsid} has "
-                                  f"{ns.nsze:#x} blocks")
-
-    def read(self, lba: int, nblocks: int, nsid: int | None = None) -> bytes:
-        """Read `nblocks` logical blocks from `lba`. The controller checks the range.
-
-        Raises:
-            ConfigError: `lba` < 0 or `nblocks` < 1.
-            NvmeStatusError: e.g. LBA Out of Range. NvmeTimeoutError: (controller reset).
-        """
-        ns = self.namespace(nsid)
-        self._check_args(lba, nblocks)
-        assert self._bufs is not None
-        out = bytearray()
-        per = self._bufs.slot_bytes // ns.lba_bytes
-        while nblocks:
-            n = min(nblocks, per)
-            self._io_cmd(R.NVM_READ, ns, lba, n)
-            out += self._bufs.data.view[:n * ns.lba_bytes]
-            lba, nblocks = lba + n, nblocks - n
-        return bytes(out)
-
-    def write(self, lba: int, data: bytes, nsid: int | None = None) -> None:
-        """Write `data` (a whole number of logical blocks) at `lba`.
-
-        Raises:
-            ConfigError: `lba` < 0, or `data` empty or not whole blocks.
-            NvmeStatusError, NvmeTimeoutError: as `read`.
-        """
-        ns = self.namespace(nsid)
-        if not data or len(data) % ns.lba_bytes:
-            raise ConfigError(f"nvme: write needs whole {ns.lba_bytes}-byte blocks, got "
-                              f"{len(data)} bytes")
-        self._check_args(lba, 1)
-        assert self._bufs is not None
-        step = self._bufs.slot_bytes
-        for off in range(0, len(data), step):
-            chunk = data[off:off + step]
-            self._bufs.data.view[:len(chunk)] = chunk
-            self._io_cmd(R.NVM_WRITE, ns, lba + off // ns.lba_bytes, len(chunk) // ns.lba_bytes)
-
-    def flush(self, nsid: int | None = None) -> None:
-        """Flush (6.8): make the volatile write cache's data non-volatile.
-
-        Raises:
-            NvmeStatusError, NvmeTimeoutError: as `read`.
-        """
-        self._io_cmd(R.NVM_FLUSH, self.namespace(nsid), 0, 0)
-
-    @staticmethod
-    def _check_args(lba: int, nblocks: int) -> None:
-        if not isinstance(lba, int) or lba < 0 or not isinstance(nblocks, int) or nblocks < 1:
-            raise ConfigError(f"nvme: need lba >= 0 and nblocks >= 1, got {lba!r}, {nblocks!r}")
-
-    def run(self, spec: JobSpec) -> JobResult:
-        """Run a workload straight on the I/O queue pair (the direct path).
-
-        Raises:
-            ConfigError: the spec does not fit the queues or the namespace.
-            NvmeTimeoutError: no completion within the timeout (the controller is reset).
-        """
-        ns = self.namespace(spec.nsid)
-        assert self._io is not None and self._bufs is not None
-        try:
-            return run_job(self._api, self._dev, self._io, self._bufs, ns, spec,
-                           int(self.timeout * 1000))
-        except NvmeTimeoutError as e:
-            raise self._recovered(e) from e
-
-    def serve_nbd(self, sock_fd: int, stop_fd: int, qd: int = 32,
-                  nsid: int | None = None) -> dict[str, int]:
-        """Serve the NBD transmission protocol on `sock_fd` from the C data path
-        (native/nvme_nbd.c) with up to `qd` commands in flight, until EOF, NBD_CMD_DISC or
-        `stop_fd` becomes readable. Returns the C loop's counters.
-
-        Raises:
-            ConfigError: `qd` does not fit the queues.
-            NvmeTimeoutError: no completion within the timeout (the controller is reset).
-            NativeError: the socket failed (e.g. EPROTO: not an NBD request).
-        """
-        ns = self.namespace(nsid)
-        assert self._io is not None and self._bufs is not None
-        if not 1 <= qd <= min(self._bufs.slots, self.io_depth - 1):
-            raise ConfigError(f"nvme: NBD queue depth must be 1..{min(self._bufs.slots, self.io_depth - 1)}, got {qd}")
-        st = ffi.new("struct nvme_nbd_stats *")
-        rc = lib.nvme_nbd_serve(self._api, self._dev, self._io.c, self._bufs.c, sock_fd, stop_fd,
-                                ns.nsid, ns.lba_bytes, ns.nsze, qd, int(self.timeout * 1000), st)
-        try:
-            check(rc, "NBD server")
-        except NvmeTimeoutError as e:
-            raise self._recovered(e) from e
-        return {"requests": int(st.requests), "errors": int(st.errors),
-                "sync_requests": int(st.sync_requests), "why": int(st.why)}
-
-    def serve_ublk(self, cfd: int, ready_fd: int, stop_fd: int, depth: int,
-                   nsid: int | None = None) -> dict[str, int]:
-        """Serve ublk's block requests on the char device `cfd` from the C data path
-        (native/nvme_ublk.c): `depth` tags, tag i in DMA slot i (the parent set the
-        device's buffer size to `slot_bytes`). Writes one byte to `ready_fd` once every
-        tag is fetched; returns when `stop_fd` becomes readable or the kernel aborted every
-        tag, with the C loop's counters.
-
-        Must run in one thread from start to end: ublk answers only the task that fetched.
-
-        Raises:
-            ConfigError: `depth` does not fit the queues.
-            NvmeTimeoutError: no completion within the timeout (the controller is reset).
-            NativeError: io_uring or the char device failed (e.g. EPERM: seccomp).
-        """
-        ns = self.namespace(nsid)
-        assert self._io is not None and self._bufs is not None
-        if not 1 <= depth <= min(self._bufs.slots, self.io_depth - 1):
-            raise ConfigError(f"nvme: ublk queue depth must be 1..{min(self._bufs.slots, self.io_depth - 1)}, got {depth}")
-        st = ffi.new("struct nvme_nbd_stats *")
-        rc = lib.nvme_ublk_serve(self._api, self._dev, self._io.c, self._bufs.c, cfd, ready_fd,
-                                 stop_fd, ns.nsid, ns.lba_bytes, ns.nsze, depth,
-                                 int(self.timeout * 1000), st)
-        try:
-            check(rc, "ublk server")
-        except NvmeTimeoutError as e:
-            raise self._recovered(e) from e
-        return {"requests": int(st.requests), "errors": int(st.errors),
-                "sync_requests": int(st.sync_requests), "why": int(st.why)}
 
     # -- reset and shutdown ---------------------------------------------------------------
 
