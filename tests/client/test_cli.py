@@ -211,7 +211,7 @@ class _Tty:
 def test_progress_bar_only_on_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from udriver.client._cli import terminal_progress
+    from udriver.cli._clientopts import terminal_progress
     assert terminal_progress(io.StringIO()) is None  # not a terminal: no bar
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")

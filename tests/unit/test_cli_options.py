@@ -33,8 +33,7 @@ def _walk(p: argparse.ArgumentParser, path: tuple[str, ...] = ()
 
 
 def _tools() -> dict[str, tuple[argparse.ArgumentParser, list[Path]]]:
-    return {"udriver": (build_parser(None), [*ROOT.glob("toolkit/udriver/cli/*.py"),
-                                            ROOT / "toolkit/udriver/client/_cli.py"]),
+    return {"udriver": (build_parser(None), [*ROOT.glob("toolkit/udriver/cli/*.py")]),
             "udriver-repo": (repo_parser(), [ROOT / "repo-server/udriver_repo/cli.py"])}
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +149,8 @@ def record_status(bdf: str, **fields: Any) -> dict[str, Any]:
         DeviceError: `bdf` is not a PCI address.
         OSError: the state directory is not writable.
     """
+    from datetime import UTC, datetime  # here: `udriver status` only reads
+
     bdf = _canonical(bdf)
     rec = read_record(bdf)
     rec.update(fields)

@@ -25,7 +25,6 @@ and a restart does not wait for the disk.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +56,8 @@ def replace_atomic(path: Path, make: Callable[[Path], object], mode: int | None 
         OSError: the directory or file cannot be written (nothing is left behind).
         Exception: whatever `make` raises (nothing is left behind).
     """
+    import tempfile  # here: commands that only read (`udriver devices`) never load it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.")
     os.close(fd)

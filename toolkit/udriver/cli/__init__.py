@@ -178,8 +178,7 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
     writing what needs root) into one such line too, Ctrl-C into 130, a closed stdout into
     141, and lets anything unexpected keep its traceback.
     """
-    from ..client._auth import MaskingFilter, mask_secrets
-    from ..client._history import set_reason
+    from ..client import MaskingFilter, mask_secrets, set_reason
 
     if isinstance(getattr(args, "command", None), str):  # why the store changes, for history
         set_reason(f"udriver {args.command}")

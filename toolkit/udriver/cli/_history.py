@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import add_json_option, print_json
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..client._history import read_history
+    from ..client import read_history
 
     entries = read_history(args.driver)
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import add_json_option, print_json
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

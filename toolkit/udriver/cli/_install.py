@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..client._cli import add_client_options, devices, make_client, print_json
 from ..errors import DeviceError, InstallError
 from ..supervise import sync_udev_rules
+from ._clientopts import add_client_options, devices, make_client, print_json
 
 if TYPE_CHECKING:
     from ..client import InstallResult

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..client import DriverStore
-from ..client._cli import add_json_option, print_json
 from ..supervise import sync_udev_rules
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

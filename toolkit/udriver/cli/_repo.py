@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..client._cli import add_json_option, print_json
 from . import env_option
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

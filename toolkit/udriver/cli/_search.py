@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import (
-    add_client_options,
-    devices,
-    is_device_query,
-    make_client,
-    print_json,
-)
+from ..client import is_device_query
+from ._clientopts import add_client_options, devices, make_client, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

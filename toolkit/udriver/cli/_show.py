@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..abi import format_abi, is_compatible
-from ..client._cli import add_client_options, devices, make_client, print_json
+from ._clientopts import add_client_options, devices, make_client, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

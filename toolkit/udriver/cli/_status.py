@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..client import DriverStore, read_status
-from ..client._cli import add_json_option, print_json
 from ..errors import ConfigError
 from ..paths import state_dir
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..client._cli import add_client_options, make_client, print_json
 from ..supervise import sync_udev_rules
+from ._clientopts import add_client_options, make_client, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 

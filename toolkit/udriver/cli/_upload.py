@@ -6,8 +6,8 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from ..client._cli import add_json_option, print_json
 from . import env_option
+from ._clientopts import add_json_option, print_json
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..client._upload import read_token, upload
+    from ..client import read_token, upload
     from ..errors import ConfigError
 
     if not args.url:

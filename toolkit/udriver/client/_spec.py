@@ -19,7 +19,12 @@ from ..repoformat import IndexEntry
 if TYPE_CHECKING:  # packaging.requirements costs 10 ms, which `udriver search` need not pay
     from packaging.specifiers import SpecifierSet
 
-__all__ = ["not_found", "parse_spec", "query_alias", "within"]
+__all__ = ["is_device_query", "not_found", "parse_spec", "query_alias", "within"]
+
+
+def is_device_query(query: str) -> bool:
+    """Whether `udriver search QUERY` searches by PCI ID (VVVV, VVVV:DDDD, a modalias)."""
+    return query_alias(query.strip().lower()) is not None
 
 
 def query_alias(q: str) -> tuple[int, int | None] | None:

@@ -1,7 +1,8 @@
 """Shared plumbing for the client's CLI commands (options, progress bar, output).
 
 Library code logs and never prints; the CLI modules (`udriver.cli._<name>`) use these
-helpers to build a `Client` from their options and to print results or JSON.
+helpers to build a `Client` from their options and to print results or JSON. It reaches
+the client only through `udriver.client`'s public names (the CLI sits above it).
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from ..cli import env_option
+from . import env_option
 
 if TYPE_CHECKING:
+    from ..client import Client
+    from ..client._fetcher import Progress
     from ..modalias import Modalias
-    from ._client import Client
-    from ._fetcher import Progress
 
 __all__ = [
     "add_client_options",
     "add_json_option",
     "devices",
-    "is_device_query",
     "make_client",
     "print_json",
     "terminal_progress",
@@ -51,18 +51,12 @@ def add_client_options(p: argparse.ArgumentParser, *, sysfs: bool = True) -> Non
 def devices(args: argparse.Namespace) -> dict[str, Modalias]:
     from pathlib import Path
 
-    from ._devices import local_devices
+    from ..client import local_devices
     return local_devices(Path(getattr(args, "sysfs_root", None) or "/"))
 
 
-def is_device_query(query: str) -> bool:
-    """Whether `udriver search QUERY` searches by PCI ID (VVVV, VVVV:DDDD, a modalias)."""
-    from ._spec import query_alias
-    return query_alias(query.strip().lower()) is not None
-
-
 def make_client(args: argparse.Namespace) -> Client:
-    from ._client import Client
+    from ..client import Client
     progress = None if getattr(args, "json", False) else terminal_progress()
     return Client(offline=bool(getattr(args, "offline", False)), progress=progress)
 
