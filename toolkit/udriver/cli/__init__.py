@@ -155,6 +155,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          help="more diagnostics on stderr (repeat for debug)")
     for name, (modname, help_text) in _COMMANDS.items():
+        # Given a known command, its parser alone: argparse builds (and gettext looks up
+        # the messages of) twenty parsers otherwise, a fifth of `udriver devices`' time.
+        # `udriver --help`, a mistyped command and completion get every one.
+        if wanted is not None and name != wanted:
+            continue
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         if argv is not None and name != wanted:
             continue

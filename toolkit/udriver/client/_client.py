@@ -39,7 +39,7 @@ from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_na
 from ._config import RepoConfig, list_repos
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
-from ._results import InstallResult, installed_for_alias
+from ._results import InstallResult, installed_for
 from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
@@ -237,12 +237,7 @@ class Client:
 
     def installed_for(self, devices: Mapping[str, Modalias]) -> dict[str, InstalledDriver | None]:
         """The installed driver (most specific current ID table) claiming each device."""
-        installed = []
-        for inst in self.store.installed():
-            m = inst.manifest()
-            if m is not None:
-                installed.append((inst, m.patterns))
-        return {bdf: installed_for_alias(alias, installed) for bdf, alias in devices.items()}
+        return installed_for(self.store, devices)
 
     def install_auto(self, devices: Mapping[str, Modalias]) -> list[InstallResult]:
         """Install drivers for every device that no installed driver claims and for

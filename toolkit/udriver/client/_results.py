@@ -8,12 +8,13 @@ repository's candidates).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..modalias import Modalias, Pattern
-from ._store import InstalledDriver
+from ._store import DriverStore, InstalledDriver
 
-__all__ = ["InstallResult", "installed_for_alias"]
+__all__ = ["InstallResult", "installed_for", "installed_for_alias"]
 
 
 @dataclass
@@ -47,3 +48,11 @@ def installed_for_alias(alias: Modalias, installed: list[tuple[InstalledDriver, 
             if p.matches(alias) and (best is None or p.specificity > best[0]):
                 best = (p.specificity, inst)
     return best[1] if best else None
+
+
+def installed_for(store: DriverStore, devices: Mapping[str, Modalias]
+                  ) -> dict[str, InstalledDriver | None]:
+    """The installed driver (most specific current ID table) claiming each device."""
+    installed = [(inst, m.patterns) for inst in store.installed()
+                 if (m := inst.manifest()) is not None]
+    return {bdf: installed_for_alias(alias, installed) for bdf, alias in devices.items()}

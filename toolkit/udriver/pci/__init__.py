@@ -12,17 +12,41 @@ run against a directory tree such as a snapshot of a real machine's /sys.
                                      drivers_probe, verify
 """
 
-from ._bind import VFIO_PCI, bind, check_bound, unbind
-from ._iommu import (
-    check_viable,
-    group_devices,
-    iommu_group,
-    is_vfio_driver,
-    kernel_release,
-    viability_problems,
-)
-from ._pciids import PciIds, PciNames, default_pci_ids
-from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._bind import VFIO_PCI as VFIO_PCI
+    from ._bind import bind as bind
+    from ._bind import check_bound as check_bound
+    from ._bind import unbind as unbind
+    from ._iommu import check_viable as check_viable
+    from ._iommu import group_devices as group_devices
+    from ._iommu import iommu_group as iommu_group
+    from ._iommu import is_vfio_driver as is_vfio_driver
+    from ._iommu import kernel_release as kernel_release
+    from ._iommu import viability_problems as viability_problems
+    from ._pciids import PciIds as PciIds
+    from ._pciids import PciNames as PciNames
+    from ._pciids import default_pci_ids as default_pci_ids
+    from ._sysfs import PciDevice as PciDevice
+    from ._sysfs import Sysfs as Sysfs
+    from ._sysfs import get_device as get_device
+    from ._sysfs import list_devices as list_devices
+    from ._sysfs import normalise_bdf as normalise_bdf
+
+# Imported on first use, as in `udriver.client`: `udriver devices` reads sysfs and
+# pci.ids and has no use for binding's modules (subprocess, the IOMMU checks).
+_LAZY = {
+    "VFIO_PCI": "_bind", "bind": "_bind", "check_bound": "_bind", "unbind": "_bind",
+    "check_viable": "_iommu", "group_devices": "_iommu", "iommu_group": "_iommu",
+    "is_vfio_driver": "_iommu", "kernel_release": "_iommu", "viability_problems": "_iommu",
+    "PciIds": "_pciids", "PciNames": "_pciids", "default_pci_ids": "_pciids",
+    "PciDevice": "_sysfs", "Sysfs": "_sysfs", "get_device": "_sysfs",
+    "list_devices": "_sysfs", "normalise_bdf": "_sysfs",
+}
 
 __all__ = [
     "VFIO_PCI",
@@ -44,3 +68,12 @@ __all__ = [
     "unbind",
     "viability_problems",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
