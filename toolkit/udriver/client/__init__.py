@@ -3,7 +3,7 @@
 Modules (private unless named here):
 
     _config     repository configuration and trust anchors
-    _fetcher    python-tuf FetcherInterface over requests
+    _fetcher    python-tuf FetcherInterface over urllib3
     _remote     one repository through ngclient.Updater (online and offline)
     _lookup     verified index answers kept for the next run (read without python-tuf)
     (the index format, shards and name ownership: `udriver.repoformat`)
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._config import remove_repo as remove_repo
     from ._devices import local_devices as local_devices
     from ._fetcher import FetchOptions as FetchOptions
+    from ._fetcher import HttpFetcher as HttpFetcher
     from ._fetcher import RequestsFetcher as RequestsFetcher
     from ._remote import RemoteRepo as RemoteRepo
     from ._results import InstallResult as InstallResult
@@ -50,13 +51,13 @@ _LAZY = {
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "RemoteRepo": "_remote", "mask_secrets": "_auth",
-    "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
+    "FetchOptions": "_fetcher", "HttpFetcher": "_fetcher", "RequestsFetcher": "_fetcher",
     "record_status": "_status", "read_status": "_status", "clear_status": "_status",
     "DriverStore": "_store", "InstalledDriver": "_store",
 }
 
 __all__ = [
-    "Client", "DriverStore", "FetchOptions", "IndexEntry", "InstallResult", "InstalledDriver",
+    "Client", "DriverStore", "FetchOptions", "HttpFetcher", "IndexEntry", "InstallResult", "InstalledDriver",
     "RemoteRepo", "RepoConfig", "RequestsFetcher", "add_repo", "annotate", "clear_status",
     "get_repo", "list_repos", "local_devices", "mask_secrets", "read_status", "record_status",
     "remove_repo",

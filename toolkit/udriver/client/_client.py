@@ -140,10 +140,11 @@ class Client:
         return out
 
     def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
-        """One index's entries: from the lookup when it can answer (after a TUF refresh
-        unless offline: `_lookup`, point 4), else through TUF (`RemoteRepo.index`)."""
-        if not self.offline:
-            self._remote(repo.name).refresh()
+        """One index's entries: from the lookup when it can answer (after the root and
+        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4), else
+        through TUF (`RemoteRepo.index`, which finishes the refresh)."""
+        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
+            self._remote(repo.name).refresh_timestamp()
         lookup = self._lookups[repo.name]
         got = lookup.get(name, offline=self.offline)
         if got is not None:
