@@ -35,7 +35,14 @@ from packaging.version import Version
 from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..modalias import Modalias, PatternIndex, parse_pattern
-from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
+from ..repoformat import (
+    CLASS_INDEX,
+    RESERVED,
+    IndexEntry,
+    build_pattern_index,
+    canonical_name,
+    lookup_names,
+)
 from ._config import RepoConfig, list_repos
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
@@ -274,6 +281,14 @@ class Client:
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
             best = self._choose_named(within(entries, name, allowed), name, version, devices)
+        if best is None and verb == "show":
+            # Not for this machine's devices: the name's signed owner record says which
+            # vendor role publishes it, and that role's delegation which PCI vendors.
+            owned = self._owner_indexes(name)
+            if owned:
+                entries = self.entries(owned | self._device_indexes(devices.values()))
+                best = self._choose_named(within(entries, name, allowed), name, version,
+                                          devices)
         if best is None:
             raise not_found(spec, verb, [e for e in entries if name in (e.driver, e.package)],
                             bool(version or allowed is not None))
@@ -289,6 +304,25 @@ class Client:
                         for a in devices.values())]
         return (choose_version(local, name, version, self.provided)
                 or choose_version(entries, name, version, self.provided))
+
+    def _owner_indexes(self, name: str) -> set[str]:
+        """Every index of the PCI vendors of the role that owns `name`, in each
+        repository that records name owners (`names/<name>`, docs/repoformat.md)."""
+        out: set[str] = set()
+        for remote in self.remotes:
+            try:
+                if not remote.names_enforced():
+                    continue
+                owner = remote.name_owner(canonical_name(name))
+                vendors = remote.role_vendors(owner) if owner and owner != RESERVED else None
+            except DownloadError as e:
+                if not self.offline:
+                    raise
+                log.info("%s", e)  # offline, and the records are not cached: not known here
+                continue
+            for v in vendors or []:
+                out.update(lookup_names(v))
+        return out
 
     def _cached_indexes(self) -> set[str]:
         return {n for c in self.repos for n in cached_index_names(c.state / "targets")}

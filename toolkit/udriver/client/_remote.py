@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,11 @@ from ._tuf import OfflineUpdater, tuf_error
 __all__ = ["RemoteRepo"]
 
 log = logging.getLogger(__name__)
+
+# A vendor role's delegated paths name its PCI vendors: index/<vvvv>/*, index/<vvvv>.json,
+# drivers/<vvvv>/* (repository layout: udriver_repo._meta, docs/repoformat.md).
+_VENDOR_PATH = re.compile(r"^(?:index|drivers)/([0-9a-f]{4})(?:/|\.json$)")
+_MAX_ROLES = 1024  # delegations walked to find one role (the layout has 16 + 256 bins)
 
 # `Updater.refresh()` is these four steps, in this order (python-tuf 2 to 7); the first
 # two alone serve `refresh_timestamp`. Should a python-tuf lack them, refresh() it is.
@@ -326,6 +332,43 @@ class RemoteRepo:
             owner = custom.get("owner") if isinstance(custom, dict) else None
             self._owners[name] = owner if isinstance(owner, str) and owner else None
         return self._owners[name]
+
+    def role_vendors(self, role: str) -> list[int] | None:
+        """The PCI vendors whose indexes delegated role `role` may sign, from the `paths`
+        of its signed delegation (TUF spec 4.5); None if no role delegates it.
+
+        Breadth first over every delegation, loaded by python-tuf (5.6.7): every role
+        on the way is verified. Vendor roles (`vendor-*`, leaves) and the `names`
+        subtree are not descended into. The repository's layout delegates a vendor
+        role from the hash bin of each of its vendor IDs, so every bin is read: 16 +
+        256 small files, fetched once, then from the metadata cache.
+
+        Raises:
+            RepositoryError, DownloadError: as for `targetinfo`.
+        """
+        upd = self.updater()
+        found: set[int] | None = None
+        with self._tuf(f"looking up the delegations of role {role!r}"):
+            queue: list[tuple[str, str]] = [(Targets.type, Root.type)]
+            seen: set[str] = set()
+            while queue and len(seen) < _MAX_ROLES:
+                name, parent = queue.pop(0)
+                if name in seen:
+                    continue
+                seen.add(name)
+                dele = upd._load_targets(name, parent).delegations
+                if dele is None or dele.roles is None:  # none, or succinct (name bins)
+                    continue
+                for child in dele.roles.values():
+                    # A vendor role is delegated once per hash bin of its vendor IDs,
+                    # each time with the paths of the IDs in that bin: collect them all.
+                    if child.name == role:
+                        found = (found or set()) | {int(m.group(1), 16)
+                                                    for p in child.paths or []
+                                                    if (m := _VENDOR_PATH.match(p))}
+                    elif child.name != NAMES_ROLE and not child.name.startswith("vendor-"):
+                        queue.append((child.name, name))
+        return None if found is None else sorted(found)
 
     def check_owner(self, e: IndexEntry) -> None:
         """Refuse an entry whose names the role that signed it does not own (`_owners`).
