@@ -24,7 +24,7 @@ from types import ModuleType
 from .. import __version__
 from ..errors import UdriverError
 
-__all__ = ["build_parser", "dispatch", "env_option", "main"]
+__all__ = ["build_parser", "complete", "dispatch", "env_option", "main", "man_page"]
 
 # name -> (module, one-line help). Only the module of the command being run is imported,
 # so `udriver devices` does not pay for the build toolchain's imports; the help text is
@@ -217,6 +217,21 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
         return 141
 
 
+def man_page(parser: argparse.ArgumentParser, prog: str, version: str, date: str) -> str:
+    """The man page (section 1) of a command, written from its argparse parser
+    (`_manpage`): `udriver`'s by setup.py, `udriver-repo`'s by repo-server's."""
+    from ._manpage import render
+    return render(parser, prog, version, date)
+
+
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request (argcomplete's protocol, `_complete`) from the
+    whole `parser` and exit; return when the shell is not asking (`_ARGCOMPLETE` unset)."""
+    if "_ARGCOMPLETE" in os.environ:
+        from ._complete import complete as answer
+        answer(parser)
+
+
 # Cloud-KMS SDKs that securesystemslib's signer module imports whenever they are installed
 # (its AWS, Azure, GCP, Vault, PKCS#11 and TKey signers). A udriver command signs nothing and
 # verifies with python-tuf's ed25519 keys only; boto3 alone cost 300-600 ms of every
@@ -231,6 +246,5 @@ def run() -> None:
     for name in _UNUSED_SIGNER_SDKS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import -> ImportError
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete)
-        from ._complete import complete
         complete(build_parser(None))
     sys.exit(main())
