@@ -35,9 +35,9 @@ def test_the_committed_man_page_is_the_parsers() -> None:
     text = PAGE.read_text()
     m = re.match(r'\.TH UDRIVER-REPO 1 "(\d{4}-\d\d-\d\d)" "udriver-repo ', text)
     assert m, text[:200]
-    r = subprocess.run([sys.executable, "-c", "import sys; from udriver_repo.cli import "
-                        "man_page_text; sys.stdout.write(man_page_text(sys.argv[1]))",
-                        m.group(1)], env=_clean_env(), capture_output=True, text=True,
+    code = ("import sys; from udriver_repo.cli import man_page_text; "
+            "sys.stdout.write(man_page_text(sys.argv[1]))")
+    r = subprocess.run([sys.executable, "-c", code, m.group(1)], env=_clean_env(), capture_output=True, text=True,
                        check=True, timeout=120)
     assert r.stdout == text, f"regenerate it: {REGENERATE}"
     for command in ("init", "vendor add", "publish", "serve", "verify", "names assign"):
