@@ -145,3 +145,25 @@ def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
         assert (tmp_path / "var/repos/main/metadata/timestamp.json").is_file()
     finally:
         server.close()
+
+
+# What `devices` and `status` do without, with no repository configured (each was a
+# measurable part of their start-up: bench/cli_wall.py, docs/cli.md "Start-up time").
+LIGHT = ("udriver.client._client", "udriver.pci._bind", "udriver.pci._iommu", "subprocess",
+         "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version")
+
+
+@pytest.mark.parametrize("argv", [["devices"], ["status"], ["devices", "--json"]])
+def test_devices_and_status_stay_light(argv: list[str], envs: dict[str, dict[str, str]]) -> None:
+    code = ("import sys\n"
+            "from udriver.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            f"print('LOADED', sorted(m for m in {LIGHT!r} if m in sys.modules), file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    snapshot = ROOT / "tests" / "fixtures" / "sysfs" / "small-vm"  # a machine's PCI devices
+    r = subprocess.run([sys.executable, "-c", code, *argv], text=True,
+                       env={**envs["none"], "UDRIVER_SYSFS_ROOT": str(snapshot)},
+                       capture_output=True, check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout  # it did list something ("no drivers installed", the devices)
+    assert "LOADED []" in r.stderr.splitlines(), r.stderr
