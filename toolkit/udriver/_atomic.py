@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["write_atomic"]
@@ -15,6 +14,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     Raises:
         OSError: the directory or file cannot be written (nothing is left behind).
     """
+    import tempfile  # here: commands that only read (`udriver devices`) never load it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

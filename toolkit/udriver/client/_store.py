@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -214,6 +213,8 @@ class DriverStore:
     def _stage(self, wheel: Path, d: Path, version: str) -> None:
         # pypa/installer is imported on use: `udriver devices` and `status` read the store
         # without installing anything.
+        import tempfile
+
         from installer import install as _installer_install
         from installer.destinations import SchemeDictionaryDestination
         from installer.exceptions import InstallerError
