@@ -150,15 +150,19 @@ def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
 # What `devices` and `status` do without, with no repository configured (each was a
 # measurable part of their start-up: bench/cli_wall.py, docs/cli.md "Start-up time").
 LIGHT = ("udriver.client._client", "udriver.pci._bind", "udriver.pci._iommu", "subprocess",
-         "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version")
+         "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version", "shutil",
+         "tempfile")
 
 
 @pytest.mark.parametrize("argv", [["devices"], ["status"], ["devices", "--json"]])
 def test_devices_and_status_stay_light(argv: list[str], envs: dict[str, dict[str, str]]) -> None:
+    # Only what udriver imports: this environment's site hooks may load some at start-up.
     code = ("import sys\n"
+            "pre = set(sys.modules)\n"
             "from udriver.cli import main\n"
             "rc = main(sys.argv[1:])\n"
-            f"print('LOADED', sorted(m for m in {LIGHT!r} if m in sys.modules), file=sys.stderr)\n"
+            f"print('LOADED', sorted(m for m in {LIGHT!r} if m in sys.modules and m not in pre),"
+            " file=sys.stderr)\n"
             "sys.exit(rc)\n")
     snapshot = ROOT / "tests" / "fixtures" / "sysfs" / "small-vm"  # a machine's PCI devices
     r = subprocess.run([sys.executable, "-c", code, *argv], text=True,

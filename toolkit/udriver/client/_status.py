@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,8 @@ def record_status(bdf: str, **fields: Any) -> dict[str, Any]:
     rec["bdf"] = bdf
     rec["updated"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # on use (it imports shutil, which loads bz2 and lzma): not for `status`
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
