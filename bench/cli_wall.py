@@ -23,9 +23,25 @@ timed runs are the ones a user gets every time after. Two reference rows, not go
 show what the interpreter alone costs here: `python -I -S -c pass` (no site) and
 `python -c pass` (with site: this environment's .pth files and editable finders).
 
+How udriver is installed matters as much as udriver itself, so the command timed is
+the one a user's install runs, not this checkout's development venv:
+
+- a fresh venv (no system site-packages) whose `udriver` is the console script pip
+  writes for the `udriver = udriver.cli:run` entry point, with this checkout's
+  toolkit/ and the directories holding udriver's dependencies as plain path entries
+  (a .pth file of directory names): what `pip install udriver` gives, without this
+  development environment's editable-install finders and site hooks, which are run
+  by every Python start-up here (see the `python -c pass` rows) and by no user's;
+- byte-compiled, as pip and dh_python3 leave an install: PYTHONDONTWRITEBYTECODE is
+  dropped and the untimed round writes the bytecode (to a cache directory of the run,
+  PYTHONPYCACHEPREFIX), so no timed run compiles a module.
+
+`--udriver PATH` times another `udriver` instead (the .deb's /usr/bin/udriver, or
+.venv/bin/udriver of the checkout).
+
 Goal: each at most 5x lspci's median. Prints a table; exit status 1 if a goal is missed.
 
-    python3 bench/cli_wall.py [--drivers 100000] [--vendors 2000] [--runs 10]
+    python3 bench/cli_wall.py [--drivers 100000] [--vendors 2000] [--runs 10] [--udriver PATH]
 """
 
 from __future__ import annotations
@@ -67,16 +83,45 @@ def _time(cmd: list[str], env: dict[str, str], cpu: list[float] | None = None) -
     return wall
 
 
+def _install(venv: Path) -> Path:
+    """`udriver` in a fresh venv, as pip installs it (module docstring); its path."""
+    import importlib.util
+    import site
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    deps = []
+    for name in ("tuf", "securesystemslib", "urllib3", "packaging", "cryptography", "nacl",
+                 "requests", "installer"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            deps.append(str(Path(next(iter(spec.submodule_search_locations))).parent))
+    lib = Path(site.getsitepackages([str(venv)])[0])
+    lines = [str(ROOT / "toolkit"), *dict.fromkeys(deps)]
+    (lib / "udriver-bench.pth").write_text("\n".join(lines) + "\n")
+    script = venv / "bin" / "udriver"
+    # What pip (pypa/installer) writes for a console_scripts entry point.
+    script.write_text(f"#!{venv / 'bin' / 'python3'}\n# -*- coding: utf-8 -*-\nimport re\n"
+                      "import sys\nfrom udriver.cli import run\nif __name__ == '__main__':\n"
+                      "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+                      "    sys.exit(run())\n")
+    script.chmod(0o755)
+    return script
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--drivers", type=int, default=100_000)
     ap.add_argument("--vendors", type=int, default=2_000)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--udriver", metavar="PATH",
+                    help="the udriver command to time (default: an install in a fresh venv)")
     args = ap.parse_args(argv)
     lspci = shutil.which("lspci")
-    udriver = shutil.which("udriver") or str(Path(sys.executable).parent / "udriver")
-    if lspci is None or not Path(udriver).exists():
-        print("needs lspci (pciutils) and the udriver command on PATH", file=sys.stderr)
+    if lspci is None:
+        print("needs lspci (pciutils)", file=sys.stderr)
+        return 2
+    if args.udriver and not Path(args.udriver).exists():
+        print(f"no such command: {args.udriver}", file=sys.stderr)
         return 2
 
     from resolve import _generate_core  # the 100k-driver repository of bench/resolve.py
@@ -86,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="udriver-cliwall-"))
     env = dict(os.environ, UDRIVER_CONFIG_DIR=str(work / "etc"),
-               UDRIVER_STATE_DIR=str(work / "var"), UDRIVER_RUN_DIR=str(work / "run"))
-    env.pop("UDRIVER_SYSFS_ROOT", None)
+               UDRIVER_STATE_DIR=str(work / "var"), UDRIVER_RUN_DIR=str(work / "run"),
+               PYTHONPYCACHEPREFIX=str(work / "pycache"))
+    for name in ("UDRIVER_SYSFS_ROOT", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
+        env.pop(name, None)
+    udriver = args.udriver or str(_install(work / "venv"))
     local = {bdf: str(alias) for bdf, alias in local_devices(Path("/")).items()}
     if not local:
         print("no PCI devices on this machine", file=sys.stderr)
@@ -110,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                 "udriver status": [udriver, "status"],
                 f"udriver search {query}": [udriver, "search", query],
                 f"udriver search --offline {query}": [udriver, "search", "--offline", query]}
+        python = str(Path(udriver).parent / "python3")
         refs = {"(python -I -S -c pass)": [sys.executable, "-I", "-S", "-c", "pass"],
-                "(python -c pass)": [sys.executable, "-c", "pass"]}
+                "(python -c pass, dev venv)": [sys.executable, "-c", "pass"]}
+        if Path(python).exists() and Path(python).parent != Path(sys.executable).parent:
+            refs["(python -c pass, udriver's)"] = [python, "-c", "pass"]
         for cmd in cmds.values():  # the untimed round (see the module docstring)
             _time(cmd, env)
         cmds.update(refs)
@@ -141,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{ratio:>7.1f}x  {verdict:12} {cpu * 1e3:>4.0f} ms {cpu / cbase:>7.1f}x")
     print(f"\n(medians of {args.runs} runs each, whole processes, interleaved; cpu: user + "
           f"system time of the process, less sensitive to a loaded machine than wall time; "
-          f"python: {sys.executable})")
+          f"udriver: {udriver}; dev venv python: {sys.executable})")
     shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 

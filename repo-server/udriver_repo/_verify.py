@@ -98,11 +98,11 @@ def verify_tree(root: bytes, public: Path | None = None, url: str | None = None)
     else:
         # udriver's own fetcher names a failed connection by its cause ("connection
         # refused"), where python-tuf's default said `SlowRetrievalError` (issue 13).
-        from udriver.client import FetchOptions, RequestsFetcher
+        from udriver.client import FetchOptions, HttpFetcher
         if urlparse(url or "").scheme not in ("http", "https"):
             raise RepositoryError(f"Invalid repository URL (scheme must be http or https): "
                                   f"{url!r}")
-        fetcher = RequestsFetcher(FetchOptions(retries=1))
+        fetcher = HttpFetcher(FetchOptions(retries=1))
     base = public.as_uri() if public is not None else (url or "").rstrip("/")
     with tempfile.TemporaryDirectory(prefix="udriver-verify-") as tmp:
         md_dir, t_dir = Path(tmp) / "metadata", Path(tmp) / "targets"

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from udriver.cli import dispatch
+from udriver import __version__
+from udriver.cli import complete, dispatch, man_page
 from udriver.errors import ConfigError, RepositoryError
 
 from ._meta import EXPIRY_DEFAULTS
 from ._repository import Repository
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["build_parser", "main", "man_page_text", "run"]
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -332,5 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_agents()  # no gpg-agent is left behind by a command (issue 13)
 
 
+def man_page_text(date: str) -> str:
+    """`udriver-repo`'s man page for the release of `date` (YYYY-MM-DD), from its parser.
+
+    The wheel ships it (repo-server/man/udriver-repo.1, share/man/man1 in its data);
+    tests/unit/test_repo_cli_docs.py fails when the committed page differs from this.
+    """
+    return man_page(build_parser(), "udriver-repo", __version__, date)
+
+
 def run() -> None:
+    # Completion first (the shell runs the command with _ARGCOMPLETE set): the same
+    # argparse parser as udriver's, through argcomplete (udriver.cli.complete).
+    complete(build_parser())
     sys.exit(main())

@@ -221,3 +221,51 @@ def test_kept_answers_keep_their_expiry(filled: Published, env: Path) -> None:
     doc = json.loads(_lookup_file(env).read_bytes())
     assert "1234/0" in doc["indexes"] and "1234" in doc["indexes"]
     assert doc["expires"] == soon
+
+
+def test_online_answer_from_the_lookup_loads_root_and_timestamp_only(
+        filled: Published, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing new on the server: the root and timestamp steps run (new timestamp
+    fetched and verified, TUF spec 5.3-5.4) and the lookup answers; the cached snapshot
+    and targets, verified under that same root and timestamp when the lookup was
+    written, are not loaded again. Something new: every step runs (the full path)."""
+    from tuf.ngclient.updater import Updater
+
+    online = _full_path(env, offline=False)
+    Client().entries({0x1234, None, 0x8086})
+    steps: list[str] = []
+    for name in ("_load_root", "_load_timestamp", "_load_snapshot", "_load_targets"):
+        orig = getattr(Updater, name)
+
+        def spy(self: Updater, *a: object, _n: str = name, _o: object = orig) -> object:
+            if _n != "_load_targets" or a[0] == "targets":
+                steps.append(_n)
+            return _o(self, *a)  # type: ignore[operator]
+        monkeypatch.setattr(Updater, name, spy)
+    fetched: list[str] = []
+    from udriver.client._fetcher import HttpFetcher
+    orig_fetch = HttpFetcher._fetch
+    monkeypatch.setattr(HttpFetcher, "_fetch",
+                        lambda self, url: fetched.append(url.rsplit("/", 1)[1])
+                        or orig_fetch(self, url))
+    with monkeypatch.context() as m:
+        _forbid_full_path(m)
+        assert _answer(offline=False) == online
+    assert steps == ["_load_root", "_load_timestamp"] * 2  # search, then annotate
+    assert [f for f in fetched if f == "timestamp.json"] == ["timestamp.json"] * 2
+    steps.clear()
+    filled.publish_edu("0.2.0")
+    got = Client().search("1234:11e8")
+    assert [e.version for e in got] == ["0.1.0", "0.2.0"]
+    assert steps[:4] == ["_load_root", "_load_timestamp", "_load_snapshot", "_load_targets"]
+
+
+def test_online_expired_timestamp_is_refused_with_the_lookup(filled: Published,
+                                                             env: Path) -> None:
+    """The lookup could answer, but the server's new timestamp has expired: the
+    timestamp step (TUF spec 5.4.4) refuses it before the lookup is asked."""
+    from udriver.errors import RepositoryError
+
+    filled.repo.write_timestamp(-1)  # a new version, expired yesterday
+    with pytest.raises(RepositoryError, match="expired"):
+        Client().search("1234:11e8")

@@ -64,6 +64,7 @@ def test_udriver_package_contents(built: dict[str, Path]) -> None:
 def test_repo_server_package_contents(built: dict[str, Path]) -> None:
     files = _contents(built["udriver-repo-server"])
     for want in ("/usr/bin/udriver-repo", "/usr/share/man/man1/udriver-repo.1.gz",
+                 "/usr/share/bash-completion/completions/udriver-repo",
                  "/lib/systemd/system/udriver-repo-server.service",
                  "/usr/lib/python3/dist-packages/udriver_repo/__init__.py"):
         assert want in files, want

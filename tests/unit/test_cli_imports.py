@@ -121,3 +121,53 @@ def test_only_repository_commands_load_it(leaf: str, envs: dict[str, dict[str, s
         assert "requests" not in got
     else:
         assert got == set()
+
+
+def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
+    """An online `udriver search` talks HTTP through urllib3 (which python-tuf imports
+    anyway), not requests: requests and its charset detection were 0.1 s of it."""
+    sys.path.insert(0, str(ROOT / "tests" / "client"))
+    from tufrepo import Server, TufRepo
+    repo = TufRepo(tmp_path / "tuf")
+    repo.publish()
+    server = Server(repo.public)
+    try:
+        env = dict(os.environ, UDRIVER_CONFIG_DIR=str(tmp_path / "etc"),
+                   UDRIVER_STATE_DIR=str(tmp_path / "var"), UDRIVER_RUN_DIR=str(tmp_path / "run"))
+        r = subprocess.run([sys.executable, "-c", "from udriver.cli import run; run()", "repo",
+                            "add", "main", server.url, "--root", str(repo.path / "root.json")],
+                           env=env, capture_output=True, text=True, check=False, timeout=120)
+        assert r.returncode == 0, r.stderr
+        for _ in range(2):  # the first fills the cache and the lookup; the second uses them
+            got = _imports(["search", "5a5a:0001"], env)
+            assert "tuf" in got and "urllib3" in got  # it did go online
+            assert not got & {"requests", "boto3", "botocore"}
+        assert (tmp_path / "var/repos/main/metadata/timestamp.json").is_file()
+    finally:
+        server.close()
+
+
+# What `devices` and `status` do without, with no repository configured (each was a
+# measurable part of their start-up: bench/cli_wall.py, docs/cli.md "Start-up time").
+LIGHT = ("udriver.client._client", "udriver.pci._bind", "udriver.pci._iommu", "subprocess",
+         "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version", "shutil",
+         "tempfile")
+
+
+@pytest.mark.parametrize("argv", [["devices"], ["status"], ["devices", "--json"]])
+def test_devices_and_status_stay_light(argv: list[str], envs: dict[str, dict[str, str]]) -> None:
+    # Only what udriver imports: this environment's site hooks may load some at start-up.
+    code = ("import sys\n"
+            "pre = set(sys.modules)\n"
+            "from udriver.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            f"print('LOADED', sorted(m for m in {LIGHT!r} if m in sys.modules and m not in pre),"
+            " file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    snapshot = ROOT / "tests" / "fixtures" / "sysfs" / "small-vm"  # a machine's PCI devices
+    r = subprocess.run([sys.executable, "-c", code, *argv], text=True,
+                       env={**envs["none"], "UDRIVER_SYSFS_ROOT": str(snapshot)},
+                       capture_output=True, check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout  # it did list something ("no drivers installed", the devices)
+    assert "LOADED []" in r.stderr.splitlines(), r.stderr

@@ -261,13 +261,12 @@ def test_modprobe_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
     from udriver.pci import Sysfs
-    from udriver.pci import _sysfs as sysfs_mod
 
     def fail(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         assert argv == ["modprobe", "udriver-no-such-module"]
         return subprocess.CompletedProcess(argv, 1, "", "modprobe: FATAL: Module "
                                            "udriver-no-such-module not found\n")
-    monkeypatch.setattr(sysfs_mod.subprocess, "run", fail)
+    monkeypatch.setattr(subprocess, "run", fail)  # _sysfs imports it when it loads a module
     with pytest.raises(DeviceError) as ei:
         Sysfs("/").modprobe("udriver-no-such-module")
     assert str(ei.value) == ("Cannot load kernel module `udriver-no-such-module` (modprobe "
@@ -275,12 +274,13 @@ def test_modprobe_failure_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_modprobe_missing_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
     from udriver.pci import Sysfs
-    from udriver.pci import _sysfs as sysfs_mod
 
     def missing(argv: list[str], **kw: object) -> None:
         raise FileNotFoundError(2, "No such file or directory", "modprobe")
-    monkeypatch.setattr(sysfs_mod.subprocess, "run", missing)
+    monkeypatch.setattr(subprocess, "run", missing)
     with pytest.raises(DeviceError) as ei:
         Sysfs("/").modprobe("udriver-no-such-module")
     assert str(ei.value) == ("Cannot load kernel module `udriver-no-such-module`: modprobe not "

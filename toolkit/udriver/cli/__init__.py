@@ -24,7 +24,8 @@ from types import ModuleType
 from .. import __version__
 from ..errors import UdriverError
 
-__all__ = ["build_parser", "dispatch", "env_option", "main"]
+__all__ = ["HelpFormatter", "build_parser", "complete", "dispatch", "env_option", "main",
+           "man_page"]
 
 # name -> (module, one-line help). Only the module of the command being run is imported,
 # so `udriver devices` does not pay for the build toolchain's imports; the help text is
@@ -119,6 +120,32 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 
 
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size gives it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing shutil: argparse imports it for the
+    terminal's width whenever a parser adds an argument, and shutil loads the bz2 and
+    lzma libraries, a tenth of `udriver devices`' start-up. Every udriver parser uses it."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
 def env_option(parser: argparse.ArgumentParser, *flags: str, env: str, help: str,
                **kwargs: object) -> None:
     """Add an option whose default comes from environment variable `env`; help says so."""
@@ -137,7 +164,7 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser, or, given argv, one where only argv's command module is imported."""
     parser = argparse.ArgumentParser(
-        prog="udriver",
+        prog="udriver", formatter_class=HelpFormatter,
         description="Write, build, install and run user-mode PCI drivers over VFIO.",
         epilog="Environment: UDRIVER_CONFIG_DIR (default /etc/udriver: repositories, "
                "credentials), UDRIVER_STATE_DIR (default /var/lib/udriver: installed drivers, "
@@ -151,11 +178,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub.required = True
     wanted = None if argv is None else _command_word(argv)
     # `-v` works after the command word too (`udriver install -v acme`), as in apt and pip.
-    verbose = argparse.ArgumentParser(add_help=False)
+    verbose = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
     verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          help="more diagnostics on stderr (repeat for debug)")
     for name, (modname, help_text) in _COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
+        # Given a known command, its parser alone: argparse builds (and gettext looks up
+        # the messages of) twenty parsers otherwise, a fifth of `udriver devices`' time.
+        # `udriver --help`, a mistyped command and completion get every one.
+        if wanted is not None and name != wanted:
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose],
+                           formatter_class=HelpFormatter)
         if argv is not None and name != wanted:
             continue
         mod: ModuleType = importlib.import_module(modname)
@@ -211,6 +244,21 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
         return 141
 
 
+def man_page(parser: argparse.ArgumentParser, prog: str, version: str, date: str) -> str:
+    """The man page (section 1) of a command, written from its argparse parser
+    (`_manpage`): `udriver`'s by setup.py, `udriver-repo`'s by repo-server's."""
+    from ._manpage import render
+    return render(parser, prog, version, date)
+
+
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request (argcomplete's protocol, `_complete`) from the
+    whole `parser` and exit; return when the shell is not asking (`_ARGCOMPLETE` unset)."""
+    if "_ARGCOMPLETE" in os.environ:
+        from ._complete import complete as answer
+        answer(parser)
+
+
 # Cloud-KMS SDKs that securesystemslib's signer module imports whenever they are installed
 # (its AWS, Azure, GCP, Vault, PKCS#11 and TKey signers). A udriver command signs nothing and
 # verifies with python-tuf's ed25519 keys only; boto3 alone cost 300-600 ms of every
@@ -225,6 +273,5 @@ def run() -> None:
     for name in _UNUSED_SIGNER_SDKS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import -> ImportError
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete)
-        from ._complete import complete
         complete(build_parser(None))
     sys.exit(main())

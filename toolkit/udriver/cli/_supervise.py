@@ -42,6 +42,15 @@ def main(args: argparse.Namespace) -> int:
     if not args.device:
         raise DeviceError("no device given: use `--device BDF` or set UDRIVER_DEVICE")
     root = Path(os.environ.get("UDRIVER_SYSFS_ROOT") or "/")
+    if os.geteuid() != 0 and root == Path("/"):
+        # Found before anything is touched: as an ordinary user the first write to sysfs
+        # (or the VFIO open, or dropping to the driver's uid) fails half-way through.
+        err = DeviceError(f"udriver supervise needs root: it binds {args.device} to "
+                          f"vfio-pci, opens its VFIO group and starts the driver as an "
+                          f"unprivileged user of its own (running as uid {os.geteuid()})")
+        err.hint = ("run it as root (e.g. with sudo), or let systemd run it: "
+                    f"`systemctl start udriver@{args.device}.service`")
+        raise err
     if args.systemd_pre:
         return supervise.systemd_pre(args.device, root=root)
     if args.systemd_exec:

@@ -3,7 +3,7 @@
 Modules (private unless named here):
 
     _config     repository configuration and trust anchors
-    _fetcher    python-tuf FetcherInterface over requests
+    _fetcher    python-tuf FetcherInterface over urllib3
     _remote     one repository through ngclient.Updater (online and offline)
     _lookup     verified index answers kept for the next run (read without python-tuf)
     (the index format, shards and name ownership: `udriver.repoformat`)
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._config import remove_repo as remove_repo
     from ._devices import local_devices as local_devices
     from ._fetcher import FetchOptions as FetchOptions
+    from ._fetcher import HttpFetcher as HttpFetcher
     from ._fetcher import RequestsFetcher as RequestsFetcher
     from ._history import read_history as read_history
     from ._history import set_reason as set_reason
@@ -60,7 +61,7 @@ _LAZY = {
     "RepoConfig": "_config", "add_repo": "_config", "get_repo": "_config",
     "list_repos": "_config", "remove_repo": "_config",
     "local_devices": "_devices", "is_device_query": "_spec", "RemoteRepo": "_remote", "mask_secrets": "_auth",
-    "FetchOptions": "_fetcher", "RequestsFetcher": "_fetcher",
+    "FetchOptions": "_fetcher", "HttpFetcher": "_fetcher", "RequestsFetcher": "_fetcher",
     "find_installed": "_inventory", "installed_manifests": "_inventory",
     "record_status": ".._devstate", "read_status": ".._devstate", "clear_status": ".._devstate",
     "DriverStore": "_store", "InstalledDriver": "_store",
@@ -69,7 +70,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "Client", "DriverStore", "FetchOptions", "IndexEntry", "InstallResult", "InstalledDriver",
+    "Client", "DriverStore", "FetchOptions", "HttpFetcher", "IndexEntry", "InstallResult", "InstalledDriver",
     "MaskingFilter", "RemoteRepo", "RepoConfig", "RequestsFetcher", "add_repo", "annotate", "clear_status",
     "find_installed", "get_repo", "installed_manifests", "is_device_query", "list_repos",
     "local_devices", "mask_secrets", "read_history", "read_status", "read_token",

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import UdriverError
 from ..modalias import Modalias, parse_modalias
-from ._client import Client
+from ._config import list_repos
+from ._inventory import installed_for, installed_manifests
+
+if TYPE_CHECKING:  # the resolver's modules: only when a repository is configured
+    from ._client import Client
+    from .resolve import Candidate
 
 __all__ = ["annotate"]
 
@@ -30,13 +36,22 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
                "available": {"driver", "version", "repo"} | None}}
     """
     aliases = {b: a if isinstance(a, Modalias) else parse_modalias(a) for b, a in devices.items()}
-    try:
-        client = client or Client(offline=not refresh)
-    except UdriverError as e:
-        log.warning("%s", e)
-        client = Client([], offline=True)
-    have = client.installed_for(aliases)
-    chosen = client.resolve(aliases, tolerant=True) if client.repos else {}
+    chosen: dict[str, Candidate | None] = {}
+    if client is None:
+        try:
+            repos = list_repos()
+        except UdriverError as e:
+            log.warning("%s", e)
+            repos = []
+        if repos:
+            from ._client import Client
+            client = Client(repos, offline=not refresh)
+    if client is not None:
+        have = client.installed_for(aliases)
+        if client.repos:
+            chosen = client.resolve(aliases, tolerant=True)
+    else:  # no repository: what is installed is all there is to say
+        have = installed_for(aliases, installed_manifests())
     out: dict[str, dict[str, dict[str, str] | None]] = {}
     for bdf in aliases:
         inst = have[bdf]
@@ -48,3 +63,4 @@ def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,
                            "repo": cand.entry.repo} if cand else None),
         }
     return out
+

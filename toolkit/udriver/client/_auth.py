@@ -21,7 +21,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from ..fsio import write_atomic
@@ -62,6 +61,10 @@ def mask_secrets(text: str) -> str:
 
 def split_credentials(url: str) -> tuple[str, Credentials | None]:
     """The URL without userinfo, and the credentials it carried (None if none)."""
+    # Imported here: every command masks its messages (`mask_secrets`), few split a URL,
+    # and urllib.parse (with ipaddress) is a tenth of `udriver status`' own time.
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     p = urlsplit(url)
     if p.username is None and p.password is None:
         return url, None
@@ -84,6 +87,7 @@ def save_credentials(name: str, creds: Credentials) -> Path:
     Raises:
         ConfigError: the file cannot be written (e.g. not root for /etc/udriver).
     """
+
     path = _auth_file(name)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -36,7 +36,14 @@ from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..manifest import DriverManifest
 from ..modalias import Modalias, PatternIndex, parse_pattern
-from ..repoformat import CLASS_INDEX, IndexEntry, build_pattern_index, lookup_names
+from ..repoformat import (
+    CLASS_INDEX,
+    RESERVED,
+    IndexEntry,
+    build_pattern_index,
+    canonical_name,
+    lookup_names,
+)
 from ._config import RepoConfig, list_repos
 from ._inventory import installed_for, installed_manifests
 from ._lookup import Lookup, cached_index_names
@@ -142,10 +149,11 @@ class Client:
         return out
 
     def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
-        """One index's entries: from the lookup when it can answer (after a TUF refresh
-        unless offline: `_lookup`, point 4), else through TUF (`RemoteRepo.index`)."""
-        if not self.offline:
-            self._remote(repo.name).refresh()
+        """One index's entries: from the lookup when it can answer (after the root and
+        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4), else
+        through TUF (`RemoteRepo.index`, which finishes the refresh)."""
+        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
+            self._remote(repo.name).refresh_timestamp()
         lookup = self._lookups[repo.name]
         got = lookup.get(name, offline=self.offline)
         if got is not None:
@@ -275,6 +283,14 @@ class Client:
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
             best = self._choose_named(within(entries, name, allowed), name, version, devices)
+        if best is None and verb == "show":
+            # Not for this machine's devices: the name's signed owner record says which
+            # vendor role publishes it, and that role's delegation which PCI vendors.
+            owned = self._owner_indexes(name)
+            if owned:
+                entries = self.entries(owned | self._device_indexes(devices.values()))
+                best = self._choose_named(within(entries, name, allowed), name, version,
+                                          devices)
         if best is None:
             raise not_found(spec, verb, [e for e in entries if name in (e.driver, e.package)],
                             bool(version or allowed is not None))
@@ -290,6 +306,25 @@ class Client:
                         for a in devices.values())]
         return (choose_version(local, name, version, self.provided)
                 or choose_version(entries, name, version, self.provided))
+
+    def _owner_indexes(self, name: str) -> set[str]:
+        """Every index of the PCI vendors of the role that owns `name`, in each
+        repository that records name owners (`names/<name>`, docs/repoformat.md)."""
+        out: set[str] = set()
+        for remote in self.remotes:
+            try:
+                if not remote.names_enforced():
+                    continue
+                owner = remote.name_owner(canonical_name(name))
+                vendors = remote.role_vendors(owner) if owner and owner != RESERVED else None
+            except DownloadError as e:
+                if not self.offline:
+                    raise
+                log.info("%s", e)  # offline, and the records are not cached: not known here
+                continue
+            for v in vendors or []:
+                out.update(lookup_names(v))
+        return out
 
     def _cached_indexes(self) -> set[str]:
         return {n for c in self.repos for n in cached_index_names(c.state / "targets")}

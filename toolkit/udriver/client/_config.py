@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,6 +179,7 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
     cfg = RepoConfig(name, url, auto_install, ca_bundle)
     meta = cfg.state / "metadata"
     if cfg.state.exists():  # leftovers of a removed repo with the same name: do not trust them
+        import shutil  # on use: it loads bz2 and lzma
         shutil.rmtree(cfg.state)
     meta.mkdir(parents=True)
     _write_atomic(meta / "root.json", data)
@@ -244,5 +244,6 @@ def remove_repo(name: str) -> None:
     cfg = get_repo(name)
     (_repos_dir() / f"{name}.json").unlink()
     remove_credentials(name)
+    import shutil  # on use: it loads bz2 and lzma
     shutil.rmtree(cfg.state, ignore_errors=True)
     log.info("removed repository %s", name)

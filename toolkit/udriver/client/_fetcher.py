@@ -1,15 +1,21 @@
-"""python-tuf's `FetcherInterface` over a `requests.Session`.
+"""python-tuf's `FetcherInterface` over urllib3 (`HttpFetcher`).
 
 Only `_fetch(url)` is overridden, as python-tuf asks; length limits, hashes and
-signatures stay python-tuf's job. What the session adds for users:
+signatures stay python-tuf's job. urllib3 is what python-tuf's own ngclient imports
+anyway; requests on top of it cost 0.1 s of every online `udriver search` (mostly its
+charset detection, issue 13), for nothing a fetch of signed bytes needs. What the
+fetcher adds for users:
 
 - timeouts (connect, read between chunks): a stalled server raises `SlowRetrievalError`;
 - retries with backoff for connection errors and 429/5xx (urllib3 `Retry`), GET only;
-- proxies and `REQUESTS_CA_BUNDLE` from the environment (`trust_env`), or an explicit
-  CA bundle;
+- proxies from the environment as requests and curl read them (`https_proxy`,
+  `http_proxy`, `all_proxy`, `no_proxy`, either case), and the CA bundle from the
+  repository's configuration, else `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE`, else the
+  system's certificate store;
 - an optional progress callback per download (the CLI draws a bar on a terminal);
-- HTTP Basic credentials stored apart from the URL (`_auth`); messages never carry them,
-  and a failed connection is reported by its cause ("connection refused"), not by
+- HTTP Basic credentials stored apart from the URL (`_auth`), sent to that repository
+  only (urllib3 drops the header on a redirect to another host); messages never carry
+  them, and a failed connection is reported by its cause ("connection refused"), not by
   urllib3's retry chain.
 
 `OfflineFetcher` refuses every request; it backs `--offline`.
@@ -18,6 +24,7 @@ signatures stay python-tuf's job. What the session adds for users:
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,9 +37,10 @@ from .. import __version__
 from ._auth import Credentials, mask_secrets
 
 if TYPE_CHECKING:
-    import requests
+    import urllib3
 
-__all__ = ["FetchOptions", "OfflineFetcher", "Progress", "RequestsFetcher"]
+__all__ = ["FetchOptions", "HttpFetcher", "OfflineFetcher", "Progress", "RequestsFetcher",
+           "proxy_for"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,7 @@ _ERRNO = re.compile(r"\[Errno (-?\d+)\] ([^'\")\]]+)")
 
 
 def _reason(e: BaseException) -> str:
-    """The root cause of a requests/urllib3 failure in a few words, credentials masked."""
+    """The root cause of a urllib3 failure in a few words, credentials masked."""
     text = str(e)
     m = _ERRNO.search(text)
     if m:
@@ -74,34 +82,58 @@ def _reason(e: BaseException) -> str:
     return mask_secrets(text)[:200]
 
 
-class RequestsFetcher(FetcherInterface):
-    """Fetch over HTTP(S) with one pooled `requests.Session`."""
+def _env(name: str) -> str:
+    return os.environ.get(name) or os.environ.get(name.upper()) or ""
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy for `url` from the environment, as requests and curl choose it: none
+    when `no_proxy` lists the host (or a domain it is in, or `*`), else `<scheme>_proxy`,
+    else `all_proxy`."""
+    scheme, _, rest = url.partition("://")
+    hostport = rest.split("/", 1)[0].rpartition("@")[2].lower()
+    host = hostport.rsplit(":", 1)[0].strip("[]") if not hostport.endswith("]") \
+        else hostport.strip("[]")
+    for entry in _env("no_proxy").replace(" ", "").lower().split(","):
+        entry = entry.lstrip(".")
+        if entry and (entry == "*" or host == entry or hostport == entry
+                      or host.endswith("." + entry)):
+            return None
+    return _env(f"{scheme.lower()}_proxy") or _env("all_proxy") or None
+
+
+class HttpFetcher(FetcherInterface):
+    """Fetch over HTTP(S) with pooled urllib3 connections (one pool manager per proxy)."""
 
     def __init__(self, options: FetchOptions = FetchOptions(),
                  progress: Progress | None = None) -> None:
-        # requests (and its charset detection) is imported by the first fetcher, not with
-        # this module: commands that read only cached metadata (`udriver devices`, any
-        # `--offline`) never load it (issue 13: 0.3-0.8 s of a 1 s `udriver devices`).
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+        import urllib3  # python-tuf's ngclient imports it too: no cost of its own
 
         self.options = options
         self.progress = progress
-        self.session = requests.Session()
-        self.session.trust_env = True  # proxies (HTTPS_PROXY, NO_PROXY...) from the environment
-        self.session.headers["User-Agent"] = f"udriver/{__version__}"
-        if options.ca_bundle:
-            self.session.verify = options.ca_bundle
+        self.ca_bundle = (options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
+                          or os.environ.get("CURL_CA_BUNDLE") or None)
+        self.headers = {"User-Agent": f"udriver/{__version__}"}
         if options.auth is not None:
-            self.session.auth = (options.auth.username, options.auth.password)
-        retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
-                      status=options.retries, backoff_factor=options.backoff,
-                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
-                      raise_on_status=False, respect_retry_after_header=True)
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+            self.headers.update(urllib3.util.make_headers(
+                basic_auth=f"{options.auth.username}:{options.auth.password}"))
+        self.retry = urllib3.Retry(
+            total=options.retries, connect=options.retries, read=options.retries,
+            status=options.retries, backoff_factor=options.backoff,
+            status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
+            raise_on_status=False, respect_retry_after_header=True)
+        self._pools: dict[str | None, urllib3.PoolManager] = {}
+
+    def pool(self, url: str) -> urllib3.PoolManager:
+        """The pool manager for `url`: a `ProxyManager` if the environment names a proxy."""
+        import urllib3
+
+        proxy = proxy_for(url)
+        if proxy not in self._pools:
+            kw: dict[str, object] = {"ca_certs": self.ca_bundle} if self.ca_bundle else {}
+            self._pools[proxy] = (urllib3.ProxyManager(proxy, **kw) if proxy  # type: ignore[arg-type]
+                                  else urllib3.PoolManager(**kw))  # type: ignore[arg-type]
+        return self._pools[proxy]
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         """Start a GET and return the body as chunks.
@@ -111,47 +143,65 @@ class RequestsFetcher(FetcherInterface):
             tuf.api.exceptions.SlowRetrievalError: connect or read timeout.
             tuf.api.exceptions.DownloadError: connection failed after retries.
         """
-        import requests
+        import urllib3
 
         o = self.options
         shown = mask_secrets(url)
         try:
-            resp = self.session.get(url, stream=True, timeout=(o.connect_timeout, o.read_timeout))
-        except requests.exceptions.ConnectTimeout as e:
-            raise exceptions.DownloadError(f"cannot fetch {shown}: connection timed out") from e
-        except requests.exceptions.Timeout as e:
-            raise exceptions.SlowRetrievalError(f"timed out fetching {shown}") from e
-        except requests.exceptions.RequestException as e:
-            raise exceptions.DownloadError(f"cannot fetch {shown}: {_reason(e)}") from e
-        if resp.status_code != 200:
-            resp.close()
-            hint = " (wrong or missing credentials)" if resp.status_code in (401, 403) else ""
-            raise exceptions.DownloadHTTPError(f"HTTP {resp.status_code} fetching {shown}{hint}",
-                                               resp.status_code)
+            resp = self.pool(url).request(
+                "GET", url, headers=self.headers, preload_content=False, redirect=True,
+                retries=self.retry,
+                timeout=urllib3.Timeout(connect=o.connect_timeout, read=o.read_timeout))
+        except urllib3.exceptions.HTTPError as e:
+            raise self._failure(e, f"cannot fetch {shown}", f"timed out fetching {shown}") \
+                from None
+        if resp.status != 200:
+            resp.drain_conn()
+            resp.release_conn()
+            hint = " (wrong or missing credentials)" if resp.status in (401, 403) else ""
+            raise exceptions.DownloadHTTPError(f"HTTP {resp.status} fetching {shown}{hint}",
+                                               resp.status)
         return self._chunks(url, resp)
 
-    def _chunks(self, url: str, resp: requests.Response) -> Iterator[bytes]:
-        import requests
+    @staticmethod
+    def _failure(e: urllib3.exceptions.HTTPError, what: str, slow: str
+                 ) -> exceptions.DownloadError:
+        """python-tuf's exception for a urllib3 failure (the chain is logged at debug)."""
+        import urllib3
+
+        log.debug("%s", mask_secrets(repr(e)))
+        cause = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason else e
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            return exceptions.DownloadError(f"{what}: {_reason(cause)}")
+        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+            return exceptions.DownloadError(f"{what}: connection timed out")
+        if isinstance(cause, urllib3.exceptions.TimeoutError):
+            return exceptions.SlowRetrievalError(slow)
+        return exceptions.DownloadError(f"{what}: {_reason(cause)}")
+
+    def _chunks(self, url: str, resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        import urllib3
 
         total_hdr = resp.headers.get("Content-Length")
         total = int(total_hdr) if total_hdr and total_hdr.isdigit() else None
         got = 0
         try:
-            for chunk in resp.iter_content(self.options.chunk_size):
+            for chunk in resp.stream(self.options.chunk_size, decode_content=True):
                 got += len(chunk)
                 if self.progress:
                     self.progress(url, got, total, False)
                 yield chunk
-        except requests.exceptions.RequestException as e:
-            # urllib3 ReadTimeoutError surfaces as ConnectionError here
-            if "timed out" in str(e).lower():
-                raise exceptions.SlowRetrievalError(f"timed out reading {mask_secrets(url)}") from e
-            raise exceptions.DownloadError(
-                f"connection lost reading {mask_secrets(url)}: {_reason(e)}") from e
+        except urllib3.exceptions.HTTPError as e:
+            raise self._failure(e, f"connection lost reading {mask_secrets(url)}",
+                                f"timed out reading {mask_secrets(url)}") from None
         finally:
             if self.progress:
                 self.progress(url, got, total, True)
-            resp.close()
+            resp.release_conn()
+
+
+RequestsFetcher = HttpFetcher
+"""The name of `HttpFetcher` when it was built on requests (kept for callers)."""
 
 
 class OfflineFetcher(FetcherInterface):

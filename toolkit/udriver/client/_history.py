@@ -21,7 +21,7 @@ import fcntl
 import json
 import logging
 import os
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 from ..errors import InstallError
@@ -52,7 +52,7 @@ def record(action: str, driver: str, *, before: str | None = None, after: str | 
     (`<state>/history.jsonl` for the default `<state>/drivers`): a store elsewhere (tests, a
     second root) never writes to the system's history.
     """
-    entry = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "action": action,
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": action,
              "driver": driver, "from": before, "to": after, "repo": repo,
              "reason": _REASON, "uid": os.getuid()}
     path = store_root.parent / "history.jsonl" if store_root is not None else history_path()

@@ -25,9 +25,14 @@ Trust argument (why this weakens no verification):
    verifying updater had loaded (top-level and delegated); past it, the lookup is not
    used and the full path reports the expired role as it always did (5.3.10, 5.4.4,
    5.5.6, 5.6.6).
-4. Online, the TUF contract is kept: a command that is not `--offline` runs python-tuf's
-   refresh (new root and timestamp from the server, 5.3-5.4) first, and uses the lookup
-   only when that refresh left the cached metadata unchanged (nothing new).
+4. Online, the TUF contract is kept: a command that is not `--offline` first runs the
+   root and timestamp steps of python-tuf's refresh (new roots and a new timestamp from
+   the server, verified: 5.3-5.4), and uses the lookup only when they left the cached
+   metadata unchanged (nothing new). The snapshot and targets steps (5.5-5.6) then
+   have nothing to add: the cached snapshot and targets are byte for byte the files
+   verified under this same root and timestamp when the lookup was written (point 2),
+   and their expiry is the lookup's (point 3). When the lookup cannot answer, those
+   steps run before the full path (`RemoteRepo.refresh_timestamp`).
 5. Lists only. The lookup answers which drivers an index lists, and which role signed
    it (`Client.entries`: `devices`, `search`, and the index reads of `show`, `install`
    and `update`); before anything is installed, the name's owner is still looked up
@@ -42,7 +47,7 @@ debug level) and the full path answers: the result is the same, only slower.
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import json
 import logging
 import re
@@ -71,6 +76,26 @@ _ISO_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _KEY_ROLES = ("root", "timestamp", "snapshot", "targets")
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 by CPython's own module when it has one: loading OpenSSL for hashlib
+    costs more than the rest of an answer from the lookup (`udriver devices`)."""
+    global _SHA256
+    if _SHA256 is None:
+        for name in ("_sha2", "_sha256"):  # 3.12+, 3.11
+            try:
+                _SHA256 = importlib.import_module(name).sha256
+                break
+            except (ImportError, AttributeError):
+                continue
+        else:
+            import hashlib
+            _SHA256 = hashlib.sha256
+    return str(_SHA256(data).hexdigest())
+
+
+_SHA256: Any = None
+
+
 def cached_index_names(target_dir: Path) -> list[str]:
     """Indexes present in the target cache, e.g. ["1234", "1234/8"] (text search)."""
     base = target_dir / "index"
@@ -84,7 +109,7 @@ def _listing(metadata_dir: Path) -> str:
         names = sorted(p.name for p in metadata_dir.iterdir())
     except OSError:
         return ""
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+    return _sha256_hex("\n".join(names).encode())
 
 
 def _read_key(metadata_dir: Path) -> tuple[dict[str, str], dict[str, bytes]] | None:
@@ -96,7 +121,7 @@ def _read_key(metadata_dir: Path) -> tuple[dict[str, str], dict[str, bytes]] | N
             data = (metadata_dir / f"{role}.json").read_bytes()
         except OSError:
             return None
-        key[role] = hashlib.sha256(data).hexdigest()
+        key[role] = _sha256_hex(data)
         raw[role] = data
     return key, raw
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,13 +42,23 @@ from ..repoformat import (
     parse_index,
 )
 from ._config import RepoConfig
-from ._fetcher import FetchOptions, OfflineFetcher, Progress, RequestsFetcher
+from ._fetcher import FetchOptions, HttpFetcher, OfflineFetcher, Progress
 from ._lookup import Lookup, cached_index_names
 from ._tuf import OfflineUpdater, tuf_error
 
 __all__ = ["RemoteRepo"]
 
 log = logging.getLogger(__name__)
+
+# A vendor role's delegated paths name its PCI vendors: index/<vvvv>/*, index/<vvvv>.json,
+# drivers/<vvvv>/* (repository layout: udriver_repo._meta, docs/repoformat.md).
+_VENDOR_PATH = re.compile(r"^(?:index|drivers)/([0-9a-f]{4})(?:/|\.json$)")
+_MAX_ROLES = 1024  # delegations walked to find one role (the layout has 16 + 256 bins)
+
+# `Updater.refresh()` is these four steps, in this order (python-tuf 2 to 7); the first
+# two alone serve `refresh_timestamp`. Should a python-tuf lack them, refresh() it is.
+_STEPS = all(hasattr(Updater, m) for m in ("_load_root", "_load_timestamp",
+                                           "_load_snapshot", "_load_targets"))
 
 
 class RemoteRepo:
@@ -76,6 +87,7 @@ class RemoteRepo:
         self._tuf_config = config_tuf
         self._updater: Updater | None = None
         self._pending: Updater | None = None  # being refreshed (names dates in errors)
+        self._timestamped: Updater | None = None  # root and timestamp steps done
         self._owners: dict[str, str | None] = {}
         self.lookup: Lookup | None = None
         """Told each verified index answer (`_lookup`), when set."""
@@ -111,6 +123,8 @@ class RemoteRepo:
         # and refreshing the Updater is therefore serialised per repository cache; the
         # other metadata writes are atomic renames and need no lock.
         with self._tuf("locking the metadata cache"), self._metadata_lock():
+            if self._timestamped is not None:
+                return self._finish(self._timestamped)
             return self._new_updater()
 
     @contextmanager
@@ -128,7 +142,9 @@ class RemoteRepo:
         return RepositoryError(f"repository {self.name!r}: no trusted root in "
                                f"{str(self.metadata_dir)!r}; re-add the repository")
 
-    def _new_updater(self) -> Updater:
+    def _new_updater(self, *, top_only: bool = False) -> Updater:
+        """A new Updater over the cache, refreshed (TUF spec 5.3-5.6); with `top_only`,
+        only its root and timestamp steps (5.3, 5.4): see `refresh_timestamp`."""
         with self._tuf("loading trusted root"):
             if not (self.metadata_dir / "root.json").exists():
                 raise self._no_root()
@@ -138,7 +154,7 @@ class RemoteRepo:
                 fetcher: FetcherInterface = OfflineFetcher()
             else:
                 cls = Updater
-                fetcher = self._fetcher or RequestsFetcher(
+                fetcher = self._fetcher or HttpFetcher(
                     FetchOptions(ca_bundle=self.config.ca_bundle,
                                  auth=self.config.credentials()))
             # bootstrap=None: the cached root.json, installed by `repo add` and kept
@@ -148,9 +164,44 @@ class RemoteRepo:
                       fetcher=fetcher, config=self._tuf_config, bootstrap=None)
         self._pending = upd
         with self._tuf("refreshing metadata"):
+            if top_only and _STEPS and not self.offline:
+                upd._load_root()
+                upd._load_timestamp()
+                self._timestamped, self._pending = upd, None
+                return upd
             upd.refresh()
         self._updater, self._pending = upd, None
         return upd
+
+    def _finish(self, upd: Updater) -> Updater:
+        """The snapshot and targets steps (TUF spec 5.5, 5.6) of an Updater whose root
+        and timestamp steps ran (`refresh_timestamp`): `Updater.refresh()`'s last two."""
+        self._pending, self._timestamped = upd, None
+        with self._tuf("refreshing metadata"):
+            upd._load_snapshot()
+            upd._load_targets(Targets.type, Root.type)
+        self._updater, self._pending = upd, None
+        return upd
+
+    def refresh_timestamp(self) -> None:
+        """The root and timestamp steps of the TUF client workflow (spec 5.3, 5.4): new
+        roots and the timestamp from the server, verified and cached. The snapshot and
+        targets steps (5.5, 5.6) follow on the first use of the updater (`updater()`).
+
+        This is what an online command runs before it asks the derived lookup
+        (`_lookup`, point 4): when nothing is new, the cached snapshot and targets are
+        the bytes already verified under this very root and timestamp when the lookup
+        was written, and the lookup answers without loading them again; when anything
+        is new, the lookup is stale and the full path finishes the refresh.
+
+        Raises:
+            RepositoryError: metadata failed verification.
+            DownloadError: the repository could not be reached.
+        """
+        if self._updater is not None or self._timestamped is not None:
+            return
+        with self._tuf("locking the metadata cache"), self._metadata_lock():
+            self._new_updater(top_only=True)
 
     def verified_updater(self) -> Updater | None:
         """The Updater whose refresh completed in this process (None before)."""
@@ -279,6 +330,43 @@ class RemoteRepo:
             owner = custom.get("owner") if isinstance(custom, dict) else None
             self._owners[name] = owner if isinstance(owner, str) and owner else None
         return self._owners[name]
+
+    def role_vendors(self, role: str) -> list[int] | None:
+        """The PCI vendors whose indexes delegated role `role` may sign, from the `paths`
+        of its signed delegation (TUF spec 4.5); None if no role delegates it.
+
+        Breadth first over every delegation, loaded by python-tuf (5.6.7): every role
+        on the way is verified. Vendor roles (`vendor-*`, leaves) and the `names`
+        subtree are not descended into. The repository's layout delegates a vendor
+        role from the hash bin of each of its vendor IDs, so every bin is read: 16 +
+        256 small files, fetched once, then from the metadata cache.
+
+        Raises:
+            RepositoryError, DownloadError: as for `targetinfo`.
+        """
+        upd = self.updater()
+        found: set[int] | None = None
+        with self._tuf(f"looking up the delegations of role {role!r}"):
+            queue: list[tuple[str, str]] = [(Targets.type, Root.type)]
+            seen: set[str] = set()
+            while queue and len(seen) < _MAX_ROLES:
+                name, parent = queue.pop(0)
+                if name in seen:
+                    continue
+                seen.add(name)
+                dele = upd._load_targets(name, parent).delegations
+                if dele is None or dele.roles is None:  # none, or succinct (name bins)
+                    continue
+                for child in dele.roles.values():
+                    # A vendor role is delegated once per hash bin of its vendor IDs,
+                    # each time with the paths of the IDs in that bin: collect them all.
+                    if child.name == role:
+                        found = (found or set()) | {int(m.group(1), 16)
+                                                    for p in child.paths or []
+                                                    if (m := _VENDOR_PATH.match(p))}
+                    elif child.name != NAMES_ROLE and not child.name.startswith("vendor-"):
+                        queue.append((child.name, name))
+        return None if found is None else sorted(found)
 
     def check_owner(self, e: IndexEntry) -> None:
         """Refuse an entry whose names the role that signed it does not own (`_owners`).

@@ -32,9 +32,7 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +47,15 @@ from ._history import is_held, record, set_hold
 __all__ = ["DriverStore", "InstalledDriver"]
 
 log = logging.getLogger(__name__)
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, imported on use: shutil loads bz2 and lzma (shared libraries), a
+    cost `udriver devices` and `status`, which only read the store, need not pay."""
+    import shutil
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
 _VERSION_DIR_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+!_-]{0,63}$")
 _LEFTOVER_PREFIXES = (".stage-", ".link-", ".trash-")
 _ORIGIN = ".origin.json"
@@ -148,7 +155,7 @@ class DriverStore:
                 if p.name.startswith(_LEFTOVER_PREFIXES):
                     log.info("removing leftover %s", p)
                     if p.is_dir() and not p.is_symlink():
-                        shutil.rmtree(p, ignore_errors=True)
+                        _rmtree(p, ignore_errors=True)
                     else:
                         p.unlink(missing_ok=True)
             yield d
@@ -205,6 +212,8 @@ class DriverStore:
     def _stage(self, wheel: Path, d: Path, version: str) -> None:
         # pypa/installer is imported on use: `udriver devices` and `status` read the store
         # without installing anything.
+        import tempfile
+
         from installer import install as _installer_install
         from installer.destinations import SchemeDictionaryDestination
         from installer.exceptions import InstallerError
@@ -223,16 +232,16 @@ class DriverStore:
                 src.validate_record(validate_contents=True)
                 _installer_install(src, dest, {"INSTALLER": b"udriver\n"})
         except WheelFile.validation_error as e:
-            shutil.rmtree(stage, ignore_errors=True)
+            _rmtree(stage, ignore_errors=True)
             raise PackageError(f"Invalid wheel (RECORD check failed: {'; '.join(e.issues)}): "
                                f"{wheel.name!r}") from e
         except (InstallerError, ValueError, KeyError, OSError) as e:
-            shutil.rmtree(stage, ignore_errors=True)
+            _rmtree(stage, ignore_errors=True)
             if isinstance(e, OSError) and not isinstance(e, FileExistsError):
                 raise InstallError(f"cannot install {wheel.name!r} into {str(d)!r}: {e}") from e
             raise PackageError(f"Invalid wheel ({e}): {wheel.name!r}") from e
         except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
+            _rmtree(stage, ignore_errors=True)
             raise
         os.rename(stage, d / version)  # step 3: atomic
         fsync_dir(d)
@@ -244,7 +253,7 @@ class DriverStore:
                 continue
             trash = d / f".trash-{p.name}-{os.getpid()}"
             os.rename(p, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _rmtree(trash, ignore_errors=True)
 
     def rollback(self, driver: str) -> tuple[str, str]:
         """Swap `current` and `previous`; returns (from_version, to_version).
@@ -292,7 +301,7 @@ class DriverStore:
             (d / "previous").unlink(missing_ok=True)
             fsync_dir(d)
             self._prune(d)
-        shutil.rmtree(self.root / driver, ignore_errors=True)
+        _rmtree(self.root / driver, ignore_errors=True)
         record("remove", driver, before=info.current, store_root=self.root)
         return info.versions
 

@@ -87,11 +87,11 @@ def tuf_error(e: Exception, repo: str, updater: Updater | None = None,
     if isinstance(e, tuf_exc.SlowRetrievalError):
         return DownloadError(f"{where}: server too slow: {e}")
     if isinstance(e, tuf_exc.DownloadError):
-        # The fetcher already named the cause of a network failure (requests' exceptions
-        # are OSErrors); repeating urllib3's retry chain only buries it.
+        # The fetcher already named the cause of a network failure (it raises without
+        # urllib3's retry chain, which repeated here only buries it).
         cause = f" ({e.__cause__})" if e.__cause__ and not isinstance(e.__cause__, OSError) else ""
         err = DownloadError(f"{where}: download failed: {e}{cause}")
-        if str(e).startswith("cannot fetch "):  # no answer at all (RequestsFetcher._fetch)
+        if str(e).startswith("cannot fetch "):  # no answer at all (HttpFetcher._fetch)
             err.hint = ("is the repository's server up, and its URL right? `udriver repo list` "
                         "shows it; --offline uses what this machine has cached")
         return err

@@ -14,19 +14,51 @@ run against a directory tree such as a snapshot of a real machine's /sys.
     persist_bind / forget_bind       binds that survive a reboot (a udev rule per device)
 """
 
-from ._address import PciAddress, is_bdf, parse_bdf
-from ._bind import VFIO_PCI, bind, check_bound, unbind
-from ._iommu import (
-    check_viable,
-    group_devices,
-    iommu_group,
-    is_vfio_driver,
-    kernel_release,
-    viability_problems,
-)
-from ._pciids import PciIds, PciNames, default_pci_ids
-from ._persist import forget_bind, persist_bind, persisted_binds, persisted_rules_path
-from ._sysfs import PciDevice, Sysfs, get_device, list_devices, normalise_bdf
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from ._address import PciAddress as PciAddress
+    from ._address import is_bdf as is_bdf
+    from ._address import normalise_bdf as normalise_bdf
+    from ._address import parse_bdf as parse_bdf
+    from ._bind import VFIO_PCI as VFIO_PCI
+    from ._bind import bind as bind
+    from ._bind import check_bound as check_bound
+    from ._bind import unbind as unbind
+    from ._iommu import check_viable as check_viable
+    from ._iommu import group_devices as group_devices
+    from ._iommu import iommu_group as iommu_group
+    from ._iommu import is_vfio_driver as is_vfio_driver
+    from ._iommu import kernel_release as kernel_release
+    from ._iommu import viability_problems as viability_problems
+    from ._pciids import PciIds as PciIds
+    from ._pciids import PciNames as PciNames
+    from ._pciids import default_pci_ids as default_pci_ids
+    from ._persist import forget_bind as forget_bind
+    from ._persist import persist_bind as persist_bind
+    from ._persist import persisted_binds as persisted_binds
+    from ._persist import persisted_rules_path as persisted_rules_path
+    from ._sysfs import PciDevice as PciDevice
+    from ._sysfs import Sysfs as Sysfs
+    from ._sysfs import get_device as get_device
+    from ._sysfs import list_devices as list_devices
+
+# Imported on first use, as in `udriver.client`: `udriver devices` reads sysfs and
+# pci.ids and has no use for binding's modules (subprocess, the IOMMU checks).
+_LAZY = {
+    "PciAddress": "_address", "is_bdf": "_address", "normalise_bdf": "_address",
+    "parse_bdf": "_address", "VFIO_PCI": "_bind", "bind": "_bind", "check_bound": "_bind",
+    "unbind": "_bind", "check_viable": "_iommu", "group_devices": "_iommu",
+    "iommu_group": "_iommu", "is_vfio_driver": "_iommu", "kernel_release": "_iommu",
+    "viability_problems": "_iommu", "PciIds": "_pciids", "PciNames": "_pciids",
+    "default_pci_ids": "_pciids", "forget_bind": "_persist", "persist_bind": "_persist",
+    "persisted_binds": "_persist", "persisted_rules_path": "_persist", "PciDevice": "_sysfs",
+    "Sysfs": "_sysfs", "get_device": "_sysfs", "list_devices": "_sysfs",
+}
 
 __all__ = [
     "VFIO_PCI",
@@ -55,3 +87,6 @@ __all__ = [
     "unbind",
     "viability_problems",
 ]
+
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

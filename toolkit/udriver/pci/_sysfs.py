@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,10 @@ class Sysfs:
 
     def read_bytes(self, path: Path, size: int) -> bytes | None:
         try:
-            with path.open("rb") as f:
+            # Unbuffered: a buffered read of `config` asks the kernel for a whole page,
+            # 4096 bytes of config-space reads (trapped by the hypervisor in a guest),
+            # to return 64 of them.
+            with path.open("rb", buffering=0) as f:
                 return f.read(size)
         except OSError:
             return None
@@ -140,6 +142,8 @@ class Sysfs:
                 f"Kernel module `{module}` is not loaded under {self.root} and modprobe only "
                 f"works on the real root filesystem"
             )
+        import subprocess  # only to load a module: not for `udriver devices`
+
         try:
             proc = subprocess.run(["modprobe", module], capture_output=True, text=True,
                                   timeout=60, check=False)
