@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _debian import ROOT, build_udriver_debs
+from udriver_vm.debs import ROOT, build_udriver_debs
 
 pytestmark = pytest.mark.slow
 
@@ -109,10 +109,10 @@ def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
     and `man udriver` work, and `apt-get purge` removes what the package created."""
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "tests" / "repo"))
-    from _http import TreeServer
     from udriver_repo import Repository
 
-    from _chroot import need_tools, run_in_chroot, unpack_chroot
+    from udriver_vm.chroot import need_tools, run_in_chroot, unpack_chroot
+    from udriver_vm.treeserver import TreeServer
 
     need_tools("chroot", "gpg")
     repo = Repository.init(tmp_path / "repo")
