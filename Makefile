@@ -34,7 +34,7 @@ test-kernels: setup
 
 # Regenerate the kernel x feature table in docs/kernels.md (boots each kernel once).
 kernel-table: setup
-	$(PYTHON) -m udriver_vm.kernels capabilities --write docs/kernels.md
+	$(PYTHON) -m udriver_vm.capabilities --write docs/kernels.md
 
 demo: setup
 	$(PYTHON) examples/demo.py

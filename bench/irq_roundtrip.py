@@ -62,8 +62,7 @@ def _stats(ns: list[int]) -> dict[str, float]:
 
 
 def _c_loop(dev: Any, n: int, cext: Path) -> list[int]:
-    # The extension build_c compiled into `cext`, loaded from its file (importlib), not
-    # through sys.path.
+    # The extension build_c compiled into `cext`, loaded from its file (importlib).
     [so] = cext.glob("_irq_roundtrip_c*.so")
     spec = importlib.util.spec_from_file_location("_irq_roundtrip_c", so)
     assert spec is not None and spec.loader is not None

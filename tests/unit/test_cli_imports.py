@@ -83,7 +83,7 @@ def _imports(argv: list[str], env: dict[str, str]) -> set[str]:
 def envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     tmp = tmp_path_factory.mktemp("imports")
     sys.path.insert(0, str(ROOT / "tests" / "client"))
-    from tufrepo import TufRepo
+    from udriver_vm.tufrepo import TufRepo
     repo = TufRepo(tmp / "tuf")
     repo.publish()
     out = {}

@@ -44,7 +44,7 @@ def mismatching_repo(path: Path, work: Path) -> Path:
     the vendor's key: only the client's check after download can catch it)."""
     from udriver_repo import Repository
 
-    from repo._factory import make_manifest, make_wheel, sign_vendor_index
+    from udriver_vm.repofactory import make_manifest, make_wheel, sign_vendor_index
 
     liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
     make_repo(path, [make_wheel(work, liar)])

@@ -1,8 +1,26 @@
-"""Boot a Debian kernel under QEMU (TCG) with an IOMMU and ``edu`` devices; run commands in it.
+"""udriver's VM harness: boot a Debian kernel under QEMU (TCG) with an IOMMU; run commands in it.
+
+Installed editable next to udriver (``pip install -e vm``; ``.ci/setup`` does it); the tests,
+``examples/demo.py`` and the benchmarks in ``bench/`` import it like any other package. It is
+not part of the udriver wheel nor of its .debs. Modules:
+
+* :mod:`.harness` -- :class:`~.harness.Guest` and its errors; :mod:`.kernels` -- the cached
+  guest kernels (``python3 -m udriver_vm.kernels fetch|show``); :mod:`.capabilities` -- the
+  kernel x feature table of docs/kernels.md (``python3 -m udriver_vm.capabilities``).
+* :mod:`.system` -- a Debian 12/13 root with udriver's .debs installed, booted with systemd
+  (``python3 -m udriver_vm.system build``); :mod:`.chroot` and :mod:`.debs` -- the minbase
+  chroot and udriver's own .debs it is made of; :mod:`.treeserver` -- static HTTP of a tree.
+* :mod:`.hotplug`, :mod:`.nvme`, :mod:`.net`, :mod:`.net_scripts`, :mod:`.wheels`,
+  :mod:`.state` -- what the hotplug, NVMe and e1000e tests and benchmarks do in a guest.
+* :mod:`.repofactory`, :mod:`.fakewheels`, :mod:`.tufrepo` -- test factories (wheels and
+  .debs in milliseconds, a python-tuf repository without udriver_repo) that the hotplug
+  guests, the repository and client tests and the benchmarks share.
+
+The guest runs the host's own checkout (found by ``_paths.checkout_root``) and Python.
 
 API::
 
-    from .harness import Guest
+    from udriver_vm.harness import Guest
 
     with Guest(kernel="6.1", devices=["edu"], root_ports=2, mem_mb=1024,
                qemu_args=[], udev=False) as g:
