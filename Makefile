@@ -45,3 +45,4 @@ bench: setup
 lint:
 	$(PYTHON) -m ruff check toolkit tests repo-server vm bench
 	$(PYTHON) -m mypy toolkit/udriver
+	cd vm && $(PYTHON) -m mypy udriver_vm

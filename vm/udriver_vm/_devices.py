@@ -28,6 +28,11 @@ _EDU = '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ]'
 """Shell test: ``$d`` is a QEMU edu device (vendor 1234, device 11e8)."""
 
 
+def _args(arguments: dict[str, Any]) -> dict[str, Any]:
+    """QMP arguments with dashed names, typed for ``**`` into :meth:`Guest.qmp`."""
+    return arguments
+
+
 def edu_bdfs(g: Guest) -> list[str]:
     """Return the PCI addresses of the guest's edu devices, read from its /sys, sorted.
 
@@ -71,7 +76,7 @@ def reset_devices(g: Guest, hotplugged: list[str], blockdevs: list[str], timeout
         hotplugged[:] = [d for d in hotplugged if d in present]
         time.sleep(0.2)
     for node in blockdevs:  # backends of hot-added nvme devices, now unused
-        g.qmp("blockdev-del", **{"node-name": node})
+        g.qmp("blockdev-del", **_args({"node-name": node}))
     blockdevs.clear()
     g.run(
         f"for d in /sys/bus/pci/devices/*; do {_EDU} || continue; "
@@ -91,8 +96,8 @@ def hotplug_nvme(g: Guest, blockdevs: list[str], path: str | Path, dev_id: str, 
         GuestError: QEMU refused either command.
     """
     node = f"{dev_id}-blk"
-    reply = g.qmp("blockdev-add", **{"driver": "raw", "node-name": node,
-                                     "file": {"driver": "file", "filename": str(path)}})
+    reply = g.qmp("blockdev-add", **_args({"driver": "raw", "node-name": node,
+                                           "file": {"driver": "file", "filename": str(path)}}))
     if "error" in reply:
         raise GuestError(f"blockdev-add {path}: {reply['error']}")
     blockdevs.append(node)
