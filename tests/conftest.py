@@ -20,7 +20,7 @@
 * If any selected test uses ``session_wheels``, the driver wheels are built once right after
   collection and their sha256 (and that of ``udriver/_native.abi3.so``) printed before the first
   test: every kernel runs these same files. Import the harness itself as
-  ``from udriver_vm.harness import Guest`` (this directory is on ``sys.path`` under pytest).
+  ``from udriver_vm.harness import Guest`` (``vm/``, installed editable by ``.ci/setup``).
 """
 
 from __future__ import annotations

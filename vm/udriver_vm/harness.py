@@ -86,7 +86,7 @@ class Guest:
                 them; call :meth:`drop_caches` after rewriting a file the guest already read,
                 or pass "none".
             cpu: QEMU ``-cpu`` model.
-            system: boot this Debian root directory (see :mod:`vm.system`) with systemd as
+            system: boot this Debian root directory (see :mod:`.system`) with systemd as
                 PID 1 instead of the host's root with the agent as PID 1; ``udev`` is then
                 ignored (the system runs its own udevd, with coldplug). Commands run from
                 the agent service, so the host's Python and checkout are NOT visible.

@@ -25,7 +25,7 @@ Other cached systems of the same suite are deleted when a new one is made, once 
 hours (``_STALE``). The guest mounts the root read-only (its writes go to a tmpfs overlay), so
 one copy serves every guest.
 
-``.ci/setup`` builds both ahead of the tests (``cd tests && python3 -m vm.system build``), so
+``.ci/setup`` builds both ahead of the tests (``python3 -m udriver_vm.system build``), so
 that a cold CI machine pays the debootstrap in set-up and the tests find the cache.
 """
 
