@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import DeviceError, InstallError, UdriverError
+from ..launch import self_command
 from ..manifest import DriverManifest
 from ..modalias import Modalias
 from . import _status
@@ -96,7 +97,7 @@ def redirect_output(bdf: str) -> None:
 
 
 def _self_command() -> list[str]:
-    return [sys.executable, "-c", "from udriver.cli import run; run()"]
+    return self_command()
 
 
 def detach_add(bdf: str, driver: str | None) -> int:
