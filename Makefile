@@ -34,7 +34,7 @@ test-kernels: setup
 
 # Regenerate the kernel x feature table in docs/kernels.md (boots each kernel once).
 kernel-table: setup
-	$(PYTHON) tests/vm/kernels.py capabilities --write docs/kernels.md
+	$(PYTHON) -m udriver_vm.capabilities --write docs/kernels.md
 
 demo: setup
 	$(PYTHON) examples/demo.py
@@ -43,5 +43,6 @@ bench: setup
 	$(PYTHON) bench/run.py $(BENCH)
 
 lint:
-	$(PYTHON) -m ruff check toolkit tests
+	$(PYTHON) -m ruff check toolkit tests repo-server vm bench
 	$(PYTHON) -m mypy toolkit/udriver
+	cd vm && $(PYTHON) -m mypy udriver_vm

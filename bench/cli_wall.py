@@ -57,11 +57,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "client"))
-
 GOAL = 5.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpu() -> float:
@@ -125,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from resolve import _generate_core  # the 100k-driver repository of bench/resolve.py
-    from tufrepo import Server
 
     from udriver.client import local_devices
+    from udriver_vm.tufrepo import Server
 
     work = Path(tempfile.mkdtemp(prefix="udriver-cliwall-"))
     env = dict(os.environ, UDRIVER_CONFIG_DIR=str(work / "etc"),

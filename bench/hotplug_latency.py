@@ -24,11 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,
@@ -37,6 +34,8 @@ from vm.hotplug import (
     prepare_guest,
     wait_for,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _probed(log: Path) -> bool:

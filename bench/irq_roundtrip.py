@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import shutil
 import statistics
@@ -61,8 +62,12 @@ def _stats(ns: list[int]) -> dict[str, float]:
 
 
 def _c_loop(dev: Any, n: int, cext: Path) -> list[int]:
-    sys.path.insert(0, str(cext))
-    import _irq_roundtrip_c as m  # type: ignore[import-not-found]
+    # The extension build_c compiled into `cext`, loaded from its file (importlib).
+    [so] = cext.glob("_irq_roundtrip_c*.so")
+    spec = importlib.util.spec_from_file_location("_irq_roundtrip_c", so)
+    assert spec is not None and spec.loader is not None
+    m: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
 
     from udriver.runtime import api_address
     samples = m.ffi.new("uint64_t[]", n)
@@ -133,8 +138,7 @@ def guest_main(bdf: str, n: int, cext: Path) -> None:
 # -- host side --------------------------------------------------------------------------
 
 def host_main(kernel: str, n: int) -> int:
-    sys.path.insert(0, str(ROOT))
-    from tests.vm.harness import Guest
+    from udriver_vm.harness import Guest
 
     with Guest(kernel=kernel) as g:
         cext = g.workdir / "cext"

@@ -28,12 +28,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from udriver_vm.harness import Guest
+from udriver_vm.net import KERNEL_BDF, UDRIVER_BDF, UDRIVER_MAC, install_e1000e, net_qemu_args
+from udriver_vm.wheels import build_wheel
 
-from vm._net import KERNEL_BDF, UDRIVER_BDF, UDRIVER_MAC, install_e1000e, net_qemu_args
-from vm._net_bridge import build_e1000e_wheel
-from vm.harness import Guest
+ROOT = Path(__file__).resolve().parents[1]
 
 _GUEST = r'''
 import json, os, re, statistics, subprocess, sys, time
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="udriver-bench-net-") as tmp:
         site = install_e1000e(Path(tmp) / "site")
-        wheel = build_e1000e_wheel(Path(tmp) / "whl")
+        wheel = build_wheel("e1000e", Path(tmp) / "whl")
         with Guest(kernel=args.kernel, devices=(), qemu_args=net_qemu_args(),
                    cmdline="iommu=pt") as g:
             shutil.copytree(site, g.workdir / "site")

@@ -33,12 +33,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
 from udriver.toolchain import build_project
-from vm._nvme import install_nvme
-from vm.harness import Guest
+from udriver_vm.harness import Guest
+from udriver_vm.nvme import install_nvme
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WORKLOADS = [("seqread 128k qd32", "read", 131072, 32),
              ("randread 4k qd32", "randread", 4096, 32),

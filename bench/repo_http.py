@@ -61,9 +61,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 def build_repo(base: Path, drivers: int) -> tuple[Path, list[str]]:
     """A repository with `drivers` published drivers; returns it and the metadata paths."""
-    sys.path.insert(0, str(ROOT / "tests" / "repo"))
-    from _factory import make_driver  # test factory: minimal valid wheels/debs
     from udriver_repo import Repository
+
+    from udriver_vm.repofactory import make_driver  # test factory: minimal valid wheels/debs
 
     repo = Repository.init(base / "repo")
     owners = [("qemu", 0x1234), ("acme", 0x1AF4), ("intel", 0x8086)]

@@ -40,14 +40,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from tuf.ngclient import Updater
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "repo")]
-
-from _factory import make_driver
 from repo_synthetic import flat_targets_size, generate, vendor_id
+from tuf.ngclient import Updater
 from udriver_repo._verify import FileFetcher
+
+from udriver_vm.repofactory import make_driver
 
 CLIENT_VENDORS = [0, 199, 398, 597, 796]  # each has drivers at every N >= 1000
 

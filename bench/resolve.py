@@ -10,7 +10,7 @@ What it does, in one run:
      `udriver_repo`, plus real wheels published with `Repository.publish` for the
      vendors of the local devices, whose ID tables match those devices;
    - `--layout flat`: every vendor role delegated straight from `targets` (the test
-     helper tests/client/tufrepo.py), the worst case for targets.json.
+     helper udriver_vm.tufrepo), the worst case for targets.json.
 2. Serves it on 127.0.0.1, configures a client, and fills the metadata cache once.
 3. Times `udriver.client.annotate()` over the devices of the sysfs snapshots in
    tests/fixtures/sysfs (13 devices), with cached metadata (offline), median of
@@ -34,10 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "client"))
+from udriver_vm.tufrepo import Server, TufRepo
 
-from tufrepo import Server, TufRepo
+ROOT = Path(__file__).resolve().parent.parent
 
 SNAPSHOTS = Path(os.environ.get("UDRIVER_FIXTURES") or ROOT / "tests" / "fixtures") / "sysfs"
 
@@ -93,9 +92,9 @@ def _generate(repo: TufRepo, n_drivers: int, n_vendors: int,
 def _generate_core(path: Path, n_drivers: int, n_vendors: int,
                    local: dict[str, str]) -> tuple[Path, Path, list[str]]:
     """The core's layout; returns (public dir, root.json, every pattern)."""
-    sys.path.insert(0, str(ROOT / "bench"))
     import repo_synthetic
-    from wheels import make_wheel
+
+    from udriver_vm.fakewheels import make_wheel
 
     repo, _ = repo_synthetic.generate(path, n_drivers, n_vendors)
     patterns = [f"pci:v0000{repo_synthetic.vendor_id(j % n_vendors):04X}"

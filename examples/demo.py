@@ -32,12 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from _debian import build_udriver_debs
-from vm.harness import Guest, prerequisites_missing
-from vm.hotplug import (
+from udriver_vm.debs import build_udriver_debs
+from udriver_vm.harness import Guest, prerequisites_missing
+from udriver_vm.hotplug import (
     GuestRepo,
     copy_repo,
     events,
@@ -48,7 +45,9 @@ from vm.hotplug import (
     unplug,
     wait_for,
 )
-from vm.system import system_root
+from udriver_vm.system import system_root
+
+ROOT = Path(__file__).resolve().parents[1]
 
 VENDOR = "qemu"
 

@@ -4,7 +4,7 @@
   marked ``vm`` automatically, wherever they live; others that boot a guest themselves mark
   themselves with ``@pytest.mark.vm``. Deselect them all with ``-m "not vm"``.
 * A ``vm`` test whose prerequisites (qemu-system-x86_64, busybox, cached kernels from
-  ``python3 tests/vm/kernels.py fetch``) are missing is skipped with the reason -- except when
+  ``python3 -m udriver_vm.kernels fetch``) are missing is skipped with the reason -- except when
   ``CI=true``, where it fails instead.
 * The guest fixtures ``guest``, ``guest_510``, ``guest_61``, ``guest_612``, ``guest_72``,
   ``vm_pool`` and ``session_wheels`` (see ``tests/vm/_fixtures.py``) are available to every test
@@ -20,7 +20,7 @@
 * If any selected test uses ``session_wheels``, the driver wheels are built once right after
   collection and their sha256 (and that of ``udriver/_native.abi3.so``) printed before the first
   test: every kernel runs these same files. Import the harness itself as
-  ``from vm.harness import Guest`` (this directory is on ``sys.path`` under pytest).
+  ``from udriver_vm.harness import Guest`` (``vm/``, installed editable by ``.ci/setup``).
 """
 
 from __future__ import annotations

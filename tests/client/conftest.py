@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tufrepo import Server, TufRepo
-from wheels import make_wheel
+from udriver_vm.fakewheels import make_wheel
+from udriver_vm.tufrepo import Server, TufRepo
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 EDU_DEV = "pci:v00001234d000011E8sv00001AF4sd00001100bc00scFFi00"

@@ -231,7 +231,7 @@ def test_progress_bar_only_on_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_install_local_wheel_cli(capsys: pytest.CaptureFixture[str], env: Path,
                                  sysfs: Path) -> None:
-    from wheels import make_wheel
+    from udriver_vm.fakewheels import make_wheel
     w = make_wheel(env / "w", version="3.0")
     assert run(capsys, "install", "--wheel", str(w), "--sysfs-root", str(sysfs)) == (
         0, "installed edu 3.0\n", "")

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from wheels import make_wheel
 
 from conftest import BDF, EDU, EDU_DEV, Published
 from udriver.client import Client, DriverStore, annotate
 from udriver.errors import ConfigError, InstallError, PackageError, RepositoryError
 from udriver.modalias import parse_modalias
+from udriver_vm.fakewheels import make_wheel
 
 DEV = {BDF: parse_modalias(EDU_DEV)}
 TWO = {BDF: parse_modalias(EDU_DEV), "0000:00:05.0": parse_modalias(EDU_DEV)}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, Root
-from tufrepo import TufRepo
 
 from udriver.client import add_repo, get_repo, list_repos, remove_repo
 from udriver.errors import ConfigError
+from udriver_vm.tufrepo import TufRepo
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ import pytest
 
 udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not installed")
 
-from tufrepo import Server
-from wheels import make_wheel
-
 from conftest import BDF, EDU_DEV
 from udriver.client import Client, DriverStore, add_repo
 from udriver.errors import PackageError, RepositoryError
 from udriver.modalias import parse_modalias
+from udriver_vm.fakewheels import make_wheel
+from udriver_vm.tufrepo import Server
 
 DEV = {BDF: parse_modalias(EDU_DEV)}
 

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from wheels import make_wheel
 
 from conftest import EDU_DEV, Published
 from udriver.cli import main
@@ -23,6 +22,7 @@ from udriver.modalias import parse_modalias
 from udriver.pci import get_device
 from udriver.pci.testing import FakeSysfs
 from udriver.supervise import _autobind, _run
+from udriver_vm.fakewheels import make_wheel
 
 DEB_EDU, STORE_NIC, NOBODY = "0000:00:04.0", "0000:00:05.0", "0000:00:06.0"
 QEDU = DriverManifest.from_json(json.dumps({

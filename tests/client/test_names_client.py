@@ -20,15 +20,15 @@ import pytest
 udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not installed")
 
 from tuf.api.metadata import TargetFile
-from tufrepo import Server
 from udriver_repo._meta import Transaction
-from wheels import make_wheel
 
 from conftest import BDF, EDU_DEV
 from udriver.client import Client, DriverStore, add_repo
 from udriver.errors import InstallError, RepositoryError
 from udriver.modalias import parse_modalias
 from udriver.repoformat import encode_index, entry_from_json
+from udriver_vm.fakewheels import make_wheel
+from udriver_vm.tufrepo import Server
 
 ACME = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 ACME_DEV = "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"

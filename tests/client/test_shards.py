@@ -16,12 +16,11 @@ import pytest
 
 udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not installed")
 
-from tufrepo import Server
-from wheels import make_wheel
-
 from conftest import BDF, EDU_DEV
 from udriver.client import Client, add_repo
 from udriver.modalias import parse_modalias
+from udriver_vm.fakewheels import make_wheel
+from udriver_vm.tufrepo import Server
 
 DEV = {BDF: parse_modalias(EDU_DEV)}
 
@@ -98,7 +97,7 @@ def test_a_driver_in_two_shards_is_listed_once(client):
 def test_a_per_vendor_index_is_still_read_next_to_shards(tmp_path, env):
     """The first layout, `index/<vvvv>.json` (format 1, a whole vendor), signed by the
     vendor's role: the client reads it as well as the shards of its devices."""
-    from repo._factory import sign_vendor_index
+    from udriver_vm.repofactory import sign_vendor_index
 
     repo = udriver_repo.Repository.init(tmp_path / "repo")
     try:

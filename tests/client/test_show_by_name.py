@@ -19,11 +19,10 @@ import pytest
 
 udriver_repo = pytest.importorskip("udriver_repo", reason="repo-server not installed")
 
-from tufrepo import Server
-from wheels import make_wheel
-
 from udriver.client import Client, add_repo
 from udriver.errors import InstallError
+from udriver_vm.fakewheels import make_wheel
+from udriver_vm.tufrepo import Server
 
 
 @pytest.fixture

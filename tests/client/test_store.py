@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from wheels import make_wheel
 
 from udriver.client import DriverStore
 from udriver.errors import InstallError, PackageError
+from udriver_vm.fakewheels import make_wheel
 
 
 def complete(version_dir: Path) -> bool:

@@ -19,9 +19,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared chroot helper
 
-from _chroot import need_tools, unpack_chroot
 from udriver.artifacts import read_deb
 from udriver.toolchain import build_project
+from udriver_vm.chroot import need_tools, unpack_chroot
 
 ROOT = Path(__file__).resolve().parents[2]
 EDU = ROOT / "examples" / "edu"

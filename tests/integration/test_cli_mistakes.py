@@ -39,7 +39,7 @@ from udriver.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "repo"))
 
-from _http import TreeServer
+from udriver_vm.treeserver import TreeServer
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from _chroot import need_tools, run_in_chroot, unpack_chroot
-from _debian import ROOT, build_udriver_debs
+from udriver_vm.chroot import need_tools, run_in_chroot, unpack_chroot
+from udriver_vm.debs import ROOT, build_udriver_debs
 
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT / "tests" / "repo"))
@@ -38,8 +38,9 @@ def _apt_line() -> list[str]:
 
 def test_deb_route_runs_the_tutorial_as_an_ordinary_user(tmp_path: Path) -> None:
     need_tools("dpkg-buildpackage", "git", "chroot", "gpg")
-    from _http import TreeServer
     from udriver_repo import Repository
+
+    from udriver_vm.treeserver import TreeServer
 
     debs = build_udriver_debs(tmp_path / "build")
     repo = Repository.init(tmp_path / "aptrepo")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from _debian import ROOT, build_udriver_debs
+from udriver_vm.debs import build_udriver_debs
 
 pytestmark = pytest.mark.slow
 
@@ -108,12 +107,10 @@ def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
     """Issue 6, acceptance 2: a Debian 12 system installs udriver with apt from the
     project's own signed apt view (its dependencies come from Debian), `udriver --version`
     and `man udriver` work, and `apt-get purge` removes what the package created."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    sys.path.insert(0, str(ROOT / "tests" / "repo"))
-    from _http import TreeServer
     from udriver_repo import Repository
 
-    from _chroot import need_tools, run_in_chroot, unpack_chroot
+    from udriver_vm.chroot import need_tools, run_in_chroot, unpack_chroot
+    from udriver_vm.treeserver import TreeServer
 
     need_tools("chroot", "gpg")
     repo = Repository.init(tmp_path / "repo")
@@ -139,15 +136,28 @@ def test_apt_install_from_own_repository_then_purge(built: dict[str, Path],
         chroot("apt-get", "update")
         chroot("apt-get", "install", "-y", "--no-install-recommends", "udriver", "man-db")
     assert chroot("udriver", "--version") == "udriver 0.1.0\n"
-    # The vendored python-tuf 7 / securesystemslib 1.x are the ones udriver imports.
-    assert chroot("python3", "-c", "import udriver, tuf, securesystemslib; "
+    # The vendored python-tuf 7 / securesystemslib 1.x are the ones udriver's command
+    # imports: its launcher (debian/scripts/udriver, run here up to `run()`) puts them first.
+    launcher = "import runpy; runpy.run_path('/usr/bin/udriver', run_name='probe'); "
+    assert chroot("python3", "-c", launcher + "import tuf, securesystemslib; "
                   "print(tuf.__version__, securesystemslib.__version__)") == "7.0.1 1.6.0\n"
     # ...and what python-tuf's client and udriver's fetcher need (Debian 12's are too old).
-    assert chroot("python3", "-c", "import udriver.client._client, tuf.ngclient, urllib3, "
-                  "requests, installer; from installer.sources import WheelFile; "
+    assert chroot("python3", "-c", launcher + "import udriver.client._client, tuf.ngclient, "
+                  "urllib3, requests, installer; from installer.sources import WheelFile; "
                   "assert WheelFile.validate_record; "
                   "print(urllib3.__version__, requests.__version__, installer.__version__)"
                   ) == "2.7.0 2.34.2 0.7.0\n"
+    # The udriver processes the command starts (the driver's `udriver run`, the autobind
+    # worker) get the directory too (udriver.launch.self_command)...
+    assert chroot("python3", "-c", launcher + "import subprocess; "
+                  "from udriver.launch import self_command; cmd = self_command(); "
+                  "boot = cmd[2].replace('from udriver.cli import run; run()', "
+                  "'import tuf; print(tuf.__version__)'); "
+                  "subprocess.run([cmd[0], '-c', boot], check=True)") == "7.0.1\n"
+    # ...but a program that merely imports udriver does not (issue 14: no sys.path edit
+    # at import time).
+    assert chroot("python3", "-c", "import sys, udriver; "
+                  "print('/usr/lib/udriver/vendor' in sys.path)") == "False\n"
     installed = chroot("dpkg-query", "-W", "-f", "${Package}\n").split()
     assert "python3-securesystemslib" not in installed and "python3-urllib3" not in installed
     page = chroot("man", "-P", "cat", "udriver")

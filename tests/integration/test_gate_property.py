@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _chroot import need_tools
 from _gatefactory import (
     Member,
     manifest,
@@ -45,6 +44,7 @@ from _gatefactory import (
 from udriver.client._store import DriverStore
 from udriver.errors import GateError
 from udriver.gate import admit
+from udriver_vm.chroot import need_tools
 
 M = manifest("edu", "0.3.0")
 PKG = "udriver-driver-edu"

@@ -194,7 +194,7 @@ def test_an_ordinary_user_writing_system_state_gets_one_line(venv: Path,
                                                              world_readable_dir: Path) -> None:
     """`udriver repo add` as non-root wrote a traceback (PermissionError on /etc/udriver)."""
     sys.path.insert(0, str(ROOT / "tests" / "client"))
-    from tufrepo import TufRepo
+    from udriver_vm.tufrepo import TufRepo
 
     work = _nobody_dir(world_readable_dir, "work-root")
     repo = TufRepo(world_readable_dir / "tuf")

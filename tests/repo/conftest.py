@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _factory import make_driver
-from _http import TreeServer
+
+from udriver_vm.repofactory import make_driver
+from udriver_vm.treeserver import TreeServer
 
 EDU = Path(__file__).resolve().parents[2] / "examples" / "edu"
 VENDORS: dict[str, tuple[list[int], bool]] = {

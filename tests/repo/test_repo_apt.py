@@ -18,10 +18,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _factory import make_driver
-from _http import TreeServer
 
-from _chroot import need_tools, run_in_chroot, unpack_chroot
+from udriver_vm.chroot import need_tools, run_in_chroot, unpack_chroot
+from udriver_vm.repofactory import make_driver
+from udriver_vm.treeserver import TreeServer
 
 pytestmark = pytest.mark.slow
 

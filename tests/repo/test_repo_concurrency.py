@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from _factory import make_driver
 from udriver_repo import Repository
 from udriver_repo._meta import Transaction
+
+from udriver_vm.repofactory import make_driver
 
 pytestmark = pytest.mark.slow
 

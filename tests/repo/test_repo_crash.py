@@ -22,11 +22,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from _factory import make_driver
 from tuf.ngclient import Updater
 from udriver_repo import Repository, _fsio
 from udriver_repo._packages import parse_packages, release_packages_sha
 from udriver_repo._verify import FileFetcher
+
+from udriver_vm.repofactory import make_driver
 
 pytestmark = pytest.mark.slow
 

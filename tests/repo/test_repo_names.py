@@ -12,7 +12,6 @@ import hashlib
 import json
 
 import pytest
-from _factory import make_driver
 from tuf.ngclient import Updater
 from udriver_repo._errors import ConflictError, NameOwnedError
 from udriver_repo._meta import Transaction
@@ -36,6 +35,7 @@ from udriver.repoformat import (
     publisher_of,
 )
 from udriver.repoformat import canonical_name as client_canonical
+from udriver_vm.repofactory import make_driver
 
 ACME_DEV = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 CLASS = "pci:v*d*sv*sd*bc01sc08i02*"

@@ -11,10 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _factory import EDU, make_driver, make_manifest, make_wheel
 from udriver_repo import AuthError, ConflictError, Repository, ScopeError
 
 from udriver.errors import PackageError, RepositoryError
+from udriver_vm.repofactory import EDU, make_driver, make_manifest, make_wheel
 
 
 def _tree(root: Path) -> dict[str, str]:

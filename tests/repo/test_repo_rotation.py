@@ -49,7 +49,7 @@ def test_rotating_snapshot_timestamp_bins_and_class(published_repo, make_client)
 
 
 def test_publishing_after_a_vendor_rotation_uses_the_new_key(published_repo, make_client, dist):
-    from _factory import make_driver
+    from udriver_vm.repofactory import make_driver
     published_repo.rotate_key("vendor-qemu")
     _, files = make_driver(dist, version="0.2.0", deb=False)
     published_repo.publish(files, vendor="qemu")

@@ -14,12 +14,12 @@ import json
 import lzma
 
 import pytest
-from _factory import make_driver
 from tuf.api.metadata import Metadata, TargetFile, Targets
 from udriver_repo._meta import Transaction
 from udriver_repo._packages import KEEP_GENERATIONS, chunk_of, parse_packages, release_packages_sha
 
 from udriver.errors import RepositoryError
+from udriver_vm.repofactory import make_driver
 
 
 def _stanza(i: int) -> tuple[str, str]:

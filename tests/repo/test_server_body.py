@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from _hardening import Srv, audit_rows, error, nothing_published, running, verifies
 from test_server_helpers import make_deb, make_wheel
 from udriver_repo.server import ServerConfig
+
+from udriver_vm.repofactory import make_driver
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.domain)</script></body></html>\n"
 

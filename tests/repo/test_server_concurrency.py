@@ -19,11 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo import Repository
 from udriver_repo.server import ServerConfig, create_app
 from udriver_repo.server._catalog import Catalog
+
+from udriver_vm.repofactory import make_driver
 
 # (publisher, PCI vendor) pairs of the conftest template
 OWNERS = [("qemu", 0x1234), ("acme", 0x1AF4), ("acme", 0x8086), ("classy", 0x1B36)]

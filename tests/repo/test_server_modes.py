@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from _hardening import wait_for
 from test_server_helpers import ServerThread
 from udriver_repo.server import ServerConfig, create_app
+
+from udriver_vm.repofactory import make_driver
 
 
 def _mode(p: Path) -> int:

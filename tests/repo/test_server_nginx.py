@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo.server import create_app
+
+from udriver_vm.repofactory import make_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from tuf.ngclient import Updater
 from udriver_repo import Repository
 from udriver_repo._packages import chunk_of
 from udriver_repo.server import ServerConfig, create_app
+
+from udriver_vm.repofactory import make_driver
 
 ACME_DEV = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"
 CLASS = "pci:v*d*sv*sd*bc01sc08i02*"

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from test_server_helpers import copy_repo
+
+from udriver_vm.repofactory import make_driver
 
 
 def _free_port() -> int:

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo, make_deb, make_wheel
 from udriver_repo.server import ServerConfig, create_app
+
+from udriver_vm.repofactory import make_driver
 
 LIMIT = 4 * 1024 * 1024  # upload limit for these tests
 

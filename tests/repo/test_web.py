@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from _factory import make_driver
 from test_server_helpers import ServerThread, copy_repo
 from udriver_repo.server import create_app
 from udriver_repo.server._catalog import CatalogView
@@ -26,6 +25,7 @@ from udriver_repo.server._pciids import PciNames
 from udriver_repo.server._web import describe_pattern, render_page
 
 from udriver.repoformat import IndexEntry
+from udriver_vm.repofactory import make_driver
 
 PCI_IDS = Path("/usr/share/misc/pci.ids")
 VIRTIO_NET = "pci:v00001AF4d00001000sv*sd*bc*sc*i*"

@@ -1,4 +1,4 @@
-"""The import structure of toolkit/ and repo-server/ (issue 14, acceptance 1).
+"""The import structure of toolkit/, repo-server/ and vm/ (issue 14, acceptance 1).
 
 Reads every module's imports from its source (`ast`, nothing is imported or run) and
 fails on:
@@ -13,7 +13,11 @@ fails on:
    `from udriver.M import N` in repo-server/ needs `udriver.M.N` written in a page of
    docs/ (docs/repoformat.md lists them), and M must be a public module;
 4. a repository server that does not pin the udriver it is built with
-   (repo-server/pyproject.toml: `udriver==<the toolkit's version>`).
+   (repo-server/pyproject.toml: `udriver==<the toolkit's version>`);
+5. a module of those three trees longer than 400 lines;
+6. in tests/, examples/ and bench/ (which use the packages from outside): an import of a
+   `_private` module of udriver_vm (the VM harness, issue 14 item 4: they import its public
+   modules), or a `sys.path` edit in examples/ or bench/ (they import installed packages).
 
 Known exceptions are listed by name below, each with the work that removes it; the test
 also fails when a listed exception no longer occurs, so the list only shrinks.
@@ -27,7 +31,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TREES = {"udriver": ROOT / "toolkit" / "udriver", "udriver_repo": ROOT / "repo-server" / "udriver_repo"}
+TREES = {
+    "udriver": ROOT / "toolkit" / "udriver",
+    "udriver_repo": ROOT / "repo-server" / "udriver_repo",
+    "udriver_vm": ROOT / "vm" / "udriver_vm",
+}
+MAX_LINES = 400
+"""Acceptance 1: no module outside tests/ is longer (STYLE.md: one concept per module)."""
+USERS = ("tests", "examples", "bench")
+"""Folders whose files import the packages above from outside (rule 5)."""
 
 # Issue 14 item 2 (one device lifecycle, no imports up the layers): the cycle between
 # supervise/_autobind and _run is gone; cli/ reaches client/, supervise/ and pci/ through
@@ -41,6 +53,11 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     ("udriver.cli._run", "udriver.runtime._runner"),
     # The kernel-bridge parent reads the driver's manifest the way the runner finds it.
     ("udriver.supervise._run", "udriver.runtime._runner"),
+    # The tests' repository factory (moved out of tests/ with the VM harness, which uses
+    # it, as do bench/repo_http.py and bench/repo_scale.py): it builds a .deb without a
+    # project tree and forges a lying vendor index, which the public API refuses to make.
+    ("udriver_vm.repofactory", "udriver.toolchain._deb"),
+    ("udriver_vm.repofactory", "udriver_repo._meta"),
 }
 
 def _modules() -> dict[str, Path]:
@@ -208,3 +225,45 @@ def test_the_walker_sees_what_it_checks() -> None:
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [frozenset({"a", "b"})]
     assert any(t == "udriver.gate" and n == "admit"
                for t, n, _ in _imports("udriver_repo._validate"))
+    assert "udriver_vm._qemu" in graph["udriver_vm.harness"]
+    assert ("udriver_vm.harness", 1) in _imported_modules(ROOT / "tests/vm/_fixtures.py") or any(
+        m == "udriver_vm.harness" for m, _ in _imported_modules(ROOT / "tests/vm/_fixtures.py"))
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def _user_files() -> Iterator[Path]:
+    for top in USERS:
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def _imported_modules(path: Path) -> Iterator[tuple[str, int]]:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.module, node.lineno
+            yield from ((f"{node.module}.{a.name}", node.lineno) for a in node.names)
+
+
+def test_users_import_only_public_harness_modules() -> None:
+    found = []
+    for path in _user_files():
+        for mod, line in _imported_modules(path):
+            if mod.split(".")[0] == "udriver_vm" and _private_owner(mod) is not None:
+                found.append(f"{path.relative_to(ROOT)}:{line}: {mod}")
+    assert found == []
+
+
+def test_examples_and_benchmarks_do_not_edit_sys_path() -> None:
+    found = []
+    for top in ("examples", "bench"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Attribute) and ast.unparse(node) == "sys.path":
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

@@ -82,8 +82,7 @@ def _imports(argv: list[str], env: dict[str, str]) -> set[str]:
 @pytest.fixture(scope="module")
 def envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     tmp = tmp_path_factory.mktemp("imports")
-    sys.path.insert(0, str(ROOT / "tests" / "client"))
-    from tufrepo import TufRepo
+    from udriver_vm.tufrepo import TufRepo
     repo = TufRepo(tmp / "tuf")
     repo.publish()
     out = {}
@@ -126,8 +125,7 @@ def test_only_repository_commands_load_it(leaf: str, envs: dict[str, dict[str, s
 def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
     """An online `udriver search` talks HTTP through urllib3 (which python-tuf imports
     anyway), not requests: requests and its charset detection were 0.1 s of it."""
-    sys.path.insert(0, str(ROOT / "tests" / "client"))
-    from tufrepo import Server, TufRepo
+    from udriver_vm.tufrepo import Server, TufRepo
     repo = TufRepo(tmp_path / "tuf")
     repo.publish()
     server = Server(repo.public)

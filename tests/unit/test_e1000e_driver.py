@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from udriver.errors import ConfigError
-from vm._net import install_e1000e
+from udriver_vm.net import install_e1000e
 
 
 @pytest.fixture(scope="module")

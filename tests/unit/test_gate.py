@@ -73,7 +73,7 @@ def test_valid_deb_is_admitted_with_fields_from_the_manifest(tmp_path: Path) -> 
 def test_toolchain_built_deb_and_wheel_are_admitted(tmp_path: Path) -> None:
     import sys
     sys.path.insert(0, str(Path(__file__).parents[1] / "repo"))
-    from _factory import make_driver  # the toolchain's own build_deb
+    from udriver_vm.repofactory import make_driver  # the toolchain's own build_deb
     for f in make_driver(tmp_path)[1]:
         assert admit(f).manifest.driver == "edu"
 

@@ -14,7 +14,7 @@ import pytest
 
 from udriver.errors import ConfigError, NativeError
 from udriver.modalias import parse_modalias
-from vm._nvme import install_nvme
+from udriver_vm.nvme import install_nvme
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_controller_rejects_bad_irq_mode(nv: Any) -> None:
 def test_pyproject_matches_driver_ids(nv: Any) -> None:
     import tomllib
 
-    from vm._nvme import NVME_PROJECT
+    from udriver_vm.nvme import NVME_PROJECT
     meta = tomllib.loads((NVME_PROJECT / "pyproject.toml").read_text())["tool"]["udriver"]
     assert meta["modaliases"] == list(nv.pkg.NvmeDriver.ids)
     assert meta["abi"] == nv.pkg.NvmeDriver.abi == "1.1"  # the bridge API

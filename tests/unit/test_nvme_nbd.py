@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from vm._nvme import install_nvme
+from udriver_vm.nvme import install_nvme
 
 BS = 512
 BLOCKS = 64

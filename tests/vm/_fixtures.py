@@ -40,9 +40,9 @@ from typing import Any
 
 import pytest
 
-from . import kernels as _kernels
-from ._wheels import SessionWheels, build_session_wheels
-from .harness import Guest, GuestError, prerequisites_missing
+from udriver_vm import kernels as _kernels
+from udriver_vm.harness import Guest, GuestError, prerequisites_missing
+from udriver_vm.wheels import SessionWheels, build_session_wheels
 
 __all__ = [
     "DEFAULT_KERNELS",

@@ -1,6 +1,6 @@
 """The kernel-bridge guest of the e1000e tests (test_e1000e_bridge.py, test_e1000e_faults.py).
 
-One guest per kernel with two e1000e on one QEMU hub (`vm._net`, the udriver NIC behind
+One guest per kernel with two e1000e on one QEMU hub (`udriver_vm.net`, the udriver NIC behind
 root port rp1 so that it can be unplugged): the kernel's e1000e drives NIC K in network
 namespace A (10.11.0.1). The e1000e driver is installed from its wheel (`udriver install
 --wheel`) and run by `udriver supervise`: the privileged parent opens the device, drops
@@ -22,17 +22,17 @@ from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm._net import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import events
+from udriver_vm.net import (
     HOTPLUG_BDF,
     KERNEL_MAC,
     UDRIVER_MAC,
     install_e1000e,
     net_guest,
 )
-from vm._net_scripts import TCP_RECV, TCP_SEND, UDP_RECV, UDP_SEND
-from vm.harness import Guest
-from vm.hotplug import events
+from udriver_vm.net_scripts import TCP_RECV, TCP_SEND, UDP_RECV, UDP_SEND
+from vm._fixtures import require_vm
 
 IFNAME = "udp1s0f0"  # the parent's name for 0000:01:00.0 (udriver.supervise._tap)
 BIG_MIB = 256

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from vm.harness import CommandResult, Guest
+from udriver_vm.harness import CommandResult, Guest
 
 pytestmark = pytest.mark.vm
 

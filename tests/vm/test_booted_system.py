@@ -25,11 +25,10 @@ from typing import Any
 
 import pytest
 
-from _chroot import need_tools
-from _debian import build_udriver_debs
-from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.chroot import need_tools
+from udriver_vm.debs import build_udriver_debs
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
     GuestRepo,
     build_edu_wheel,
     copy_repo,
@@ -42,7 +41,8 @@ from vm.hotplug import (
     unplug,
     wait_for,
 )
-from vm.system import system_root
+from udriver_vm.system import system_root
+from vm._fixtures import require_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

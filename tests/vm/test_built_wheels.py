@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from vm._state import guest_readable_state
-from vm.harness import Guest
+from udriver_vm.harness import Guest
+from udriver_vm.state import guest_readable_state
 
 pytestmark = pytest.mark.vm
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _chroot import need_tools
+from udriver_vm.chroot import need_tools
 from vm._fixtures import require_vm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The e1000e driver (drivers/e1000e) on QEMU's 82574L, through the direct path (issue 11).
 
-Each kernel gets one guest with two e1000e NICs on one QEMU hub (`vm._net`): the kernel's
+Each kernel gets one guest with two e1000e NICs on one QEMU hub (`udriver_vm.net`): the kernel's
 own e1000e driver drives one, udriver the other (bound to vfio-pci). One guest script
 (`_net_scripts.DIRECT`) brings the udriver NIC up in MSI-X mode and in polled mode and,
 in each, sends stamped frames from the C generator to the kernel NIC (collected by a
@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm._net import (
+from udriver_vm.net import (
     KERNEL_BDF,
     NIC_IDS,
     UDRIVER_BDF,
@@ -28,7 +27,8 @@ from vm._net import (
     install_e1000e,
     net_guest,
 )
-from vm._net_scripts import DIRECT, LINK, SENDER
+from udriver_vm.net_scripts import DIRECT, LINK, SENDER
+from vm._fixtures import require_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1", "6.12")]
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from vm._net import NIC_IDS
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import events
+from udriver_vm.net import NIC_IDS
 from vm._net_bridge import (
     BIG_MIB,
     IFNAME,
@@ -26,8 +28,6 @@ from vm._net_bridge import (
     tcp_transfer,
     wait_file,
 )
-from vm.harness import Guest
-from vm.hotplug import events
 
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary("6.1", "6.12")]
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from vm._net import HOTPLUG_BDF, NIC_IDS
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import events
+from udriver_vm.net import HOTPLUG_BDF, NIC_IDS
 from vm._net_bridge import (
     IFNAME,
     carrier,
@@ -22,8 +24,6 @@ from vm._net_bridge import (
     wait_file,
     wait_ready,
 )
-from vm.harness import Guest
-from vm.hotplug import events
 
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_primary("6.1", "6.12")]
 

@@ -1,9 +1,9 @@
 """Hotplug of the e1000e driver (issue 11): `device_add` -> autobind -> signed install ->
 interface up; on `device_del` the interface goes away. Kernel 6.1, one udev guest.
 
-Host: build drivers/e1000e (the session's wheel, `vm._wheels`) and publish it in a signed
+Host: build drivers/e1000e (the session's wheel, `udriver_vm.wheels`) and publish it in a signed
 repository whose vendor `intel` holds PCI vendor 8086 (`hotplug.make_repo`). Guest
-(`vm._net`): QEMU hub 0 with the kernel's 82574 at 00:10.0 and a free hub port for the
+(`udriver_vm.net`): QEMU hub 0 with the kernel's 82574 at 00:10.0 and a free hub port for the
 udriver NIC; the repository served on loopback, the client configured with its root and
 auto-install, the udev rules generated. Then QMP `device_add e1000e` on root port rp1:
 udev -> `udriver autobind` (catch-all rule: no installed driver claims 8086:10d3) ->
@@ -26,17 +26,8 @@ from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm._net import HOTPLUG_BDF, KERNEL_BDF, NIC_IDS, UDRIVER_MAC, net_qemu_args, udriver_nic_props
-from vm._net_bridge import (
-    IFNAME,
-    attach_interface,
-    carrier,
-    ns,
-    setup_namespaces,
-)
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
     GuestRepo,
     copy_repo,
     driver_log,
@@ -46,6 +37,22 @@ from vm.hotplug import (
     proc_status,
     status,
     wait_for,
+)
+from udriver_vm.net import (
+    HOTPLUG_BDF,
+    KERNEL_BDF,
+    NIC_IDS,
+    UDRIVER_MAC,
+    net_qemu_args,
+    udriver_nic_props,
+)
+from vm._fixtures import require_vm
+from vm._net_bridge import (
+    IFNAME,
+    attach_interface,
+    carrier,
+    ns,
+    setup_namespaces,
 )
 
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1")]

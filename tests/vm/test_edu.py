@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from vm._state import guest_readable_state
-from vm._wheels import sha256_file
-from vm.harness import Guest
+from udriver_vm.harness import Guest
+from udriver_vm.state import guest_readable_state
+from udriver_vm.wheels import sha256_file
 
 pytestmark = pytest.mark.vm
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from udriver_vm.harness import Guest, GuestCommandError, GuestDied, GuestError, GuestTimeout
+from udriver_vm.kernels import kernel_paths
 from vm._fixtures import require_vm
-from vm.harness import Guest, GuestCommandError, GuestDied, GuestError, GuestTimeout
-from vm.kernels import kernel_paths
 
 # The harness itself is kernel-independent; test_kernel_features covers each kernel.
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1")]

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
     GuestRepo,
     copy_repo,
     driver_log,
@@ -31,6 +30,7 @@ from vm.hotplug import (
     unplug,
     wait_for,
 )
+from vm._fixtures import require_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

@@ -19,15 +19,14 @@ from typing import Any
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
+    EDU_PATTERN,
     build_edu_wheel,
     copy_repo,
     driver_log,
     hotplug,
     make_repo,
-    mismatching_repo,
     prepare_guest,
     publish_more,
     status,
@@ -35,8 +34,26 @@ from vm.hotplug import (
     unplug,
     wait_for,
 )
+from vm._fixtures import require_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+def mismatching_repo(path: Path, work: Path) -> Path:
+    """A repository whose signed index says the package drives 1234:11e8 while the
+    package's embedded ID table claims only 1234:11e9 (a lying vendor index, signed with
+    the vendor's key: only the client's check after download can catch it)."""
+    from udriver_repo import Repository
+
+    from udriver_vm.repofactory import make_manifest, make_wheel, sign_vendor_index
+
+    liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
+    make_repo(path, [make_wheel(work, liar)])
+    repo = Repository.open(path)
+    sign_vendor_index(repo, "qemu", "1234", [EDU_PATTERN])
+    repo.stop_agent()
+    repo.close()
+    return path
+
 
 PORTS = {"tampered": 8771, "new": 8772, "old": 8773, "expired": 8774, "mismatch": 8775}
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from vm import kernels
-from vm._capabilities import probe_guest
-from vm.harness import Guest
+from udriver_vm import kernels
+from udriver_vm.capabilities import probe_guest
+from udriver_vm.harness import Guest
 
 pytestmark = pytest.mark.vm
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from vm import kernels
-from vm._apt import AptError, SuiteApt
+from udriver_vm import kernels
+from udriver_vm.apt import AptError, SuiteApt
+from udriver_vm.initramfs import Cpio, module_closure
 from vm._fixtures import in_ci
-from vm._initramfs import _Cpio, _module_closure
 
 ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 64
 
@@ -86,7 +86,7 @@ def _bullseye() -> SuiteApt:
     if not apt.has_lists():
         if in_ci():
             pytest.fail("CI=true and `kernels.py fetch` left no bullseye lists", pytrace=False)
-        pytest.skip("no bullseye lists: run `python3 tests/vm/kernels.py fetch`")
+        pytest.skip("no bullseye lists: run `python3 -m udriver_vm.kernels fetch`")
     return apt
 
 
@@ -103,7 +103,7 @@ def test_superseded_pinned_version_says_what_to_bump() -> None:
         _bullseye().resolve(pin.packages[0], "5.10.999-1", pin.similar)
     assert str(e.value) == (
         f"pinned {pin.packages[0]}=5.10.999-1 is no longer in Debian bullseye (it offers: "
-        f"{pin.packages[0]} versions {pin.version}); bump the pin in tests/vm/kernels.py `_PINNED`"
+        f"{pin.packages[0]} versions {pin.version}); bump the pin in vm/udriver_vm/kernels.py `_PINNED`"
     )
 
 
@@ -155,7 +155,7 @@ def _moddir(tmp_path: Path) -> Path:
 
 
 def test_module_closure_orders_dependencies_first_and_skips_builtins(tmp_path: Path) -> None:
-    order = _module_closure(_moddir(tmp_path), ("virtio_pci", "9pnet_virtio", "9p", "overlay"))
+    order = module_closure(_moddir(tmp_path), ("virtio_pci", "9pnet_virtio", "9p", "overlay"))
     assert order == [
         "kernel/net/9p/9pnet.ko.xz",
         "kernel/net/9p/9pnet_virtio.ko.xz",
@@ -167,12 +167,12 @@ def test_module_closure_orders_dependencies_first_and_skips_builtins(tmp_path: P
 
 def test_module_closure_unknown_module(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="'nosuch' is neither in modules.dep"):
-        _module_closure(_moddir(tmp_path), ("nosuch",))
+        module_closure(_moddir(tmp_path), ("nosuch",))
 
 
 @pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
 def test_cpio_is_readable_by_gnu_cpio(tmp_path: Path) -> None:
-    c = _Cpio()
+    c = Cpio()
     c.dir("bin")
     c.file("bin/busybox", b"\x7fELF" + b"x" * 1001, 0o755)
     c.file("init", b"#!/bin/sh\n", 0o755)

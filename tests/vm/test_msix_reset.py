@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from vm.harness import Guest
+from udriver_vm.harness import Guest
 
 pytestmark = pytest.mark.vm
 

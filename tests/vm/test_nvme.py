@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from udriver_vm.harness import Guest
+from udriver_vm.nvme import install_nvme
 from vm._fixtures import require_vm
-from vm._nvme import install_nvme
-from vm.harness import Guest
 
 # Issue 10 names 6.1 (NBD) and 6.12 (ublk); `make test-kernels` can widen it.
 pytestmark = [pytest.mark.vm, pytest.mark.kernel_subset("6.1", "6.12")]

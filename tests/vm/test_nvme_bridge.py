@@ -26,11 +26,10 @@ from typing import NoReturn
 
 import pytest
 
-from vm._errors import GuestTimeout
+from udriver_vm.harness import Guest, GuestTimeout
+from udriver_vm.hotplug import events, prepare_guest, wait_for
+from udriver_vm.wheels import SessionWheels
 from vm._fixtures import require_vm
-from vm._wheels import SessionWheels
-from vm.harness import Guest
-from vm.hotplug import events, prepare_guest, wait_for
 
 # 5.10 and 6.1 have no ublk (BLK_DEV_UBLK is 6.0+ and not in Debian's 6.1): NBD is their
 # bridge. 6.12 and 7.2 have ublk (CONFIG_BLK_DEV_UBLK=m): ublk there. Every kernel in

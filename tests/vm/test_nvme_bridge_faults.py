@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import events, prepare_guest, wait_for
 from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import events, prepare_guest, wait_for
 
 # One guest and fio on every kernel of `make test-kernels`; `make test` (--kernel-matrix=core):
 # 6.1 only (CI time).

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from udriver.toolchain import build_project
+from udriver_vm.harness import Guest
+from udriver_vm.state import guest_readable_state
 from vm._fixtures import require_vm
-from vm._state import guest_readable_state
-from vm.harness import Guest
 
 pytestmark = pytest.mark.vm
 

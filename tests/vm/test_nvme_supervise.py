@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from udriver.toolchain import build_project
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import events, prepare_guest, status, wait_for
 from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import events, prepare_guest, status, wait_for
 
 pytestmark = pytest.mark.vm
 

@@ -39,7 +39,7 @@ def test_missing_kernel_is_a_skip_with_reason(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 skipped in" in r.stdout
     assert "VM prerequisite missing: kernel 6.1 is not cached" in r.stdout
-    assert "run `python3 tests/vm/kernels.py fetch`" in r.stdout
+    assert "run `python3 -m udriver_vm.kernels fetch`" in r.stdout
 
 
 @pytest.mark.parametrize("ci", ["true", "TRUE"])

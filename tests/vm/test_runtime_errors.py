@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from vm.harness import Guest
+from udriver_vm.harness import Guest
 
 # The error paths run on every kernel in `make test-kernels`; `make test` runs them on its
 # first kernel (--kernel-matrix=core).

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from vm._fixtures import require_vm
-from vm.harness import Guest
-from vm.hotplug import (
+from udriver_vm.harness import Guest
+from udriver_vm.hotplug import (
     build_edu_wheel,
     crashing_wheel,
     driver_log,
@@ -28,6 +27,7 @@ from vm.hotplug import (
     unplug,
     wait_for,
 )
+from vm._fixtures import require_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

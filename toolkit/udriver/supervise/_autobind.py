@@ -45,6 +45,7 @@ from pathlib import Path
 from .. import _devstate, paths
 from ..client import find_installed, installed_manifests
 from ..errors import DeviceError, InstallError, UdriverError
+from ..launch import self_command
 from ..modalias import Modalias
 from ..pci import normalise_bdf
 from ._systemd import AUTOBIND_TEMPLATE, BRIDGE_UNITS, service_unit, systemd_running
@@ -103,7 +104,7 @@ def redirect_output(bdf: str) -> None:
 
 
 def _self_command() -> list[str]:
-    return [sys.executable, "-c", "from udriver.cli import run; run()"]
+    return self_command()
 
 
 def detach_add(bdf: str, driver: str | None) -> int:

@@ -42,12 +42,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeviceError
+from ..launch import self_command
 from ._bridgehost import BridgeHost, channel
 from ._caps import (
     DEFAULT_MEMLOCK,
@@ -132,7 +132,7 @@ def runner_command(bdf: str, driver: str | None, fds: VfioFds,
         extra: further `udriver run` arguments (`--option`, `--once`), passed as is.
         bridge_fd: the driver's end of the bridge control channel, if it has a bridge.
     """
-    cmd = [sys.executable, "-c", "from udriver.cli import run; run()", "run",
+    cmd = [*self_command(), "run",
            "--device", bdf, "--container-fd", str(fds.container), "--group-fd", str(fds.group)]
     if bridge_fd is not None:
         cmd += ["--bridge-fd", str(bridge_fd)]

@@ -21,11 +21,12 @@ Rules (see also :mod:`harness`):
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from .kernels import KernelPaths
 
-__all__ = ["agent_script", "systemd_agent"]
+__all__ = ["agent_script", "systemd_agent", "write_agent"]
 
 # udevd from Debian's udev .deb (dpkg -x, never installed on the host). udevadm is multi-call:
 # run as "systemd-udevd" it is the daemon. No coldplug: `udevadm trigger` of every device costs
@@ -79,6 +80,24 @@ def systemd_agent(*, work: str, ready_timeout: float) -> tuple[str, str]:
         work=shlex.quote(work), timeout=int(ready_timeout))
     unit = _SYSTEMD_UNIT.format(script=f"{work}/agent.sh")
     return setup + _LOOP, unit
+
+
+def write_agent(workdir: Path, kernel: KernelPaths, *, booted: bool, ready_timeout: float,
+                udev_root: Path | None) -> None:
+    """Write the agent into the work folder ``workdir`` (mounted at the same path in the guest).
+
+    ``booted``: a Debian system with systemd as PID 1 (``agent.sh`` and its unit); else
+    :func:`agent_script` with the host's Python first on ``PATH``.
+    """
+    work = str(workdir)
+    if booted:
+        script, unit = systemd_agent(work=work, ready_timeout=ready_timeout)
+        (workdir / "agent.sh").write_text(script)
+        (workdir / "udriver-test-agent.service").write_text(unit)
+        return
+    pybin = str(Path(sys.executable).parent)
+    (workdir / "agent.sh").write_text(
+        agent_script(work=work, pybin=pybin, kernel=kernel, udev_root=udev_root))
 
 
 _SYSTEMD_UNIT = """[Unit]

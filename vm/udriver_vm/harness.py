@@ -1,74 +1,11 @@
-"""Boot a Debian kernel under QEMU (TCG) with an IOMMU and ``edu`` devices; run commands in it.
+"""The guest: boot it, run commands in it, talk QMP to it (:class:`Guest`).
 
-API::
-
-    from vm.harness import Guest
-
-    with Guest(kernel="6.1", devices=["edu"], root_ports=2, mem_mb=1024,
-               qemu_args=[], udev=False) as g:
-        r = g.run("udriver --version", timeout=60)   # bash script, as root, cwd /, env=, cwd=
-        r.rc, r.stdout, r.stderr          # r.check() raises GuestCommandError if rc != 0
-        job = g.run_bg("sleep 5")         # job.pid (guest pid), job.wait(timeout) -> result,
-        job.kill()                        #   job.poll() -> result or None
-        g.qmp("device_add", driver="edu", bus="rp1", id="edu1")   # -> QMP reply dict
-        g.wait_qmp_event("DEVICE_DELETED", device="edu1")           # after device_del
-        g.qmp_events()                    # QMP events received so far (and forgets them)
-        g.edu_bdfs()                      # ["0000:00:03.0", ...] read from the guest's /sys
-        g.dmesg()                         # guest kernel log so far
-        g.workdir                         # host Path of a folder shared read-write...
-        g.guest_workdir                   # ...and its path in the guest (the SAME path string)
-        g.kernel_version                  # guest `uname -r`
-        g.boot_seconds                    # QEMU start -> first command possible
-        g.console()                       # serial console so far (also g.console_log)
-        g.reset_devices()                 # unplug hot-added devices, unbind every edu
-        g.drop_caches()                   # see host files changed after the guest read them
-        g.udev_reload()                   # udev=True: after writing /etc/udev/rules.d/*
-        g.hotplug_nvme(path, "nvme1", bus="rp1")  # QEMU nvme backed by host file `path`
-
-    ``Guest(nvme=[path, ...])`` attaches one QEMU ``nvme`` controller per host file at boot
-    (``-drive file=PATH,if=none,format=raw`` + ``-device nvme,serial=udrv000N``), ids
-    ``nvme0``, ``nvme1``... on the root bus, each in its own IOMMU group.
-
-Import it as ``from vm.harness import Guest`` (pytest puts ``tests/`` on ``sys.path``); the
-pytest fixtures ``guest``, ``guest_61``, ``guest_612``, ``vm_pool`` are in ``_fixtures.py``.
-
-The guest (the rules this module keeps):
-
-* ``-accel tcg`` always (``/dev/kvm`` here is a nested PVM that cannot run a stock kernel),
-  ``-machine q35``, ``-device intel-iommu,intremap=on`` before any other device, ``-nic none``,
-  the uncompressed ``vmlinux`` via its PVH entry, kernel cmdline ``intel_iommu=on``.
-* The host's ``/`` is the read-only lower layer of an overlayfs with a tmpfs upper layer, so the
-  guest sees the checkout, the host's ``python3`` and the editable udriver install at the same
-  paths, and its writes (``/etc/udriver``, ``/var/lib/udriver``, ``/tmp``...) never reach the
-  host. ``/run`` and ``/dev/shm`` are fresh tmpfs; the kernel's own modules are bind-mounted at
-  ``/lib/modules/$(uname -r)``, so ``modprobe`` works; the host's kmod honours the softdep, so
-  ``modprobe vfio-pci`` also loads ``vfio_iommu_type1`` (checked on 6.1 and 6.12; only busybox
-  modprobe needs it loaded explicitly). ``PATH`` starts with the directory of the host's
-  ``python3`` (so ``python3`` and the ``udriver`` console script are the host's). Only ``lo``
-  exists, and it is up.
-* The host root is mounted with 9p ``cache=loose`` (about 2x faster Python start-up): files the
-  guest already read do not change in the guest when the host rewrites them. Put per-test files
-  in ``g.workdir`` (no caching) or call ``g.drop_caches()``; ``host_cache="none"`` turns it off.
-* The work folder is a writable 9p share mounted at the same path as on the host. Commands are
-  files ``cmd/<n>.sh`` in it; the agent loop (stage 2, ``agent.sh``, bash as PID 1) looks at
-  ``cmd/`` when the host sends a newline on the guest's ``ttyS1`` (a QEMU socket chardev) and
-  at least every second (an idle guest costs <1 % of a host core, instead of ~11 % when
-  polling every 50 ms), runs each command as a job in its own process group (``set -m``), and
-  writes ``<n>.out``, ``<n>.err``, ``<n>.pid`` and finally ``<n>.rc``.
-* Every wait has a timeout. A command that times out is killed (its process group) and raises
-  :class:`GuestTimeout`. If QEMU dies, :class:`GuestDied` carries the tail of the console.
-* Exit: the agent flushes and powers off through ``/proc/sysrq-trigger``; QEMU is killed if it
-  has not exited after 15 s. The run folder (console log ``console.log``, QEMU command line,
-  the shared work folder) is deleted after a clean exit and kept, with its path logged, after an
-  exception or when ``UDRIVER_VM_KEEP=1``; kept folders older than two days are pruned at the
-  next boot.
-* ``root_ports=N`` adds ``pcie-root-port`` ids ``rp1..rpN`` (chassis 1..N) for hotplug with
-  ``g.qmp("device_add", driver="edu", bus="rp1", id="edu1")`` and ``device_del``.
-* ``udev=True`` starts ``systemd-udevd`` (unpacked from Debian's ``udev`` .deb by
-  :mod:`kernels`, nothing installed on the host) after ``switch_root``, with the package's
-  default rules, and waits until it answers. There is NO coldplug: devices present at boot get
-  no ``add`` event unless a test runs ``udevadm trigger --action=add ...; udevadm settle``.
-  Write rules to ``/etc/udev/rules.d`` in the guest with ``g.run`` and call ``g.udev_reload()``.
+The rules the guest keeps (overlay root, the agent loop, timeouts, run folders, udev) are in
+the package docstring (:mod:`udriver_vm`); the QEMU command line is built by :mod:`._qemu`,
+the agent scripts by :mod:`._agent`, the initramfs by :mod:`.initramfs`, and the command
+files are read back by :mod:`._jobs`. Every wait has a timeout: a command that times out is
+killed and raises :class:`GuestTimeout`; if QEMU dies, :class:`GuestDied` carries the tail
+of the console.
 """
 
 from __future__ import annotations
@@ -80,19 +17,20 @@ import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from . import _devices, _qemu
 from . import kernels as _kernels
-from ._agent import agent_script, systemd_agent
+from ._agent import write_agent
 from ._errors import GuestCommandError, GuestDied, GuestError, GuestTimeout
-from ._initramfs import build_initramfs
-from ._jobs import BgJob, CommandResult
+from ._jobs import BgJob, CommandResult, kill_pending
+from ._qemu import prerequisites_missing
 from ._qmp import Qmp
+from .initramfs import build_initramfs
 
 __all__ = [
     "BgJob",
@@ -107,41 +45,8 @@ __all__ = [
 
 _log = logging.getLogger("udriver.vm")
 
-QEMU = "qemu-system-x86_64"
 _POLL = 0.02
-_RUN_ROOT = Path(__file__).resolve().parent / ".work"
 _counter = itertools.count(1)
-
-
-def _prune_old_runs(max_age: float = 2 * 86400) -> None:
-    """Delete run folders kept by failed runs more than ``max_age`` seconds ago."""
-    if not _RUN_ROOT.is_dir():
-        return
-    now = time.time()
-    for d in _RUN_ROOT.iterdir():
-        try:
-            if now - d.stat().st_mtime > max_age:
-                shutil.rmtree(d, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def prerequisites_missing(kernel: str | None) -> str | None:
-    """Return why a guest with ``kernel`` cannot boot here, or None if it can.
-
-    ``kernel=None`` checks only the tools (QEMU, busybox), not the cached kernels.
-    """
-    if shutil.which(QEMU) is None:
-        return f"{QEMU} not found (apt-get install qemu-system-x86)"
-    if not Path("/bin/busybox").is_file():
-        return "/bin/busybox not found (apt-get install busybox-static)"
-    if kernel is None:
-        return None
-    try:
-        _kernels.kernel_paths(kernel)
-    except _kernels.KernelFetchError as e:
-        return str(e)
-    return None
 
 
 class Guest:
@@ -181,7 +86,7 @@ class Guest:
                 them; call :meth:`drop_caches` after rewriting a file the guest already read,
                 or pass "none".
             cpu: QEMU ``-cpu`` model.
-            system: boot this Debian root directory (see :mod:`vm.system`) with systemd as
+            system: boot this Debian root directory (see :mod:`.system`) with systemd as
                 PID 1 instead of the host's root with the agent as PID 1; ``udev`` is then
                 ignored (the system runs its own udevd, with coldplug). Commands run from
                 the agent service, so the host's Python and checkout are NOT visible.
@@ -203,7 +108,7 @@ class Guest:
         self.keep = bool(os.environ.get("UDRIVER_VM_KEEP")) if keep is None else keep
         self.kernel_version = ""
         self.boot_seconds = 0.0
-        self.rundir = _RUN_ROOT / f"{kernel}-{os.getpid()}-{next(_counter)}"
+        self.rundir = _qemu.RUN_ROOT / f"{kernel}-{os.getpid()}-{next(_counter)}"
         self.workdir = self.rundir / "share"
         self.guest_workdir = str(self.workdir)
         self.console_log = self.rundir / "console.log"
@@ -248,25 +153,14 @@ class Guest:
             self._qmp_path = Path(f"/tmp/udvm-{os.getpid()}-{id(self)}.qmp")
             self._wake_path = Path(f"/tmp/udvm-{os.getpid()}-{id(self)}.wake")
             self._qmp = Qmp(self._qmp_path, self._tail)
-        _prune_old_runs()
+        _qemu.prune_old_runs()
         shutil.rmtree(self.rundir, ignore_errors=True)
         self._cmd_dir.mkdir(parents=True)
-        if self.system is not None:
-            script, unit = systemd_agent(work=self.guest_workdir, ready_timeout=self.boot_timeout)
-            (self.workdir / "agent.sh").write_text(script)
-            (self.workdir / "udriver-test-agent.service").write_text(unit)
-        else:
-            udev_root = _kernels.fetch_udev() if self.udev else None
-            (self.workdir / "agent.sh").write_text(
-                agent_script(
-                    work=self.guest_workdir,
-                    pybin=str(Path(sys.executable).parent),
-                    kernel=kp,
-                    udev_root=udev_root,
-                )
-            )
+        udev_root = _kernels.fetch_udev() if self.udev and self.system is None else None
+        write_agent(self.workdir, kp, booted=self.system is not None,
+                    ready_timeout=self.boot_timeout, udev_root=udev_root)
         initrd = build_initramfs(kp.modules_dir, kp.vmlinux.parent)
-        argv = self._qemu_argv(kp, initrd)
+        argv = _qemu.qemu_argv(self, kp, initrd, qmp=self._qmp_path, wake=self._wake_path)
         (self.rundir / "qemu.cmdline").write_text(shlex.join(argv) + "\n")
         t0 = time.monotonic()
         try:
@@ -282,7 +176,7 @@ class Guest:
                     start_new_session=True,
                 )
         except OSError as e:
-            raise GuestError(f"cannot start {QEMU}: {e}") from e
+            raise GuestError(f"cannot start {_qemu.QEMU}: {e}") from e
         try:
             self._wait_for(
                 lambda: (self.workdir / "ready").exists(), self.boot_timeout, "guest boot"
@@ -399,15 +293,12 @@ class Guest:
         return self.console()
 
     def edu_bdfs(self) -> list[str]:
-        """Return the PCI addresses of the guest's edu devices (1234:11e8), sorted."""
-        r = self.run(
-            "cd /sys/bus/pci/devices && for d in *; do "
-            '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && echo $d; '
-            "done; true",
-            timeout=30,
-            check=True,
-        )
-        return sorted(r.stdout.split())
+        """Return the PCI addresses of the guest's edu devices (1234:11e8), sorted.
+
+        Raises:
+            GuestCommandError: the guest could not list them.
+        """
+        return _devices.edu_bdfs(self)
 
     def drop_caches(self) -> None:
         """Forget cached host files (needed with ``host_cache="loose"`` after host changes)."""
@@ -418,60 +309,19 @@ class Guest:
 
         Waits up to ``timeout`` s for the agent to have reaped them (no error if not).
         """
-        pending = [sh for sh in self._cmd_dir.glob("*.sh") if not sh.with_suffix(".rc").exists()]
-        for sh in pending:
-            sh.with_suffix(".kill").touch()
-        self.wake()
-        deadline = time.monotonic() + timeout
-        while self.alive and time.monotonic() < deadline:
-            if all(sh.with_suffix(".rc").exists() for sh in pending):
-                break
-            time.sleep(_POLL)
+        kill_pending(self, self._cmd_dir, timeout)
 
     def reset_devices(self, timeout: float = 30) -> None:
         """Undo per-test device state: unplug hot-added devices, unbind every edu.
 
         Hot-added devices are those added through :meth:`qmp` ``device_add`` and not yet
-        removed. Each edu left is unbound from its driver and its ``driver_override`` cleared.
+        removed (see :func:`._devices.reset_devices`).
 
         Raises:
             GuestTimeout: a device did not go away within ``timeout`` s.
         """
         self.kill_jobs()
-        for dev_id in list(self._hotplugged):
-            self.qmp("device_del", id=dev_id)
-        deadline = time.monotonic() + timeout
-        while self._hotplugged:
-            if time.monotonic() > deadline:
-                raise GuestTimeout(f"hot-added devices {self._hotplugged} not removed")
-            present = {d.get("qdev_id") for d in self._pci_devices()}
-            self._hotplugged = [d for d in self._hotplugged if d in present]
-            time.sleep(0.2)
-        for node in self._blockdevs:  # backends of hot-added nvme devices, now unused
-            self.qmp("blockdev-del", **{"node-name": node})
-        self._blockdevs.clear()
-        self.run(
-            "for d in /sys/bus/pci/devices/*; do "
-            '[ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] || continue; '
-            '[ -e $d/driver ] && echo ${d##*/} > $d/driver/unbind; '
-            "echo > $d/driver_override; done; true",
-            timeout=timeout,
-            check=True,
-        )
-
-    def _pci_devices(self) -> list[dict[str, Any]]:
-        devs: list[dict[str, Any]] = []
-
-        def walk(bus: dict[str, Any]) -> None:
-            for d in bus.get("devices", []):
-                devs.append(d)
-                bridge = d.get("pci_bridge", {})
-                if "bus" in bridge:
-                    walk(bridge["bus"])
-
-        for bus in self.qmp("query-pci").get("return", []):
-            walk(bus)
-        return devs
+        _devices.reset_devices(self, self._hotplugged, self._blockdevs, timeout)
 
     def hotplug_nvme(self, path: str | Path, dev_id: str = "nvme1", bus: str = "rp1",
                      serial: str = "udrv0101") -> None:
@@ -483,16 +333,7 @@ class Guest:
         Raises:
             GuestError: QEMU refused either command.
         """
-        node = f"{dev_id}-blk"
-        reply = self.qmp("blockdev-add", **{"driver": "raw", "node-name": node,
-                                            "file": {"driver": "file", "filename": str(path)}})
-        if "error" in reply:
-            raise GuestError(f"blockdev-add {path}: {reply['error']}")
-        self._blockdevs.append(node)
-        reply = self.qmp("device_add", driver="nvme", bus=bus, id=dev_id, serial=serial,
-                         drive=node)
-        if "error" in reply:
-            raise GuestError(f"device_add nvme {dev_id}: {reply['error']}")
+        _devices.hotplug_nvme(self, self._blockdevs, path, dev_id, bus, serial)
 
     def udev_reload(self) -> None:
         """Make udevd re-read its rules (after writing to /etc/udev/rules.d).
@@ -544,13 +385,7 @@ class Guest:
     # --- internals ----------------------------------------------------------------------
 
     def _tail(self, n: int = 40) -> str:
-        lines = self.console().splitlines()[-n:]
-        text = f"\n--- console tail ({self.console_log}) ---\n" + "\n".join(lines)
-        try:
-            qemu = (self.rundir / "qemu.out").read_text(errors="replace").strip()
-        except OSError:
-            qemu = ""
-        return text + (f"\n--- QEMU output ---\n{qemu[-2000:]}" if qemu else "")
+        return _qemu.console_tail(self.rundir, self.console_log, n)
 
     def _wait_for(self, cond: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -563,60 +398,3 @@ class Guest:
             if time.monotonic() > deadline:
                 raise GuestTimeout(f"timed out after {timeout} s waiting for {what}" + self._tail())
             time.sleep(_POLL)
-
-    def _qemu_argv(self, kp: _kernels.KernelPaths, initrd: Path) -> list[str]:
-        root = "/"
-        boot = []
-        if self.system is not None:
-            root = str(self.system)
-            boot = [f"UDRIVER_MODULES={kp.version}", "UDRIVER_INIT=systemd"]
-        append = " ".join(
-            [
-                "console=ttyS0",
-                "intel_iommu=on",  # the emulated VT-d unit; vfio-pci needs IOMMU groups
-                "panic=-1",
-                "loglevel=4",
-                "mitigations=off",
-                "tsc=reliable",
-                # Under a loaded TCG host the 6.1 kernel's IO-APIC timer self-test can fail
-                # through interrupt remapping and panic the boot; the timer works regardless.
-                "no_timer_check",
-                "rdinit=/init",
-                f"UDRIVER_WORK={self.guest_workdir}",
-                f"UDRIVER_HOSTCACHE={self.host_cache}",
-                *boot,
-                self.extra_cmdline,
-            ]
-        ).strip()
-        argv = [
-            QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", self.cpu, "-smp", "1",
-            "-m", str(self.mem_mb), "-nodefaults", "-no-user-config", "-display", "none",
-            "-no-reboot", "-nic", "none",
-            "-kernel", str(kp.vmlinux), "-initrd", str(initrd), "-append", append,
-            "-serial", f"file:{self.console_log}",
-            # ttyS1: a byte from the host wakes the agent's loop (see wake()).
-            "-chardev", f"socket,id=wake,path={self._wake_path},server=on,wait=off",
-            "-serial", "chardev:wake",
-            "-qmp", f"unix:{self._qmp_path},server=on,wait=off",
-            # The IOMMU must exist before the devices behind it.
-            "-device", "intel-iommu,intremap=on",
-            "-virtfs",
-            f"local,path={root},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-            "-virtfs", f"local,path={self.workdir},mount_tag=work,security_model=none",
-        ]
-        if self.system is not None:
-            modules = f"local,path={kp.modules_dir},mount_tag=modules,security_model=none"
-            argv += ["-virtfs", modules + ",readonly=on"]
-        n_edu = 0
-        for spec in self.devices:
-            driver = spec.split(",", 1)[0]
-            if "id=" not in spec and driver == "edu":
-                spec = f"{spec},id=edu{n_edu}"
-                n_edu += 1
-            argv += ["-device", spec]
-        for i, path in enumerate(self.nvme):
-            argv += ["-drive", f"file={path},if=none,id=nvmedrv{i},format=raw",
-                     "-device", f"nvme,serial=udrv{i + 1:04d},drive=nvmedrv{i},id=nvme{i}"]
-        for i in range(1, self.root_ports + 1):
-            argv += ["-device", f"pcie-root-port,id=rp{i},chassis={i},slot={i}"]
-        return argv + self.qemu_args

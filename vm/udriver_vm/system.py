@@ -25,7 +25,7 @@ Other cached systems of the same suite are deleted when a new one is made, once 
 hours (``_STALE``). The guest mounts the root read-only (its writes go to a tmpfs overlay), so
 one copy serves every guest.
 
-``.ci/setup`` builds both ahead of the tests (``cd tests && python3 -m vm.system build``), so
+``.ci/setup`` builds both ahead of the tests (``python3 -m udriver_vm.system build``), so
 that a cold CI machine pays the debootstrap in set-up and the tests find the cache.
 """
 
@@ -43,9 +43,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _chroot import chroot_record, chroot_tarball, need_tools, run_in_chroot, unpack_chroot
-
 from . import kernels
+from ._paths import checkout_root
+from .chroot import chroot_record, chroot_tarball, need_tools, run_in_chroot, unpack_chroot
 
 __all__ = ["PACKAGES", "SUITES", "system_root"]
 
@@ -62,7 +62,7 @@ _MASKED = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "f
            # is under /tmp (the guest booted, its agent never answered: CI timed out at 400 s).
            "tmp.mount")
 _RECIPE = "1:" + ",".join(PACKAGES) + ":" + ",".join(_MASKED)
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = checkout_root()
 _STALE = 6 * 3600
 """Seconds after its last use that another checkout's system may be deleted. Checkouts on one
 machine (worktrees, CI) build different .debs, hence different systems; deleting one that a
@@ -123,9 +123,9 @@ def system_root(debs: dict[str, Path], log: Callable[[str], object] | None = Non
 
 
 def _build(tmp: Path, debs: dict[str, Path], say: Callable[[str], object], suite: str) -> Path:
-    sys.path.insert(0, str(_ROOT / "tests" / "repo"))
-    from _http import TreeServer
     from udriver_repo import Repository
+
+    from .treeserver import TreeServer
 
     say(f"  making the {SUITES[suite]} system (debootstrap minbase {suite}, cached)")
     root = unpack_chroot(tmp / "root", suite)
@@ -164,11 +164,11 @@ def _build(tmp: Path, debs: dict[str, Path], say: Callable[[str], object], suite
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m vm.system build [SUITE...]`` (from tests/): build udriver's .debs from this
+    """``python3 -m udriver_vm.system build [SUITE...]``: build udriver's .debs from this
     checkout and the cached systems for them (default: every suite), as ``.ci/setup`` does."""
-    from _debian import build_udriver_debs
+    from .debs import build_udriver_debs
 
-    ap = argparse.ArgumentParser(prog="python3 -m vm.system", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python3 -m udriver_vm.system", description=main.__doc__)
     ap.add_argument("command", choices=["build"])
     ap.add_argument("suites", nargs="*", metavar="SUITE", help=f"of {', '.join(SUITES)}")
     args = ap.parse_args(argv)

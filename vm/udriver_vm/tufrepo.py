@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
@@ -100,7 +101,7 @@ class TufRepo:
                         json.dumps(doc, sort_keys=True).encode())
 
     # -- publishing --------------------------------------------------------------------
-    def _write(self, md: Metadata, name: str) -> None:
+    def _write(self, md: Metadata[Any], name: str) -> None:
         (self.public / "metadata" / name).write_bytes(md.to_bytes(_SER))
 
     def _sign_write_root(self) -> None:

@@ -1,6 +1,6 @@
 """Fetch and cache the Debian kernels (and udev) that the QEMU guest boots.
 
-Run ``python3 tests/vm/kernels.py fetch`` once per machine (``.ci/setup`` does). Everything lands in
+Run ``python3 -m udriver_vm.kernels fetch`` once per machine (``.ci/setup`` does). Everything lands in
 ``${UDRIVER_VM_CACHE:-/var/cache/udriver-vm}``, outside the checkout, so fresh clones reuse it.
 
 Rules of this module:
@@ -34,20 +34,27 @@ import argparse
 import dataclasses
 import json
 import logging
-import lzma
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-if __package__:
-    from ._apt import AptError, SuiteApt
-else:  # run as a script: `python3 tests/vm/kernels.py fetch` (this folder is sys.path[0])
-    from _apt import AptError, SuiteApt
+from ._debfetch import (
+    BACKPORTS,
+    deb_version,
+    debian_mirror,
+    download,
+    ensure_backports,
+    extract_vmlinux,
+    resolve,
+    run,
+)
+from ._errors import KernelFetchError
+from .apt import AptError, SuiteApt
+
+_debian_mirror = debian_mirror  # the name tests/vm/test_kernels.py reads the mirror with
 
 __all__ = [
     "KERNELS",
@@ -97,14 +104,7 @@ _PINNED = {
     ),
 }  # fmt: skip
 
-_BACKPORTS = "bookworm-backports"
-_BACKPORTS_LIST = Path("/etc/apt/sources.list.d/udriver-bookworm-backports.sources")
-_DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 _STAMP = "stamp.json"
-
-
-class KernelFetchError(RuntimeError):
-    """A kernel or udev could not be resolved, downloaded or unpacked (message says which)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +138,7 @@ def kernel_paths(name: str) -> KernelPaths:
     except (OSError, ValueError) as e:
         raise KernelFetchError(
             f"kernel {name} is not cached ({stamp} unreadable: {e}); "
-            "run `python3 tests/vm/kernels.py fetch`"
+            "run `python3 -m udriver_vm.kernels fetch`"
         ) from e
     paths = KernelPaths(Path(data["vmlinux"]), Path(data["modules_dir"]), data["version"])
     if not paths.vmlinux.is_file() or not (paths.modules_dir / "modules.dep").is_file():
@@ -154,127 +154,8 @@ def udev_root() -> Path:
     """
     root = cache_dir() / "udev"
     if not (root / _STAMP).is_file():
-        raise KernelFetchError(f"udev is not cached under {root}; run `kernels.py fetch`")
+        raise KernelFetchError(f"udev is not cached under {root}; run `python3 -m udriver_vm.kernels fetch`")
     return root / "root"
-
-
-# --- apt helpers -----------------------------------------------------------------------------
-
-
-def _run(argv: list[str], *, cwd: Path | None = None) -> str:
-    _log.info("+ %s", " ".join(argv))
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise KernelFetchError(
-            f"`{' '.join(argv)}` failed with rc {proc.returncode}: {proc.stderr.strip()[-800:]}"
-        )
-    return proc.stdout
-
-
-def _debian_mirror(sources: Path = _DEBIAN_SOURCES) -> str:
-    """Read the main Debian mirror URI (the stanza serving ``bookworm``) from deb822 sources."""
-    try:
-        text = sources.read_text()
-    except OSError as e:
-        raise KernelFetchError(f"cannot read {sources} to find the mirror: {e}") from e
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            m = re.match(r"^([A-Za-z-]+):\s*(.*)$", line)
-            if m:
-                fields[m.group(1).lower()] = m.group(2).strip()
-        if "bookworm" in fields.get("suites", "").split() and fields.get("uris"):
-            return fields["uris"].split()[0]
-    raise KernelFetchError(f"no stanza with `Suites: bookworm` and `URIs:` in {sources}")
-
-
-def _ensure_backports() -> bool:
-    """Write the bookworm-backports source file if missing; return True if it was written."""
-    mirror = _debian_mirror()
-    want = (
-        "# Written by udriver tests/vm/kernels.py for the 6.12 guest kernel.\n"
-        f"Types: deb\nURIs: {mirror}\nSuites: {_BACKPORTS}\nComponents: main\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-    )
-    if _BACKPORTS_LIST.exists() and _BACKPORTS_LIST.read_text() == want:
-        return False
-    _BACKPORTS_LIST.write_text(want)
-    return True
-
-
-def _resolve(name: str) -> str:
-    """Resolve the versioned image package behind ``linux-image-amd64`` for kernel ``name``."""
-    argv = ["apt-cache"]
-    if name == "6.12":
-        argv += ["-t", _BACKPORTS]
-    out = _run(argv + ["depends", "linux-image-amd64"])
-    for m in re.finditer(r"Depends:\s*(linux-image-[0-9][^\s]*)", out):
-        pkg = m.group(1)
-        if pkg.startswith((f"linux-image-{name}.", f"linux-image-{name}-")):
-            return pkg
-    raise KernelFetchError(f"`linux-image-amd64` does not resolve to a {name} kernel: {out!r}")
-
-
-def _download(pkg: str, dest: Path, release: str | None) -> Path:
-    """``apt-get download`` ``pkg`` into ``dest`` and return the .deb path."""
-    target = f"{pkg}/{release}" if release else pkg
-    for f in dest.glob("*.deb"):
-        f.unlink()
-    try:
-        _run(["apt-get", "download", "-q", target], cwd=dest)
-    except KernelFetchError:
-        # The lists may name a version the mirror already dropped: refresh once and retry.
-        _run(["apt-get", "update", "-q"])
-        _run(["apt-get", "download", "-q", target], cwd=dest)
-    debs = list(dest.glob("*.deb"))
-    if len(debs) != 1:
-        raise KernelFetchError(f"apt-get download {target} left {len(debs)} .deb files in {dest}")
-    return debs[0]
-
-
-def _deb_version(deb: Path) -> str:
-    return _run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
-
-
-# --- vmlinux extraction ----------------------------------------------------------------------
-
-_XZ_MAGIC = b"\xfd7zXZ\x00"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_ELF_MAGIC = b"\x7fELF"
-
-
-def _decompress_at(blob: bytes, off: int, kind: str) -> bytes | None:
-    try:
-        if kind == "xz":
-            d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-            return d.decompress(blob[off:])
-        proc = subprocess.run(
-            ["zstd", "-d", "-c", "-q"], input=blob[off:], capture_output=True, check=False
-        )
-        # zstd complains about the trailing bzImage bytes but still writes the frame.
-        return proc.stdout or None
-    except (lzma.LZMAError, OSError):
-        return None
-
-
-def extract_vmlinux(bzimage: Path) -> bytes:
-    """Find the compressed payload in a bzImage and return the ELF ``vmlinux`` inside.
-
-    Same approach as the kernel's ``scripts/extract-vmlinux``: try each xz (6.1) or zstd (6.12)
-    magic in turn until one decompresses to an ELF image.
-
-    Raises:
-        KernelFetchError: no payload decompresses to an ELF file.
-    """
-    blob = bzimage.read_bytes()
-    for magic, kind in ((_XZ_MAGIC, "xz"), (_ZSTD_MAGIC, "zstd")):
-        off = blob.find(magic)
-        while off != -1:
-            out = _decompress_at(blob, off, kind)
-            if out and out.startswith(_ELF_MAGIC):
-                return out
-            off = blob.find(magic, off + 1)
-    raise KernelFetchError(f"no xz or zstd payload in {bzimage} decompresses to an ELF vmlinux")
 
 
 # --- fetch -----------------------------------------------------------------------------------
@@ -293,7 +174,7 @@ def _unpack(name: str, entry: Path, debs: list[Path], stamp: dict[str, Any]) -> 
     root = entry / "root"
     shutil.rmtree(root, ignore_errors=True)
     for deb in debs:
-        _run(["dpkg", "-x", str(deb), str(root)])
+        run(["dpkg", "-x", str(deb), str(root)])
     mods = sorted(p for p in (root / "lib/modules", root / "usr/lib/modules") if p.is_dir())
     versions = [d for m in mods for d in m.iterdir() if d.is_dir()]
     if len(versions) != 1:
@@ -314,7 +195,7 @@ def _unpack(name: str, entry: Path, debs: list[Path], stamp: dict[str, Any]) -> 
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, vmlinux)
     # depmod -b BASE looks for BASE/lib/modules/<version>.
-    _run(["depmod", "-b", str(moddir.parent.parent.parent), version])
+    run(["depmod", "-b", str(moddir.parent.parent.parent), version])
     for deb in debs:
         deb.unlink()  # 15-110 MB each; the unpacked tree is what we use
     stamp.update(version=version, vmlinux=str(vmlinux), modules_dir=str(moddir))
@@ -334,7 +215,7 @@ def _fetch_pinned(name: str, entry: Path) -> KernelPaths:
         except KernelFetchError:
             pass
     try:
-        apt = SuiteApt(pin.suite, _debian_mirror(), cache_dir() / "apt" / pin.suite)
+        apt = SuiteApt(pin.suite, debian_mirror(), cache_dir() / "apt" / pin.suite)
         if not apt.has_lists():
             apt.update()
         try:
@@ -368,14 +249,14 @@ def fetch(name: str) -> KernelPaths:
     release = None
     try:
         if name == "6.12":
-            release = _BACKPORTS
-            if _ensure_backports():
-                _run(["apt-get", "update", "-q"])
+            release = BACKPORTS
+            if ensure_backports():
+                run(["apt-get", "update", "-q"])
         try:
-            pkg = _resolve(name)
+            pkg = resolve(name)
         except KernelFetchError:
-            _run(["apt-get", "update", "-q"])
-            pkg = _resolve(name)
+            run(["apt-get", "update", "-q"])
+            pkg = resolve(name)
     except KernelFetchError:
         if _cached_stamp(entry):
             _log.warning("cannot resolve kernel %s with apt; using the cached one", name)
@@ -389,7 +270,7 @@ def fetch(name: str) -> KernelPaths:
             pass
     entry.mkdir(parents=True, exist_ok=True)
     (entry / _STAMP).unlink(missing_ok=True)
-    deb = _download(pkg, entry, release)
+    deb = download(pkg, entry, release)
     return _unpack(name, entry, [deb], {"package": pkg})
 
 
@@ -404,56 +285,29 @@ def fetch_udev() -> Path:
     if old and (entry / "root").is_dir():
         return entry / "root"
     entry.mkdir(parents=True, exist_ok=True)
-    deb = _download("udev", entry, None)
+    deb = download("udev", entry, None)
     root = entry / "root"
     shutil.rmtree(root, ignore_errors=True)
-    _run(["dpkg", "-x", str(deb), str(root)])
-    version = _deb_version(deb)
+    run(["dpkg", "-x", str(deb), str(root)])
+    version = deb_version(deb)
     deb.unlink()
     (entry / _STAMP).write_text(json.dumps({"package": "udev", "version": version}))
     return root
 
 
-def _capabilities(kernels: tuple[str, ...], write: Path | None, as_json: bool) -> int:
-    """``kernels.py capabilities``: boot each kernel, print (or write) the feature table."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `vm.*`
-    from vm import _capabilities as caps
-
-    answers = caps.collect(kernels, log=lambda m: print(m, file=sys.stderr))
-    if as_json:
-        print(json.dumps(answers, indent=1))
-        return 0
-    table = caps.render(answers)
-    if write is None:
-        print(table, end="")
-        return 0
-    pins = ", ".join(f"{k}: {kernel_paths(k).version}" for k in kernels)
-    note = (
-        f"Generated by `python3 tests/vm/kernels.py capabilities --write {write}` from what each "
-        f"guest reported (QEMU q35 + intel-iommu + edu, TCG) for: {pins}."
-    )
-    try:
-        caps.write_table(write, table, note)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote the table for {', '.join(kernels)} into {write}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``kernels.py fetch|show|capabilities [--kernel 5.10|6.1|6.12|7.2]...``."""
-    ap = argparse.ArgumentParser(prog="kernels.py", description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=["fetch", "show", "capabilities"])
+    """CLI: ``python3 -m udriver_vm.kernels fetch|show [--kernel 5.10|6.1|6.12|7.2]...``.
+
+    (The kernel x feature table is ``python3 -m udriver_vm.capabilities``.)
+    """
+    ap = argparse.ArgumentParser(prog="python3 -m udriver_vm.kernels",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("action", choices=["fetch", "show"])
     ap.add_argument("--kernel", action="append", choices=KERNELS, help="default: all")
-    ap.add_argument("--write", type=Path, help="capabilities: replace the table in this file")
-    ap.add_argument("--json", action="store_true", help="capabilities: raw answers as JSON")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = tuple(args.kernel or KERNELS)
     try:
-        if args.action == "capabilities":
-            return _capabilities(names, args.write, args.json)
         for name in names:
             kp = fetch(name) if args.action == "fetch" else kernel_paths(name)
             print(f"{name}: {kp.version} {kp.vmlinux}")

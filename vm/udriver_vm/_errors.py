@@ -1,8 +1,8 @@
-"""Exceptions of the QEMU guest harness (re-exported by :mod:`harness`)."""
+"""Exceptions of the QEMU guest harness (re-exported by :mod:`harness` and :mod:`kernels`)."""
 
 from __future__ import annotations
 
-__all__ = ["GuestCommandError", "GuestDied", "GuestError", "GuestTimeout"]
+__all__ = ["GuestCommandError", "GuestDied", "GuestError", "GuestTimeout", "KernelFetchError"]
 
 
 class GuestError(RuntimeError):
@@ -19,3 +19,7 @@ class GuestDied(GuestError):
 
 class GuestCommandError(GuestError):
     """A command checked with ``CommandResult.check`` exited non-zero."""
+
+
+class KernelFetchError(RuntimeError):
+    """A kernel or udev could not be resolved, downloaded or unpacked (message says which)."""

@@ -53,7 +53,7 @@ class SuiteApt:
             (root / d).mkdir(parents=True, exist_ok=True)
         self.sources = root / "suite.sources"
         text = (
-            "# Written by udriver tests/vm/kernels.py; used only with -o Dir::Etc::sourcelist.\n"
+            "# Written by udriver vm/udriver_vm/kernels.py; used only with -o Dir::Etc::sourcelist.\n"
             f"Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\n"
             f"Signed-By: {_KEYRING}\n"
         )
@@ -125,7 +125,7 @@ class SuiteApt:
                 now = ", ".join(line.split(" - ")[0] for line in found.splitlines()) or "nothing"
             raise AptError(
                 f"pinned {package}={version} is no longer in Debian {self.suite} "
-                f"(it offers: {now}); bump the pin in tests/vm/kernels.py `_PINNED`"
+                f"(it offers: {now}); bump the pin in vm/udriver_vm/kernels.py `_PINNED`"
             )
         out = self._run("apt-cache", "show", f"{package}={version}")
         m = re.search(r"^SHA256:\s*([0-9a-f]{64})\s*$", out, re.MULTILINE)

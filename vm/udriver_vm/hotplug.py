@@ -20,7 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from vm.harness import Guest, GuestTimeout
+from ._paths import checkout_root
+from .harness import Guest, GuestTimeout
 
 __all__ = [
     "EDU_PATTERN",
@@ -33,7 +34,6 @@ __all__ = [
     "hotplug",
     "journal",
     "make_repo",
-    "mismatching_repo",
     "prepare_guest",
     "proc_status",
     "publish_more",
@@ -44,7 +44,7 @@ __all__ = [
     "wait_for",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout_root()
 EDU_PATTERN = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 PORT = 8765
 SERVE_LOG = "/tmp/udriver-repo-serve.log"
@@ -274,21 +274,3 @@ def publish_more(repo_dir: Path, wheels: list[Path]) -> None:
     repo.stop_agent()
     repo.close()
 
-
-def mismatching_repo(path: Path, work: Path) -> Path:
-    """A repository whose signed index says the package drives 1234:11e8 while the
-    package's embedded ID table claims only 1234:11e9 (a lying vendor index, signed with
-    the vendor's key: only the client's check after download can catch it)."""
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
-    from udriver_repo import Repository
-
-    from repo._factory import make_manifest, make_wheel, sign_vendor_index
-
-    liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
-    make_repo(path, [make_wheel(work, liar)])
-    repo = Repository.open(path)
-    sign_vendor_index(repo, "qemu", "1234", [EDU_PATTERN])
-    repo.stop_agent()
-    repo.close()
-    return path

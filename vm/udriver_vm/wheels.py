@@ -16,9 +16,11 @@ import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["DRIVERS", "SessionWheels", "build_session_wheels", "sha256_file"]
+from ._paths import checkout_root
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["DRIVERS", "SessionWheels", "build_session_wheels", "build_wheel", "sha256_file"]
+
+ROOT = checkout_root()
 DRIVERS = {
     "edu": ROOT / "examples" / "edu",
     "edu_c": ROOT / "examples" / "edu-c",
@@ -56,32 +58,40 @@ class SessionWheels:
         return [f"{digest}  {name}" for digest, name in rows]
 
 
-def build_session_wheels(out: Path) -> SessionWheels:
-    """Build every driver in :data:`DRIVERS` into ``out/<driver>/`` (no .deb).
+def build_wheel(name: str, out: Path) -> Path:
+    """Build driver ``name`` of :data:`DRIVERS` into ``out`` (no .deb) and return the wheel.
 
-    ``SOURCE_DATE_EPOCH`` is fixed while building, so two sessions on the same tree build
-    byte-identical wheels.
+    ``SOURCE_DATE_EPOCH`` is fixed while building, so two builds of the same tree are
+    byte-identical.
+
+    Raises:
+        KeyError: ``name`` is not in :data:`DRIVERS`.
+        udriver.errors.UdriverError: the build failed (the toolchain's own error).
+    """
+    from udriver.toolchain import build_project  # imported late: only VM sessions need it
+
+    old = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = _EPOCH
+    try:
+        return build_project(DRIVERS[name], out_dir=out, deb=False).wheel
+    finally:
+        if old is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = old
+
+
+def build_session_wheels(out: Path) -> SessionWheels:
+    """Build every driver in :data:`DRIVERS` into ``out/<driver>/`` with :func:`build_wheel`.
 
     Raises:
         udriver.errors.UdriverError: a build failed (the toolchain's own error).
         FileNotFoundError: the native extension is not built (``pip install -e .``).
     """
     import udriver
-    from udriver.toolchain import build_project  # imported late: only VM sessions need it
 
     native = Path(udriver.__file__).parent / "_native.abi3.so"
     if not native.is_file():
         raise FileNotFoundError(f"{native} missing: run `pip install -e .` to build it")
-    old = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = _EPOCH
-    try:
-        wheels = {
-            name: build_project(project, out_dir=out / name, deb=False).wheel
-            for name, project in DRIVERS.items()
-        }
-    finally:
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
+    wheels = {name: build_wheel(name, out / name) for name in DRIVERS}
     return SessionWheels(wheels, native)

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vm.harness import Guest
+from ._paths import checkout_root
+from .harness import Guest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout_root()
 E1000E_PROJECT = ROOT / "drivers" / "e1000e"
 
 KERNEL_MAC, UDRIVER_MAC = "52:54:00:00:10:0a", "52:54:00:00:11:0b"

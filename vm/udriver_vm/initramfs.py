@@ -85,7 +85,7 @@ fail "switch_root"
 """
 
 
-def _module_closure(moddir: Path, names: tuple[str, ...]) -> list[str]:
+def module_closure(moddir: Path, names: tuple[str, ...]) -> list[str]:
     """Return module paths (relative to ``moddir``) for ``names`` and their deps, deps first.
 
     Built-in modules (``modules.builtin``) are skipped: there is nothing to load.
@@ -132,7 +132,7 @@ def _module_bytes(path: Path) -> bytes:
     return data
 
 
-class _Cpio:
+class Cpio:
     """Minimal writer for the kernel's newc cpio format."""
 
     def __init__(self) -> None:
@@ -171,7 +171,7 @@ def build_initramfs(moddir: Path, dest_dir: Path) -> Path:
     """
     if not _BUSYBOX.is_file():
         raise FileNotFoundError(f"{_BUSYBOX} missing: install busybox-static")
-    mods = _module_closure(moddir, STAGE1_MODULES)
+    mods = module_closure(moddir, STAGE1_MODULES)
     init = _INIT.encode()
     busybox = _BUSYBOX.read_bytes()
     h = hashlib.sha256(init + busybox)
@@ -180,7 +180,7 @@ def build_initramfs(moddir: Path, dest_dir: Path) -> Path:
     out = dest_dir / f"initramfs-{h.hexdigest()[:16]}.cpio"
     if out.is_file():
         return out
-    cpio = _Cpio()
+    cpio = Cpio()
     for d in ("bin", "proc", "sys", "dev", "lower", "rw", "newroot", "modules"):
         cpio.dir(d)
     cpio.file("bin/busybox", busybox, 0o755)

@@ -18,7 +18,7 @@ from ._errors import GuestCommandError, GuestTimeout
 if TYPE_CHECKING:
     from .harness import Guest
 
-__all__ = ["BgJob", "CommandResult"]
+__all__ = ["BgJob", "CommandResult", "kill_pending"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,3 +122,19 @@ def _read_int(path: Path) -> int | None:
         return int(text) if text else None
     except (OSError, ValueError):
         return None
+
+
+def kill_pending(guest: Guest, cmd_dir: Path, timeout: float) -> None:
+    """Have the agent SIGKILL every command without an ``.rc`` yet (``<n>.kill`` files).
+
+    Waits up to ``timeout`` s for the agent to have reaped them (no error if not).
+    """
+    pending = [sh for sh in cmd_dir.glob("*.sh") if not sh.with_suffix(".rc").exists()]
+    for sh in pending:
+        sh.with_suffix(".kill").touch()
+    guest.wake()
+    deadline = time.monotonic() + timeout
+    while guest.alive and time.monotonic() < deadline:
+        if all(sh.with_suffix(".rc").exists() for sh in pending):
+            break
+        time.sleep(0.02)

@@ -12,7 +12,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from vm.harness import Guest
+from .harness import Guest
 
 __all__ = ["guest_readable_state"]
 

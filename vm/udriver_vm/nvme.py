@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._paths import checkout_root
+
+ROOT = checkout_root()
 NVME_PROJECT = ROOT / "drivers" / "nvme"
 
 __all__ = ["NVME_PROJECT", "install_nvme"]

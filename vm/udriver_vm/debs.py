@@ -10,9 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ._paths import checkout_root
+
 __all__ = ["ROOT", "build_udriver_debs"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = checkout_root()
 
 
 def build_udriver_debs(top: Path, timeout: int = 900) -> dict[str, Path]:
