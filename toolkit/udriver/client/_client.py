@@ -38,10 +38,8 @@ from ..manifest import DriverManifest
 from ..modalias import Modalias, PatternIndex, parse_pattern
 from ..repoformat import (
     CLASS_INDEX,
-    RESERVED,
     IndexEntry,
     build_pattern_index,
-    canonical_name,
     lookup_names,
 )
 from ._config import RepoConfig, list_repos
@@ -52,7 +50,7 @@ from ._results import InstallResult
 from ._spec import not_found, parse_spec, query_alias, within
 from ._store import DriverStore, InstalledDriver
 from ._verify import check_package
-from .resolve import Candidate, choose, choose_version
+from .resolve import Candidate, choose, choose_named, choose_version
 
 if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository is used:
     # they cost ~0.4 s, which `udriver devices` and `status` should not pay.
@@ -276,54 +274,37 @@ class Client:
         self._require_repos()
         name, version, allowed = parse_spec(spec)
         entries = self.entries(self._device_indexes(devices.values()) | self._cached_indexes())
-        best = self._choose_named(within(entries, name, allowed), name, version, devices)
+        best = choose_named(within(entries, name, allowed), name, version, devices, self.provided)
         if best is None:
             # Not in the devices' own shards: widen to every shard of their vendors.
             wide: set[int | str | None] = {a.vendor for a in devices.values()}
             entries = self.entries(wide | self._device_indexes(devices.values())
                                    | self._cached_indexes())
-            best = self._choose_named(within(entries, name, allowed), name, version, devices)
+            best = choose_named(within(entries, name, allowed), name, version, devices, self.provided)
         if best is None and verb == "show":
             # Not for this machine's devices: the name's signed owner record says which
             # vendor role publishes it, and that role's delegation which PCI vendors.
             owned = self._owner_indexes(name)
             if owned:
                 entries = self.entries(owned | self._device_indexes(devices.values()))
-                best = self._choose_named(within(entries, name, allowed), name, version,
-                                          devices)
+                best = choose_named(within(entries, name, allowed), name, version, devices, self.provided)
         if best is None:
             raise not_found(spec, verb, [e for e in entries if name in (e.driver, e.package)],
                             bool(version or allowed is not None))
         self._remote(best.repo).check_owner(best)
         return best
 
-    def _choose_named(self, entries: list[IndexEntry], name: str, version: str | None,
-                      devices: Mapping[str, Modalias]) -> IndexEntry | None:
-        """`choose_version`, preferring entries whose ID table matches a local device
-        (a class-wide driver of the same name matching none of them comes second)."""
-        local = [e for e in entries
-                 if any(p.matches(a) for p in map(parse_pattern, e.modaliases)
-                        for a in devices.values())]
-        return (choose_version(local, name, version, self.provided)
-                or choose_version(entries, name, version, self.provided))
-
     def _owner_indexes(self, name: str) -> set[str]:
         """Every index of the PCI vendors of the role that owns `name`, in each
-        repository that records name owners (`names/<name>`, docs/repoformat.md)."""
+        repository that records name owners (`RemoteRepo.owner_indexes`)."""
         out: set[str] = set()
         for remote in self.remotes:
             try:
-                if not remote.names_enforced():
-                    continue
-                owner = remote.name_owner(canonical_name(name))
-                vendors = remote.role_vendors(owner) if owner and owner != RESERVED else None
+                out |= remote.owner_indexes(name)
             except DownloadError as e:
                 if not self.offline:
                     raise
                 log.info("%s", e)  # offline, and the records are not cached: not known here
-                continue
-            for v in vendors or []:
-                out.update(lookup_names(v))
         return out
 
     def _cached_indexes(self) -> set[str]:

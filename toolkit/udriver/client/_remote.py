@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,26 +33,25 @@ from ..errors import DownloadError, RepositoryError, UdriverError
 from ..fsio import replace_atomic
 from ..repoformat import (
     NAMES_ROLE,
+    RESERVED,
     IndexEntry,
+    canonical_name,
     claimed_names,
     index_name,
     index_target,
+    lookup_names,
     owner_problems,
     parse_index,
 )
 from ._config import RepoConfig
 from ._fetcher import FetchOptions, HttpFetcher, OfflineFetcher, Progress
 from ._lookup import Lookup, cached_index_names
+from ._roles import role_vendors, signing_role
 from ._tuf import OfflineUpdater, tuf_error
 
 __all__ = ["RemoteRepo"]
 
 log = logging.getLogger(__name__)
-
-# A vendor role's delegated paths name its PCI vendors: index/<vvvv>/*, index/<vvvv>.json,
-# drivers/<vvvv>/* (repository layout: udriver_repo._meta, docs/repoformat.md).
-_VENDOR_PATH = re.compile(r"^(?:index|drivers)/([0-9a-f]{4})(?:/|\.json$)")
-_MAX_ROLES = 1024  # delegations walked to find one role (the layout has 16 + 256 bins)
 
 # `Updater.refresh()` is these four steps, in this order (python-tuf 2 to 7); the first
 # two alone serve `refresh_timestamp`. Should a python-tuf lack them, refresh() it is.
@@ -281,29 +279,10 @@ class RemoteRepo:
         info = self.targetinfo(name)
         if info is None:
             return None, ""
-        upd = self.updater()
         with self._tuf(f"looking up the role signing {name}"):
-            stack: list[tuple[str, str]] = [(Targets.type, Root.type)]
-            visited: set[str] = set()
-            while stack and len(visited) <= upd.config.max_delegations:
-                role, parent = stack.pop()
-                if role in visited:
-                    continue
-                md = upd._load_targets(role, parent)
-                found = md.targets.get(name)
-                if found is not None:
-                    if found != info:
-                        break
-                    return info, role
-                visited.add(role)
-                if md.delegations is not None:
-                    children = []
-                    for child, terminating in md.delegations.get_roles_for_target(name):
-                        children.append((child, role))
-                        if terminating:
-                            stack = []
-                            break
-                    stack.extend(reversed(children))
+            role = signing_role(self.updater(), name, info)
+        if role is not None:
+            return info, role
         raise RepositoryError(f"repository {self.name!r}: cannot tell which role signs {name}")
 
     def names_enforced(self) -> bool:
@@ -332,41 +311,27 @@ class RemoteRepo:
         return self._owners[name]
 
     def role_vendors(self, role: str) -> list[int] | None:
-        """The PCI vendors whose indexes delegated role `role` may sign, from the `paths`
-        of its signed delegation (TUF spec 4.5); None if no role delegates it.
-
-        Breadth first over every delegation, loaded by python-tuf (5.6.7): every role
-        on the way is verified. Vendor roles (`vendor-*`, leaves) and the `names`
-        subtree are not descended into. The repository's layout delegates a vendor
-        role from the hash bin of each of its vendor IDs, so every bin is read: 16 +
-        256 small files, fetched once, then from the metadata cache.
+        """The PCI vendors whose indexes delegated role `role` may sign (`_roles`);
+        None if no role delegates it.
 
         Raises:
             RepositoryError, DownloadError: as for `targetinfo`.
         """
-        upd = self.updater()
-        found: set[int] | None = None
         with self._tuf(f"looking up the delegations of role {role!r}"):
-            queue: list[tuple[str, str]] = [(Targets.type, Root.type)]
-            seen: set[str] = set()
-            while queue and len(seen) < _MAX_ROLES:
-                name, parent = queue.pop(0)
-                if name in seen:
-                    continue
-                seen.add(name)
-                dele = upd._load_targets(name, parent).delegations
-                if dele is None or dele.roles is None:  # none, or succinct (name bins)
-                    continue
-                for child in dele.roles.values():
-                    # A vendor role is delegated once per hash bin of its vendor IDs,
-                    # each time with the paths of the IDs in that bin: collect them all.
-                    if child.name == role:
-                        found = (found or set()) | {int(m.group(1), 16)
-                                                    for p in child.paths or []
-                                                    if (m := _VENDOR_PATH.match(p))}
-                    elif child.name != NAMES_ROLE and not child.name.startswith("vendor-"):
-                        queue.append((child.name, name))
-        return None if found is None else sorted(found)
+            return role_vendors(self.updater(), role)
+
+    def owner_indexes(self, name: str) -> set[str]:
+        """The indexes of the PCI vendors of the role owning driver name `name` (its
+        `names/` record, then `role_vendors`); empty when names are not recorded here.
+
+        Raises:
+            RepositoryError, DownloadError: as for `targetinfo`.
+        """
+        if not self.names_enforced():
+            return set()
+        owner = self.name_owner(canonical_name(name))
+        vendors = self.role_vendors(owner) if owner and owner != RESERVED else None
+        return {n for v in vendors or [] for n in lookup_names(v)}
 
     def check_owner(self, e: IndexEntry) -> None:
         """Refuse an entry whose names the role that signed it does not own (`_owners`).

@@ -16,16 +16,16 @@ Order of decisions, for one device modalias:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.version import Version
 
 from ..abi import ABI_VERSION, AbiVersion, is_compatible
-from ..modalias import Modalias, Pattern, PatternIndex
+from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
 from ..repoformat import IndexEntry
 
-__all__ = ["Candidate", "candidates", "choose", "choose_version"]
+__all__ = ["Candidate", "candidates", "choose", "choose_named", "choose_version"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,14 @@ def choose_version(entries: Iterable[IndexEntry], driver: str, version: str | No
         return exact[0] if exact else None
     ok = [e for e in found if is_compatible(e.abi, provided)]
     return max(ok, key=lambda e: e.parsed_version) if ok else None
+
+
+def choose_named(entries: Sequence[IndexEntry], driver: str, version: str | None,
+                 devices: Mapping[str, Modalias], provided: AbiVersion = ABI_VERSION
+                 ) -> IndexEntry | None:
+    """`choose_version`, preferring entries whose ID table matches a local device (a
+    class-wide driver of the same name matching none of them comes second)."""
+    local = [e for e in entries if any(p.matches(a) for p in map(parse_pattern, e.modaliases)
+                                       for a in devices.values())]
+    return (choose_version(local, driver, version, provided)
+            or choose_version(entries, driver, version, provided))
