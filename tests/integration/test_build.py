@@ -153,7 +153,7 @@ def test_pip_install_wheels_and_runtime_loads_them(built: dict[str, tuple[Path, 
            "UDRIVER_DEB_DRIVER_DIR": str(tmp_path / "debs")}
     for name, cls in (("acme", "AcmeDriver"), ("acmec", "AcmecDriver")):
         r = subprocess.run(
-            [py, "-c", ("import sys; from udriver.runtime._runner import find_driver as f;"
+            [py, "-c", ("import sys; from udriver.runtime.runner import find_driver as f;"
                         f"d = f({name!r}); print(d.cls.__name__, d.manifest.modaliases[0],"
                         "sys.modules[d.cls.__module__].__file__)")],
             capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False)

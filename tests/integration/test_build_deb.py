@@ -108,7 +108,7 @@ def test_edu_deb_installs_and_removes_in_chroot(edu_deb: Path, chroot: Path) -> 
     assert 'ENV{MODALIAS}=="pci:v00001234d000011E8sv*sd*bc*sc*i*"' in rules
     # The host runtime finds the driver where the .deb put it (udriver.paths).
     probe = subprocess.run(
-        ["python3", "-c", ("from udriver.runtime._runner import find_driver as f; d = f('edu');"
+        ["python3", "-c", ("from udriver.runtime.runner import find_driver as f; d = f('edu');"
                            "print(d.cls.__name__, d.location, d.manifest.driver)")],
         env={**os.environ, "UDRIVER_DEB_DRIVER_DIR": str(chroot / "usr/lib/udriver/drivers"),
              "UDRIVER_STATE_DIR": str(chroot / "var/lib/udriver")},

@@ -50,9 +50,6 @@ USERS = ("tests", "examples", "bench")
 # from here when that work lands (the test fails until it is).
 KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
-    ("udriver.cli._run", "udriver.runtime._runner"),
-    # The kernel-bridge parent reads the driver's manifest the way the runner finds it.
-    ("udriver.supervise._run", "udriver.runtime._runner"),
     # The tests' repository factory (moved out of tests/ with the VM harness, which uses
     # it, as do bench/repo_http.py and bench/repo_scale.py): it builds a .deb without a
     # project tree and forges a lying vendor index, which the public API refuses to make.

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from udriver.runtime._runner import _serve
+from udriver.runtime.runner import _serve
 
 BDF = "0000:01:00.0"
 

@@ -20,7 +20,7 @@ import pytest
 
 from udriver.cli import main
 from udriver.manifest import DriverManifest
-from udriver.runtime._runner import driver_abi, find_driver
+from udriver.runtime.runner import driver_abi, find_driver
 
 BDF = "0000:ff:1f.7"
 
@@ -73,7 +73,7 @@ def test_abi_1_1_driver_refused_by_a_1_0_runtime(state: Path, capsys: pytest.Cap
     """Issue 10, acceptance 5: a bridge driver (ABI 1.1, e.g. nvme) on a runtime that
     provides 1.0. Only the provided version is patched; the refusal is the runner's own
     check before the device is opened, with the message from docs/abi.md."""
-    from udriver.runtime import _runner
+    from udriver.runtime import runner as _runner
     monkeypatch.setattr(_runner, "ABI_VERSION", (1, 0))
     add_driver(state, "bridged", "1.1")
     expected = ("error: refusing driver 'bridged': driver needs udriver ABI 1.1, but this "

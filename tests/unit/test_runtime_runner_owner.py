@@ -26,7 +26,7 @@ from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
 from udriver.cli import main
-from udriver.runtime._runner import find_driver
+from udriver.runtime.runner import find_driver
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 BDF = "0000:ff:1f.7"  # not on this host: the run stops at the device, after the import

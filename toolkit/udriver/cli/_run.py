@@ -65,7 +65,7 @@ def installed_driver_names() -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..runtime._runner import run_driver
+    from ..runtime.runner import run_driver
 
     if not args.device:
         raise ConfigError("`--device` is required (or set UDRIVER_DEVICE)")

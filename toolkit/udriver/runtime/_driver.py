@@ -1,7 +1,7 @@
 """The `Driver` base class.
 
 A driver is a subclass, published as an entry point in the `udriver.drivers` group.
-The runner (`udriver run`, `_runner.py`) calls, in this order:
+The runner (`udriver run`, `runner.py`) calls, in this order:
 
 1. class checks: `abi` compatible with the runtime (udriver.abi.check_abi), `ids` match
    the device's modalias;

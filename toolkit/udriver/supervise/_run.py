@@ -89,7 +89,7 @@ def driver_bridge(driver: str) -> str | None:
     makes the same lookup and refuses with the full message before anything runs.
     """
     from ..errors import ConfigError
-    from ..runtime._runner import driver_manifest
+    from ..runtime.runner import driver_manifest
     try:
         m = driver_manifest(driver)
     except ConfigError:

@@ -1,5 +1,10 @@
 """The runner behind `udriver run`: find a driver, check it, probe, serve, remove.
 
+udriver's own host side, not part of the drivers' API: a driver never imports it and
+`udriver.runtime` does not export it. It is a public module so that `udriver.cli` (the
+`run` command) and `udriver.supervise` (the kernel-bridge parent reads a driver's
+manifest the way the runner finds it) import it without reaching into a private one.
+
 Order of operations (each step refuses before the next one starts):
 1. find the entry point `NAME` in group `udriver.drivers`, looking first in
    `udriver.paths.driver_search_path()` (installed drivers), then in sys.path, and load
