@@ -193,7 +193,7 @@ def migrate_names(repo: RepoParts) -> MigrationReport:
                 write_new(p, data)
             txn.commit()
     if report.created:
-        repo.state.audit("admin", "names-migrate",
+        repo.audit.event("admin", "names-migrate",
                          f"assigned={len(report.assigned)} "
                          f"contested={sorted(report.contested)} "
                          f"unassigned={report.unassigned}")
@@ -226,6 +226,6 @@ def assign_name(repo: RepoParts, name: str, vendor: str) -> str | None:
             for p, data in writes.items():
                 write_new(p, data)
             txn.commit()
-    repo.state.audit("admin", "name-assign", f"{canon} {before} -> {role}")
+    repo.audit.event("admin", "name-assign", f"{canon} {before} -> {role}")
     return before
 

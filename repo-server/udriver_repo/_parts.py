@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from ._audit import AuditLog
 from ._meta import Keyring
 from ._state import State
 
@@ -31,6 +32,8 @@ class RepoParts(Protocol):
     expiry: dict[str, timedelta]
     """Lifetime of each kind of role."""
     state: State
-    """REPO/state.db: publishers, tokens, audit log."""
+    """REPO/state.db: publishers and tokens."""
+    audit: AuditLog
+    """The one audit log (a table of REPO/state.db, owned by `_audit`)."""
     config: dict[str, object]
     """REPO/config.json."""

@@ -29,6 +29,7 @@ from udriver.repoformat import CLASS_INDEX, IndexEntry, claimed_names, index_nam
 
 from ._apt import AptView
 from ._aptplan import plan_apt, publish_apt_debs
+from ._audit import AuditLog
 from ._errors import AuthError
 from ._fsio import RepoLock, write_new
 from ._gpg import Gpg
@@ -79,6 +80,8 @@ class Repository:
         self.expiry = expiry_from_config(self.config)
         self.keys = Keyring(self.path / "keys")
         self.state = State(self.path / "state.db")
+        self.audit = AuditLog(self.path / "state.db")
+        """The one audit log (`_audit`): migrated from an older state.db's two tables."""
         self.gpg = Gpg(self.path / "gnupg")
         self.apt = AptView(self.public, self.gpg)
 
@@ -106,7 +109,7 @@ class Repository:
         create_repository(repo, root_threshold, expiry or {}, root_key_dir, root_keys)
         self = cls(repo)
         self.apt.commit({})
-        self.state.audit("admin", "init", f"root threshold {root_threshold}")
+        self.audit.event("admin", "init", f"root threshold {root_threshold}")
         log.info("initialised repository %s", repo)
         return self
 
@@ -154,14 +157,17 @@ class Repository:
         name = self.state.authenticate(token)
         return self.state.vendor(name) if name else None
 
-    def audit_log(self, limit: int = 100) -> list[tuple[int, str, str, str, str]]:
-        """Newest entries of the core's audit log first: (id, time, actor, action, detail)."""
-        return self.state.audit_log(limit)
-
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, files: Sequence[Path | str], vendor: str) -> PublishResult:
+    def publish(self, files: Sequence[Path | str], vendor: str, *,
+                record: bool = True) -> PublishResult:
         """Validate, scope-check, and atomically publish wheels and/or debs.
+
+        Args:
+            files: the wheels and/or debs.
+            vendor: the publishing vendor.
+            record: write the `publish` row of the audit log; the server passes False,
+                its upload row records the publish.
 
         Raises:
             PackageError: an invalid artifact, or inconsistent wheel and deb.
@@ -185,8 +191,9 @@ class Repository:
         check_artifacts(arts, v)  # refused before taking the lock; planned again under it
         with RepoLock(self.path):
             result = self._publish_locked(v, arts)
-        self.state.audit(vendor, "publish-unchanged" if result.unchanged else "publish",
-                         " ".join(a.path.name for a in arts))
+        if record:
+            self.audit.event(vendor, "publish-unchanged" if result.unchanged else "publish",
+                             " ".join(a.path.name for a in arts), vendor=vendor)
         return result
 
     def _publish_locked(self, v: Vendor, arts: Sequence[Artifact]) -> PublishResult:
@@ -277,7 +284,7 @@ class Repository:
             items.append((dict(c), f.name, f.read_bytes()))
         with RepoLock(self.path):
             changed = publish_apt_debs(self.apt, items)
-        self.state.audit("operator", "publish-system" if changed else "publish-system-unchanged",
+        self.audit.event("operator", "publish-system" if changed else "publish-system-unchanged",
                          " ".join(Path(f).name for f in files))
         return changed
 

@@ -74,7 +74,7 @@ def refresh(repo: RepoParts) -> int:
             log.warning("root expires %s; sign a new root (`udriver-repo rotate-key root` "
                         "or re-sign with the offline keys)", root.signed.expires)
         version = txn.commit()
-    repo.state.audit("admin", "refresh", f"timestamp {version}")
+    repo.audit.event("admin", "refresh", f"timestamp {version}")
     return version
 
 
@@ -117,7 +117,7 @@ def rotate_key(repo: RepoParts, role: str) -> None:
                 raise RepositoryError(f"vendor {name!r} is revoked: it has no key to "
                                       "rotate (no delegation trusts one)")
             _rotate_vendor(repo, name)
-    repo.state.audit("admin", "rotate-key", role)
+    repo.audit.event("admin", "rotate-key", role)
 
 def _rotate_top(repo: RepoParts, name: str) -> None:
     root = load_root(repo.metadata_dir)

@@ -1,4 +1,7 @@
-"""`REPO/state.db`: publishers, their PCI vendor IDs, hashed tokens and the audit log.
+"""`REPO/state.db`: publishers, their PCI vendor IDs and hashed tokens.
+
+The audit log shares the file: its table belongs to `_audit` (the one log of the core's
+operator actions and the server's uploads).
 
 What is *published* is not stored here: the committed TUF metadata and index targets
 are the single source of truth for that, so a crash between a database commit and the
@@ -38,9 +41,6 @@ CREATE TABLE IF NOT EXISTS pci_vendors (
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, vendor TEXT NOT NULL REFERENCES vendors(name),
     digest TEXT NOT NULL, created TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, detail TEXT NOT NULL);
 """
 
 
@@ -193,15 +193,3 @@ class State:
             hmac.compare_digest(digest, digest)  # same work as a hit
             return None
         return str(row[1]) if hmac.compare_digest(row[0], digest) else None
-
-    def audit(self, actor: str, action: str, detail: str) -> None:
-        with self._db() as con:
-            con.execute("INSERT INTO audit(time, actor, action, detail) VALUES (?,?,?,?)",
-                        (_now(), actor, action, detail))
-
-    def audit_log(self, limit: int = 100) -> list[tuple[int, str, str, str, str]]:
-        """Newest first: (id, time, actor, action, detail)."""
-        with self._db() as con:
-            return [tuple(r) for r in con.execute(
-                "SELECT id, time, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?",
-                (limit,))]

@@ -12,7 +12,7 @@ hash bins of its PCI vendor IDs (TUF spec 4.5, `_meta.vendor_paths`). Rules:
 - `revoke_vendor` revokes the tokens, drops the delegations and forgets the key; the
   role stays listed in snapshot (rollback protection, client workflow 5.5.5).
 
-Every operator action is written to the repository's audit log (`State.audit`).
+Every operator action is written to the repository's audit log (`AuditLog.event`, the one log in `_audit`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def add_vendor(repo: RepoParts, name: str, pci_vendors: Sequence[int], class_gra
         except BaseException:
             repo.state.delete_vendor(name)
             raise
-    repo.state.audit("admin", "vendor-add",
+    repo.audit.event("admin", "vendor-add",
                      f"{name} pci={','.join(f'{v:04x}' for v in ids)} class={class_grant}")
     return token
 
@@ -126,4 +126,4 @@ def revoke_vendor(repo: RepoParts, name: str) -> None:
         if txn.staged:
             txn.commit()
         repo.keys.forget(role)
-    repo.state.audit("admin", "vendor-revoke", name)
+    repo.audit.event("admin", "vendor-revoke", name)

@@ -55,6 +55,12 @@ def _port(text: str) -> int:
     return port
 
 
+def _count(text: str) -> int:
+    if not text.isdecimal() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a number of rows 1-1000000, got {text!r}")
+    return int(text)
+
+
 def _expiry(text: str) -> tuple[str, timedelta]:
     role, _, dur = text.partition("=")
     m = _DURATION.match(dur)
@@ -162,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     _env(p, "--url", env="UDRIVER_REPO_URL", help="verify over HTTP instead of the directory")
     _repo_option(p)
     p.set_defaults(_run=_verify)
+
+    p = sub.add_parser("audit", help="print the audit log (uploads and operator actions)")
+    p.add_argument("--limit", type=_count, default=50, metavar="N",
+                   help="the N most recent rows, oldest first (default: 50)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _repo_option(p)
+    p.set_defaults(_run=_audit)
 
     p = sub.add_parser("serve", help="serve the tree and the upload API")
     _env(p, "--host", env="UDRIVER_REPO_HOST", default="127.0.0.1",
@@ -308,6 +321,20 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"{'OK' if report.ok else 'FAILED'}: {vers}; {report.indexes} index(es), "
           f"{report.files} file(s), {report.apt_packages} apt package(s) verified")
     return 0 if report.ok else 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """The log's rows as stored: every text field escaped (`_audit.escape_text`)."""
+    rows = _open(args).audit.entries(args.limit)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return 0
+    for r in rows:
+        who = r.actor if r.actor is not None else f"{r.vendor or '-'}@{r.client or '-'}"
+        what = " ".join(str(x) for x in (r.filename, r.size, r.sha256) if x is not None)
+        print("\t".join((r.time, who, r.action, "-" if r.status is None else str(r.status),
+                         r.result, what or "-", r.message or "-")))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -163,6 +163,9 @@ MISTAKES: dict[str, list[Mistake]] = {
     "udriver-repo sign-root": [M("plain", "sign-root", "--key", "{missing}", "--repo", "{repo}",
                                  error="key file not found")],
     "udriver-repo refresh": [M("plain", "refresh", "--repo", "{missing}", error=_NO_REPO)],
+    "udriver-repo audit": [M("plain", "audit", "--repo", "{missing}", error=_NO_REPO),
+                           M("plain", "audit", "--limit", "0", "--repo", "{repo}",
+                             error="expected a number of rows 1-1000000, got '0'")],
     "udriver-repo verify": [
         M("plain", "verify", "--repo", "{repo}", "--url", "http://127.0.0.1:{closed}",
           error=f"cannot reach http://127.0.0.1:{{closed}}: {_REFUSED}",

@@ -446,8 +446,9 @@ def test_cli_names_list_assign_and_migrate(published_repo, capsys) -> None:
     _strip_names(published_repo)
     assert _cli(capsys, "names", "migrate", "--repo", r) == (
         0, "names role created; 2 name(s) assigned\n", "")
-    rows = published_repo.audit_log(3)
-    assert [row[3] for row in rows[:2]] == ["names-migrate", "name-assign"]
+    rows = published_repo.audit.entries(2)  # oldest first
+    assert [(r.actor, r.action) for r in rows] == [("admin", "name-assign"),
+                                                   ("admin", "names-migrate")]
 
 
 def test_names_key_rotation_keeps_clients_and_records(published_repo, dist) -> None:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from udriver_repo.server._audit import AuditLog
+from udriver_repo._audit import AuditLog
 from udriver_repo.server._catalog import Catalog, parse_index
 
 

@@ -18,9 +18,9 @@ import requests
 from _hardening import Srv, audit_rows, error, nothing_published, raw, running, verifies
 from aiohttp.test_utils import make_mocked_request
 from test_server_helpers import make_wheel
+from udriver_repo._audit import AuditLog, escape_text
 from udriver_repo.server import ServerConfig
 from udriver_repo.server._access import log_line
-from udriver_repo.server._audit import AuditLog, escape_text
 
 # Every character a terminal or a bidi renderer acts on, and text that must stay as is.
 DANGEROUS = ["\x00", "\x07", "\x08", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9b",

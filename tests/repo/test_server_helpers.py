@@ -232,7 +232,8 @@ class FakeRepository:
     def list_vendors(self) -> list[_FakeVendor]:
         return sorted(self.tokens.values(), key=lambda v: v.name)
 
-    def publish(self, files: list[Path], vendor: str) -> _PublishResult:
+    def publish(self, files: list[Path], vendor: str, *,
+                record: bool = True) -> _PublishResult:
         from udriver.modalias import parse_pattern
 
         owner = next(v for v in self.tokens.values() if v.name == vendor)

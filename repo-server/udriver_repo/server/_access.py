@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from ._audit import escape_text
+from .._audit import escape_text
 
 __all__ = ["AccessLogger", "RedactParserErrors", "log_line"]
 

@@ -39,7 +39,7 @@ from aiohttp import web
 
 from udriver.errors import ConfigError, RepositoryError
 
-from ._audit import AuditLog
+from .._audit import AuditLog
 from ._catalog import Catalog
 from ._gateway import RepoGateway, RepositoryLike, _default_factory
 from ._guard import GUARDS, GuardedRunner, mark_request

@@ -14,7 +14,7 @@ from aiohttp import web
 from udriver.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ._audit import AuditLog
+    from .._audit import AuditLog
     from ._catalog import Catalog
     from ._gateway import RepoGateway
 

@@ -55,9 +55,9 @@ from udriver.errors import ManifestError, PackageError, RepositoryError, Udriver
 from udriver.gate import admit
 from udriver.manifest import DriverManifest
 
+from .._audit import escape_text
 from .._errors import ConflictError, ScopeError
 from .._types import PublishResult
-from ._audit import escape_text
 from ._gateway import RepositoryLike, VendorView
 from ._names import UploadName, parse_upload_name
 from ._request import (
@@ -238,7 +238,8 @@ def _validate_and_publish(repo: RepositoryLike, path: Path, name: UploadName,
     # The one acceptance gate (udriver.gate.admit): the same verdict, with every problem
     # listed, as `udriver-repo publish` and `udriver check` give for the same file.
     manifest = admit(path).manifest
-    return manifest, repo.publish([path], vendor=vendor)
+    # record=False: this request's one audit row (written by the caller) is the record.
+    return manifest, repo.publish([path], vendor=vendor, record=False)
 
 
 def _classify(e: UdriverError) -> _Reject:

@@ -26,7 +26,7 @@ from udriver.errors import ManifestError
 from udriver.modalias import parse_pattern
 from udriver.repoformat import IndexEntry
 
-from ._audit import escape_text
+from .._audit import escape_text
 from ._catalog import CatalogView
 from ._gateway import VendorView
 from ._pciids import PciNames
