@@ -10,9 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from udriver.errors import RepositoryError
 from udriver_repo._audit import AuditLog
 from udriver_repo.cli import main
+
+from udriver.errors import RepositoryError
 
 # The two tables as the versions before the one log created them (state.db's `audit`
 # from `_state`, `server_audit` from `server/_audit`).
