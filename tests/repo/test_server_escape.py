@@ -115,7 +115,7 @@ def test_documented_sqlite3_query_prints_no_raw_control_bytes(srv, guard, tmp_pa
     requests.put(f"{srv.url}/api/v1/packages/a%1b%5d0%3bowned%07%0db.whl", data=b"x",
                  timeout=30)
     out = subprocess.run(["sqlite3", str(srv.path / "state.db"),
-                          ("SELECT time, vendor, client, filename, status, result "
+                          ("SELECT time, actor, vendor, client, filename, status, result "
                            "FROM server_audit")], capture_output=True, check=True).stdout
     assert b"a\\x1b]0;owned\\x07\\x0db.whl" in out
     body = out.replace(b"\n", b"")  # the CLI's own row separator
