@@ -97,7 +97,7 @@ def test_a_driver_in_two_shards_is_listed_once(client):
 def test_a_per_vendor_index_is_still_read_next_to_shards(tmp_path, env):
     """The first layout, `index/<vvvv>.json` (format 1, a whole vendor), signed by the
     vendor's role: the client reads it as well as the shards of its devices."""
-    from udriver_vm.repofactory import sign_vendor_index
+    from _forge import sign_vendor_index
 
     repo = udriver_repo.Repository.init(tmp_path / "repo")
     try:

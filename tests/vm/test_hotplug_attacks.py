@@ -44,7 +44,8 @@ def mismatching_repo(path: Path, work: Path) -> Path:
     the vendor's key: only the client's check after download can catch it)."""
     from udriver_repo import Repository
 
-    from udriver_vm.repofactory import make_manifest, make_wheel, sign_vendor_index
+    from _forge import sign_vendor_index
+    from udriver_vm.repofactory import make_manifest, make_wheel
 
     liar = make_manifest(version="0.9.0", modaliases=("pci:v00001234d000011E9sv*sd*bc*sc*i*",))
     make_repo(path, [make_wheel(work, liar)])

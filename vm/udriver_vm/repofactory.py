@@ -17,7 +17,7 @@ from pathlib import Path
 
 from udriver.manifest import DriverManifest
 
-__all__ = ["make_deb", "make_driver", "make_manifest", "make_wheel", "sign_vendor_index"]
+__all__ = ["make_deb", "make_driver", "make_manifest", "make_wheel"]
 
 EDU = "pci:v00001234d000011E8sv*sd*bc*sc*i*"
 
@@ -66,7 +66,7 @@ def make_wheel(out_dir: Path, m: DriverManifest, extra: bytes = b"") -> Path:
 
 def make_deb(wheel: Path, m: DriverManifest, out_dir: Path) -> Path:
     """The toolchain's .deb for `wheel` (dpkg-deb)."""
-    from udriver.toolchain._deb import build_deb
+    from udriver.toolchain import build_deb
 
     with tempfile.TemporaryDirectory(prefix="udr-deb-") as work:
         return build_deb(wheel, m, maintainer="Test Vendor <test@example.org>",
@@ -81,27 +81,3 @@ def make_driver(out_dir: Path, package: str = "udriver-edu", version: str = "0.1
     m = make_manifest(package, version, driver, modaliases)
     w = make_wheel(out_dir, m, extra)
     return m, [w, make_deb(w, m, out_dir)] if deb else [w]
-
-
-def sign_vendor_index(repo: object, vendor: str, pci_vendor: str, patterns: list[str]) -> None:
-    """Sign, with `vendor`'s own key, a per-vendor `index/<pci_vendor>.json` in which every
-    published driver of that PCI vendor claims `patterns` (a lying index: only the
-    client's check of the package's own ID table after download can catch it)."""
-    from tuf.api.metadata import TargetFile
-    from udriver_repo._meta import Transaction, vendor_role
-
-    from udriver.repoformat import encode_index, entry_from_json
-
-    entries = repo.index(pci_vendor)  # type: ignore[attr-defined]
-    for e in entries:
-        e["modaliases"] = list(patterns)
-    data = encode_index(pci_vendor, [entry_from_json(e, i, pci_vendor)
-                                     for i, e in enumerate(entries)])
-    name = f"index/{pci_vendor}.json"
-    txn = Transaction(repo.metadata_dir, repo.keys, repo.expiry)  # type: ignore[attr-defined]
-    md = txn.load(vendor_role(vendor))
-    tf = TargetFile.from_data(name, data, ["sha256"])
-    md.signed.targets[name] = tf
-    txn.stage(vendor_role(vendor), md)
-    repo._target_path(name, tf).write_bytes(data)  # type: ignore[attr-defined]
-    txn.commit()

@@ -2,6 +2,7 @@
 
     new_driver(name, pci, ...)   render driver-template/ into a new project (_template)
     build_project(path)          pyproject -> checked wheel + .deb in dist/ (_builder)
+    build_deb(wheel, manifest..) the .deb of a built wheel, without a project tree (_deb)
     check_artifact(path)         PASSED/FAILED verdicts for a wheel or .deb (_checks)
     load_project(path)           validated `[tool.udriver]` with file:line errors (_project)
 
@@ -15,7 +16,7 @@ Contract with the rest of udriver (see driver-template/README.md):
 
 from ._builder import BuildResult, build_project, source_date_epoch
 from ._checks import CheckResult, check_artifact
-from ._deb import deb_package_name, deb_version, runtime_depends, udev_rule_lines
+from ._deb import build_deb, deb_package_name, deb_version, runtime_depends, udev_rule_lines
 from ._project import Project, load_project
 from ._template import NewDriver, new_driver
 
@@ -24,6 +25,7 @@ __all__ = [
     "CheckResult",
     "NewDriver",
     "Project",
+    "build_deb",
     "build_project",
     "check_artifact",
     "deb_package_name",
