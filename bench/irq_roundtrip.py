@@ -4,7 +4,7 @@
     python3 bench/irq_roundtrip.py [--kernel 6.1] [--cycles 10000]
 
 On the host it builds the C loop (irq_roundtrip.c) as a cffi extension against
-udriver.runtime.get_include(), boots the QEMU guest (tests/vm/harness.py), binds edu to
+udriver.runtime.get_include(), boots the QEMU guest (udriver_vm.harness), binds edu to
 vfio-pci and runs itself inside with --guest. In the guest, for each variant, one cycle is:
 write edu IRQ_RAISE -> MSI eventfd readable -> handler -> read IRQ_STATUS, write IRQ_ACK
 (QEMU docs/specs/edu.rst), timed with CLOCK_MONOTONIC.

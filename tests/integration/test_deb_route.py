@@ -1,9 +1,9 @@
 """The .deb route: a clean Debian 12 installs udriver with apt, and an ordinary user follows
 the tutorial word for word (issue 13, acceptance 1).
 
-udriver's own .debs are built from a `git ls-files` export (tests/_debian.py) and
+udriver's own .debs are built from a `git ls-files` export (udriver_vm.debs) and
 published in the apt view of a udriver repository, served on 127.0.0.1. A fresh Debian 12
-minbase chroot (tests/_chroot.py) trusts it and runs the apt line that docs/tutorial.md
+minbase chroot (udriver_vm.chroot) trusts it and runs the apt line that docs/tutorial.md
 gives .deb users, taken from the tutorial's text. Then the tutorial's ```sh blocks, also
 taken from its text, run inside the chroot as `nobody` with only PATH, HOME and LANG set:
 Debian's python3, the packaged udriver and udriver-repo, nothing from this checkout.

@@ -1,6 +1,6 @@
 """What each kernel offers, read by the runtime in the guest, and the fallback it takes (issue 12).
 
-The probe is the one that generates docs/kernels.md (tests/vm/_capabilities.py), run on every
+The probe is the one that generates docs/kernels.md (udriver_vm.capabilities), run on every
 kernel of the session (`--kernels`). Expected values come from an independent source where one
 exists: the kernel's own build config in the cached package (`CONFIG_BLK_DEV_UBLK`...).
 
