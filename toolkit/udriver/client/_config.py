@@ -102,9 +102,6 @@ def repo_state_dir(name: str) -> Path:
     return state_dir() / "repos" / name
 
 
-_write_atomic = write_atomic  # the name _auth and older callers use
-
-
 def check_url(url: str) -> str:
     """Validate a repository base URL and return it without a trailing slash.
 
@@ -182,12 +179,12 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
         import shutil  # on use: it loads bz2 and lzma
         shutil.rmtree(cfg.state)
     meta.mkdir(parents=True)
-    _write_atomic(meta / "root.json", data)
+    write_atomic(meta / "root.json", data)
     if creds is not None:
         save_credentials(name, creds)
     else:
         remove_credentials(name)  # leftovers of a removed repo with the same name
-    _write_atomic(_repos_dir() / f"{name}.json",
+    write_atomic(_repos_dir() / f"{name}.json",
                   (json.dumps(asdict(cfg), sort_keys=True, indent=2) + "\n").encode())
     log.info("added repository %s at %s", name, cfg.display_url)
     return cfg
