@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -185,3 +186,27 @@ def test_cli_installs_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "@bindir@" not in (tmp_path / "udriver-autobind@.service").read_text()
     text = (tmp_path / "udriver@.service").read_text()
     assert "@bindir@" not in text and "/udriver supervise --systemd-exec --device %I" in text
+
+
+def test_rules_name_ublk_disks_only_when_a_driver_serves_a_block_device() -> None:
+    """Rule 5: systemd 252's persistent-storage rules skip ublkb*, so udriver gives its ublk
+    disks the by-uuid/by-label links (and the watch after mkfs) itself, and only when an
+    installed driver declares the block bridge."""
+    nvme = DriverManifest("udriver-nvme", "0.1.0", "nvme", "udriver_nvme:NvmeDriver", (1, 1),
+                          ("pci:v*d*sv*sd*bc01sc08i02",), bridge="block")
+    net = dataclasses.replace(nvme, package="udriver-e1000e", driver="e1000e", bridge="net")
+    plain = render_rules([EDU, net], auto_install=False, command=CMD, state_dir=Path("/s"))
+    assert "ublkb" not in plain
+    text = render_rules([EDU, nvme], auto_install=False, command=CMD, state_dir=Path("/s"))
+    assert text.startswith(plain.split("# 1.")[0])
+    ublk = [line for line in text.splitlines() if "ublkb" in line and not line.startswith("#")]
+    assert ublk == [
+        ('SUBSYSTEM=="block", KERNEL=="ublkb*", ACTION!="remove", OPTIONS+="watch", '
+        'IMPORT{builtin}="blkid"'),
+        ('SUBSYSTEM=="block", KERNEL=="ublkb*", ENV{ID_FS_USAGE}=="filesystem|other|crypto", '
+        'ENV{ID_FS_UUID_ENC}=="?*", SYMLINK+="disk/by-uuid/$env{ID_FS_UUID_ENC}"'),
+        ('SUBSYSTEM=="block", KERNEL=="ublkb*", ENV{ID_FS_USAGE}=="filesystem|other", '
+        'ENV{ID_FS_LABEL_ENC}=="?*", SYMLINK+="disk/by-label/$env{ID_FS_LABEL_ENC}"'),
+    ]
+    # The PCI rules are unchanged by it, and the block rules come after them.
+    assert text.index("# 4.") < text.index("# 5.")
