@@ -114,12 +114,13 @@ class Crashy(Driver):
 
 
 def make_repo(path: Path, wheels: list[Path], *, expiry: dict[str, timedelta] | None = None,
-              vendor: tuple[str, int] = ("qemu", 0x1234)) -> Path:
+              vendor: tuple[str, int] = ("qemu", 0x1234), class_grant: bool = False) -> Path:
     """A signed repository at `path` with one vendor (default `qemu`, PCI vendor 1234)
-    publishing `wheels` one publish each (so each gets its own metadata versions)."""
+    publishing `wheels` one publish each (so each gets its own metadata versions).
+    `class_grant` lets the vendor publish class-wide patterns (the NVMe driver's)."""
     from udriver_repo import Repository
     repo = Repository.init(path, expiry=expiry)
-    repo.add_vendor(vendor[0], [vendor[1]])
+    repo.add_vendor(vendor[0], [vendor[1]], class_grant=class_grant)
     for whl in wheels:
         repo.publish([whl], vendor[0])
     repo.stop_agent()
