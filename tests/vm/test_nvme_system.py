@@ -176,7 +176,13 @@ def test_hotplug_disk_mounted_by_uuid_unprivileged_then_unplugged(
                       f"> {MOUNT}/f$i; done; sync; cd {MOUNT}; sha256sum f*")
     time.sleep(3)
     pid = int(unit_props(g, unit, "MainPID")["MainPID"])
-    [probed] = [e for e in events(journal(g, unit)) if e.get("event") == "probed"]
+    evs = events(journal(g, unit))
+    probes = [e for e in evs if e.get("event") == "probed"]
+    if len(probes) != 1:  # probed once: no restart
+        pytest.fail(f"the driver probed {len(probes)} times:\n{journal(g, unit)}\n--- autobind\n"
+                    + sh(g, f"journalctl --no-pager -o short-monotonic -u udriver-autobind@{bdf} "
+                            f"-u {unit} -u systemd-udevd"))
+    probed = probes[0]
     ps = proc_status(g, probed["pid"])
     uids = ps["Uid"].split()
     assert uids[0] != "0" and len(set(uids)) == 1, ps["Uid"]

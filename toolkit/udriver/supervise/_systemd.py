@@ -8,7 +8,7 @@ for administrator units and reloads systemd when it is running.
 A driver that declares a kernel bridge (`[tool.udriver] bridge`) runs under a variant of
 `udriver@.service` generated here (`BRIDGE_UNITS`): `udriver-block@.service` adds the NBD
 and ublk device nodes, CAP_SYS_ADMIN (drivers/block/nbd.c checks it on every ioctl;
-ublk's control commands need it too) and loads the modules in an ExecStartPre;
+ublk's control commands need it too) and loads the modules before it starts;
 `udriver-net@.service` adds /dev/net/tun, CAP_NET_ADMIN (TUNSETIFF, SIOCSIFHWADDR,
 SIOCSIFFLAGS) and the host's network namespace (the interface must appear where the
 administrator sees it, so PrivateNetwork= is off). Nothing else differs, and
@@ -44,6 +44,23 @@ AUTOBIND_TEMPLATE = "udriver-autobind@.service"
 BRIDGE_UNITS = {"block": "udriver-block@.service", "net": "udriver-net@.service"}
 """Kernel bridge (`udriver.manifest.BRIDGE_KINDS`) -> the template unit that grants it."""
 
+_CONDITION = "ConditionPathExists=/sys/bus/pci/devices/%I"
+
+
+def _modules(*names: str) -> str:
+    """[Unit] lines that load `names` before the unit starts, through systemd's own
+    `modprobe@.service` (systemd >= 245; it ignores a module the kernel lacks, as 6.1 lacks
+    ublk_drv). An ExecStartPre= would be too late: systemd resolves DeviceAllow= (node
+    paths and /proc/devices names such as `block-nbd`) when it sets the unit's cgroup up,
+    before any Exec line, and leaves out what does not exist yet. Loading the modules
+    there made the first start after boot fail with EPERM on /dev/ublk-control, and only
+    the restart work (tests/vm/test_nvme_system.py found it)."""
+    units = " ".join(f"modprobe@{n}.service" for n in names)
+    return (f"\n# The bridge's kernel modules, loaded before the device policy is set up\n"
+            f"# (udriver.supervise._systemd._modules says why not in ExecStartPre).\n"
+            f"Wants={units}\nAfter={units}")
+
+
 _CAPS = "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_SYS_RESOURCE"
 _GRANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
     # bridge: (capability, lines after `DeviceAllow=char-vfio rw`, replaced lines)
@@ -53,9 +70,7 @@ _GRANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
                "DeviceAllow=block-nbd rw",
                "DeviceAllow=/dev/ublk-control rw",
                "DeviceAllow=char-ublk-char rw"],
-              {"ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I":
-               "ExecStartPre=-+/sbin/modprobe -a nbd ublk_drv\n"
-               "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I",
+              {_CONDITION: _CONDITION + _modules("nbd", "ublk_drv"),
                # ublk's server is an io_uring (linux/ublk_cmd.h: FETCH_REQ and
                # COMMIT_AND_FETCH_REQ are URING_CMDs on /dev/ublkcN); systemd's
                # @system-service lacks io_uring_*. Only the block unit allows them: what
@@ -69,9 +84,7 @@ _GRANTS: dict[str, tuple[str, list[str], dict[str, str]]] = {
             ["# The net bridge: the TUN/TAP clone device (linux/if_tun.h), opened by the root",
              "# parent only (the driver receives the tap queue fd).",
              "DeviceAllow=/dev/net/tun rw"],
-            {"ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I":
-             "ExecStartPre=-+/sbin/modprobe tun\n"
-             "ExecStartPre=+@bindir@/udriver supervise --systemd-pre --device %I",
+            {_CONDITION: _CONDITION + _modules("tun"),
              "PrivateNetwork=yes":
              "# The TAP interface must appear in the host's network namespace.\n"
              "PrivateNetwork=no"}),
