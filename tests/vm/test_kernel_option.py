@@ -91,7 +91,7 @@ def test_full_matrix_is_the_default() -> None:
     assert _ids_of(_PRIMARY, "--kernels=6.1,7.2,5.10") == ["6.1", "7.2", "5.10"]
 
 
-_NAMED = "tests/vm/test_nvme_bridge.py"  # marked kernel_primary("6.1", "6.12")
+_NAMED = "tests/vm/test_e1000e_bridge.py::test_ping_both_ways"  # kernel_primary("6.1", "6.12")
 
 
 def test_core_matrix_runs_named_kernel_primary_tests_on_those_kernels() -> None:
