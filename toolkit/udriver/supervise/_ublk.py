@@ -22,7 +22,9 @@ operations (`UblkBackend.open`, then `UblkDevice.start` and `close`):
 5. The driver sets up its io_uring, issues UBLK_IO_FETCH_REQ for every tag and sends
    {"op": "start"}; the parent then issues UBLK_U_CMD_START_DEV with the driver's pid
    (data[0]), which waits until every tag is fetched and adds the disk /dev/ublkbN (the
-   partition scan is served by the driver already), then answers {"ok": true}.
+   partition scan is served by the driver already), then answers {"ok": true}. The wait
+   is bounded (`START_TIMEOUT`): a driver that never fetches gets an error, not the
+   parent's thread.
 6. Tear-down (`close`): UBLK_U_CMD_STOP_DEV (the disk goes, requests in flight fail),
    then UBLK_U_CMD_DEL_DEV, which waits until the driver's char device is released (the
    driver exited: its io_uring is gone); it runs in a thread, waited for `timeout` s.
@@ -45,6 +47,11 @@ from ._uring import uring_cmd
 __all__ = ["UblkBackend", "UblkDevice", "ctrl_cmd", "dev_info", "ioc", "params"]
 
 log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+"""Seconds START_DEV may take: the driver's FETCH_REQs are done before it says `start`, so
+what remains is adding the disk and its partition scan, which the driver serves (slow
+under TCG, but seconds). Like NBD's request timeout."""
 
 
 def ioc(direction: int, nr: int, size: int) -> int:
@@ -88,12 +95,15 @@ def params(blocks: int, block_size: int, io_bytes: int) -> bytes:
 
 
 def _control(ctl: int, op: int, what: str, dev_id: int, payload: bytearray | None = None,
-             data0: int = 0) -> None:
+             data0: int = 0, timeout: float | None = None) -> None:
     import ctypes
     buf = (ctypes.c_char * len(payload)).from_buffer(payload) if payload is not None else None
     addr = ctypes.addressof(buf) if buf is not None else 0
     try:
-        uring_cmd(ctl, op, ctrl_cmd(dev_id, len(payload) if payload else 0, addr, data0))
+        uring_cmd(ctl, op, ctrl_cmd(dev_id, len(payload) if payload else 0, addr, data0),
+                  timeout)
+    except TimeoutError as e:
+        raise BridgeError(f"ublk {what} failed: no answer within {timeout:g} s") from e
     except OSError as e:
         raise BridgeError(f"ublk {what} failed: {e.strerror} (errno {e.errno})") from e
     finally:
@@ -115,23 +125,33 @@ class UblkDevice:
         self._closed = False
         self._lock = threading.Lock()
 
-    def _ctl(self, op: int, what: str, data0: int = 0) -> None:
+    def _ctl(self, op: int, what: str, data0: int = 0, timeout: float | None = None) -> None:
         ctl = os.open(self.root / "dev/ublk-control", os.O_RDWR | os.O_CLOEXEC)
         try:
-            _control(ctl, op, what, self.dev_id, data0=data0)
+            _control(ctl, op, what, self.dev_id, data0=data0, timeout=timeout)
         finally:
             os.close(ctl)
 
     def start(self, pid: int) -> None:
         """Step 5: START_DEV once the driver fetched every tag.
 
+        The kernel waits, without a limit, until every tag is fetched; a driver that says
+        `start` without fetching them (a bug, or on purpose) would hold this thread, the
+        device and the lock `close` needs. So the wait is bounded by `START_TIMEOUT`, after
+        which the command is cancelled (`_uring` step 5) and the driver told.
+
         Raises:
-            BridgeError: the kernel refused (e.g. the driver did not fetch every tag).
+            BridgeError: the kernel refused, or no answer within `START_TIMEOUT` s.
         """
         with self._lock:
             if self._closed or self.started:
                 raise BridgeError(f"{self.path} is {'closed' if self._closed else 'started'}")
-            self._ctl(UBLK_U_CMD_START_DEV, f"START_DEV of {self.path}", pid)
+            try:
+                self._ctl(UBLK_U_CMD_START_DEV, f"START_DEV of {self.path}", pid,
+                          timeout=START_TIMEOUT)
+            except BridgeError as e:
+                raise BridgeError(f"{e} (has the driver fetched every tag before `start`?)"
+                                  if "no answer" in str(e) else str(e)) from e
             self.started = True
 
     def close(self, timeout: float = 10.0) -> None:

@@ -15,7 +15,12 @@ Order of operations (`uring_cmd`), all from linux/io_uring.h:
 4. io_uring_enter(2) (426) with to_submit 1, min_complete 1, IORING_ENTER_GETEVENTS: the
    control commands may block (ublk punts them to io-wq, START_DEV waits for the server),
    so this waits for the one CQE; its `res` is 0 or -errno.
-5. Close the ring (munmap, close).
+   With a `timeout`, submit only (min_complete 0) and poll(2) the ring's fd, which is
+   readable once a CQE is posted, until the deadline.
+5. Close the ring (munmap, close). Closing a ring whose command has not completed cancels
+   it: io_uring's exit work cancels the io-wq work item, which interrupts an interruptible
+   wait (START_DEV's `wait_for_completion_interruptible`, DEL_DEV's
+   `wait_event_interruptible`) and the command ends with -EINTR; nothing is left waiting.
 
 A fresh ring per command: the parent sends a handful of commands per device, possibly from
 two threads (START_DEV in the bridge thread, STOP_DEV/DEL_DEV at tear-down).
@@ -24,9 +29,12 @@ two threads (START_DEV in the bridge thread, STOP_DEV/DEL_DEV at tear-down).
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
+import select
 import struct
+import time
 
 __all__ = ["IORING_OP_URING_CMD", "IORING_SETUP_SQE128", "pack_sqe", "uring_cmd"]
 
@@ -68,13 +76,21 @@ def pack_sqe(fd: int, cmd_op: int, cmd: bytes, user_data: int = 0) -> bytes:
     return head + cmd + bytes(_SQE_BYTES - 48 - len(cmd))
 
 
-def uring_cmd(fd: int, cmd_op: int, cmd: bytes) -> int:
+def uring_cmd(fd: int, cmd_op: int, cmd: bytes, timeout: float | None = None) -> int:
     """Submit one URING_CMD on `fd` and wait for its completion (steps 1-5).
+
+    Args:
+        fd: the file the command is for (/dev/ublk-control).
+        cmd_op: the command (`UBLK_U_CMD_*`).
+        cmd: its bytes (`struct ublksrv_ctrl_cmd`).
+        timeout: seconds to wait for the completion; None waits as long as it takes. On
+            expiry the ring is closed, which cancels the command (step 5).
 
     Returns:
         The CQE's `res` (>= 0; a negative one is raised).
 
     Raises:
+        TimeoutError: no completion within `timeout` (errno ETIMEDOUT).
         OSError: io_uring is missing or disabled, or the command failed (its errno).
     """
     params = ctypes.create_string_buffer(_PARAMS.size)
@@ -101,10 +117,22 @@ def uring_cmd(fd: int, cmd_op: int, cmd: bytes) -> int:
         sqes[idx * _SQE_BYTES:(idx + 1) * _SQE_BYTES] = pack_sqe(fd, cmd_op, cmd, 1)  # step 3
         struct.pack_into("=I", sq, sq_array + 4 * idx, idx)
         struct.pack_into("=I", sq, sq_tail, (tail + 1) & 0xFFFFFFFF)
-        _sys(_NR_IO_URING_ENTER, ring, 1, 1, _IORING_ENTER_GETEVENTS, None, 0)  # step 4
         head = struct.unpack_from("=I", cq, cq_head)[0]
-        while head == struct.unpack_from("=I", cq, cq_tail)[0]:  # EINTR-free wait
-            _sys(_NR_IO_URING_ENTER, ring, 0, 1, _IORING_ENTER_GETEVENTS, None, 0)
+        if timeout is None:
+            _sys(_NR_IO_URING_ENTER, ring, 1, 1, _IORING_ENTER_GETEVENTS, None, 0)  # step 4
+            while head == struct.unpack_from("=I", cq, cq_tail)[0]:  # EINTR-free wait
+                _sys(_NR_IO_URING_ENTER, ring, 0, 1, _IORING_ENTER_GETEVENTS, None, 0)
+        else:
+            _sys(_NR_IO_URING_ENTER, ring, 1, 0, 0, None, 0)
+            deadline = time.monotonic() + timeout
+            readable = select.poll()
+            readable.register(ring, select.POLLIN)
+            while head == struct.unpack_from("=I", cq, cq_tail)[0]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT,
+                                       f"no completion within {timeout:g} s")
+                readable.poll(max(1, int(left * 1000)))
         mask = struct.unpack_from("=I", cq, cq_mask)[0]
         _, res, _ = _CQE.unpack_from(cq, cqes + _CQE.size * (head & mask))
         struct.pack_into("=I", cq, cq_head, (head + 1) & 0xFFFFFFFF)
