@@ -43,6 +43,7 @@ from ..repoformat import (
     lookup_names,
 )
 from ._config import RepoConfig, list_repos
+from ._fresh import unchanged
 from ._inventory import installed_for, installed_manifests
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
@@ -84,6 +85,7 @@ class Client:
         self._fetcher, self._progress = fetcher, progress
         self._remotes: list[RemoteRepo] | None = None
         self._lookups = {c.name: Lookup(c) for c in self.repos}
+        self._current: dict[str, bool] = {}  # repository -> `_fresh.unchanged` said so
         self.store = store or DriverStore()
         self.provided = provided
         self._entries: dict[tuple[str, str], list[IndexEntry]] = {}
@@ -148,11 +150,17 @@ class Client:
 
     def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
         """One index's entries: from the lookup when it can answer (after the root and
-        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4), else
-        through TUF (`RemoteRepo.index`, which finishes the refresh)."""
-        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
-            self._remote(repo.name).refresh_timestamp()
+        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4; asked
+        without python-tuf when the server has nothing new, `_fresh`), else through TUF
+        (`RemoteRepo.index`, which finishes the refresh)."""
         lookup = self._lookups[repo.name]
+        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
+            if repo.name not in self._current:  # asked without python-tuf first (`_fresh`)
+                self._current[repo.name] = self._fetcher is None and unchanged(repo, lookup)
+                if not self._current[repo.name]:
+                    lookup.reload()  # read again once the refresh below has run
+            if not self._current[repo.name]:
+                self._remote(repo.name).refresh_timestamp()
         got = lookup.get(name, offline=self.offline)
         if got is not None:
             return got
