@@ -16,13 +16,14 @@ bytes python-tuf already verified.
 from __future__ import annotations
 
 import os
-import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .. import __version__
 
 if TYPE_CHECKING:
+    import socket
+
     from ._auth import Credentials
 
 __all__ = ["Response", "ca_bundle", "get", "proxy_for"]
@@ -123,6 +124,8 @@ def get(url: str, *, limit: int, body: bool = True, auth: Credentials | None = N
         import base64
         token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
         lines.append(f"Authorization: Basic {token}")
+    import socket  # here: `udriver devices` and `--offline` imports this module, unused
+
     sock = socket.create_connection((parts.hostname, port), timeout=timeout)
     try:
         if parts.scheme == "https":
