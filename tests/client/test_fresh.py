@@ -16,13 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from conftest import Published
-from udriver.client import Client, add_repo, get_repo
+from udriver.client import Client, get_repo
 from udriver.client import _client as client_mod
 from udriver.client._fresh import TIMESTAMP_MAX_LENGTH, unchanged
 from udriver.client._lookup import Lookup
@@ -161,14 +162,15 @@ def test_expired_cached_timestamp_is_refused_as_the_full_path_refuses(
 
 
 def test_expired_root_is_refused_as_the_full_path_refuses(
-        published: Published, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from udriver_vm.tufrepo import _exp
-    published.repo.root.signed.expires = _exp(4 / 86400)
-    published.repo._sign_write_root()  # the same version 1, valid for 4 s
-    add_repo("main", published.server.url, published.repo.path / "root.json")
+        configured: Published, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    configured.repo.root.signed.expires = soon
+    configured.repo.rotate_root()  # root version 2, valid for 4 s
     Client().search(QUERY)
+    root = json.loads((_metadata(env) / "root.json").read_bytes())["signed"]
+    assert root["version"] == 2
     assert _unchanged() is True
-    _wait_until(published.repo.root.signed.expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    _wait_until(root["expires"])
     assert _unchanged() is False
     fast, _ = _refusal(monkeypatch, RepositoryError)
     assert "expired root metadata" in fast

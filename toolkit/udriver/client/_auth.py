@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from .._record import record
 from ..errors import ConfigError
 from ..fsio import write_atomic
 from ..paths import config_dir
@@ -41,7 +41,7 @@ MASK = "********"
 _USERINFO = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):(?P<pw>[^/\s@]*)@")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """HTTP Basic credentials of one repository."""
 

@@ -149,18 +149,16 @@ class Client:
         return out
 
     def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
-        """One index's entries: from the lookup when it can answer (after the root and
-        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4; asked
-        without python-tuf when the server has nothing new, `_fresh`), else through TUF
-        (`RemoteRepo.index`, which finishes the refresh)."""
+        """One index's entries: from the lookup when it can answer (online, after the root
+        and timestamp steps, `_lookup` point 4, asked without python-tuf when nothing is
+        new, `_fresh`), else through TUF (`RemoteRepo.index` finishes the refresh)."""
         lookup = self._lookups[repo.name]
-        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
-            if repo.name not in self._current:  # asked without python-tuf first (`_fresh`)
-                self._current[repo.name] = self._fetcher is None and unchanged(repo, lookup)
-                if not self._current[repo.name]:
-                    lookup.reload()  # read again once the refresh below has run
+        if not self.offline and repo.name not in self._current:  # once per repository
+            self._current[repo.name] = self._fetcher is None and unchanged(repo, lookup)
             if not self._current[repo.name]:
-                self._remote(repo.name).refresh_timestamp()
+                lookup.reload()  # `_fresh` read it: read again after the refresh below
+        if not self.offline and not self._current[repo.name]:  # the root, timestamp steps
+            self._remote(repo.name).refresh_timestamp()
         got = lookup.get(name, offline=self.offline)
         if got is not None:
             return got

@@ -35,9 +35,10 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._record import field
+from .._record import record as record_class
 from ..errors import InstallError, PackageError
 from ..fsio import fsync_dir, replace_atomic, write_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
@@ -62,7 +63,7 @@ _ORIGIN = ".origin.json"
 """Per driver: {"repo", "owner"} it was installed from (see `DriverStore.origin`)."""
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class InstalledDriver:
     """What the store holds for one driver."""
 

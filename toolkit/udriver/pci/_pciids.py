@@ -24,8 +24,9 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+
+from .._record import record
 
 __all__ = ["PCI_IDS_PATHS", "PciIds", "PciNames", "default_pci_ids"]
 
@@ -38,7 +39,7 @@ PCI_IDS_PATHS: tuple[Path, ...] = (
 """Where Debian installs the database; `UDRIVER_PCI_IDS` overrides them."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PciNames:
     """Names of one device; each is None when the database does not know it."""
 
@@ -63,7 +64,7 @@ class PciNames:
         }
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Span:
     """A name and the byte range of the indented lines below it."""
 
@@ -72,7 +73,7 @@ class _Span:
     end: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _ClassBlock:
     name: str
     subclasses: dict[int, str]

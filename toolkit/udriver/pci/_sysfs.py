@@ -21,10 +21,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._record import record
 from ..errors import DeviceError, ManifestError
 from ..modalias import Modalias, parse_modalias
 from ._address import is_bdf, normalise_bdf
@@ -164,7 +164,7 @@ def _as_sysfs(sysfs: SysfsLike) -> Sysfs:
     return sysfs if isinstance(sysfs, Sysfs) else Sysfs(sysfs)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PciDevice:
     """One PCI function as sysfs describes it."""
 
