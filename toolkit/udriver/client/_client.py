@@ -25,13 +25,13 @@ one), except in `annotate()` (`_annotate`), which is informational and only logs
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
+from .._log import getLogger
 from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..manifest import DriverManifest
@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository
 
 __all__ = ["Client", "InstallResult"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 class Client:

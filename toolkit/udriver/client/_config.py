@@ -17,12 +17,12 @@ temporary name and renamed, so a half-written config is never read.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .._log import getLogger
 from .._record import record
 from ..errors import ConfigError
 from ..fsio import write_atomic
@@ -50,7 +50,7 @@ __all__ = [
     "repo_state_dir",
 ]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 

@@ -33,11 +33,14 @@ from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
 from .. import __version__
+from .._log import ready
 from ._auth import Credentials, mask_secrets
 from ._rawhttp import ca_bundle, proxy_for
 
 if TYPE_CHECKING:
     import urllib3
+
+ready()  # python-tuf and urllib3 log through `logging`: set up the CLI's handlers
 
 __all__ = ["FetchOptions", "HttpFetcher", "OfflineFetcher", "Progress", "RequestsFetcher",
            "proxy_for"]

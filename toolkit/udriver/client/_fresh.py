@@ -41,12 +41,12 @@ exactly as before; a refused connection costs one extra, immediate attempt.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._log import getLogger
 from ..errors import UdriverError
 from ._rawhttp import ca_bundle, get
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROOT_STATUS_NONE", "TIMESTAMP_MAX_LENGTH", "unchanged"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 TIMESTAMP_MAX_LENGTH = 16384
 """python-tuf's `UpdaterConfig.timestamp_max_length` (the X of TUF spec 5.4.1)."""

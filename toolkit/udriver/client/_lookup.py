@@ -49,12 +49,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._log import getLogger
 from ..errors import DownloadError, UdriverError
 from ..fsio import write_atomic
 from ..repoformat import IndexEntry, parse_index
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FILE_NAME", "FORMAT", "Lookup", "cached_index_names"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 FORMAT = 1
 """The lookup file's format."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import re
 import sys
@@ -37,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._log import getLogger
 from .._record import field
 from .._record import record as record_class
 from ..errors import InstallError, PackageError
@@ -47,7 +47,7 @@ from ._history import is_held, record, set_hold
 
 __all__ = ["DriverStore", "InstalledDriver"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def _rmtree(path: Path, ignore_errors: bool = False) -> None:

@@ -20,17 +20,17 @@ Rules:
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
 from pathlib import Path
 
+from .._log import getLogger
 from .._record import record
 
 __all__ = ["PCI_IDS_PATHS", "PciIds", "PciNames", "default_pci_ids"]
 
-_log = logging.getLogger(__name__)
+_log = getLogger(__name__)
 
 PCI_IDS_PATHS: tuple[Path, ...] = (
     Path("/usr/share/misc/pci.ids"),  # Debian package pci.ids

@@ -19,11 +19,11 @@ Rules:
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from .._log import getLogger
 from .._record import record
 from ..errors import DeviceError, ManifestError
 from ..modalias import Modalias, parse_modalias
@@ -32,7 +32,7 @@ from ._pciids import PciIds, PciNames, default_pci_ids
 
 __all__ = ["PciDevice", "Sysfs", "SysfsLike", "get_device", "list_devices", "normalise_bdf"]
 
-_log = logging.getLogger(__name__)
+_log = getLogger(__name__)
 
 class Sysfs:
     """The kernel's files under `root` (normally "/"): reads, writes and module loading."""
