@@ -92,7 +92,8 @@ def test_unchanged_timestamp_answers_without_python_tuf(filled: Published, env: 
             "from udriver.cli import main\n"
             "rc = main(['search', '--json', sys.argv[1]])\n"
             "print('TUF', sorted(m for m in ('tuf', 'urllib3', 'securesystemslib', "
-            "'dataclasses', 'http.client') if m in sys.modules), file=sys.stderr)\n"
+            "'dataclasses', 'http.client', 'logging') if m in sys.modules), "
+            "file=sys.stderr)\n"
             "sys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code, QUERY], env=dict(os.environ), text=True,
                        capture_output=True, timeout=120, check=False)
