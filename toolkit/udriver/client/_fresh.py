@@ -123,7 +123,7 @@ def unchanged(config: RepoConfig, lookup: Lookup, *, metadata_dir: Path | None =
                       "unclear" if newer is None else f"HTTP {newer.status}")
             return False
         new = get(f"{base}timestamp.json", limit=TIMESTAMP_MAX_LENGTH, **kw)  # 5.4.1
-    except (OSError, UdriverError) as e:
+    except (OSError, ValueError, UdriverError) as e:  # ValueError: a bad port in the URL
         log.debug("%s: %s; full refresh", config.name, e)
         return False
     if new is None or new.status != 200 or new.body != raw["timestamp"]:  # 5.4.2, 5.4.3
