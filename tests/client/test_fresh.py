@@ -284,3 +284,62 @@ def test_get_leaves_a_user_in_the_url(raw_server: tuple[str, list[dict[str, str]
 def test_get_connection_refused_raises() -> None:
     with pytest.raises(OSError):
         get("http://127.0.0.1:9/timestamp.json", limit=100)
+
+
+# -- https: the repository's CA bundle, and a certificate it does not trust ---------------
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM), made with `cryptography`."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    crt, pem = tmp / "server.crt", tmp / "server.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return crt, pem
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    import ssl
+    crt, pem = _self_signed(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, pem)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.seen = []  # type: ignore[attr-defined]
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    t = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    t.start()
+    try:
+        yield f"https://127.0.0.1:{httpd.server_address[1]}", crt
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_get_over_https_with_the_repositorys_ca(tls_server: tuple[str, Path]) -> None:
+    url, crt = tls_server
+    r = get(f"{url}/ok", limit=100, cafile=str(crt))
+    assert r is not None and r.status == 200 and r.body == b"x" * 100
+
+
+def test_get_over_https_refuses_an_untrusted_certificate(tls_server: tuple[str, Path]) -> None:
+    import ssl
+    url, _ = tls_server
+    with pytest.raises(ssl.SSLCertVerificationError):  # an OSError: the full path then
+        get(f"{url}/ok", limit=100)
