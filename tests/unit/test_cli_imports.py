@@ -156,7 +156,7 @@ def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
 # measurable part of their start-up: bench/cli_wall.py, docs/cli.md "Start-up time").
 LIGHT = ("udriver.client._client", "udriver.pci._bind", "udriver.pci._iommu", "subprocess",
          "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version", "shutil",
-         "tempfile", "dataclasses", "inspect", "socket", "logging")
+         "tempfile", "dataclasses", "inspect", "socket", "logging", "threading")
 
 
 @pytest.mark.parametrize("argv", [["devices"], ["status"], ["devices", "--json"]])

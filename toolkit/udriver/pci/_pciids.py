@@ -20,9 +20,9 @@ Rules:
 
 from __future__ import annotations
 
+import _thread  # threading's Lock, without importing threading (`udriver devices`)
 import os
 import re
-import threading
 from pathlib import Path
 
 from .._log import getLogger
@@ -115,7 +115,7 @@ class PciIds:
         self.path = path
         self._data: bytes | None = None
         self._loaded = False
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._vendors: dict[int, _Span | None] = {}
         self._devices: dict[tuple[int, int], _Span | None] = {}
         self._subsystems: dict[tuple[int, int, int, int], str | None] = {}
@@ -260,7 +260,7 @@ class PciIds:
 
 _default: PciIds | None = None
 _default_key: str | None = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def default_pci_ids() -> PciIds:
