@@ -223,14 +223,21 @@ def test_kept_answers_keep_their_expiry(filled: Published, env: Path) -> None:
     assert doc["expires"] == soon
 
 
+@pytest.mark.parametrize("quick", [False, True])
 def test_online_answer_from_the_lookup_loads_root_and_timestamp_only(
-        filled: Published, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        filled: Published, env: Path, monkeypatch: pytest.MonkeyPatch, quick: bool) -> None:
     """Nothing new on the server: the root and timestamp steps run (new timestamp
     fetched and verified, TUF spec 5.3-5.4) and the lookup answers; the cached snapshot
     and targets, verified under that same root and timestamp when the lookup was
-    written, are not loaded again. Something new: every step runs (the full path)."""
+    written, are not loaded again. Something new: every step runs (the full path).
+    With the check without python-tuf (`_fresh`, `quick`), nothing new means no
+    python-tuf step at all: the same two questions were asked over `_rawhttp`."""
     from tuf.ngclient.updater import Updater
 
+    from udriver.client import _client
+
+    if not quick:
+        monkeypatch.setattr(_client, "unchanged", lambda *a, **k: False)
     online = _full_path(env, offline=False)
     Client().entries({0x1234, None, 0x8086})
     steps: list[str] = []
@@ -248,11 +255,20 @@ def test_online_answer_from_the_lookup_loads_root_and_timestamp_only(
     monkeypatch.setattr(HttpFetcher, "_fetch",
                         lambda self, url: fetched.append(url.rsplit("/", 1)[1])
                         or orig_fetch(self, url))
+    from udriver.client import _fresh
+    asked: list[str] = []
+    orig_get = _fresh.get
+    monkeypatch.setattr(_fresh, "get", lambda url, **kw: asked.append(url.rsplit("/", 1)[1])
+                        or orig_get(url, **kw))
     with monkeypatch.context() as m:
         _forbid_full_path(m)
         assert _answer(offline=False) == online
-    assert steps == ["_load_root", "_load_timestamp"] * 2  # search, then annotate
-    assert [f for f in fetched if f == "timestamp.json"] == ["timestamp.json"] * 2
+    if quick:
+        assert steps == [] and fetched == []
+        assert asked == ["2.root.json", "timestamp.json"] * 2  # search, then annotate
+    else:
+        assert steps == ["_load_root", "_load_timestamp"] * 2  # search, then annotate
+        assert [f for f in fetched if f == "timestamp.json"] == ["timestamp.json"] * 2
     steps.clear()
     filled.publish_edu("0.2.0")
     got = Client().search("1234:11e8")

@@ -124,7 +124,9 @@ def test_only_repository_commands_load_it(leaf: str, envs: dict[str, dict[str, s
 
 def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
     """An online `udriver search` talks HTTP through urllib3 (which python-tuf imports
-    anyway), not requests: requests and its charset detection were 0.1 s of it."""
+    anyway), not requests: requests and its charset detection were 0.1 s of it. Once its
+    cache and lookup are filled, and while the server's timestamp.json is the one it
+    verified, it asks the server without python-tuf or urllib3 at all (`_fresh`)."""
     from udriver_vm.tufrepo import Server, TufRepo
     repo = TufRepo(tmp_path / "tuf")
     repo.publish()
@@ -136,11 +138,16 @@ def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
                             "add", "main", server.url, "--root", str(repo.path / "root.json")],
                            env=env, capture_output=True, text=True, check=False, timeout=120)
         assert r.returncode == 0, r.stderr
-        for _ in range(2):  # the first fills the cache and the lookup; the second uses them
-            got = _imports(["search", "5a5a:0001"], env)
-            assert "tuf" in got and "urllib3" in got  # it did go online
-            assert not got & {"requests", "boto3", "botocore"}
+        got = _imports(["search", "5a5a:0001"], env)  # fills the cache and the lookup
+        assert "tuf" in got and "urllib3" in got  # it did go online
+        assert not got & {"requests", "boto3", "botocore"}
         assert (tmp_path / "var/repos/main/metadata/timestamp.json").is_file()
+        for _ in range(2):  # nothing new on the server: no python-tuf, no urllib3
+            assert _imports(["search", "5a5a:0001"], env) == set()
+        repo.write_timestamp(7)  # a new timestamp: the full path again, through TUF
+        got = _imports(["search", "5a5a:0001"], env)
+        assert "tuf" in got and not got & {"requests", "boto3", "botocore"}
+        assert _imports(["search", "5a5a:0001"], env) == set()  # and the new one is kept
     finally:
         server.close()
 
@@ -149,7 +156,7 @@ def test_online_search_fetches_without_requests(tmp_path: Path) -> None:
 # measurable part of their start-up: bench/cli_wall.py, docs/cli.md "Start-up time").
 LIGHT = ("udriver.client._client", "udriver.pci._bind", "udriver.pci._iommu", "subprocess",
          "hashlib", "_hashlib", "urllib3", "tuf", "requests", "packaging.version", "shutil",
-         "tempfile")
+         "tempfile", "dataclasses", "inspect", "socket", "logging", "threading")
 
 
 @pytest.mark.parametrize("argv", [["devices"], ["status"], ["devices", "--json"]])

@@ -35,11 +35,11 @@ corrupt status record is logged): the state of one device must never stop anothe
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from . import paths
+from ._log import getLogger
 from .fsio import write_atomic
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
     "write_crash_history",
 ]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def _canonical(bdf: str) -> str:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from ._fields import Fields
+from ._record import record
 from .abi import AbiVersion, format_abi
 from .errors import ManifestError
 from .modalias import Pattern, normalise_patterns, parse_pattern
@@ -64,7 +64,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DriverManifest:
     """What a driver package declares about itself."""
 

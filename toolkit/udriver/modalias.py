@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ._record import field, record
 from .errors import ManifestError
 
 __all__ = [
@@ -58,7 +58,7 @@ _MODALIAS_RE = re.compile(
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Modalias:
     """A concrete device modalias: every field known."""
 
@@ -101,7 +101,7 @@ def parse_modalias(text: str) -> Modalias:
     return Modalias(*(int(g, 16) for g in m.groups()))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Pattern:
     """A modalias pattern. Each field is an int, or None for `*`."""
 
@@ -143,7 +143,7 @@ class Pattern:
         return self.vendor is None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PciId:
     """Convenience for `Driver.ids`: `PciId(0x1234, 0x11E8)`; None means any."""
 
@@ -213,7 +213,7 @@ def parse_pattern(text: object) -> Pattern:
 T = TypeVar("T")
 
 
-@dataclass
+@record
 class PatternIndex(Generic[T]):
     """Patterns mapped to payloads, looked up without scanning every pattern.
 

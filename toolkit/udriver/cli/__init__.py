@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from .. import __version__
+from .. import __version__, _log
 from ..errors import UdriverError
 
 __all__ = ["HelpFormatter", "build_parser", "complete", "dispatch", "env_option", "main",
@@ -120,6 +119,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 
 
+# The commands whose logging is set up only when first needed (`udriver._log`): they log
+# nothing on most runs, and the only library they may load that logs through `logging`
+# itself, python-tuf with urllib3, sets it up on import (`client/_remote`, `_fetcher`).
+_DEFERRED_LOGGING = frozenset({"devices", "status", "search"})
+
+
 def _columns() -> int:
     """The terminal's width as shutil.get_terminal_size gives it: $COLUMNS, else stdout's
     terminal, else 80."""
@@ -215,12 +220,18 @@ def dispatch(args: argparse.Namespace, command: Callable[[argparse.Namespace], i
 
     if isinstance(getattr(args, "command", None), str):  # why the store changes, for history
         set_reason(f"udriver {args.command}")
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:  # credentials never reach a log line
-        handler.addFilter(MaskingFilter())
-    if args.verbose < 2:  # urllib3's "Retrying (Retry(total=2...))" lines are debug detail
-        logging.getLogger("urllib3").setLevel(logging.ERROR)
+    level = _log.WARNING - 10 * min(args.verbose, 2)
+
+    def setup() -> None:  # when logging is first needed (`udriver._log`)
+        import logging
+        logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+        for handler in logging.getLogger().handlers:  # credentials never reach a log line
+            handler.addFilter(MaskingFilter())
+        if args.verbose < 2:  # urllib3's "Retrying (Retry(total=2...))" lines are debug detail
+            logging.getLogger("urllib3").setLevel(logging.ERROR)
+    _log.configure(level, setup)
+    if getattr(args, "command", None) not in _DEFERRED_LOGGING:
+        _log.ready()
     try:
         return int(command(args))
     except UdriverError as e:

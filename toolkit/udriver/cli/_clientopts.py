@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from .._log import getLogger
 from . import env_option
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ __all__ = [
     "terminal_progress",
 ]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def add_json_option(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ Modules (private unless named here):
     _fetcher    python-tuf FetcherInterface over urllib3
     _remote     one repository through ngclient.Updater (online and offline)
     _lookup     verified index answers kept for the next run (read without python-tuf)
+    _fresh      online: is the server's timestamp still the cached one? (no python-tuf)
+    _rawhttp    the one GET `_fresh` makes, over a plain socket; proxy_for, ca_bundle
     (the index format, shards and name ownership: `udriver.repoformat`)
     resolve     device -> driver version (pure)
     _verify     package ID table vs index entry and devices (pure)

@@ -6,10 +6,10 @@ repository that fails is logged and skipped, never an error.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .._log import getLogger
 from ..errors import UdriverError
 from ..modalias import Modalias, parse_modalias
 from ._config import list_repos
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the resolver's modules: only when a repository is configure
 
 __all__ = ["annotate"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def annotate(devices: Mapping[str, Modalias | str], *, refresh: bool = False,

@@ -16,15 +16,18 @@ The one rule (issue 13), modelled on apt's `auth.conf.d` (apt_auth.conf(5)):
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._record import record
 from ..errors import ConfigError
 from ..fsio import write_atomic
 from ..paths import config_dir
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "Credentials",
@@ -41,7 +44,7 @@ MASK = "********"
 _USERINFO = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):(?P<pw>[^/\s@]*)@")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """HTTP Basic credentials of one repository."""
 
@@ -131,8 +134,10 @@ def remove_credentials(name: str) -> None:
     _auth_file(name).unlink(missing_ok=True)
 
 
-class MaskingFilter(logging.Filter):
-    """A logging filter that masks credentials in every record it passes."""
+class MaskingFilter:
+    """A logging filter that masks credentials in every record it passes (any object
+    with a `filter` method is one to `logging`; not a `logging.Filter`, whose import
+    `udriver.cli.dispatch` defers: `udriver._log`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()

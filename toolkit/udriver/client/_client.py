@@ -25,13 +25,13 @@ one), except in `annotate()` (`_annotate`), which is informational and only logs
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
+from .._log import getLogger
 from ..abi import ABI_VERSION, AbiVersion
 from ..errors import ConfigError, DownloadError, InstallError, UdriverError
 from ..manifest import DriverManifest
@@ -43,6 +43,7 @@ from ..repoformat import (
     lookup_names,
 )
 from ._config import RepoConfig, list_repos
+from ._fresh import unchanged
 from ._inventory import installed_for, installed_manifests
 from ._lookup import Lookup, cached_index_names
 from ._origin import check_origin, check_still_owned
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # python-tuf and requests are imported only when a repository
 
 __all__ = ["Client", "InstallResult"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 class Client:
@@ -84,6 +85,7 @@ class Client:
         self._fetcher, self._progress = fetcher, progress
         self._remotes: list[RemoteRepo] | None = None
         self._lookups = {c.name: Lookup(c) for c in self.repos}
+        self._current: dict[str, bool] = {}  # repository -> `_fresh.unchanged` said so
         self.store = store or DriverStore()
         self.provided = provided
         self._entries: dict[tuple[str, str], list[IndexEntry]] = {}
@@ -147,12 +149,16 @@ class Client:
         return out
 
     def _index(self, repo: RepoConfig, name: str) -> list[IndexEntry]:
-        """One index's entries: from the lookup when it can answer (after the root and
-        timestamp steps of a TUF refresh unless offline: `_lookup`, point 4), else
-        through TUF (`RemoteRepo.index`, which finishes the refresh)."""
-        if not self.offline:  # new root and timestamp first; the rest if the lookup is stale
-            self._remote(repo.name).refresh_timestamp()
+        """One index's entries: from the lookup when it can answer (online, after the root
+        and timestamp steps, `_lookup` point 4, asked without python-tuf when nothing is
+        new, `_fresh`), else through TUF (`RemoteRepo.index` finishes the refresh)."""
         lookup = self._lookups[repo.name]
+        if not self.offline and repo.name not in self._current:  # once per repository
+            self._current[repo.name] = self._fetcher is None and unchanged(repo, lookup)
+            if not self._current[repo.name]:
+                lookup.reload()  # `_fresh` read it: read again after the refresh below
+        if not self.offline and not self._current[repo.name]:  # the root, timestamp steps
+            self._remote(repo.name).refresh_timestamp()
         got = lookup.get(name, offline=self.offline)
         if got is not None:
             return got

@@ -17,13 +17,13 @@ temporary name and renamed, so a half-written config is never read.
 from __future__ import annotations
 
 import json
-import logging
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .._log import getLogger
+from .._record import record
 from ..errors import ConfigError
 from ..fsio import write_atomic
 from ..paths import config_dir, state_dir
@@ -50,11 +50,11 @@ __all__ = [
     "repo_state_dir",
 ]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RepoConfig:
     """One configured repository."""
 
@@ -91,6 +91,11 @@ class RepoConfig:
     @property
     def state(self) -> Path:
         return repo_state_dir(self.name)
+
+
+def _as_dict(cfg: RepoConfig) -> dict[str, object]:
+    return {"name": cfg.name, "url": cfg.url, "auto_install": cfg.auto_install,
+            "ca_bundle": cfg.ca_bundle}
 
 
 def _repos_dir() -> Path:
@@ -185,7 +190,7 @@ def add_repo(name: str, url: str, root: Path, *, auto_install: bool = False,
     else:
         remove_credentials(name)  # leftovers of a removed repo with the same name
     write_atomic(_repos_dir() / f"{name}.json",
-                  (json.dumps(asdict(cfg), sort_keys=True, indent=2) + "\n").encode())
+                  (json.dumps(_as_dict(cfg), sort_keys=True, indent=2) + "\n").encode())
     log.info("added repository %s at %s", name, cfg.display_url)
     return cfg
 

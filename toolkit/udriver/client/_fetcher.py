@@ -24,7 +24,6 @@ fetcher adds for users:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,10 +33,14 @@ from tuf.api import exceptions
 from tuf.ngclient.fetcher import FetcherInterface
 
 from .. import __version__
+from .._log import ready
 from ._auth import Credentials, mask_secrets
+from ._rawhttp import ca_bundle, proxy_for
 
 if TYPE_CHECKING:
     import urllib3
+
+ready()  # python-tuf and urllib3 log through `logging`: set up the CLI's handlers
 
 __all__ = ["FetchOptions", "HttpFetcher", "OfflineFetcher", "Progress", "RequestsFetcher",
            "proxy_for"]
@@ -82,26 +85,6 @@ def _reason(e: BaseException) -> str:
     return mask_secrets(text)[:200]
 
 
-def _env(name: str) -> str:
-    return os.environ.get(name) or os.environ.get(name.upper()) or ""
-
-
-def proxy_for(url: str) -> str | None:
-    """The proxy for `url` from the environment, as requests and curl choose it: none
-    when `no_proxy` lists the host (or a domain it is in, or `*`), else `<scheme>_proxy`,
-    else `all_proxy`."""
-    scheme, _, rest = url.partition("://")
-    hostport = rest.split("/", 1)[0].rpartition("@")[2].lower()
-    host = hostport.rsplit(":", 1)[0].strip("[]") if not hostport.endswith("]") \
-        else hostport.strip("[]")
-    for entry in _env("no_proxy").replace(" ", "").lower().split(","):
-        entry = entry.lstrip(".")
-        if entry and (entry == "*" or host == entry or hostport == entry
-                      or host.endswith("." + entry)):
-            return None
-    return _env(f"{scheme.lower()}_proxy") or _env("all_proxy") or None
-
-
 class HttpFetcher(FetcherInterface):
     """Fetch over HTTP(S) with pooled urllib3 connections (one pool manager per proxy)."""
 
@@ -111,8 +94,7 @@ class HttpFetcher(FetcherInterface):
 
         self.options = options
         self.progress = progress
-        self.ca_bundle = (options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
-                          or os.environ.get("CURL_CA_BUNDLE") or None)
+        self.ca_bundle = ca_bundle(options.ca_bundle)
         self.headers = {"User-Agent": f"udriver/{__version__}"}
         if options.auth is not None:
             self.headers.update(urllib3.util.make_headers(

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import time
 from pathlib import Path
 
+from .._log import getLogger
 from ..errors import InstallError
 from ..paths import state_dir
 
 __all__ = ["history_path", "is_held", "read_history", "record", "set_hold", "set_reason"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 _REASON = ""
 

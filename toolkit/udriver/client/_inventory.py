@@ -19,11 +19,11 @@ cannot disagree:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._log import getLogger
 from ..errors import InstallError, PackageError
 from ..manifest import DriverManifest
 from ..modalias import Modalias
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["find_installed", "installed_for", "installed_manifests"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def installed_manifests(store: DriverStore | None = None, deb_dir: Path | None = None

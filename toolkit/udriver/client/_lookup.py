@@ -49,12 +49,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._log import getLogger
 from ..errors import DownloadError, UdriverError
 from ..fsio import write_atomic
 from ..repoformat import IndexEntry, parse_index
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FILE_NAME", "FORMAT", "Lookup", "cached_index_names"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 FORMAT = 1
 """The lookup file's format."""
@@ -144,6 +144,7 @@ class Lookup:
         self._loaded = False
         self._new: dict[str, dict[str, Any]] = {}
         self._key: dict[str, str] | None = None  # of the file last read, when usable
+        self._raw: dict[str, bytes] = {}  # the cached metadata that key was computed from
         self._expires = ""  # and its expiry
 
     def _load(self) -> dict[str, dict[str, Any]] | None:
@@ -177,9 +178,19 @@ class Lookup:
                 or time.strftime(_ISO, time.gmtime()) >= doc["expires"]:
             log.debug("lookup %s: metadata expired %s", self.path, doc["expires"])
             return None
-        self._key, self._expires = current[0], doc["expires"]
+        self._key, self._raw, self._expires = current[0], current[1], doc["expires"]
         indexes: dict[str, dict[str, Any]] = doc["indexes"]
         return indexes
+
+    def reload(self) -> None:
+        """Forget what was read: the next use reads the file (and the cache) again."""
+        self._loaded, self._indexes, self._raw = False, None, {}
+
+    def verified(self) -> dict[str, bytes] | None:
+        """The cached top-level metadata ({"root": bytes, "timestamp": ..., "snapshot",
+        "targets"}) this lookup's answers were derived from, as read when it was loaded
+        and found current (point 2); None when the lookup is unusable (`_fresh`)."""
+        return self._raw if self._load() is not None else None
 
     def get(self, name: str, *, offline: bool = False) -> list[IndexEntry] | None:
         """The entries of index `name` as recorded, or None when the lookup cannot
@@ -267,4 +278,5 @@ class Lookup:
             log.debug("lookup %s: not written: %s", self.path, e)
             return False
         self._indexes, self._loaded, self._new = indexes, True, {}
+        self._key, self._raw, self._expires = key, raw, expires
         return True

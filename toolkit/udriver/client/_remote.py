@@ -29,6 +29,7 @@ from tuf.ngclient.config import UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
+from .._log import ready
 from ..errors import DownloadError, RepositoryError, UdriverError
 from ..fsio import replace_atomic
 from ..repoformat import (
@@ -48,6 +49,8 @@ from ._fetcher import FetchOptions, HttpFetcher, OfflineFetcher, Progress
 from ._lookup import Lookup, cached_index_names
 from ._roles import role_vendors, signing_role
 from ._tuf import OfflineUpdater, tuf_error
+
+ready()  # python-tuf and urllib3 log through `logging`: set up the CLI's handlers
 
 __all__ = ["RemoteRepo"]
 

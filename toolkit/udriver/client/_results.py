@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .._record import field, record
 
 __all__ = ["InstallResult"]
 
 
-@dataclass
+@record
 class InstallResult:
     """What one install did."""
 

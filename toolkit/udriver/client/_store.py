@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._log import getLogger
+from .._record import field
+from .._record import record as record_class
 from ..errors import InstallError, PackageError
 from ..fsio import fsync_dir, replace_atomic, write_atomic
 from ..manifest import MANIFEST_NAME, DriverManifest
@@ -46,7 +47,7 @@ from ._history import is_held, record, set_hold
 
 __all__ = ["DriverStore", "InstalledDriver"]
 
-log = logging.getLogger(__name__)
+log = getLogger(__name__)
 
 
 def _rmtree(path: Path, ignore_errors: bool = False) -> None:
@@ -62,7 +63,7 @@ _ORIGIN = ".origin.json"
 """Per driver: {"repo", "owner"} it was installed from (see `DriverStore.origin`)."""
 
 
-@dataclass(frozen=True)
+@record_class(frozen=True)
 class InstalledDriver:
     """What the store holds for one driver."""
 

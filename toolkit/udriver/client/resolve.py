@@ -17,10 +17,10 @@ Order of decisions, for one device modalias:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from packaging.version import Version
 
+from .._record import record
 from ..abi import ABI_VERSION, AbiVersion, is_compatible
 from ..modalias import Modalias, Pattern, PatternIndex, parse_pattern
 from ..repoformat import IndexEntry
@@ -28,7 +28,7 @@ from ..repoformat import IndexEntry
 __all__ = ["Candidate", "candidates", "choose", "choose_named", "choose_version"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Candidate:
     """A driver version that matches a device, with the pattern that matched best."""
 

@@ -20,16 +20,17 @@ Rules:
 
 from __future__ import annotations
 
-import logging
+import _thread  # threading's Lock, without importing threading (`udriver devices`)
 import os
 import re
-import threading
-from dataclasses import dataclass
 from pathlib import Path
+
+from .._log import getLogger
+from .._record import record
 
 __all__ = ["PCI_IDS_PATHS", "PciIds", "PciNames", "default_pci_ids"]
 
-_log = logging.getLogger(__name__)
+_log = getLogger(__name__)
 
 PCI_IDS_PATHS: tuple[Path, ...] = (
     Path("/usr/share/misc/pci.ids"),  # Debian package pci.ids
@@ -38,7 +39,7 @@ PCI_IDS_PATHS: tuple[Path, ...] = (
 """Where Debian installs the database; `UDRIVER_PCI_IDS` overrides them."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PciNames:
     """Names of one device; each is None when the database does not know it."""
 
@@ -63,7 +64,7 @@ class PciNames:
         }
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Span:
     """A name and the byte range of the indented lines below it."""
 
@@ -72,7 +73,7 @@ class _Span:
     end: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _ClassBlock:
     name: str
     subclasses: dict[int, str]
@@ -114,7 +115,7 @@ class PciIds:
         self.path = path
         self._data: bytes | None = None
         self._loaded = False
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._vendors: dict[int, _Span | None] = {}
         self._devices: dict[tuple[int, int], _Span | None] = {}
         self._subsystems: dict[tuple[int, int, int, int], str | None] = {}
@@ -259,7 +260,7 @@ class PciIds:
 
 _default: PciIds | None = None
 _default_key: str | None = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def default_pci_ids() -> PciIds:

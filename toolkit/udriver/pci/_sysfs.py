@@ -19,12 +19,12 @@ Rules:
 from __future__ import annotations
 
 import errno
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._log import getLogger
+from .._record import record
 from ..errors import DeviceError, ManifestError
 from ..modalias import Modalias, parse_modalias
 from ._address import is_bdf, normalise_bdf
@@ -32,7 +32,7 @@ from ._pciids import PciIds, PciNames, default_pci_ids
 
 __all__ = ["PciDevice", "Sysfs", "SysfsLike", "get_device", "list_devices", "normalise_bdf"]
 
-_log = logging.getLogger(__name__)
+_log = getLogger(__name__)
 
 class Sysfs:
     """The kernel's files under `root` (normally "/"): reads, writes and module loading."""
@@ -164,7 +164,7 @@ def _as_sysfs(sysfs: SysfsLike) -> Sysfs:
     return sysfs if isinstance(sysfs, Sysfs) else Sysfs(sysfs)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PciDevice:
     """One PCI function as sysfs describes it."""
 

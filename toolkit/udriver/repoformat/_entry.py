@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
 from .._fields import Fields
+from .._record import field, record, replace
 from ..abi import AbiVersion, format_abi
 from ..errors import ManifestError, RepositoryError
 from ..modalias import parse_pattern
@@ -49,7 +49,7 @@ _FILE_KINDS = ("wheel", "deb")
 _TARGET_RE = re.compile(r"^drivers/([0-9a-f]{4}|class)/[A-Za-z0-9][A-Za-z0-9._+~-]{0,200}$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IndexEntry:
     """One driver version as listed in a signed index."""
 
