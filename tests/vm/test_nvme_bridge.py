@@ -131,6 +131,15 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
         explain(g, log, f"the supervisor did not stop cleanly: {e}")
     evs = events(g.run(f"cat {log}", timeout=60).stdout)
     assert evs[-1] == {"event": "removed", "shutdown": "shutdown complete"}, evs
+    # remove() stopped the server: it reports what it served (and, for ublk, what it cost:
+    # every SQ doorbell carries at least one request, every CQ doorbell releases one).
+    end = [e for e in evs if e["event"] == "bridge-ended"]
+    assert len(end) == 1 and end[0]["served"] > 0 and end[0]["errors"] == 0, end
+    if kind == "ublk":
+        assert end[0]["why"] == "stopped", end
+        c = end[0]
+        assert 0 < c["sq_rings"] <= c["served"] + 1 and 0 < c["cq_rings"] <= c["served"], c
+        assert 0 < c["irqs"] and c["sleeps"] <= c["enters"], c
     if kind == "nbd":
         assert g.run(f"cat /sys/block/{dev.rsplit('/', 1)[1]}/size", timeout=60,
                      check=True).stdout.strip() == "0"  # NBD_CLEAR_SOCK: capacity 0

@@ -82,13 +82,20 @@ struct nvme_job_result {
     uint32_t reserved;
 };
 
-/* The NBD server loop (nvme_nbd.c). `why`: 0 EOF, 1 NBD_CMD_DISC, 2 stop_fd readable. */
+/* The NBD server loop (nvme_nbd.c). `why`: 0 EOF, 1 NBD_CMD_DISC, 2 stop_fd readable.
+ * The ublk server (nvme_ublk.c) fills the same struct (`why` 0 aborted, 2 stopped) and the
+ * cost counters after `why`, which say where a request's time goes (docs/storage.md). */
 struct nvme_nbd_stats {
     uint64_t requests;        /* replies sent */
     uint64_t errors;          /* replies with a non-zero error */
     uint64_t sync_requests;   /* large, FUA or refused requests done one step at a time */
     uint32_t why;
     uint32_t reserved;
+    uint64_t enters;          /* ublk: io_uring_enter(2) calls */
+    uint64_t sleeps;          /* ublk: of those, the ones that waited for a completion */
+    uint64_t irqs;            /* ublk: MSI-X wake-ups of the I/O queue's eventfd */
+    uint64_t sq_rings;        /* ublk: SQ Tail doorbell writes (MMIO) */
+    uint64_t cq_rings;        /* ublk: CQ Head doorbell writes (MMIO) */
 };
 
 int nvme_c_check_api(uintptr_t api);

@@ -19,7 +19,8 @@ struct nvme_job_result { uint64_t ios; uint64_t bytes; uint64_t elapsed_ns; uint
                          uint64_t first_failed_lba; uint32_t first_failed_status;
                          uint32_t reserved; };
 struct nvme_nbd_stats { uint64_t requests; uint64_t errors; uint64_t sync_requests;
-                        uint32_t why; uint32_t reserved; };
+                        uint32_t why; uint32_t reserved; uint64_t enters; uint64_t sleeps;
+                        uint64_t irqs; uint64_t sq_rings; uint64_t cq_rings; };
 int nvme_c_check_api(uintptr_t api);
 int nvme_prp_build(uint64_t iova, uint64_t len, uint32_t page_size, uint64_t *list,
                    uint64_t list_iova, uint32_t list_pages, uint64_t *prp1, uint64_t *prp2);

@@ -66,7 +66,9 @@ class DataPath:
         except NvmeTimeoutError as e:
             raise self._recovered(e) from e
         return {"requests": int(st.requests), "errors": int(st.errors),
-                "sync_requests": int(st.sync_requests), "why": int(st.why)}
+                "sync_requests": int(st.sync_requests), "why": int(st.why),
+                "enters": int(st.enters), "sleeps": int(st.sleeps), "irqs": int(st.irqs),
+                "sq_rings": int(st.sq_rings), "cq_rings": int(st.cq_rings)}
 
     def _io_cmd(self, opcode: int, ns: NamespaceId, lba: int, nblocks: int) -> None:
         assert self._io is not None and self._bufs is not None

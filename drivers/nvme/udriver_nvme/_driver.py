@@ -79,6 +79,8 @@ class NvmeDriver(Driver):
         self.disk: BlockBridge | None = None
         self.server: NbdServer | UblkServer | None = None
         self._thread: threading.Thread | None = None
+        self._ended: list[str] = []  # why the server thread returned, once it did
+        self._reported = False
 
     def probe(self, device: Device) -> None:
         super().probe(device)
@@ -115,7 +117,7 @@ class NvmeDriver(Driver):
             self.server = NbdServer(self.ctrl, self.disk.fd, engine=self.nbd_engine,
                                     qd=self.nbd_qd)
             self.disk.fd = -1  # the server owns the socket now
-        ended: list[str] = []
+        ended = self._ended
 
         def serve() -> None:
             assert self.server is not None
@@ -130,16 +132,30 @@ class NvmeDriver(Driver):
         emit(event="ready", lba0_bytes=len(first))
         while self._thread.is_alive():
             await asyncio.sleep(0.2)
-        emit(event="bridge-ended", why=ended[0] if ended else "?",
-             served=self.server.served, errors=self.server.errors)
+        self._report_end()
         if ended and ended[0].startswith("error:"):
             raise RuntimeError(f"nvme: {self.disk.kind} server failed: {ended[0]}")
+
+    def _report_end(self) -> None:
+        """Emit "bridge-ended" once the server thread is done (by itself, or stopped by
+        `remove`), with the ublk loop's cost counters (io_uring enters, sleeps, MSI-X
+        wake-ups, doorbell writes; native/nvme_ublk.c)."""
+        if self._reported or self.server is None or not self._ended:
+            return
+        self._reported = True
+        costs: dict[str, int] = {}
+        if isinstance(self.server, UblkServer):
+            costs = {k: v for k, v in self.server.stats.items()
+                     if k in ("enters", "sleeps", "irqs", "sq_rings", "cq_rings")}
+        emit(event="bridge-ended", why=self._ended[0], served=self.server.served,
+             errors=self.server.errors, **costs)
 
     def remove(self) -> None:
         if self.server is not None:  # stop serving before the controller goes
             self.server.stop()
             if self._thread is not None:
                 self._thread.join(30)
+            self._report_end()
             self.server.close()
         if self.disk is not None:
             self.disk.close()

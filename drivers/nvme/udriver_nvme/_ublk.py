@@ -15,6 +15,13 @@ operations (`UblkServer`):
    `close` closes the char device (the parent stops and deletes the device).
 
 Rules for each request are those of native/nvme_ublk.c (the same as NBD's).
+
+The serving thread runs under SCHED_BATCH (sched(7): a woken SCHED_BATCH task does not
+preempt the running one). On a guest with one vCPU the submitting program (fio, a file
+system) then queues its whole batch before the server runs, and the server fetches, submits
+and answers that batch in one pass: half the context switches per request, and fewer
+doorbells. Lowering one's own policy needs no privilege; where it is refused (a seccomp
+filter) the server runs as SCHED_OTHER.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class UblkServer:
         """Requests answered."""
         self.errors = 0
         """Requests answered with an error."""
+        self.stats: dict[str, int] = {}
+        """The C loop's counters once `serve` returned (`DataPath._finish`)."""
 
     def serve(self) -> str:
         """Step 1: serve until stopped or aborted; returns why it ended.
@@ -52,12 +61,16 @@ class UblkServer:
             NvmeError, NativeError: the C data path failed (see `Controller.serve_ublk`).
         """
         try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # this thread only
+        except OSError:
+            pass
+        try:
             st = self.ctrl.serve_ublk(self.disk.fd, self._ready_w, self._stop_r,
                                       self.disk.queue_depth, self.ns.nsid)
         except BaseException:
             os.write(self._ready_w, b"e")  # `start` must not ask for START_DEV now
             raise
-        self.served, self.errors = st["requests"], st["errors"]
+        self.served, self.errors, self.stats = st["requests"], st["errors"], st
         return _WHY.get(st["why"], f"why {st['why']}")
 
     def start(self, timeout: float = 30.0) -> None:
