@@ -16,9 +16,7 @@ clean and `debugfs` reads every file back, byte for byte (sha256 against the gue
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ import pytest
 
 from udriver_vm.harness import Guest, GuestTimeout
 from udriver_vm.hotplug import events, prepare_guest, wait_for
+from udriver_vm.nvme import check_backing_file
 from udriver_vm.wheels import SessionWheels
 from vm._fixtures import require_vm
 
@@ -150,14 +149,4 @@ def test_namespace_is_a_disk_served_unprivileged(bridge_guest: tuple[Guest, Path
     assert "WARNING" not in g.dmesg()
 
     # The host reads the controller's backing file itself.
-    fsck = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True,
-                          check=False)
-    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    out = image.parent / "out"
-    out.mkdir()
-    for name, want in sums.items():
-        subprocess.run(["debugfs", "-R", f"dump /{name} {out / name}", str(image)],
-                       capture_output=True, check=True)
-        data = (out / name).read_bytes()
-        assert len(data) == FILE_MB << 20, name
-        assert hashlib.sha256(data).hexdigest() == want, name
+    check_backing_file(image, sums, FILE_MB << 20)

@@ -24,9 +24,7 @@ and `udriver autobind --update-rules`, and has kept the kernel's `nvme` off new 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shlex
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +46,7 @@ from udriver_vm.hotplug import (
     unit_props,
     wait_for,
 )
+from udriver_vm.nvme import check_backing_file
 from udriver_vm.system import system_root
 from vm._fixtures import require_vm
 
@@ -216,17 +215,7 @@ def test_hotplug_disk_mounted_by_uuid_unprivileged_then_unplugged(
     assert "WARNING" not in new and "Call Trace" not in new, new
 
     # The host reads the controller's backing file itself.
-    fsck = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True,
-                          check=False)
-    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    out = image.parent / "out"
-    out.mkdir()
-    for fname, want in sums.items():
-        subprocess.run(["debugfs", "-R", f"dump /{fname} {out / fname}", str(image)],
-                       capture_output=True, check=True)
-        data = (out / fname).read_bytes()
-        assert len(data) == FILE_MB << 20, fname
-        assert hashlib.sha256(data).hexdigest() == want, fname
+    check_backing_file(image, sums, FILE_MB << 20)
 
     # Plugged in again: nothing to install, systemd mounts it by UUID by itself.
     old = bdf

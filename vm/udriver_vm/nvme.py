@@ -17,7 +17,7 @@ from ._paths import checkout_root
 ROOT = checkout_root()
 NVME_PROJECT = ROOT / "drivers" / "nvme"
 
-__all__ = ["NVME_PROJECT", "install_nvme"]
+__all__ = ["NVME_PROJECT", "check_backing_file", "install_nvme"]
 
 
 def install_nvme(target: Path) -> Path:
@@ -26,3 +26,26 @@ def install_nvme(target: Path) -> Path:
                     "--no-deps", "--no-build-isolation", "--target", str(target),
                     str(NVME_PROJECT)], check=True, capture_output=True)
     return target
+
+
+def check_backing_file(image: Path, sums: dict[str, str], size: int) -> None:
+    """The host's own reading of a controller's backing file after the guest let go of it:
+    `e2fsck -fn` finds the ext4 file system clean, and `debugfs` dumps every file in
+    `sums` (name in the root directory -> sha256) with `size` bytes and that sha256.
+
+    Raises:
+        AssertionError: e2fsck complained, or a file is missing, short or different.
+    """
+    import hashlib
+
+    fsck = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True,
+                          check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    out = image.parent / f"{image.name}.files"
+    out.mkdir(exist_ok=True)
+    for name, want in sums.items():
+        subprocess.run(["debugfs", "-R", f"dump /{name} {out / name}", str(image)],
+                       capture_output=True, check=True)
+        data = (out / name).read_bytes()
+        assert len(data) == size, (name, len(data))
+        assert hashlib.sha256(data).hexdigest() == want, name
