@@ -223,6 +223,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", "gzip")
         elif self.path == "/missing":
             self.send_response(404)
+        elif self.path == "/trickle":  # each byte well within the read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -279,6 +288,16 @@ def test_get_leaves_a_user_in_the_url(raw_server: tuple[str, list[dict[str, str]
     url, seen = raw_server
     assert get(url.replace("http://", "http://bob@") + "/ok", limit=100) is None
     assert seen == []
+
+
+def test_get_declines_a_server_that_trickles(
+        raw_server: tuple[str, list[dict[str, str]]]) -> None:
+    """Every read comes well within the timeout, but the whole answer would take 10 s: it
+    is declined after 3 x timeout (the full path, with its own limits, then asks)."""
+    url, _ = raw_server
+    t0 = time.monotonic()
+    assert get(f"{url}/trickle", limit=100, timeout=0.5) is None
+    assert time.monotonic() - t0 < 4
 
 
 def test_get_connection_refused_raises() -> None:

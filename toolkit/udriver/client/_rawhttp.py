@@ -16,6 +16,7 @@ bytes python-tuf already verified.
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -30,6 +31,8 @@ __all__ = ["Response", "ca_bundle", "get", "proxy_for"]
 
 _MAX_HEAD = 64 * 1024
 """Bytes of status line and headers read at most."""
+_WHOLE = 3
+"""The whole exchange may take this many times the per-read timeout."""
 
 
 def _env(name: str) -> str:
@@ -67,11 +70,11 @@ class Response:
         self.body = body
 
 
-def _recv_head(sock: socket.socket) -> tuple[bytes, bytes] | None:
+def _recv_head(sock: socket.socket, deadline: float) -> tuple[bytes, bytes] | None:
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(8192)
-        if not chunk or len(buf) > _MAX_HEAD:
+        if not chunk or len(buf) > _MAX_HEAD or time.monotonic() > deadline:
             return None
         buf += chunk
     head, _, rest = buf.partition(b"\r\n\r\n")
@@ -102,7 +105,9 @@ def get(url: str, *, limit: int, body: bool = True, auth: Credentials | None = N
             headers).
         auth: HTTP Basic credentials for this server.
         cafile: CA bundle for https (None: the system's store).
-        timeout: seconds allowed to connect, and between two reads.
+        timeout: seconds allowed to connect, and between two reads; the whole answer
+            must come within `_WHOLE` times that (a server that trickles bytes is
+            declined, not waited for).
 
     Returns:
         the response; None when the URL needs what this client leaves to the full
@@ -134,7 +139,8 @@ def get(url: str, *, limit: int, body: bool = True, auth: Credentials | None = N
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             sock = ctx.wrap_socket(sock, server_hostname=parts.hostname)
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("iso-8859-1"))
-        got = _recv_head(sock)
+        deadline = time.monotonic() + _WHOLE * timeout
+        got = _recv_head(sock, deadline)
         parsed = _parse_head(got[0]) if got is not None else None
         if got is None or parsed is None:
             return None
@@ -152,6 +158,8 @@ def get(url: str, *, limit: int, body: bool = True, auth: Credentials | None = N
             chunk = sock.recv(65536)
             if not chunk:
                 break
+            if time.monotonic() > deadline:
+                return None
             data += chunk
         if len(data) > limit or (length is not None and len(data) != int(length)):
             return None
