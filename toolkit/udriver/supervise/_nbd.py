@@ -4,8 +4,9 @@ Every kernel udriver supports has NBD (`BLK_DEV_NBD=m` in Debian's 5.10 to 7.2);
 only from 6.0. The ioctl interface of linux/nbd.h is used, as nbd-client does without
 netlink. Order of operations (`NbdBackend.open`, as root in the privileged parent):
 
-1. Load the module if no /dev/nbd0 exists (`modprobe nbd`; the systemd unit does it in
-   its ExecStartPre instead, because the main process may not load modules).
+1. Load the module if no /dev/nbd0 exists (`modprobe nbd`; the systemd unit has it
+   loaded before it starts, through `modprobe@nbd.service`, because the main process may
+   not load modules and the unit's device policy needs the `nbd` major).
 2. Pick a free device: the first /sys/block/nbdN without a `pid` file (the file exists
    while a socket is attached, drivers/block/nbd.c `nbd_start_device`), and open it.
 3. A stream socketpair (unix(7)): the kernel's end and the driver's end.

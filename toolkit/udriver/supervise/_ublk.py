@@ -7,7 +7,7 @@ every control command; the driver only serves the char device it is given. Order
 operations (`UblkBackend.open`, then `UblkDevice.start` and `close`):
 
 1. Load the module if /dev/ublk-control is missing (`modprobe ublk_drv`; the systemd unit
-   does it in its ExecStartPre).
+   has it loaded before it starts, through `modprobe@ublk_drv.service`).
 2. UBLK_U_CMD_ADD_DEV with `struct ublksrv_ctrl_dev_info`: 1 hardware queue, the driver's
    queue depth and buffer size per tag (`max_io_buf_bytes`), dev_id -1 (the kernel picks
    one and writes it back), flags UBLK_F_CMD_IOCTL_ENCODE (the driver's I/O commands use
