@@ -41,13 +41,12 @@ exactly as before; a refused connection costs one extra, immediate attempt.
 from __future__ import annotations
 
 import json
-import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._log import getLogger
 from ..errors import UdriverError
+from ._lookup import expired
 from ._rawhttp import ca_bundle, get
 
 if TYPE_CHECKING:
@@ -62,8 +61,6 @@ TIMESTAMP_MAX_LENGTH = 16384
 """python-tuf's `UpdaterConfig.timestamp_max_length` (the X of TUF spec 5.4.1)."""
 ROOT_STATUS_NONE = (403, 404)
 """The answers to `N+1.root.json` that python-tuf takes for "no newer root"."""
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
-_ISO_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def _signed(data: bytes, role: str) -> dict[str, Any]:
@@ -71,12 +68,6 @@ def _signed(data: bytes, role: str) -> dict[str, Any]:
     if not isinstance(signed, dict) or signed.get("_type") != role:
         raise ValueError(f"not {role} metadata")
     return signed
-
-
-def _expired(signed: dict[str, Any], now: str) -> bool:
-    expires = signed.get("expires")
-    # Fixed-width UTC timestamps compare as strings; python-tuf's rule: now >= expires.
-    return not (isinstance(expires, str) and _ISO_RE.fullmatch(expires) and now < expires)
 
 
 def unchanged(config: RepoConfig, lookup: Lookup, *, metadata_dir: Path | None = None,
@@ -104,9 +95,8 @@ def unchanged(config: RepoConfig, lookup: Lookup, *, metadata_dir: Path | None =
     except (ValueError, KeyError, TypeError) as e:
         log.debug("%s: cached metadata unreadable (%s); full refresh", config.name, e)
         return False
-    now = time.strftime(_ISO, time.gmtime())
     for role, signed in (("root", root), ("timestamp", ts)):
-        if _expired(signed, now):  # TUF spec 5.3.10, 5.4.4: the full path reports it
+        if expired(signed.get("expires")):  # TUF spec 5.3.10, 5.4.4: the full path reports it
             log.debug("%s: cached %s expired; full refresh", config.name, role)
             return False
     cache = metadata_dir or config.state / "metadata"

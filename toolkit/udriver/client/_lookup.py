@@ -73,6 +73,14 @@ FILE_NAME = "lookup.json"
 """Its name, in the repository's state directory (`RepoConfig.state`)."""
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 _ISO_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def expired(expires: object) -> bool:
+    """Whether a metadata `expires` value ("2026-11-30T04:00:00Z") is past, or malformed
+    (python-tuf's rule: expired when now >= expires). Fixed-width UTC timestamps compare
+    as strings."""
+    return not (isinstance(expires, str) and _ISO_RE.fullmatch(expires)
+                and time.strftime(_ISO, time.gmtime()) < expires)
 _KEY_ROLES = ("root", "timestamp", "snapshot", "targets")
 
 
@@ -174,8 +182,7 @@ class Lookup:
             log.debug("lookup %s: stale (the cached metadata changed since)", self.path)
             return None
         # Fixed-width UTC timestamps compare as strings (no _strptime import: 20 ms).
-        if not _ISO_RE.fullmatch(doc["expires"]) \
-                or time.strftime(_ISO, time.gmtime()) >= doc["expires"]:
+        if expired(doc["expires"]):
             log.debug("lookup %s: metadata expired %s", self.path, doc["expires"])
             return None
         self._key, self._raw, self._expires = current[0], current[1], doc["expires"]
