@@ -95,7 +95,8 @@ def params(blocks: int, block_size: int, io_bytes: int) -> bytes:
 
 
 def _control(ctl: int, op: int, what: str, dev_id: int, payload: bytearray | None = None,
-             data0: int = 0, timeout: float | None = None) -> None:
+             data0: int = 0, timeout: float | None = None, late: str = "") -> None:
+    """One control command; `late` is added to the error when `timeout` expires."""
     import ctypes
     buf = (ctypes.c_char * len(payload)).from_buffer(payload) if payload is not None else None
     addr = ctypes.addressof(buf) if buf is not None else 0
@@ -103,7 +104,7 @@ def _control(ctl: int, op: int, what: str, dev_id: int, payload: bytearray | Non
         uring_cmd(ctl, op, ctrl_cmd(dev_id, len(payload) if payload else 0, addr, data0),
                   timeout)
     except TimeoutError as e:
-        raise BridgeError(f"ublk {what} failed: no answer within {timeout:g} s") from e
+        raise BridgeError(f"ublk {what} failed: no answer within {timeout:g} s{late}") from e
     except OSError as e:
         raise BridgeError(f"ublk {what} failed: {e.strerror} (errno {e.errno})") from e
     finally:
@@ -125,10 +126,11 @@ class UblkDevice:
         self._closed = False
         self._lock = threading.Lock()
 
-    def _ctl(self, op: int, what: str, data0: int = 0, timeout: float | None = None) -> None:
+    def _ctl(self, op: int, what: str, data0: int = 0, timeout: float | None = None,
+             late: str = "") -> None:
         ctl = os.open(self.root / "dev/ublk-control", os.O_RDWR | os.O_CLOEXEC)
         try:
-            _control(ctl, op, what, self.dev_id, data0=data0, timeout=timeout)
+            _control(ctl, op, what, self.dev_id, data0=data0, timeout=timeout, late=late)
         finally:
             os.close(ctl)
 
@@ -146,12 +148,9 @@ class UblkDevice:
         with self._lock:
             if self._closed or self.started:
                 raise BridgeError(f"{self.path} is {'closed' if self._closed else 'started'}")
-            try:
-                self._ctl(UBLK_U_CMD_START_DEV, f"START_DEV of {self.path}", pid,
-                          timeout=START_TIMEOUT)
-            except BridgeError as e:
-                raise BridgeError(f"{e} (has the driver fetched every tag before `start`?)"
-                                  if "no answer" in str(e) else str(e)) from e
+            self._ctl(UBLK_U_CMD_START_DEV, f"START_DEV of {self.path}", pid,
+                      timeout=START_TIMEOUT,
+                      late=" (has the driver fetched every tag before `start`?)")
             self.started = True
 
     def close(self, timeout: float = 10.0) -> None:
